@@ -1,0 +1,26 @@
+# Two commands for a fresh clone (see README):
+#   make demo   install, then run the main job on the shipped sample data
+#   make test   install, then run the whole test suite
+# The virtual environment lives outside the clone (scripts/venv.sh prints where).
+
+SHELL := /bin/bash
+VENV = $(shell ./scripts/venv.sh)
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv sample-data
+
+venv:
+	@./scripts/venv.sh
+
+demo:
+	@venv=$$(./scripts/venv.sh) && set -x && \
+	"$$venv/bin/s2m-geo" sample-data demo_out --size 1024 --seed 1 --overwrite
+
+test:
+	@venv=$$(./scripts/venv.sh) && \
+	"$$venv/bin/python" -m pytest $(PYTEST_ARGS)
+
+# Regenerates sample_data/ exactly as shipped (see sample_data/README.md).
+sample-data:
+	@venv=$$(./scripts/venv.sh) && \
+	"$$venv/bin/s2m-geo" sample-data sample_data --size 1536 --seed 0 --overwrite

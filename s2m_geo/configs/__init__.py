@@ -1,0 +1,1 @@
+"""Packaged configuration files (class tables and model configs)."""

@@ -1,0 +1,27 @@
+"""Shared fixtures: small synthetic scenes and the real rasters in ../shared/realdata."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REALDATA = Path(os.environ.get("S2M_REALDATA", ROOT.parent / "shared" / "realdata"))
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    """../shared/realdata, or skip the test when it is absent."""
+    if not REALDATA.is_dir():
+        pytest.skip(f"real data not found at {REALDATA}")
+    return REALDATA
+
+
+@pytest.fixture(scope="session")
+def small_scene(tmp_path_factory) -> dict[str, Path]:
+    """A 512x512 default synthetic scene pair (seed 0)."""
+    from s2m_geo.synthetic import SceneSpec, write_scene
+
+    return write_scene(tmp_path_factory.mktemp("scene"), SceneSpec(size=512, seed=0))
