@@ -1,0 +1,206 @@
+"""The S2M quadruple rule: where, how many, what and how for each class of a change mask.
+
+DESIGN.md §3 "Quadruple". For a class occupying N pixels of an H×W mask:
+
+* **how many** – N < 800 → ``a single``; N < 4000 → ``a few``; N < 8000 → ``several``;
+  otherwise ``multiple`` (:func:`quantity_from_pixels`). Geo outputs apply the same
+  thresholds as ground areas, threshold × ``reference_gsd_m``² (:func:`quantity_from_area`).
+* **where** – the class centroid (mean row, mean column of its pixel *centres*, i.e. index
+  + 0.5) on a 3×3 grid of thirds of H and W (:func:`direction_from_centroid`).
+  Bands are half-open, top/left inclusive: a coordinate ``y`` is **north** when
+  ``0 <= y < H/3``, **center** when ``H/3 <= y < 2H/3`` and **south** when
+  ``2H/3 <= y <= H``; columns likewise west/center/east. So a centroid lying exactly on a
+  third line belongs to the band below it (or right of it). For masks the comparison is
+  done in exact integer arithmetic, so this holds without floating-point doubt.
+* **what / how** – ``category`` and ``change_type`` from the class table.
+
+Everything here is a pure function of its arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..classes import ClassTable
+from ..errors import InputError
+
+#: Pixel-count thresholds of the quantity rule (upper bounds, exclusive).
+SINGLE_MAX_PX = 800
+FEW_MAX_PX = 4000
+SEVERAL_MAX_PX = 8000
+QUANTITY_THRESHOLDS_PX: tuple[int, int, int] = (SINGLE_MAX_PX, FEW_MAX_PX, SEVERAL_MAX_PX)
+#: Quantity words, from smallest to largest; ``QUANTITIES[i]`` applies below threshold ``i``.
+QUANTITIES: tuple[str, str, str, str] = ("a single", "a few", "several", "multiple")
+
+_ROW_BANDS = ("north", "center", "south")
+_COL_BANDS = ("west", "center", "east")
+#: The nine direction names, row-major from the top-left cell.
+DIRECTIONS: tuple[str, ...] = (
+    "northwest", "north", "northeast",
+    "west", "center", "east",
+    "southwest", "south", "southeast",
+)
+
+# Rows of the mask processed at once when summing coordinates (bounds temporary memory).
+_ROW_CHUNK = 1024
+
+
+class MaskError(InputError, ValueError):
+    """A mask value that the class table does not know (an :class:`InputError` and a ValueError)."""
+
+
+@dataclass(frozen=True)
+class Quadruple:
+    """What/how/how-many/where of one change class in one mask, plus its pixel count."""
+
+    class_id: int
+    category: str
+    change_type: str
+    quantity: str
+    direction: str
+    pixels: int
+
+
+def _quantity_index(value: float, thresholds: tuple[float, ...]) -> int:
+    for i, t in enumerate(thresholds):
+        if value < t:
+            return i
+    return len(thresholds)
+
+
+def quantity_from_pixels(n: int) -> str:
+    """The quantity word for a region of ``n`` pixels (0 counts as ``a single``)."""
+    if n < 0:
+        raise ValueError(f"pixel count must be >= 0, got {n}")
+    return QUANTITIES[_quantity_index(n, QUANTITY_THRESHOLDS_PX)]
+
+
+def quantity_from_area(area_m2: float, reference_gsd_m: float) -> str:
+    """The quantity word for a ground area, thresholds scaled by ``reference_gsd_m``².
+
+    ``quantity_from_area(n * gsd**2, gsd) == quantity_from_pixels(n)`` for pixel counts
+    ``n``: an area is compared with ``threshold * gsd**2`` (e.g. 800 px at 0.5 m = 200 m²).
+    """
+    if not (reference_gsd_m > 0 and math.isfinite(reference_gsd_m)):
+        raise ValueError(f"reference_gsd_m must be a positive number, got {reference_gsd_m!r}")
+    if not (area_m2 >= 0 and math.isfinite(area_m2)):
+        raise ValueError(f"area must be a finite number >= 0, got {area_m2!r}")
+    g2 = reference_gsd_m * reference_gsd_m
+    return QUANTITIES[_quantity_index(area_m2, tuple(t * g2 for t in QUANTITY_THRESHOLDS_PX))]
+
+
+def _band(c: float, size: float) -> int:
+    """Band index (0, 1, 2) of coordinate ``c`` in [0, size]: [0, s/3), [s/3, 2s/3), [2s/3, s]."""
+    third3 = 3.0 * c  # compare 3c with s and 2s rather than c with s/3 (no rounding of s/3)
+    return 0 if third3 < size else (1 if third3 < 2.0 * size else 2)
+
+
+def _direction(row_band: int, col_band: int) -> str:
+    return DIRECTIONS[3 * row_band + col_band]
+
+
+def direction_from_fractions(fy: float, fx: float) -> str:
+    """Direction of a point given as fractions of the frame, 0 = top (north) / left (west).
+
+    ``fy`` and ``fx`` must lie in [0, 1]. Bands: [0, 1/3) north/west, [1/3, 2/3) center,
+    [2/3, 1] south/east. Geo code can pass fractions of a north-up, true-north frame.
+    """
+    for name, f in (("fy", fy), ("fx", fx)):
+        if not 0.0 <= f <= 1.0:  # also rejects NaN
+            raise ValueError(f"{name} must be a fraction in [0, 1], got {f!r}")
+    return _direction(_band(fy, 1.0), _band(fx, 1.0))
+
+
+def direction_from_centroid(cy: float, cx: float, h: int, w: int) -> str:
+    """Direction of a centroid (row ``cy``, column ``cx``, in pixels) in an ``h``×``w`` image.
+
+    Pixel centres sit at index + 0.5, so valid centroids lie in [0, h] × [0, w]. A centroid
+    exactly on a third line goes to the lower/right band, e.g. ``cy == h/3`` is center.
+    """
+    if h <= 0 or w <= 0:
+        raise ValueError(f"image size must be positive, got {h}x{w}")
+    if not (0.0 <= cy <= h and 0.0 <= cx <= w):
+        raise ValueError(f"centroid ({cy!r}, {cx!r}) lies outside a {h}x{w} image")
+    return _direction(_band(cy, h), _band(cx, w))
+
+
+def _exact_band(index_sum: int, n: int, size: int) -> int:
+    """Band of the centroid ``(index_sum + n/2) / n`` in an extent of ``size``, exactly.
+
+    centroid < size/3  <=>  3 * (2*index_sum + n) < 2 * size * n  (all integers).
+    """
+    lhs = 3 * (2 * index_sum + n)
+    if lhs < 2 * size * n:
+        return 0
+    if lhs < 4 * size * n:
+        return 1
+    return 2
+
+
+def _check_mask(mask: np.ndarray, table: ClassTable) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise MaskError(f"a change mask must be 2-D (H, W), got shape {m.shape}")
+    if m.dtype == bool or not np.issubdtype(m.dtype, np.integer):
+        raise MaskError(f"a change mask must hold integer class ids, got dtype {m.dtype}")
+    if m.size:
+        lo, hi = int(m.min()), int(m.max())
+        k = table.num_classes - 1
+        bad = lo if lo < 0 else (hi if hi > k else None)
+        if bad is not None:
+            raise MaskError(f"mask value {bad} is not a class id of table '{table.name}' "
+                            f"(ids 0..{k}); use the class table the mask was made with")
+    return m
+
+
+def class_pixel_stats(mask: np.ndarray, table: ClassTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per class id 0..K: pixel count, sum of row indices, sum of column indices (int64).
+
+    Sums are exact integers (no floating point), computed in row chunks so that temporary
+    memory stays bounded for large masks. Raises :class:`MaskError` for unknown ids.
+    """
+    m = _check_mask(mask, table)
+    k1 = table.num_classes
+    counts = np.zeros(k1, dtype=np.int64)
+    row_sums = np.zeros(k1, dtype=np.int64)
+    col_sums = np.zeros(k1, dtype=np.int64)
+    h, w = m.shape
+    if m.size == 0:
+        return counts, row_sums, col_sums
+    cols = np.arange(w, dtype=np.int64)
+    for r0 in range(0, h, _ROW_CHUNK):
+        block = m[r0:r0 + _ROW_CHUNK].astype(np.int64)
+        bh = block.shape[0]
+        per_row = np.bincount((block * bh + np.arange(bh, dtype=np.int64)[:, None]).ravel(),
+                              minlength=k1 * bh).reshape(k1, bh)
+        per_col = np.bincount((block * w + cols[None, :]).ravel(),
+                              minlength=k1 * w).reshape(k1, w)
+        counts += per_row.sum(axis=1)
+        row_sums += per_row @ np.arange(r0, r0 + bh, dtype=np.int64)
+        col_sums += per_col @ cols
+    return counts, row_sums, col_sums
+
+
+def quadruples_from_mask(mask: np.ndarray, table: ClassTable) -> list[Quadruple]:
+    """One :class:`Quadruple` per change class present in ``mask`` (ids 1..K, ascending).
+
+    Id 0 (no change) is ignored; an id outside the table raises :class:`MaskError`
+    (a ValueError and an InputError). An empty or all-zero mask gives ``[]``.
+    The direction is image-relative (row 0 = north).
+    """
+    counts, row_sums, col_sums = class_pixel_stats(mask, table)
+    h, w = np.shape(mask)
+    out: list[Quadruple] = []
+    for cid in range(1, table.num_classes):
+        n = int(counts[cid])
+        if n == 0:
+            continue
+        cls = table[cid]
+        direction = _direction(_exact_band(int(row_sums[cid]), n, h),
+                               _exact_band(int(col_sums[cid]), n, w))
+        out.append(Quadruple(class_id=cid, category=cls.category, change_type=cls.change_type,
+                             quantity=quantity_from_pixels(n), direction=direction, pixels=n))
+    return out
