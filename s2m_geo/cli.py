@@ -103,6 +103,187 @@ def sample_data(outdir: Path, size: int, seed: int, gsd: float, post_crs: str | 
         click.echo(str(p))
 
 
+classes_option = click.option(
+    "--classes", "classes", default="gaza_change", show_default=True,
+    help="Class table: a packaged name or a YAML file.")
+
+
+def _table(classes: str):
+    from .classes import load_class_table
+
+    return load_class_table(classes)
+
+
+@cli.command()
+@click.argument("mask", type=click.Path(path_type=Path))
+@classes_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of text.")
+@click.option("--seed", default=None, type=int,
+              help="Draw each sentence's template at random with this seed (default: template 0).")
+def describe(mask: Path, classes: str, as_json: bool, seed: int | None) -> None:
+    """Say what a class raster shows: per class, where / what / how / how many, and a sentence.
+
+    Directions are in image terms (top = north) for now.
+
+    \b
+    Example:
+      s2m-geo describe sample_data/label.tif
+      s2m-geo describe sample_data/label.tif --json
+    """
+    import json
+    import random
+
+    from .describe import describe_mask
+    from .evaluate import read_mask
+
+    table = _table(classes)
+    data, _ = read_mask(mask)
+    try:
+        items = describe_mask(data, table, random.Random(seed) if seed is not None else None)
+    except InputError as exc:
+        raise InputError(f"{mask}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps([{"class_id": q.class_id, "category": q.category,
+                                "change_type": q.change_type, "quantity": q.quantity,
+                                "direction": q.direction, "pixels": q.pixels, "sentence": s}
+                               for q, s in items], indent=2))
+        return
+    if not items:
+        click.echo(f"{mask}: no change. There is no change in the image.")
+        return
+    click.echo(f"{mask}: {len(items)} change class(es); directions in image terms (top = north)")
+    for q, s in items:
+        click.echo(f"  {q.class_id} {table[q.class_id].name}: {q.quantity}, {q.direction}, "
+                   f"{q.pixels} px  --  {s}")
+
+
+@cli.command()
+@click.argument("pred", type=click.Path(path_type=Path))
+@click.argument("label", type=click.Path(path_type=Path))
+@classes_option
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@progress_option
+def evaluate(pred: Path, label: Path, classes: str, as_json: bool, progress_mode: str) -> None:
+    """Score predicted class rasters against labels: SeK, Fscd, mIoU, OA, per-class IoU/F1.
+
+    PRED and LABEL are two rasters on one grid, or two folders of them paired by file name.
+    One confusion matrix is accumulated over all pixels (rows = prediction); nodata and
+    label 255 are ignored.
+
+    \b
+    Example:
+      s2m-geo evaluate changes.tif sample_data/label.tif --json
+    """
+    import json
+
+    from .evaluate import evaluate_rasters
+
+    table = _table(classes)
+    with Progress(progress_mode) as progress:
+        scores = evaluate_rasters(pred, label, table, progress.callback("evaluate"))
+    if as_json:
+        click.echo(json.dumps(scores, indent=2))
+        return
+    click.echo(f"{scores['pairs']} pair(s), {sum(map(sum, scores['confusion_matrix']))} pixels scored")
+    for key in ("sek", "fscd", "precision", "recall", "miou", "oa", "mf1", "kappa"):
+        click.echo(f"  {key:<10} {scores[key]:.4f}")
+    click.echo("  per class:       IoU     F1")
+    for row in scores["per_class"]:
+        click.echo(f"  {row['class_id']:>2} {table[row['class_id']].name:<28} {row['iou']:.4f} {row['f1']:.4f}")
+
+
+@cli.command()
+@click.option("--config", "config", required=True, type=click.Path(path_type=Path),
+              help="Training config YAML (see configs/s2m_small_cpu.yaml).")
+@click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (checkpoints, log, model.safetensors). Default: runs/CONFIG-NAME.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@progress_option
+def train(config: Path, out: Path | None, resume: bool, progress_mode: str) -> None:
+    """Train an S2M model in two stages (visual, then text-guided) and write a model package.
+
+    \b
+    Example:
+      s2m-geo train --config configs/s2m_small_cpu.yaml --out runs/small
+      s2m-geo train --config configs/s2m_small_cpu.yaml --out runs/small --resume
+    """
+    from .train.config import load_train_config
+    from .train.trainer import train as run_training
+
+    cfg = load_train_config(config)
+    out = out or Path("runs") / config.stem
+    with Progress(progress_mode) as progress:
+        final = run_training(cfg, out, resume=resume, progress=progress.update, message=progress.message)
+    click.echo(str(final))
+
+
+@cli.command("model-info")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the package metadata as JSON.")
+def model_info(model: Path, as_json: bool) -> None:
+    """Show what a model package (.safetensors) or ONNX change model is and how it was trained.
+
+    \b
+    Example:
+      s2m-geo model-info runs/small/model.safetensors
+    """
+    import json
+
+    meta = _read_meta(model)
+    if as_json:
+        click.echo(json.dumps(meta.to_dict(), indent=2))
+        return
+    d = meta.to_dict()
+    click.echo(f"{model}")
+    click.echo(f"  architecture   {d['architecture']} (format {d['format_version']}), backbone {d['backbone']}")
+    click.echo(f"  classes        {meta.class_table.name}: " +
+               ", ".join(c.name for c in meta.class_table))
+    click.echo(f"  bands          pre {d['bands']['pre']}, post {d['bands']['post']}")
+    click.echo(f"  tile           {d['tile_size']} px, default overlap {d['default_overlap']} px")
+    if d.get("training_gsd_m"):
+        click.echo(f"  training GSD   {d['training_gsd_m']} m")
+    t = d.get("training") or {}
+    if t:
+        click.echo(f"  training       stage {t.get('stage')}, epoch {t.get('epoch')}, "
+                   f"{t.get('train_tiles')} tiles, config {t.get('config_file')}")
+    if d.get("metrics"):
+        click.echo("  metrics        " + ", ".join(f"{k} {v:.4f}" for k, v in d["metrics"].items()
+                                                  if isinstance(v, (int, float))))
+
+
+def _read_meta(model: Path):
+    if not model.exists():
+        raise InputError(f"{model}: model file not found; check the path")
+    if model.suffix.lower() == ".onnx":
+        from .model import load_onnx_model
+
+        return load_onnx_model(model).meta
+    from .model import read_package_meta
+
+    return read_package_meta(model)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--onnx", "onnx_out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output ONNX file (two inputs pre, post; output logits).")
+@click.option("--tile-size", default=None, type=click.IntRange(32), help="Tile size of the export sample.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def export(model: Path, onnx_out: Path, tile_size: int | None, overwrite: bool) -> None:
+    """Export a model package to a two-input ONNX model carrying the same metadata.
+
+    \b
+    Example:
+      s2m-geo export runs/small/model.safetensors --onnx small.onnx
+    """
+    from .model import export_onnx
+
+    if onnx_out.exists() and not overwrite:
+        raise InputError(f"{onnx_out}: already exists; pass --overwrite or choose another name")
+    _read_meta(model)
+    click.echo(str(export_onnx(model, onnx_out, tile_size=tile_size)))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="s2m-geo")

@@ -1,0 +1,116 @@
+"""Score class rasters against labels (``s2m-geo evaluate``), streaming block by block.
+
+One confusion matrix is accumulated over every pixel of every pair (rows = prediction), then
+the SCD scores of :mod:`s2m_geo.metrics` are computed once. Pixels that are nodata in either
+raster, or 255 (ignore) in the label, are left out.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning
+
+from .classes import ClassTable
+from .errors import InputError
+from .metrics import confusion_matrix, scd_scores
+
+IGNORE = 255
+RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".vrt", ".jp2", ".img"}
+
+
+def open_raster(path: str | Path):
+    """Open a raster read-only; a missing or unreadable file is an :class:`InputError`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found; check the path")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except rasterio.errors.RasterioIOError:
+        raise InputError(f"{path}: not a raster GDAL can read; give a GeoTIFF or another GDAL raster") from None
+
+
+def pair_files(pred: Path, label: Path) -> list[tuple[Path, Path]]:
+    """(prediction, label) pairs: two files, or two folders matched by file stem."""
+    if pred.is_dir() != label.is_dir():
+        raise InputError(f"{pred if not pred.is_dir() else label}: give two files or two folders, not one of each")
+    if not pred.is_dir():
+        return [(pred, label)]
+    preds = {p.stem: p for p in sorted(pred.iterdir()) if p.suffix.lower() in RASTER_SUFFIXES}
+    labels = {p.stem: p for p in sorted(label.iterdir()) if p.suffix.lower() in RASTER_SUFFIXES}
+    common = sorted(set(preds) & set(labels))
+    if not common:
+        raise InputError(f"{pred}: no file name matches one in {label}; predictions and labels are paired by name")
+    missing = sorted(set(labels) - set(preds))
+    if missing:
+        raise InputError(f"{pred}: no prediction for label '{missing[0]}' ({len(missing)} missing); "
+                         f"predict every label first")
+    return [(preds[s], labels[s]) for s in common]
+
+
+def _check_values(a: np.ndarray, valid: np.ndarray, k: int, path: Path, table: ClassTable) -> None:
+    bad = valid & (a >= k)
+    if bad.any():
+        raise InputError(f"{path}: value {int(a[bad][0])} is not a class id of '{table.name}' "
+                         f"(0..{k - 1}); pass the matching --classes table")
+
+
+def accumulate(pred_path: Path, label_path: Path, table: ClassTable) -> np.ndarray:
+    """The confusion matrix of one prediction/label pair."""
+    k = table.num_classes
+    hist = np.zeros((k, k), np.int64)
+    with open_raster(pred_path) as p, open_raster(label_path) as lab:
+        if (p.height, p.width) != (lab.height, lab.width):
+            raise InputError(f"{pred_path}: {p.width}x{p.height} pixels but the label {label_path} is "
+                             f"{lab.width}x{lab.height}; predict on the label's grid")
+        if p.crs and lab.crs and (p.crs != lab.crs or not p.transform.almost_equals(lab.transform)):
+            raise InputError(f"{pred_path}: not on the same grid as {label_path}; predict on the label's grid")
+        for _, win in p.block_windows(1):
+            a = p.read(1, window=win).astype(np.int64)
+            b = lab.read(1, window=win).astype(np.int64)
+            valid = b != IGNORE
+            if p.nodata is not None:
+                valid &= a != int(p.nodata)
+            if lab.nodata is not None:
+                valid &= b != int(lab.nodata)
+            _check_values(a, valid, k, pred_path, table)
+            _check_values(b, valid, k, label_path, table)
+            hist += confusion_matrix(a, b, k, valid=valid)
+    return hist
+
+
+def evaluate_rasters(pred: str | Path, label: str | Path, table: ClassTable,
+                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """SCD scores of class rasters (two files or two folders) plus the confusion matrix."""
+    pairs = pair_files(Path(pred), Path(label))
+    k = table.num_classes
+    hist = np.zeros((k, k), np.int64)
+    for i, (a, b) in enumerate(pairs):
+        hist += accumulate(a, b, table)
+        if progress:
+            progress(i + 1, len(pairs))
+    if hist.sum() == 0:
+        raise InputError(f"{label}: no valid pixel to score (all nodata or ignore); check the labels")
+    scores = scd_scores(hist)
+    scores["confusion_matrix"] = hist.tolist()
+    scores["pairs"] = len(pairs)
+    return scores
+
+
+def read_mask(path: str | Path) -> tuple[np.ndarray, Any]:
+    """Band 1 of a class raster as int64 (nodata pixels become 0, "no change") and its dataset
+    profile; with the file's path in any error."""
+    with open_raster(path) as ds:
+        mask = ds.read(1)
+        if ds.nodata is not None:
+            mask = np.where(mask == ds.nodata, 0, mask)
+        if not np.issubdtype(mask.dtype, np.integer):
+            if not np.all(np.mod(mask, 1) == 0):
+                raise InputError(f"{path}: holds fractional values; a class raster holds integer class ids")
+        return mask.astype(np.int64), ds.profile

@@ -1,0 +1,113 @@
+"""S2M network hyper-parameters (torch-free, so package headers can be read without torch)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..errors import InputError
+
+DEFAULT_BACKBONE = "vit_small_patch16_dinov3"
+
+
+@dataclass
+class S2MConfig:
+    """Architecture of an :class:`~s2m_geo.model.s2m.S2MNet`.
+
+    Everything needed to rebuild the network (but not its weights) lives here, and is
+    stored in the model package header (``to_dict``/``from_dict``).
+
+    Attributes:
+        backbone: timm model name (a CNN with a 4/8/16/32 pyramid, or a patch-16 ViT such
+            as ``vit_small_patch16_dinov3``); a pretrained tag (``.lvd1689m``) is allowed.
+        backbone_kwargs: extra keyword arguments for ``timm.create_model`` (e.g. ``depth``,
+            ``embed_dim``, ``drop_path_rate``). Must be JSON-serialisable.
+        in_chans: bands per epoch.
+        num_classes: K + 1 logits (id 0 = no change).
+        decoder_channels: width of the per-scale fusion and of the FPN decoder.
+        attn_heads: heads of the cross-epoch attention (0 disables it: conv difference only).
+        attn_kv_pool: per level (strides 4, 8, 16, 32), the average-pooling factor applied to
+            the keys/values of the cross-epoch attention (spatial-reduction attention). The
+            default (8, 4, 1, 1) keeps full global attention at strides 16 and 32 and lets the
+            fine levels attend to the other epoch at stride 32, so the cost stays linear in
+            the number of fine tokens.
+        vit_taps: 0-based ViT blocks tapped for the pyramid (default: 4 evenly spaced,
+            e.g. [2, 5, 8, 11] for depth 12).
+        vit_norm: apply the ViT's final norm to each tapped block output (as DINOv3 does
+            for dense tasks).
+        text_dim: dimension of the sentence embeddings (CLIP ViT-B/32: 512).
+        align_heads: heads of the text-guided alignment cross-attention (training only).
+    """
+
+    backbone: str = DEFAULT_BACKBONE
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    in_chans: int = 3
+    num_classes: int = 7
+    decoder_channels: int = 128
+    attn_heads: int = 4
+    attn_kv_pool: tuple[int, int, int, int] = (8, 4, 1, 1)
+    vit_taps: tuple[int, int, int, int] | None = None
+    vit_norm: bool = True
+    text_dim: int = 512
+    align_heads: int = 4
+
+    def __post_init__(self) -> None:
+        self.attn_kv_pool = tuple(int(v) for v in self.attn_kv_pool)  # type: ignore[assignment]
+        if self.vit_taps is not None:
+            self.vit_taps = tuple(int(v) for v in self.vit_taps)  # type: ignore[assignment]
+        self.backbone_kwargs = dict(self.backbone_kwargs)
+
+    def validate(self, source: str = "<config>") -> "S2MConfig":
+        """Check value ranges; raise :class:`InputError` naming ``source`` and the fix."""
+
+        def bad(msg: str) -> InputError:
+            return InputError(f"{source}: invalid S2M model config: {msg}")
+
+        if not isinstance(self.backbone, str) or not self.backbone:
+            raise bad("'backbone' must be a timm model name")
+        for key in ("in_chans", "num_classes", "decoder_channels", "text_dim"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise bad(f"'{key}' must be a positive integer, got {v!r}")
+        if self.num_classes < 2:
+            raise bad("'num_classes' must be at least 2 (no change + one change class)")
+        if self.attn_heads < 0 or (self.attn_heads and self.decoder_channels % self.attn_heads):
+            raise bad(f"'decoder_channels' ({self.decoder_channels}) must be divisible by "
+                      f"'attn_heads' ({self.attn_heads})")
+        if self.align_heads < 1 or self.decoder_channels % self.align_heads:
+            raise bad(f"'decoder_channels' ({self.decoder_channels}) must be divisible by "
+                      f"'align_heads' ({self.align_heads})")
+        if len(self.attn_kv_pool) != 4 or any(p not in (1, 2, 4, 8) for p in self.attn_kv_pool):
+            raise bad(f"'attn_kv_pool' must be 4 factors from (1, 2, 4, 8), "
+                      f"got {self.attn_kv_pool}")
+        for p, s in zip(self.attn_kv_pool, (4, 8, 16, 32)):
+            if p * s > 32:
+                raise bad(f"'attn_kv_pool' factor {p} at stride {s} exceeds stride 32")
+        if self.vit_taps is not None and len(self.vit_taps) != 4:
+            raise bad(f"'vit_taps' must list 4 block indices, got {self.vit_taps}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        d["attn_kv_pool"] = list(self.attn_kv_pool)
+        d["vit_taps"] = None if self.vit_taps is None else list(self.vit_taps)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<config>") -> "S2MConfig":
+        """Read :meth:`to_dict` output back; unknown keys are an :class:`InputError`."""
+        if not isinstance(data, Mapping):
+            raise InputError(f"{source}: invalid S2M model config: expected a mapping")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InputError(f"{source}: invalid S2M model config: unknown key(s) "
+                             f"{sorted(unknown)}; allowed: {sorted(known)} (was the model "
+                             f"written by a newer s2m-geo? upgrade s2m-geo)")
+        try:
+            cfg = cls(**dict(data))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{source}: invalid S2M model config: {exc}") from exc
+        return cfg.validate(source)

@@ -1,0 +1,168 @@
+"""Training configuration (YAML) for ``s2m-geo train``.
+
+A config names the class table, the network (an :class:`~s2m_geo.model.S2MConfig`), local
+pretrained weights, the data and the two-stage schedule. Relative paths are relative to the
+config file. See ``configs/s2m_small_cpu.yaml`` for a complete example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ..errors import InputError
+
+_TOP = {"seed", "classes", "model", "pretrained_backbone", "text_encoder", "data", "train"}
+_TEXT = {"name", "checkpoint", "text_cfg", "embed_dim"}
+_DATA = {"tile_size", "stride", "bands", "post_bands", "normalization", "train", "val"}
+_TRAIN = {"batch_size", "lr", "weight_decay", "stage1_epochs", "stage2_epochs", "device",
+          "num_workers", "amp", "grad_clip", "loss", "max_steps_per_epoch"}
+_LOSS = {"focal", "dice", "lovasz", "contrastive", "tau", "gamma"}
+_SOURCE = {"folder", "scenes", "synthetic"}
+
+
+@dataclass
+class TrainConfig:
+    """A parsed, validated training config."""
+
+    path: Path
+    seed: int = 0
+    classes: str = "gaza_change"
+    model: dict[str, Any] = field(default_factory=dict)
+    pretrained_backbone: Path | None = None
+    text_encoder: dict[str, Any] = field(default_factory=lambda: {"name": "ViT-B-32"})
+    tile_size: int = 256
+    stride: int | None = None
+    bands: list[int] = field(default_factory=lambda: [1, 2, 3])
+    post_bands: list[int] | None = None
+    normalization: dict[str, Any] | None = None
+    train_sources: list[dict[str, Any]] = field(default_factory=list)
+    val_sources: list[dict[str, Any]] = field(default_factory=list)
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    stage1_epochs: int = 10
+    stage2_epochs: int = 5
+    device: str = "auto"
+    num_workers: int = 0
+    amp: bool = True
+    grad_clip: float | None = 1.0
+    max_steps_per_epoch: int | None = None
+    loss: dict[str, float] = field(default_factory=lambda: {
+        "focal": 0.4, "dice": 0.3, "lovasz": 0.3, "contrastive": 0.5, "tau": 0.7, "gamma": 2.0})
+
+    def to_dict(self) -> dict[str, Any]:
+        """What goes into the package's training summary."""
+        return {"config_file": str(self.path), "seed": self.seed, "classes": self.classes,
+                "model": self.model, "tile_size": self.tile_size, "bands": self.bands,
+                "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
+                "stage1_epochs": self.stage1_epochs, "stage2_epochs": self.stage2_epochs,
+                "max_steps_per_epoch": self.max_steps_per_epoch, "loss": self.loss,
+                "text_encoder": {k: (str(v) if isinstance(v, Path) else v)
+                                 for k, v in self.text_encoder.items()},
+                "train_sources": _jsonable(self.train_sources),
+                "val_sources": _jsonable(self.val_sources)}
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, Mapping):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Read and validate a training config; errors name the file and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: config file not found; check the path")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{path}: a training config must be a YAML mapping")
+    base = path.parent
+
+    def check(d: Any, allowed: set[str], where: str) -> Mapping[str, Any]:
+        if d is None:
+            return {}
+        if not isinstance(d, Mapping):
+            raise InputError(f"{path}: '{where}' must be a mapping")
+        unknown = set(d) - allowed
+        if unknown:
+            raise InputError(f"{path}: unknown key(s) {sorted(unknown)} in '{where}'; allowed: {sorted(allowed)}")
+        return d
+
+    def rel(p: Any) -> Path:
+        q = Path(str(p)).expanduser()
+        return q if q.is_absolute() else base / q
+
+    top = check(raw, _TOP, "top level")
+    text = dict(check(top.get("text_encoder"), _TEXT, "text_encoder"))
+    if text.get("checkpoint"):
+        text["checkpoint"] = rel(text["checkpoint"])
+    text.setdefault("name", "ViT-B-32")
+    data = check(top.get("data"), _DATA, "data")
+    tr = check(top.get("train"), _TRAIN, "train")
+    loss = dict(TrainConfig.__dataclass_fields__["loss"].default_factory())  # type: ignore[misc]
+    loss.update(check(tr.get("loss"), _LOSS, "train.loss"))
+
+    def sources(key: str) -> list[dict[str, Any]]:
+        items = data.get(key) or []
+        if not isinstance(items, list):
+            raise InputError(f"{path}: 'data.{key}' must be a list of sources")
+        out = []
+        for i, item in enumerate(items):
+            item = check(item, _SOURCE, f"data.{key}[{i}]")
+            if len(item) != 1:
+                raise InputError(f"{path}: data.{key}[{i}] must have exactly one of {sorted(_SOURCE)}")
+            kind, value = next(iter(item.items()))
+            if kind == "folder":
+                out.append({"folder": rel(value)})
+            elif kind == "scenes":
+                if not isinstance(value, list):
+                    raise InputError(f"{path}: data.{key}[{i}].scenes must be a list of {{pre, post, label}}")
+                out.append({"scenes": [{k: rel(v) if k in ("pre", "post", "label") else v
+                                        for k, v in s.items()} for s in value]})
+            else:
+                if not isinstance(value, Mapping) or "seeds" not in value:
+                    raise InputError(f"{path}: data.{key}[{i}].synthetic needs 'seeds' (and optionally 'size')")
+                out.append({"synthetic": {"seeds": [int(s) for s in value["seeds"]],
+                                          "size": int(value.get("size", 1024))}})
+        return out
+
+    try:
+        cfg = TrainConfig(
+            path=path, seed=int(top.get("seed", 0)), classes=str(top.get("classes", "gaza_change")),
+            model=dict(top.get("model") or {}),
+            pretrained_backbone=rel(top["pretrained_backbone"]) if top.get("pretrained_backbone") else None,
+            text_encoder=text, tile_size=int(data.get("tile_size", 256)),
+            stride=int(data["stride"]) if data.get("stride") else None,
+            bands=[int(b) for b in data.get("bands", [1, 2, 3])],
+            post_bands=[int(b) for b in data["post_bands"]] if data.get("post_bands") else None,
+            normalization=data.get("normalization"),
+            train_sources=sources("train"), val_sources=sources("val"),
+            batch_size=int(tr.get("batch_size", 8)), lr=float(tr.get("lr", 1e-4)),
+            weight_decay=float(tr.get("weight_decay", 0.05)),
+            stage1_epochs=int(tr.get("stage1_epochs", 10)), stage2_epochs=int(tr.get("stage2_epochs", 5)),
+            device=str(tr.get("device", "auto")), num_workers=int(tr.get("num_workers", 0)),
+            amp=bool(tr.get("amp", True)),
+            grad_clip=float(tr["grad_clip"]) if tr.get("grad_clip") else None,
+            max_steps_per_epoch=int(tr["max_steps_per_epoch"]) if tr.get("max_steps_per_epoch") else None,
+            loss={k: float(v) for k, v in loss.items()})
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: bad value in the config ({exc}); fix it") from None
+    if not cfg.train_sources:
+        raise InputError(f"{path}: 'data.train' lists no training data; add a folder, scenes or synthetic source")
+    if cfg.tile_size % 32 or cfg.tile_size < 32:
+        raise InputError(f"{path}: data.tile_size must be a multiple of 32, got {cfg.tile_size}")
+    if cfg.batch_size < 1 or cfg.stage1_epochs < 0 or cfg.stage2_epochs < 0:
+        raise InputError(f"{path}: batch_size must be >= 1 and epochs >= 0")
+    return cfg

@@ -1,0 +1,112 @@
+"""describe / evaluate / train / model-info / export through the command line."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+import yaml
+from click.testing import CliRunner
+
+from s2m_geo.cli import cli
+from s2m_geo.synthetic import SceneSpec, write_scene
+
+
+def run(*args):
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    return res
+
+
+def cli_proc(*args):
+    return subprocess.run([sys.executable, "-m", "s2m_geo.cli", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_describe_text_and_json(small_scene):
+    res = run("describe", small_scene["label"], "--json")
+    assert res.exit_code == 0, res.output
+    items = json.loads(res.output)
+    assert items and {"class_id", "category", "change_type", "quantity", "direction",
+                      "sentence"} <= set(items[0])
+    with rasterio.open(small_scene["label"]) as ds:
+        present = sorted(set(np.unique(ds.read(1)).tolist()) - {0})
+    assert [i["class_id"] for i in items] == present
+    text = run("describe", small_scene["label"])
+    assert text.exit_code == 0 and items[0]["sentence"] in text.output
+
+
+def test_describe_rejects_unknown_ids(tmp_path):
+    path = tmp_path / "mask.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8") as ds:
+        ds.write(np.full((1, 8, 8), 9, np.uint8))
+    proc = cli_proc("describe", path)
+    assert proc.returncode == 2 and str(path) in proc.stderr and "9" in proc.stderr
+
+
+def test_evaluate_perfect_and_imperfect(tmp_path, small_scene):
+    res = run("evaluate", small_scene["label"], small_scene["label"], "--json")
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.output)
+    assert s["fscd"] == 1.0 and s["miou"] == 1.0 and s["oa"] == 1.0
+    # a prediction that misses every destroyed building
+    with rasterio.open(small_scene["label"]) as ds:
+        profile, data = ds.profile, ds.read(1)
+    pred = tmp_path / "pred.tif"
+    with rasterio.open(pred, "w", **profile) as ds:
+        ds.write(np.where(data == 1, 0, data)[None])
+    s = json.loads(run("evaluate", pred, small_scene["label"], "--json").output)
+    assert s["precision"] == 1.0 and s["recall"] < 1.0 and s["fscd"] < 1.0
+    # folders paired by name
+    (tmp_path / "p").mkdir(), (tmp_path / "l").mkdir()
+    (tmp_path / "p" / "a.tif").write_bytes(pred.read_bytes())
+    (tmp_path / "l" / "a.tif").write_bytes(small_scene["label"].read_bytes())
+    s2 = json.loads(run("evaluate", tmp_path / "p", tmp_path / "l", "--json").output)
+    assert s2["fscd"] == pytest.approx(s["fscd"]) and s2["pairs"] == 1
+
+
+def test_evaluate_size_mismatch_is_exit_2(tmp_path, small_scene):
+    other = write_scene(tmp_path, SceneSpec(size=128))
+    proc = cli_proc("evaluate", other["label"], small_scene["label"])
+    assert proc.returncode == 2 and "predict on the label's grid" in proc.stderr
+
+
+@pytest.mark.filterwarnings("ignore:.*random weights.*")
+def test_train_model_info_export(tmp_path):
+    scene = write_scene(tmp_path / "scene", SceneSpec(size=128, seed=1))
+    triplet = {k: str(scene[k]) for k in ("pre", "post", "label")}
+    cfg = {"seed": 1, "model": {"backbone": "vit_small_patch16_dinov3",
+                                "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
+                                "decoder_channels": 16, "attn_heads": 2, "align_heads": 2},
+           "text_encoder": {"text_cfg": {"width": 32, "layers": 1, "heads": 2}, "embed_dim": 32},
+           "data": {"tile_size": 64, "train": [{"scenes": [triplet]}], "val": [{"scenes": [triplet]}]},
+           "train": {"batch_size": 2, "stage1_epochs": 1, "stage2_epochs": 1, "max_steps_per_epoch": 2,
+                     "device": "cpu"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    proc = cli_proc("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run", "--progress", "json")
+    assert proc.returncode == 0, proc.stderr
+    package = tmp_path / "run" / "model.safetensors"
+    assert proc.stdout.strip() == str(package)
+    events = [json.loads(x) for x in proc.stderr.splitlines() if x.startswith("{")]
+    assert any(e.get("stage", "").startswith("train stage 2") for e in events)
+    info = json.loads(run("model-info", package, "--json").output)
+    assert info["architecture"] == "s2m" and info["tile_size"] == 64
+    assert info["class_table"]["name"] == "gaza_change" and "fscd" in info["metrics"]
+    assert "vit_small_patch16_dinov3" in run("model-info", package).output
+    onnx = tmp_path / "m.onnx"
+    res = run("export", package, "--onnx", onnx)
+    assert res.exit_code == 0, res.output
+    assert json.loads(run("model-info", onnx, "--json").output)["class_table"] == info["class_table"]
+    again = cli_proc("export", package, "--onnx", onnx)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    # a second run into the same folder must not clobber it silently
+    proc = cli_proc("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run")
+    assert proc.returncode == 2 and "--resume" in proc.stderr
+
+
+def test_model_info_refuses_a_pickle(tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.")
+    proc = cli_proc("model-info", bad)
+    assert proc.returncode == 2 and str(bad) in proc.stderr
