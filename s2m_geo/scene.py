@@ -1,0 +1,777 @@
+"""Open a pre/post scene pair and put both epochs on one target grid (DESIGN.md §2 "scene").
+
+:func:`open_pair` returns a :class:`ScenePair`. Its :attr:`ScenePair.grid` is the processing
+grid; :meth:`ScenePair.read` returns both epochs and the joint valid mask for a window of it.
+
+Decisions (the contract the later stages rely on):
+
+* **Target grid.** Default: pre's CRS, resolution and pixel alignment. The grid is pre's
+  transform translated by a whole number of pixels (``pre_offset``), so a grid pixel lies exactly
+  over a pre pixel. ``crs`` and/or ``resolution`` override it; the overridden grid is north-up,
+  square-pixelled and aligned to whole multiples of the resolution in the target CRS (like
+  ``gdalwarp -tap``), so the outputs of many pairs on the same CRS/resolution mosaic without
+  resampling. Passing pre's own CRS and resolution keeps pre's alignment. Without
+  ``resolution``, a new CRS takes the resolution rasterio's ``calculate_default_transform``
+  suggests for pre.
+* **Extent.** The intersection of the two footprints, each densified along its edges (21 points
+  per edge) and transformed into the target grid's pixel space, then snapped *outward* to whole
+  pixels (a 1e-3 pixel tolerance stops float noise adding a sliver row/column). Pixels only
+  partly covered by an epoch get their validity from that epoch's mask.
+* **Reads.** An epoch already on the grid (same CRS, transform equal to the grid's up to a
+  whole-pixel shift) is read directly through an offset window (fast path). Any other epoch is
+  read through a ``WarpedVRT`` onto the grid, bilinear, with an alpha band added when the source
+  has none: the alpha carries the source's nodata, alpha and internal/``.msk`` masks and marks
+  warped-in areas outside the source footprint as invalid.
+* **Valid mask** = pre valid ∧ post valid. An epoch is valid where GDAL's mask of any selected
+  band is non-zero (``read_masks``; for all bands this is ``dataset_mask``: per-dataset
+  mask or alpha if present, else per-band nodata combined with "any band valid"). Float
+  bands are also invalid where not finite. With ``zero_as_nodata=True``, an epoch that declares
+  no nodata value is also invalid where all selected bands are 0 (and a warp of a source with
+  no mask at all treats 0 as its source nodata, so zeros are not blended into edges). Pixels where an
+  epoch is invalid read as 0 in that epoch.
+* **Scaling to model units (0..255, float32).** uint8: as is. Any other real dtype: if the
+  model's ``normalization`` has a ``scale`` other than 255, ``x * 255 / scale`` clipped to
+  0..255; otherwise a per-band 2nd-98th percentile stretch to 0..255 (clipped), computed ONCE
+  per scene from a decimated read (at most ~1024 px on the long side) of the pixels valid in
+  both epochs, so every tile of the scene is scaled alike (:attr:`ScenePair.stretch`).
+  Complex bands are refused.
+* **No CRS.** If exactly one input has a CRS, the other is refused. If neither has one, the
+  pair is accepted only when both have the same width and height: they are taken as already
+  aligned in pixel space, the grid has ``crs=None`` and the identity transform (pixel
+  coordinates), and both epochs take the fast path.
+* **Threads.** :meth:`ScenePair.read` may be called from many threads at once: every thread
+  opens its own GDAL dataset handles (``threading.local``), so no GDAL handle is ever shared
+  between threads; :meth:`ScenePair.close` closes the handles of all threads. A ScenePair
+  pickles (to Dask worker processes) without its handles and reopens them lazily there.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import rasterio
+from rasterio.coords import BoundingBox
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
+from rasterio.transform import Affine
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import calculate_default_transform
+from rasterio.warp import transform as warp_points
+from rasterio.windows import Window
+
+from .errors import InputError
+
+__all__ = [
+    "Grid", "ScenePair", "open_pair", "footprint_box", "intersect_boxes", "box_area",
+    "footprint_overlap_fraction", "snap_box", "integer_offset", "clip_window", "target_frame",
+    "coarse_shape", "percentile_stretch", "apply_stretch",
+]
+
+SNAP_TOL = 1e-3  # pixels: float noise below this never adds or removes a row/column
+OFFSET_TOL = 1e-4  # pixels: an epoch this close to a whole-pixel shift of the grid is "on the grid"
+COARSE_MAX = 1024  # long side of the decimated read used for the stretch and the all-nodata check
+STRETCH_PCT = (2.0, 98.0)
+DENSIFY = 21
+
+Box = tuple[float, float, float, float]  # (col0, row0, col1, row1) in a frame's pixel space
+
+
+# ---------------------------------------------------------------------------------------------
+# Grid
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS (None: pixel space), affine transform, width and height."""
+
+    crs: CRS | None
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width)."""
+        return self.height, self.width
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size (x, y), positive, in CRS units."""
+        t = self.transform
+        return math.hypot(t.a, t.d), math.hypot(t.b, t.e)
+
+    @property
+    def bounds(self) -> BoundingBox:
+        """(left, bottom, right, top) of the grid's corners (their envelope if rotated)."""
+        xs, ys = self.transform * (np.array([0, self.width, self.width, 0], float),
+                                   np.array([0, 0, self.height, self.height], float))
+        return BoundingBox(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+
+    def window_transform(self, window: Window) -> Affine:
+        """The transform of a window of this grid (the window may extend beyond the grid)."""
+        return self.transform * Affine.translation(window.col_off, window.row_off)
+
+    def window(self) -> Window:
+        """The whole grid as a window."""
+        return Window(0, 0, self.width, self.height)
+
+    @classmethod
+    def of(cls, ds: Any) -> "Grid":
+        """The native grid of an open rasterio dataset."""
+        return cls(ds.crs if ds.crs else None, ds.transform, ds.width, ds.height)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure window / footprint math
+
+
+def footprint_box(src: Grid, dst_crs: CRS | None, frame: Affine, densify: int = DENSIFY) -> Box | None:
+    """Bounding box, in ``frame``'s pixel space, of ``src``'s footprint transformed to ``dst_crs``.
+
+    The footprint's edges are densified (``densify`` points each) before transforming.
+    Returns None when no edge point can be transformed.
+    """
+    t = np.linspace(0.0, 1.0, densify, endpoint=False)
+    w, h = float(src.width), float(src.height)
+    cols = np.concatenate([t * w, np.full_like(t, w), (1 - t) * w, np.zeros_like(t)])
+    rows = np.concatenate([np.zeros_like(t), t * h, np.full_like(t, h), (1 - t) * h])
+    xs, ys = src.transform * (cols, rows)
+    if src.crs is not None and dst_crs is not None and src.crs != dst_crs:
+        xs, ys = warp_points(src.crs, dst_crs, xs, ys)
+        xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    fc, fr = ~frame * (np.asarray(xs, float), np.asarray(ys, float))
+    ok = np.isfinite(fc) & np.isfinite(fr)
+    if not ok.any():
+        return None
+    return float(fc[ok].min()), float(fr[ok].min()), float(fc[ok].max()), float(fr[ok].max())
+
+
+def intersect_boxes(a: Box, b: Box) -> Box | None:
+    """Intersection of two boxes, or None when they do not overlap (touching is not overlap)."""
+    c0, r0, c1, r1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    if c1 - c0 <= SNAP_TOL or r1 - r0 <= SNAP_TOL:
+        return None
+    return c0, r0, c1, r1
+
+
+def box_area(box: Box) -> float:
+    """Area of a box (0 for an empty one)."""
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def footprint_overlap_fraction(a: Box, b: Box) -> float:
+    """Fraction of box ``a`` covered by box ``b`` (0..1)."""
+    inter = intersect_boxes(a, b)
+    area = box_area(a)
+    return 0.0 if inter is None or area == 0 else box_area(inter) / area
+
+
+def snap_box(box: Box, tol: float = SNAP_TOL) -> tuple[int, int, int, int]:
+    """Snap a box outward to whole pixels; ``tol`` pixels of float noise are ignored."""
+    return (math.floor(box[0] + tol), math.floor(box[1] + tol),
+            math.ceil(box[2] - tol), math.ceil(box[3] - tol))
+
+
+def integer_offset(src: Affine, grid: Affine, tol: float = OFFSET_TOL) -> tuple[int, int] | None:
+    """(row, col) of ``grid``'s origin in ``src``'s pixels if ``grid`` is ``src`` shifted by whole
+    pixels (same pixel size and orientation), else None."""
+    scale = max(abs(src.a), abs(src.b), abs(src.d), abs(src.e))
+    if any(abs(p - q) > 1e-9 * scale for p, q in zip(src[:2] + src[3:5], grid[:2] + grid[3:5])):
+        return None
+    col, row = ~src * (grid.c, grid.f)
+    rc, rr = round(col), round(row)
+    if abs(col - rc) > tol or abs(row - rr) > tol:
+        return None
+    return int(rr), int(rc)
+
+
+def clip_window(window: Window, height: int, width: int) -> tuple[Window, tuple[slice, slice]] | None:
+    """Part of ``window`` inside a ``height`` x ``width`` raster, and where it goes in an array
+    of the window's shape. None when the window misses the raster."""
+    r0, c0 = int(window.row_off), int(window.col_off)
+    r1, c1 = r0 + int(window.height), c0 + int(window.width)
+    ir0, ic0, ir1, ic1 = max(r0, 0), max(c0, 0), min(r1, height), min(c1, width)
+    if ir1 <= ir0 or ic1 <= ic0:
+        return None
+    return (Window(ic0, ir0, ic1 - ic0, ir1 - ir0),
+            (slice(ir0 - r0, ir1 - r0), slice(ic0 - c0, ic1 - c0)))
+
+
+def target_frame(pre: Grid, crs: CRS | None = None, resolution: float | None = None) -> tuple[CRS | None, Affine, bool]:
+    """The target CRS, a frame transform the grid is a whole-pixel shift of, and whether that
+    frame is pre's own (pre's CRS and resolution kept).
+
+    Overridden frames are north-up and aligned to multiples of the resolution (origin 0, 0).
+    """
+    dst = crs if crs is not None else pre.crs
+    same_crs = dst == pre.crs
+    pre_res = pre.res
+    same_res = resolution is None or all(abs(resolution - r) <= 1e-9 * r for r in pre_res)
+    if same_crs and same_res:
+        return pre.crs, pre.transform, True
+    if resolution is not None:
+        rx = ry = float(resolution)
+    else:  # a new CRS at the resolution GDAL suggests for pre
+        b = pre.bounds
+        t, _, _ = calculate_default_transform(pre.crs, dst, pre.width, pre.height, *b)
+        rx, ry = abs(t.a), abs(t.e)
+    return dst, Affine(rx, 0.0, 0.0, 0.0, -ry, 0.0), False
+
+
+def coarse_shape(height: int, width: int, max_side: int = COARSE_MAX) -> tuple[int, int, int]:
+    """(factor, coarse height, coarse width) of a decimated view with a long side <= max_side."""
+    f = max(1, math.ceil(max(height, width) / max_side))
+    return f, math.ceil(height / f), math.ceil(width / f)
+
+
+def percentile_stretch(values: np.ndarray, valid: np.ndarray,
+                       pct: tuple[float, float] = STRETCH_PCT) -> tuple[tuple[float, float], ...]:
+    """Per-band (lo, hi) percentiles of ``values`` (C,h,w) over ``valid`` (h,w) pixels."""
+    out = []
+    for band in values:
+        v = band[valid].astype(np.float64)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            out.append((0.0, 255.0))
+            continue
+        lo, hi = (float(x) for x in np.percentile(v, pct))
+        out.append((lo, hi if hi > lo else lo + 1.0))
+    return tuple(out)
+
+
+def apply_stretch(values: np.ndarray, stretch: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Map each band's (lo, hi) to 0..255, clipped; float32."""
+    lo = np.array([s[0] for s in stretch], np.float32)[:, None, None]
+    hi = np.array([s[1] for s in stretch], np.float32)[:, None, None]
+    out = (values.astype(np.float32) - lo) * (np.float32(255.0) / (hi - lo))
+    return np.clip(out, 0.0, 255.0, out=out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-epoch description
+
+
+@dataclass(frozen=True)
+class _Epoch:
+    """What :class:`ScenePair` knows about one epoch (no open handles)."""
+
+    name: str  # "pre" / "post"
+    path: str
+    bands: tuple[int, ...]
+    dtype: str
+    nodata: float | None
+    native: Grid
+    has_alpha: bool  # the source has an alpha band (a WarpedVRT then adds none)
+    per_dataset_mask: bool  # alpha or internal/.msk mask: one mask for all bands
+    all_valid: bool  # no nodata, no mask, no alpha
+    zero_rule: bool  # zero_as_nodata and no declared nodata
+    offset: tuple[int, int] | None = None  # (row, col) of the grid in native pixels: fast path
+    scaling: str = "uint8"  # "uint8" | "scale" | "stretch"
+    scale: float = 255.0
+    stretch: tuple[tuple[float, float], ...] | None = None
+
+    def to_model_units(self, data: np.ndarray) -> np.ndarray:
+        """Native values (C,h,w) -> float32 0..255 model input units."""
+        if self.scaling == "uint8":
+            return data.astype(np.float32)
+        if self.scaling == "scale":
+            out = data.astype(np.float32) * np.float32(255.0 / self.scale)
+            return np.clip(out, 0.0, 255.0, out=out)
+        assert self.stretch is not None
+        return apply_stretch(data, self.stretch)
+
+    def validity(self, data: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Valid (h,w) from the band data and GDAL masks (C or 1,h,w)."""
+        valid = (masks > 0).any(axis=0)
+        if np.dtype(self.dtype).kind == "f":
+            valid &= np.isfinite(data).all(axis=0)
+        if self.zero_rule:
+            valid &= (data != 0).any(axis=0)
+        return valid
+
+
+def _is_local(path: str) -> bool:
+    return not (path.startswith("/vsi") or "://" in path)
+
+
+def _open_dataset(path: str, name: str):
+    """rasterio.open with the module's InputErrors for missing files and non-rasters."""
+    if _is_local(path) and not os.path.exists(path):
+        raise InputError(f"{path}: {name} file not found; check the path")
+    if _is_local(path) and os.path.isdir(path):
+        raise InputError(f"{path}: is a folder, not a raster GDAL can read; give the {name} image file")
+    try:
+        with warnings.catch_warnings():  # a pair without CRS is handled explicitly (module doc)
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(path)
+    except (RasterioError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: not a raster GDAL can read ({reason}); give a GeoTIFF or another "
+                         f"GDAL raster as {name}") from None
+    if ds.count == 0:
+        ds.close()
+        raise InputError(f"{path}: not a raster GDAL can read (no raster band); give a GeoTIFF or "
+                         f"another GDAL raster as {name}")
+    return ds
+
+
+def _flag(bands: Sequence[int]) -> str:
+    return ",".join(str(b) for b in bands)
+
+
+def _select_bands(ds, path: str, name: str, bands: Sequence[int] | None, option: str,
+                  model_bands: int) -> tuple[int, ...]:
+    """Validate a 1-based band selection against the raster and the model."""
+    chosen = tuple(range(1, model_bands + 1)) if bands is None else tuple(int(b) for b in bands)
+    for b in chosen:
+        if not 1 <= b <= ds.count:
+            if bands is None:
+                raise InputError(f"{path}: has {ds.count} band(s); the model takes {model_bands}; "
+                                 f"choose {model_bands} bands with {option} (a band may repeat, e.g. "
+                                 f"{option} {_flag([1] * model_bands)})")
+            raise InputError(f"{path}: has {ds.count} band(s); {option} {_flag(chosen)} asks for band {b}; "
+                             f"choose bands between 1 and {ds.count}")
+    if len(chosen) != model_bands:
+        raise InputError(f"{path}: {option} {_flag(chosen)} selects {len(chosen)} band(s) of {name}; "
+                         f"the model takes {model_bands}; give {model_bands} band indexes")
+    return chosen
+
+
+def _data_band_count(ds) -> int:
+    return sum(ci != ColorInterp.alpha for ci in ds.colorinterp)
+
+
+def _describe_epoch(ds, path: str, name: str, bands: tuple[int, ...], zero_as_nodata: bool,
+                    normalization: Mapping[str, Any] | None) -> _Epoch:
+    dtypes = {ds.dtypes[b - 1] for b in bands}
+    for dt in dtypes:
+        if "complex" in dt:
+            raise InputError(f"{path}: unsupported data type {dt}; convert to real bands "
+                             f"(e.g. gdal_translate -ot Float32 of the amplitude)")
+    dtype = str(np.result_type(*[np.dtype(d) for d in dtypes]))
+    flags = [ds.mask_flag_enums[b - 1] for b in bands]
+    has_alpha = any(ci == ColorInterp.alpha for ci in ds.colorinterp)
+    per_dataset = all(MaskFlags.per_dataset in f for f in flags)
+    all_valid = all(f == [MaskFlags.all_valid] for f in flags)
+    nodata = ds.nodata
+    if dtype == "uint8":
+        scaling, scale = "uint8", 255.0
+    else:
+        scale = _norm_scale(normalization, name)
+        scaling = "scale" if scale is not None and scale != 255.0 else "stretch"
+        scale = scale if scaling == "scale" else 255.0
+    return _Epoch(name=name, path=path, bands=bands, dtype=dtype, nodata=nodata, native=Grid.of(ds),
+                  has_alpha=has_alpha, per_dataset_mask=per_dataset, all_valid=all_valid,
+                  zero_rule=bool(zero_as_nodata and nodata is None), scaling=scaling, scale=scale)
+
+
+def _norm_scale(normalization: Mapping[str, Any] | None, epoch: str) -> float | None:
+    """``scale`` of a model package's normalisation, flat or per epoch ({"pre": {...}, ...})."""
+    if not normalization:
+        return None
+    norm = normalization.get(epoch) if isinstance(normalization.get(epoch), Mapping) else normalization
+    scale = norm.get("scale")
+    if scale is None:
+        return None
+    scale = float(scale)
+    if not scale > 0:
+        raise InputError(f"model normalization: scale {scale} must be > 0; fix the model package")
+    return scale
+
+
+# ---------------------------------------------------------------------------------------------
+# The pair
+
+
+@dataclass
+class _Handles:
+    """One thread's open datasets: the files and the readers (dataset or WarpedVRT) per epoch."""
+
+    files: list = field(default_factory=list)
+    readers: dict = field(default_factory=dict)
+
+    def close(self) -> None:
+        for r in list(self.readers.values()) + self.files:
+            try:
+                if not r.closed:
+                    r.close()
+            except Exception:  # pragma: no cover - closing is best effort
+                pass
+        self.readers.clear()
+        self.files.clear()
+
+
+class ScenePair:
+    """Two epochs on one target grid. Use :func:`open_pair`; a context manager (closes handles).
+
+    :meth:`read` is thread-safe: every thread reads through its own GDAL dataset handles
+    (``threading.local``); :meth:`close` closes those of all threads.
+    """
+
+    def __init__(self, grid: Grid, pre: _Epoch, post: _Epoch):
+        self.grid = grid
+        self._epochs = {"pre": pre, "post": post}
+        self._init_runtime()
+
+    # -- runtime state (not pickled) --
+    def _init_runtime(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all_handles: list[_Handles] = []
+        self._closed = False
+
+    def __getstate__(self) -> dict:
+        return {"grid": self.grid, "_epochs": self._epochs}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_runtime()
+
+    # -- descriptive attributes --
+    @property
+    def pre_path(self) -> str:
+        return self._epochs["pre"].path
+
+    @property
+    def post_path(self) -> str:
+        return self._epochs["post"].path
+
+    @property
+    def bands(self) -> tuple[int, ...]:
+        """1-based pre bands read."""
+        return self._epochs["pre"].bands
+
+    @property
+    def post_bands(self) -> tuple[int, ...]:
+        """1-based post bands read."""
+        return self._epochs["post"].bands
+
+    @property
+    def dtype_in(self) -> dict[str, str]:
+        """Native data type per epoch, e.g. {"pre": "uint8", "post": "int16"}."""
+        return {k: e.dtype for k, e in self._epochs.items()}
+
+    @property
+    def scaling(self) -> dict[str, str]:
+        """Scaling rule per epoch: "uint8" (as is), "scale" (x*255/scale) or "stretch"."""
+        return {k: e.scaling for k, e in self._epochs.items()}
+
+    @property
+    def stretch(self) -> dict[str, tuple[tuple[float, float], ...] | None]:
+        """Per epoch, per band (lo, hi) of the percentile stretch (None when not stretched)."""
+        return {k: e.stretch for k, e in self._epochs.items()}
+
+    @property
+    def pre_offset(self) -> tuple[int, int] | None:
+        """(row, col) of the grid's origin in pre's native pixels; None when pre is warped."""
+        return self._epochs["pre"].offset
+
+    @property
+    def post_offset(self) -> tuple[int, int] | None:
+        """(row, col) of the grid's origin in post's native pixels; None when post is warped."""
+        return self._epochs["post"].offset
+
+    @property
+    def warped(self) -> dict[str, bool]:
+        """Per epoch: read through a WarpedVRT (True) or directly (fast path, False)."""
+        return {k: e.offset is None for k, e in self._epochs.items()}
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        g = self.grid
+        return (f"ScenePair(pre={self.pre_path!r}, post={self.post_path!r}, grid={g.width}x{g.height} "
+                f"{g.crs.to_string() if g.crs else 'pixel space'} res={g.res}, warped={self.warped})")
+
+    # -- handles --
+    def _handles(self) -> _Handles:
+        if self._closed:
+            raise ValueError("ScenePair is closed")
+        h = getattr(self._local, "h", None)
+        if h is None:
+            h = _Handles()
+            with self._lock:
+                if self._closed:
+                    raise ValueError("ScenePair is closed")
+                self._all_handles.append(h)
+            for name, ep in self._epochs.items():
+                ds = rasterio.open(ep.path)
+                h.files.append(ds)
+                h.readers[name] = ds if ep.offset is not None else WarpedVRT(ds, **self._vrt_kwargs(ep))
+            self._local.h = h
+        return h
+
+    def _vrt_kwargs(self, ep: _Epoch, grid: Grid | None = None, resampling: Resampling = Resampling.bilinear) -> dict:
+        g = grid or self.grid
+        kw: dict[str, Any] = dict(crs=g.crs, transform=g.transform, width=g.width, height=g.height,
+                                  resampling=resampling, add_alpha=not ep.has_alpha)
+        if ep.zero_rule and ep.all_valid:
+            kw["src_nodata"] = 0  # do not blend zero (no-data) pixels into their neighbours
+        return kw
+
+    def close(self) -> None:
+        """Close the dataset handles of every thread. Idempotent."""
+        with self._lock:
+            self._closed = True
+            handles, self._all_handles = self._all_handles, []
+        for h in handles:
+            h.close()
+
+    def __enter__(self) -> "ScenePair":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reading --
+    def _read_epoch(self, ep: _Epoch, reader, inner: Window, out_shape: tuple[int, int] | None = None,
+                    resampling: Resampling = Resampling.nearest) -> tuple[np.ndarray, np.ndarray]:
+        """Native data (C,h,w) and valid (h,w) of ``inner`` (grid coordinates, inside the grid)."""
+        h, w = out_shape or (int(inner.height), int(inner.width))
+        data = np.zeros((len(ep.bands), h, w), ep.dtype)
+        valid = np.zeros((h, w), bool)
+        if ep.offset is None:  # reader is a WarpedVRT on the grid
+            src_win, dst = inner, (slice(None), slice(None))
+        else:  # direct: the grid window shifted into native pixels, clipped to the raster
+            r, c = ep.offset
+            shifted = Window(inner.col_off + c, inner.row_off + r, inner.width, inner.height)
+            if out_shape is not None:  # decimated reads: the grid lies inside the raster
+                src_win, dst = shifted, (slice(None), slice(None))
+            else:
+                clipped = clip_window(shifted, ep.native.height, ep.native.width)
+                if clipped is None:
+                    return data, valid
+                src_win, dst = clipped
+        sub_h, sub_w = valid[dst].shape
+        # a WarpedVRT always has an alpha band (added, or the source's): one per-dataset mask
+        mask_bands = [ep.bands[0]] if (ep.per_dataset_mask or ep.offset is None) else list(ep.bands)
+        if out_shape is None:
+            d = reader.read(list(ep.bands), window=src_win)
+            m = reader.read_masks(mask_bands, window=src_win)
+        else:
+            d = reader.read(list(ep.bands), window=src_win, out_shape=(len(ep.bands), sub_h, sub_w),
+                            resampling=resampling)
+            m = reader.read_masks(mask_bands, window=src_win, out_shape=(len(mask_bands), sub_h, sub_w),
+                                  resampling=resampling)
+        data[:, dst[0], dst[1]] = d
+        valid[dst] = ep.validity(d, m)
+        return data, valid
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(pre, post, valid)`` for a window in grid pixel coordinates.
+
+        ``pre`` and ``post`` are float32 (C,h,w) in model input units 0..255 (before mean/std),
+        ``valid`` is bool (h,w) = pre valid ∧ post valid. The window may extend beyond the
+        grid: outside it everything is 0 and ``valid`` is False. An epoch's invalid pixels are 0.
+        """
+        window = _as_window(window)
+        h, w = int(window.height), int(window.width)
+        pre_ep, post_ep = self._epochs["pre"], self._epochs["post"]
+        pre = np.zeros((len(pre_ep.bands), h, w), np.float32)
+        post = np.zeros((len(post_ep.bands), h, w), np.float32)
+        valid = np.zeros((h, w), bool)
+        clipped = clip_window(window, self.grid.height, self.grid.width)
+        if clipped is None:
+            return pre, post, valid
+        inner, dst = clipped
+        handles = self._handles()
+        joint = None
+        for ep, out in ((pre_ep, pre), (post_ep, post)):
+            data, ok = self._read_epoch(ep, handles.readers[ep.name], inner)
+            vals = ep.to_model_units(data)
+            vals[:, ~ok] = 0.0
+            out[(slice(None),) + dst] = vals
+            joint = ok if joint is None else joint & ok
+        valid[dst] = joint
+        return pre, post, valid
+
+    def read_valid(self, window: Window) -> np.ndarray:
+        """Only the joint valid mask (h,w) of a window (cheaper than :meth:`read`)."""
+        window = _as_window(window)
+        valid = np.zeros((int(window.height), int(window.width)), bool)
+        clipped = clip_window(window, self.grid.height, self.grid.width)
+        if clipped is None:
+            return valid
+        inner, dst = clipped
+        handles = self._handles()
+        ok_pre = self._read_epoch(self._epochs["pre"], handles.readers["pre"], inner)[1]
+        ok_post = self._read_epoch(self._epochs["post"], handles.readers["post"], inner)[1]
+        valid[dst] = ok_pre & ok_post
+        return valid
+
+    def _read_coarse(self, ep: _Epoch, factor: int, ch: int, cw: int) -> tuple[np.ndarray, np.ndarray]:
+        """A decimated (nearest) read of an epoch over the whole grid: data (C,ch,cw), valid."""
+        whole = self.grid.window()
+        if factor == 1:
+            return self._read_epoch(ep, self._handles().readers[ep.name], whole)
+        if ep.offset is not None:
+            return self._read_epoch(ep, self._handles().readers[ep.name], whole, out_shape=(ch, cw))
+        g = self.grid
+        coarse = Grid(g.crs, g.transform * Affine.scale(g.width / cw, g.height / ch), cw, ch)
+        with rasterio.open(ep.path) as ds, WarpedVRT(ds, **self._vrt_kwargs(ep, coarse, Resampling.nearest)) as vrt:
+            return self._read_epoch(ep, vrt, coarse.window())
+
+    def _any_valid_full(self, rows: int = 512) -> bool:
+        """Full-resolution scan, strip by strip, for any jointly valid pixel."""
+        for r in range(0, self.grid.height, rows):
+            if self.read_valid(Window(0, r, self.grid.width, min(rows, self.grid.height - r))).any():
+                return True
+        return False
+
+    def _scan(self) -> None:
+        """Refuse an all-nodata overlap and compute the percentile stretches, from decimated reads."""
+        f, ch, cw = coarse_shape(self.grid.height, self.grid.width, COARSE_MAX)
+        pre_d, pre_v = self._read_coarse(self._epochs["pre"], f, ch, cw)
+        post_d, post_v = self._read_coarse(self._epochs["post"], f, ch, cw)
+        joint = pre_v & post_v
+        if not joint.any() and (f == 1 or not self._any_valid_full()):
+            if not pre_v.any():
+                bad = self.pre_path
+            elif not post_v.any():
+                bad = self.post_path
+            else:
+                bad = f"{self.pre_path} and {self.post_path}"
+            raise InputError(f"{bad}: no valid pixel where both scenes overlap (all nodata or masked); "
+                             f"check the nodata value and masks, or give another pair")
+        for name, data, own in (("pre", pre_d, pre_v), ("post", post_d, post_v)):
+            ep = self._epochs[name]
+            if ep.scaling == "stretch":
+                use = joint if joint.any() else own
+                self._epochs[name] = replace(ep, stretch=percentile_stretch(data, use))
+
+    def iter_windows(self, size: int) -> Iterator[Window]:
+        """Row-major windows of at most ``size`` x ``size`` covering the grid."""
+        for r in range(0, self.grid.height, size):
+            for c in range(0, self.grid.width, size):
+                yield Window(c, r, min(size, self.grid.width - c), min(size, self.grid.height - r))
+
+
+def _as_window(window: Window | Sequence[int]) -> Window:
+    """A rasterio Window with integer offsets and sizes ((col, row, width, height) also accepted)."""
+    if not isinstance(window, Window):
+        window = Window(*window)
+    vals = (window.col_off, window.row_off, window.width, window.height)
+    if any(abs(v - round(v)) > 1e-6 for v in vals):
+        raise ValueError(f"window {window} is not on whole grid pixels")
+    col, row, w, h = (int(round(v)) for v in vals)
+    if w < 0 or h < 0:
+        raise ValueError(f"window {window} has a negative size")
+    return Window(col, row, w, h)
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening
+
+
+def _parse_crs(crs: Any) -> CRS | None:
+    if crs is None:
+        return None
+    try:
+        out = CRS.from_user_input(crs)
+    except (CRSError, ValueError, TypeError):
+        raise InputError(f"--crs {crs}: not a CRS GDAL knows; give e.g. EPSG:32636") from None
+    return out
+
+
+def _build_grid(pre: Grid, post: Grid, pre_path: str, post_path: str, crs: CRS | None,
+                resolution: float | None) -> Grid:
+    """The processing grid of a pair (see the module docstring); raises InputError."""
+    if pre.crs is None or post.crs is None:
+        if pre.crs is not None or post.crs is not None:
+            bad, other = (pre_path, post_path) if pre.crs is None else (post_path, pre_path)
+            raise InputError(f"{bad}: has no CRS (not georeferenced) but {other} has one; "
+                             f"georeference it (e.g. gdal_edit.py -a_srs/-a_ullr) or give a georeferenced file")
+        if crs is not None or resolution is not None:
+            raise InputError(f"{pre_path}: has no CRS, so --crs/--resolution cannot apply; "
+                             f"georeference both scenes or drop those options")
+        if (pre.width, pre.height) != (post.width, post.height):
+            raise InputError(f"{post_path}: neither scene has a CRS and their sizes differ "
+                             f"(pre {pre.width}x{pre.height}, post {post.width}x{post.height}); "
+                             f"georeference them or give images of the same size")
+        return Grid(None, Affine.identity(), pre.width, pre.height)
+    if resolution is not None:
+        try:
+            res_ok = float(resolution) > 0 and math.isfinite(float(resolution))
+        except (TypeError, ValueError):
+            res_ok = False
+        if not res_ok:
+            raise InputError(f"--resolution {resolution}: must be a positive number in target CRS units")
+        resolution = float(resolution)
+    dst_crs, frame, _ = target_frame(pre, crs, resolution)
+    boxes = []
+    for g, path in ((pre, pre_path), (post, post_path)):
+        box = footprint_box(g, dst_crs, frame)
+        if box is None:
+            raise InputError(f"{path}: its footprint cannot be transformed to {dst_crs.to_string()}; "
+                             f"choose another --crs")
+        boxes.append(box)
+    inter = intersect_boxes(*boxes)
+    if inter is None:
+        raise InputError(f"{post_path}: footprints do not overlap ({pre_path} and {post_path} cover "
+                         f"different places); give a pair of the same area")
+    if inter[2] - inter[0] < 1 - SNAP_TOL or inter[3] - inter[1] < 1 - SNAP_TOL:
+        raise InputError(f"{post_path}: the overlap with {pre_path} is smaller than one pixel "
+                         f"({inter[2] - inter[0]:.3g} x {inter[3] - inter[1]:.3g}); give a pair of the same area")
+    c0, r0, c1, r1 = snap_box(inter)
+    return Grid(dst_crs, frame * Affine.translation(c0, r0), c1 - c0, r1 - r0)
+
+
+def open_pair(pre: str | os.PathLike, post: str | os.PathLike, *, bands: Sequence[int] | None = None,
+              post_bands: Sequence[int] | None = None, crs: Any = None, resolution: float | None = None,
+              zero_as_nodata: bool = False, model_bands: int = 3,
+              normalization: Mapping[str, Any] | None = None) -> ScenePair:
+    """Open a pre/post pair on one target grid; see the module docstring for the rules.
+
+    ``bands``: 1-based pre bands (default 1..model_bands); ``post_bands``: default ``bands``.
+    ``crs`` (anything pyproj/rasterio accepts) and ``resolution`` (target CRS units) override
+    pre's grid. ``normalization``: the model package's, whose ``scale`` (if not 255) maps
+    non-uint8 data by ``x * 255 / scale``. Raises :class:`InputError` for bad input.
+    """
+    pre_path, post_path = os.fspath(pre), os.fspath(post)
+    if model_bands < 1:
+        raise ValueError(f"model_bands must be >= 1, not {model_bands}")
+    target_crs = _parse_crs(crs)
+    files = []
+    try:
+        for path, name in ((pre_path, "pre"), (post_path, "post")):
+            files.append(_open_dataset(path, name))
+        pre_ds, post_ds = files
+        if bands is None and post_bands is None:
+            n_pre, n_post = _data_band_count(pre_ds), _data_band_count(post_ds)
+            if n_pre != n_post:
+                raise InputError(f"{post_path}: pre has {n_pre} bands, post {n_post}; choose with "
+                                 f"--bands/--post-bands (e.g. --bands 1,2,3 --post-bands 1,2,3)")
+        pre_b = _select_bands(pre_ds, pre_path, "pre", bands, "--bands", model_bands)
+        post_b = _select_bands(post_ds, post_path, "post", post_bands if post_bands is not None else bands,
+                               "--post-bands" if post_bands is not None else "--bands", model_bands)
+        pre_ep = _describe_epoch(pre_ds, pre_path, "pre", pre_b, zero_as_nodata, normalization)
+        post_ep = _describe_epoch(post_ds, post_path, "post", post_b, zero_as_nodata, normalization)
+        grid = _build_grid(pre_ep.native, post_ep.native, pre_path, post_path, target_crs, resolution)
+        epochs = []
+        for ep in (pre_ep, post_ep):
+            if grid.crs is None:  # no CRS on either: aligned in pixel space by definition
+                off: tuple[int, int] | None = (0, 0)
+            elif ep.native.crs == grid.crs:
+                off = integer_offset(ep.native.transform, grid.transform)
+            else:
+                off = None
+            epochs.append(replace(ep, offset=off))
+    finally:
+        for ds in files:
+            ds.close()
+    pair = ScenePair(grid, *epochs)
+    try:
+        pair._scan()
+    except BaseException:
+        pair.close()
+        raise
+    return pair
