@@ -1,0 +1,102 @@
+"""Batched forward of tile pairs: a model package (torch) or a two-input ONNX model.
+
+:func:`load_change_model` returns a runner with one method, ``probabilities(pre, post)``:
+(N, C, H, W) float32 arrays in 0..255 model-input units in, (N, K+1, H, W) float32 softmax
+probabilities out. The runner applies the package's normalisation, picks the device
+(``auto``: CUDA > MPS > CPU), runs under ``inference_mode`` with channels-last memory and,
+on a GPU, autocast (bf16 where supported).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import InputError
+
+
+class ChangeModel(Protocol):
+    """What the pipeline needs of a model."""
+
+    meta: "object"
+    num_classes: int
+    name: str
+
+    def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray: ...
+
+
+def _normalizer(normalization: dict) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.asarray(normalization.get("mean", (0.0, 0.0, 0.0)), np.float32)
+    std = np.asarray(normalization.get("std", (1.0, 1.0, 1.0)), np.float32)
+    # inputs arrive in 0..255 units (the scene maps other dtypes there), so the package's
+    # own scale has already been accounted for: x / 255 is the value the model was fed.
+    return (mean * 255.0)[:, None, None], (std * 255.0)[:, None, None]
+
+
+class TorchChangeModel:
+    """An S2M model package run with torch."""
+
+    def __init__(self, path: str | Path, device: str = "auto") -> None:
+        import torch
+
+        from .devices import autocast_dtype, resolve_device
+        from .model import load_package
+
+        self.device = resolve_device(device)
+        self.model, self.meta = load_package(path, device=self.device)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        self.num_classes = self.meta.num_classes
+        self.name = Path(path).name
+        self.dtype = autocast_dtype(self.device)
+        self._mean, self._std = _normalizer(self.meta.normalization)
+
+    def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
+        import torch
+
+        a = torch.from_numpy((pre - self._mean) / self._std).to(self.device)
+        b = torch.from_numpy((post - self._mean) / self._std).to(self.device)
+        a = a.contiguous(memory_format=torch.channels_last)
+        b = b.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
+                                                    enabled=self.dtype is not None):
+            logits = self.model(a, b)
+        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+
+class OnnxChangeModelRunner:
+    """A two-input ONNX change model run with onnxruntime (CUDA provider when asked and present)."""
+
+    def __init__(self, path: str | Path, device: str = "auto") -> None:
+        import onnxruntime as ort
+
+        from .model import load_onnx_model
+
+        providers = ["CPUExecutionProvider"]
+        if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        elif device == "cuda":
+            raise InputError(f"{path}: --device cuda but onnxruntime has no CUDA provider here; "
+                             f"install onnxruntime-gpu or use --device cpu")
+        self.onnx = load_onnx_model(path, providers)
+        self.meta = self.onnx.meta
+        self.num_classes = self.meta.num_classes
+        self.name = Path(path).name
+        self._mean, self._std = _normalizer(self.meta.normalization)
+
+    def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
+        logits = self.onnx((pre - self._mean) / self._std, (post - self._mean) / self._std)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(logits, dtype=np.float32)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def load_change_model(path: str | Path, device: str = "auto") -> ChangeModel:
+    """A runner for a ``.safetensors`` model package or a two-input ``.onnx`` model."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: model file not found; check --model")
+    if path.suffix.lower() == ".onnx":
+        return OnnxChangeModelRunner(path, device)
+    return TorchChangeModel(path, device)

@@ -1,0 +1,331 @@
+"""Two scenes in, a change raster out: align, tile, infer, stitch, write — for any scene size.
+
+Locally, tiles stream through one model: reads run ahead in a thread pool while the model
+consumes batches (batches may span blocks), each finished block goes to the
+:class:`~s2m_geo.stitch.Stitcher`, and every finished core is written straight into the
+output. With a Dask ``client``, blocks are tasks on the cluster's workers instead (each
+worker loads the model once) and their partials are stitched as they complete. Both paths
+give the same raster, bit for bit, because blending is exact and order-independent.
+
+Outputs are written under temporary names in the output folder and renamed at the end; the
+class raster becomes a Cloud Optimized GeoTIFF with the class table's colours and nodata
+255 outside the valid mask.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from .errors import InputError
+from .inference import ChangeModel, load_change_model
+from .stitch import NODATA_CLASS, BlockPartial, Stitcher
+from .tiling import Block, Rect, TileLayout
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class PredictOptions:
+    """Knobs of :func:`predict` (None = the model package's own value)."""
+
+    tile_size: int | None = None
+    overlap: int | None = None
+    batch_size: int = 4
+    block_tiles: int = 4
+    blend: str = "cosine"
+    device: str = "auto"
+    bands: list[int] | None = None
+    post_bands: list[int] | None = None
+    crs: str | None = None
+    resolution: float | None = None
+    zero_as_nodata: bool = False
+    read_threads: int = 2
+
+
+@dataclass
+class PredictResult:
+    """What a prediction produced."""
+
+    raster: Path
+    probabilities: Path | None
+    grid: Any
+    tiles: int
+    tiles_skipped: int
+    class_counts: dict[int, int] = field(default_factory=dict)
+    model: str = ""
+
+
+def _tmp_beside(final: Path, suffix: str = ".tif") -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f"{suffix}.partial", dir=final.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _window(r: Rect) -> Window:
+    return Window(r.col, r.row, r.width, r.height)
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    """Refuse an existing output without ``overwrite`` and an unwritable folder (exit 2)."""
+    if path.exists() and not overwrite:
+        raise InputError(f"{path}: already exists; pass --overwrite or choose another name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{parent}: output folder does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{parent}: output folder is not writable; choose another place")
+
+
+def _cog(src: Path, dst: Path, resampling: str) -> None:
+    """Copy a tiled GeoTIFF to a Cloud Optimized GeoTIFF (overviews down to one block;
+    nodata, colour table and tags come along)."""
+    from rasterio.shutil import copy as rio_copy
+
+    with rasterio.open(src) as ds:
+        rio_copy(ds, dst, driver="COG", compress="DEFLATE", blocksize=512,
+                 overview_resampling=resampling, BIGTIFF="IF_SAFER")
+
+
+class _Writer:
+    """The temporary outputs and the ``sink`` the stitcher calls."""
+
+    def __init__(self, raster: Path, probabilities: Path | None, grid, model: ChangeModel) -> None:
+        self.table = model.meta.class_table
+        k = model.num_classes
+        base = dict(driver="GTiff", width=grid.width, height=grid.height, crs=grid.crs,
+                    transform=grid.transform, tiled=True, blockxsize=512, blockysize=512,
+                    BIGTIFF="IF_SAFER")
+        self.tmp_raster = _tmp_beside(raster)
+        self.tmp_probs = _tmp_beside(probabilities) if probabilities else None
+        self.ds = rasterio.open(self.tmp_raster, "w", count=1, dtype="uint8", nodata=NODATA_CLASS,
+                                compress="deflate", **base)
+        self.ds.write_colormap(1, self.table.colormap())
+        self.ds.update_tags(1, **{f"class_{c.id}": c.name for c in self.table})
+        self.probs = (rasterio.open(self.tmp_probs, "w", count=k, dtype="float32", nodata=None,
+                                    compress="deflate", predictor=3, **base)
+                      if self.tmp_probs else None)
+        if self.probs is not None:
+            for c in self.table:
+                self.probs.set_band_description(c.id + 1, c.name)
+        self.counts = np.zeros(256, np.int64)
+        self.lock = threading.Lock()
+        self.extra_sinks: list[Callable] = []
+
+    def sink(self, core: Rect, classes: np.ndarray, confidence: np.ndarray, probs: np.ndarray) -> None:
+        with self.lock:
+            self.ds.write(classes, 1, window=_window(core))
+            if self.probs is not None:
+                self.probs.write(probs, window=_window(core))
+            self.counts += np.bincount(classes.ravel(), minlength=256)
+            for s in self.extra_sinks:
+                s(core, classes, confidence, probs)
+
+    def close(self) -> None:
+        self.ds.close()
+        if self.probs is not None:
+            self.probs.close()
+
+    def discard(self) -> None:
+        self.close()
+        for p in (self.tmp_raster, self.tmp_probs):
+            if p is not None:
+                p.unlink(missing_ok=True)
+
+
+def _tile_stream(pair, tiles: list[tuple[int, Rect]], threads: int, ahead: int) -> Iterable:
+    """Yield ``(block index, tile, pre, post, valid)`` in order, reads running ``ahead``."""
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="s2m-read") as pool:
+        queue: deque = deque()
+        it = iter(tiles)
+        for item in it:
+            queue.append((item, pool.submit(pair.read, _window(item[1]))))
+            if len(queue) >= ahead:
+                break
+        while queue:
+            (bi, tile), fut = queue.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                queue.append((nxt, pool.submit(pair.read, _window(nxt[1]))))
+            pre, post, valid = fut.result()
+            yield bi, tile, pre, post, valid
+
+
+def run_tiles(pair, model: ChangeModel, layout: TileLayout, blocks: list[Block], opts: PredictOptions,
+              on_block: Callable[[BlockPartial], None], progress: Progress | None = None) -> tuple[int, int]:
+    """Stream every tile of ``blocks`` through ``model`` in batches; hand each finished block's
+    partial to ``on_block``. Returns (tiles run, tiles skipped as all-invalid)."""
+    k = model.num_classes
+    tiles = [(i, t) for i, b in enumerate(blocks) for t in b.tiles]
+    remaining = [len(b.tiles) for b in blocks]
+    partials: dict[int, BlockPartial] = {}
+    batch: list = []
+    done = skipped = 0
+
+    def tile_done(bi: int) -> None:
+        remaining[bi] -= 1
+        if remaining[bi] == 0:
+            on_block(partials.pop(bi, None) or BlockPartial.empty(blocks[bi], k))
+
+    def flush() -> None:
+        nonlocal done
+        if not batch:
+            return
+        probs = model.probabilities(np.stack([b[2] for b in batch]), np.stack([b[3] for b in batch]))
+        for (bi, tile, _, _, valid), p in zip(batch, probs):
+            if bi not in partials:
+                partials[bi] = BlockPartial.empty(blocks[bi], k)
+            partials[bi].add_tile(tile, p, layout.tile_weights(tile, opts.blend), valid)
+            done += 1
+            tile_done(bi)
+        batch.clear()
+        if progress:
+            progress("infer", done + skipped, len(tiles))
+
+    for item in _tile_stream(pair, tiles, opts.read_threads, ahead=max(2 * opts.batch_size, 4)):
+        if not item[4].any():  # nothing valid under this tile: no need to run the model
+            skipped += 1
+            tile_done(item[0])
+            continue
+        batch.append(item)
+        if len(batch) >= opts.batch_size:
+            flush()
+    flush()
+    if progress:
+        progress("infer", len(tiles), len(tiles))
+    return done, skipped
+
+
+# --- distributed: one block per task ------------------------------------------------------------
+
+_WORKER_MODELS: dict[tuple[str, str], ChangeModel] = {}
+_WORKER_LOCK = threading.Lock()
+
+
+def _worker_model(path: str, device: str) -> ChangeModel:
+    """The model of this worker process, loaded once."""
+    with _WORKER_LOCK:
+        key = (path, device)
+        if key not in _WORKER_MODELS:
+            _WORKER_MODELS[key] = load_change_model(path, device)
+        return _WORKER_MODELS[key]
+
+
+def run_block(pair, model_path: str, block: Block, layout: TileLayout, opts: PredictOptions) -> BlockPartial:
+    """One block as a self-contained task (for Dask workers): read, infer, blend.
+
+    ``pair`` is the opened :class:`~s2m_geo.scene.ScenePair`; it pickles with its grid and
+    scaling already computed and reopens its files on the worker.
+    """
+    model = _worker_model(model_path, opts.device)
+    out: list[BlockPartial] = []
+    run_tiles(pair, model, layout, [block], opts, out.append)
+    return out[0]
+
+
+def _open_pair(open_pair, pre, post, model: ChangeModel, opts: PredictOptions):
+    meta = model.meta
+    return open_pair(pre, post, bands=opts.bands or None, post_bands=opts.post_bands or None,
+                     crs=opts.crs, resolution=opts.resolution, zero_as_nodata=opts.zero_as_nodata,
+                     model_bands=len(meta.bands["pre"]), normalization=meta.normalization)
+
+
+# --- the job ------------------------------------------------------------------------------------
+
+
+def predict(pre: str | Path, post: str | Path, raster: str | Path, model: "str | Path | ChangeModel",
+            options: PredictOptions | None = None, probabilities: str | Path | None = None,
+            overwrite: bool = False, progress: Progress | None = None, client: Any = None,
+            sinks: Iterable[Callable] = ()) -> PredictResult:
+    """Predict the change raster of a scene pair into ``raster`` (a COG).
+
+    ``model`` is a package path (``.safetensors`` or ``.onnx``) or an already loaded
+    :class:`~s2m_geo.inference.ChangeModel`. ``sinks`` are extra ``(core, classes, confidence,
+    probabilities)`` callbacks, called for every finished core (the vectorizer uses one).
+    ``client``: a ``dask.distributed.Client`` to run blocks on its workers (needs a path).
+    """
+    from .scene import open_pair
+
+    opts = options or PredictOptions()
+    raster = Path(raster)
+    probabilities = Path(probabilities) if probabilities else None
+    for out in filter(None, (raster, probabilities)):
+        check_output(out, overwrite)
+    if isinstance(model, (str, Path)):
+        runner = load_change_model(model, opts.device)
+    else:
+        runner = model
+        if client is not None:
+            raise ValueError("a Dask client needs the model as a file path, to load it on the workers")
+    meta = runner.meta
+    tile = opts.tile_size or meta.tile_size
+    overlap = meta.default_overlap if opts.overlap is None else opts.overlap
+    if not 0 <= overlap < tile // 2:
+        raise InputError(f"--overlap {overlap}: must be at least 0 and less than half the tile size ({tile})")
+    with _open_pair(open_pair, pre, post, runner, opts) as pair:
+        grid = pair.grid
+        layout = TileLayout(grid.height, grid.width, tile, overlap)
+        blocks = layout.blocks(opts.block_tiles)
+        writer = _Writer(raster, probabilities, grid, runner)
+        writer.extra_sinks.extend(sinks)
+        try:
+            stitcher = Stitcher(layout, blocks, opts.block_tiles, runner.num_classes, writer.sink,
+                                want_probabilities=probabilities is not None)
+            if client is None:
+                done, skipped = run_tiles(pair, runner, layout, blocks, opts, stitcher.add, progress)
+            else:
+                done, skipped = _run_distributed(client, pair, model, layout, blocks, opts,
+                                                 stitcher, progress)
+            assert stitcher.done
+            writer.close()
+            if progress:
+                progress("write", 0, 1)
+            final_tmp = _tmp_beside(raster)
+            try:
+                _cog(writer.tmp_raster, final_tmp, "NEAREST")
+                os.chmod(final_tmp, 0o644)
+                os.replace(final_tmp, raster)
+            finally:
+                final_tmp.unlink(missing_ok=True)
+                writer.tmp_raster.unlink(missing_ok=True)
+            if writer.tmp_probs is not None:
+                os.chmod(writer.tmp_probs, 0o644)
+                os.replace(writer.tmp_probs, probabilities)
+            if progress:
+                progress("write", 1, 1)
+        except BaseException:
+            writer.discard()
+            raise
+    counts = {c.id: int(writer.counts[c.id]) for c in meta.class_table}
+    return PredictResult(raster, probabilities, grid, done, skipped, counts, runner.name)
+
+
+def _run_distributed(client, pair, model, layout, blocks, opts, stitcher, progress):
+    from distributed import as_completed
+
+    remote_pair = client.scatter(pair, broadcast=True)
+    futures = [client.submit(run_block, remote_pair, str(model), b, layout, opts, pure=False)
+               for b in blocks]
+    total = sum(len(b.tiles) for b in blocks)
+    done = 0
+    try:
+        for fut in as_completed(futures):
+            partial = fut.result()
+            stitcher.add(partial)
+            done += len(partial.block.tiles)
+            if progress:
+                progress("infer", done, total)
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return done, 0

@@ -1,0 +1,137 @@
+"""Blend overlapping tile probabilities into a class raster, block by block.
+
+Each block accumulates ``weight * probability`` of its tiles over its extent in int32 fixed
+point (:func:`s2m_geo.tiling.quantize`), so sums are exact and associative. The scene is cut
+into *cores*, one per block (from the block's first tile to the next block's first tile);
+a block's extent covers its own core and spills a strip of at least the overlap into the
+cores right of and below it. :class:`Stitcher` adds every block partial into the cores it
+touches, in whatever order blocks finish, and finalises a core — argmax class and
+confidence, nodata outside the valid mask — as soon as all its contributors have arrived.
+Memory: the blocks in flight plus the spill strips waiting for their core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .tiling import Block, Rect, TileLayout, quantize
+
+NODATA_CLASS = 255
+
+
+@dataclass
+class BlockPartial:
+    """Blended evidence of one block over its extent."""
+
+    block: Block
+    acc: np.ndarray  # int32 (K+1, h, w): sum of quantized weight * probability
+    wsum: np.ndarray  # int32 (h, w): sum of quantized weights
+    valid: np.ndarray  # bool (h, w)
+
+    @classmethod
+    def empty(cls, block: Block, num_classes: int) -> "BlockPartial":
+        h, w = block.extent.height, block.extent.width
+        return cls(block, np.zeros((num_classes, h, w), np.int32), np.zeros((h, w), np.int32),
+                   np.zeros((h, w), bool))
+
+    def add_tile(self, tile: Rect, probs: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> None:
+        """Add one tile's (K+1, T, T) probabilities with (T, T) weights and its valid mask."""
+        part = tile.intersect(self.block.extent)
+        if part is None:
+            return
+        src = part.slices(tile)
+        dst = part.slices(self.block.extent)
+        w = weights[src]
+        self.acc[(slice(None), *dst)] += quantize(probs[(slice(None), *src)] * w)
+        self.wsum[dst] += quantize(w)
+        self.valid[dst] |= valid[src]
+
+
+def core_rects(layout: TileLayout, blocks: list[Block], block_tiles: int) -> dict[tuple[int, int], Rect]:
+    """The core of every block: the pixels from its first tile to the next block's first tile."""
+    rs, cs = layout.row_starts, layout.col_starts
+    row_edges = [rs[i] for i in range(0, len(rs), block_tiles)] + [layout.height]
+    col_edges = [cs[j] for j in range(0, len(cs), block_tiles)] + [layout.width]
+    return {b.index: Rect(row_edges[b.index[0]], col_edges[b.index[1]],
+                          row_edges[b.index[0] + 1] - row_edges[b.index[0]],
+                          col_edges[b.index[1] + 1] - col_edges[b.index[1]]) for b in blocks}
+
+
+@dataclass
+class _Pending:
+    core: Rect
+    expected: int
+    arrived: int = 0
+    acc: np.ndarray | None = None
+    wsum: np.ndarray | None = None
+    valid: np.ndarray | None = None
+
+
+@dataclass
+class Stitcher:
+    """Merges block partials; calls ``sink(core, classes, confidence, probabilities)`` per
+    finished core (classes uint8 with :data:`NODATA_CLASS` outside the valid mask,
+    confidence float32 in [0, 1] (0 outside), probabilities float32 (K+1, h, w) when
+    ``want_probabilities``, else None — they cost K+1 floats per pixel of the core)."""
+
+    layout: TileLayout
+    blocks: list[Block]
+    block_tiles: int
+    num_classes: int
+    sink: Callable[[Rect, np.ndarray, np.ndarray, np.ndarray | None], None]
+    want_probabilities: bool = True
+    _pending: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        cores = core_rects(self.layout, self.blocks, self.block_tiles)
+        counts = {k: 0 for k in cores}
+        for b in self.blocks:
+            for k, core in cores.items():
+                if b.extent.intersect(core) is not None:
+                    counts[k] += 1
+        self._pending = {k: _Pending(core, counts[k]) for k, core in cores.items()}
+
+    @property
+    def done(self) -> bool:
+        return not self._pending
+
+    def add(self, partial: BlockPartial) -> None:
+        """Merge one block's partial; finalise every core it completes."""
+        ext = partial.block.extent
+        for key in list(self._pending):
+            p = self._pending[key]
+            part = ext.intersect(p.core)
+            if part is None:
+                continue
+            if p.acc is None:
+                h, w = p.core.height, p.core.width
+                p.acc = np.zeros((self.num_classes, h, w), np.int32)
+                p.wsum = np.zeros((h, w), np.int32)
+                p.valid = np.zeros((h, w), bool)
+            src, dst = part.slices(ext), part.slices(p.core)
+            p.acc[(slice(None), *dst)] += partial.acc[(slice(None), *src)]
+            p.wsum[dst] += partial.wsum[src]
+            p.valid[dst] |= partial.valid[src]
+            p.arrived += 1
+            if p.arrived == p.expected:
+                self._finish(key)
+
+    def _finish(self, key) -> None:
+        p = self._pending.pop(key)
+        ok = p.valid & (p.wsum > 0)
+        wsum = np.maximum(p.wsum, 1).astype(np.float32)
+        # the blend divides every class by the same positive weight sum, so the argmax and
+        # the max can be taken on the exact integer sums
+        classes = p.acc.argmax(0).astype(np.uint8)
+        confidence = p.acc.max(0).astype(np.float32) / wsum
+        classes[~ok] = NODATA_CLASS
+        confidence[~ok] = 0.0
+        probs = None
+        if self.want_probabilities:
+            probs = p.acc.astype(np.float32) / wsum
+            probs[:, ~ok] = 0.0
+        p.acc = p.wsum = p.valid = None
+        self.sink(p.core, classes, confidence, probs)

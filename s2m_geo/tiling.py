@@ -1,0 +1,172 @@
+"""Pure window math for tiled prediction: the tile grid, blocks of tiles, blend weights.
+
+One tile grid covers the whole scene: tiles of ``tile`` pixels start every
+``stride = tile - overlap`` pixels, the last row/column shifted back so it ends on the scene
+edge (a scene smaller than a tile gets one tile, padded past the edge and cropped back).
+Because the grid is global, the tiles that cover a pixel do not depend on how the work is cut.
+
+A *block* is a rectangle of ``block_tiles x block_tiles`` tiles: the unit of parallel work. It
+accumulates its tiles' weighted probabilities over its *extent* (the union of its tiles);
+neighbouring extents overlap by at least ``overlap`` pixels. Accumulation is done in integer
+fixed point (:data:`FIXED_ONE`), so sums are exact and merging block partials gives the
+same result in any order: splitting a scene into blocks changes nothing.
+
+Blend weights taper linearly or as a cosine across the overlap on every side that has a
+neighbouring tile, never on the scene edge, and are strictly positive, so every pixel is
+covered with positive weight and ``sum(w * p) / sum(w)`` is a proper convex blend.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterator
+
+import numpy as np
+
+#: Fixed-point scale of accumulated weighted probabilities (int32; at most 4 overlapping
+#: tiles of weight <= 1 per pixel keeps sums far below 2**31).
+FIXED_ONE = 1 << 24
+BLENDS = ("cosine", "linear")
+
+
+def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile start offsets along one axis of ``length`` pixels."""
+    if tile <= 0 or not 0 <= overlap < tile:
+        raise ValueError(f"need tile > 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)
+    return starts
+
+
+@dataclass(frozen=True)
+class Rect:
+    """A pixel rectangle ``[row, row + height) x [col, col + width)`` of the scene grid."""
+
+    row: int
+    col: int
+    height: int
+    width: int
+
+    @property
+    def row_end(self) -> int:
+        return self.row + self.height
+
+    @property
+    def col_end(self) -> int:
+        return self.col + self.width
+
+    def intersect(self, other: "Rect") -> "Rect | None":
+        r0, c0 = max(self.row, other.row), max(self.col, other.col)
+        r1, c1 = min(self.row_end, other.row_end), min(self.col_end, other.col_end)
+        return Rect(r0, c0, r1 - r0, c1 - c0) if r0 < r1 and c0 < c1 else None
+
+    def slices(self, origin: "Rect | None" = None) -> tuple[slice, slice]:
+        """Array slices of this rect inside an array whose [0, 0] is ``origin``'s corner."""
+        r, c = (origin.row, origin.col) if origin else (0, 0)
+        return slice(self.row - r, self.row_end - r), slice(self.col - c, self.col_end - c)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A rectangle of tiles: its index, its tiles (row-major) and the pixels they cover."""
+
+    index: tuple[int, int]
+    tiles: tuple[Rect, ...]
+    extent: Rect  # union of the tiles, clipped to the scene
+
+
+@dataclass(frozen=True)
+class TileLayout:
+    """The global tile grid of a ``height x width`` scene."""
+
+    height: int
+    width: int
+    tile: int = 512
+    overlap: int = 64
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.width <= 0:
+            raise ValueError(f"empty scene {self.height}x{self.width}")
+        axis_starts(1, self.tile, self.overlap)  # validates tile/overlap
+
+    @property
+    def row_starts(self) -> list[int]:
+        return axis_starts(self.height, self.tile, self.overlap)
+
+    @property
+    def col_starts(self) -> list[int]:
+        return axis_starts(self.width, self.tile, self.overlap)
+
+    @property
+    def scene(self) -> Rect:
+        return Rect(0, 0, self.height, self.width)
+
+    def tiles(self) -> list[Rect]:
+        """All tiles, row-major; a tile may reach past the scene edge (padding)."""
+        return [Rect(r, c, self.tile, self.tile) for r in self.row_starts for c in self.col_starts]
+
+    def blocks(self, block_tiles: int = 4) -> list[Block]:
+        """Blocks of ``block_tiles x block_tiles`` tiles, row-major."""
+        if block_tiles < 1:
+            raise ValueError("block_tiles must be >= 1")
+        rs, cs = self.row_starts, self.col_starts
+        out = []
+        for bi, i0 in enumerate(range(0, len(rs), block_tiles)):
+            for bj, j0 in enumerate(range(0, len(cs), block_tiles)):
+                tiles = tuple(Rect(r, c, self.tile, self.tile)
+                              for r in rs[i0:i0 + block_tiles] for c in cs[j0:j0 + block_tiles])
+                r0, c0 = tiles[0].row, tiles[0].col
+                r1, c1 = tiles[-1].row_end, tiles[-1].col_end
+                extent = Rect(r0, c0, r1 - r0, c1 - c0).intersect(self.scene)
+                assert extent is not None
+                out.append(Block((bi, bj), tiles, extent))
+        return out
+
+    def tile_weights(self, tile: Rect, blend: str = "cosine") -> np.ndarray:
+        """(tile, tile) float32 weights of one tile: tapered towards each neighbour only."""
+        top = tile.row > 0
+        left = tile.col > 0
+        bottom = tile.row_end < self.height
+        right = tile.col_end < self.width
+        wr = _ramp(self.tile, self.overlap, top, bottom, blend)
+        wc = _ramp(self.tile, self.overlap, left, right, blend)
+        return np.outer(wr, wc)
+
+
+@lru_cache(maxsize=64)
+def _ramp_cached(n: int, overlap: int, start: bool, end: bool, blend: str) -> np.ndarray:
+    w = np.ones(n, np.float32)
+    if overlap > 0:
+        t = (np.arange(overlap, dtype=np.float64) + 0.5) / overlap  # in (0, 1): never 0
+        if blend == "cosine":
+            ramp = np.sin(0.5 * math.pi * t) ** 2
+        elif blend == "linear":
+            ramp = t
+        else:
+            raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
+        if start:
+            w[:overlap] = ramp
+        if end:
+            w[n - overlap:] = np.minimum(w[n - overlap:], ramp[::-1])
+    w.setflags(write=False)
+    return w
+
+
+def _ramp(n: int, overlap: int, start: bool, end: bool, blend: str) -> np.ndarray:
+    return _ramp_cached(n, overlap, start, end, blend)
+
+
+def quantize(weighted: np.ndarray) -> np.ndarray:
+    """Weighted probabilities (or weights) in [0, 1] -> int32 fixed point."""
+    return np.rint(weighted * FIXED_ONE).astype(np.int32)
+
+
+def iter_batches(items: list, size: int) -> Iterator[list]:
+    """Consecutive chunks of ``size`` items."""
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

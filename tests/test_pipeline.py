@@ -1,0 +1,211 @@
+"""predict: georeference, alignment, nodata, seams, small scenes, real rasters, Dask."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from s2m_geo.classes import load_class_table
+from s2m_geo.model import PackageMeta
+from s2m_geo.pipeline import PredictOptions, predict
+from s2m_geo.stitch import NODATA_CLASS
+from s2m_geo.synthetic import SceneSpec, write_scene
+
+
+class EchoModel:
+    """Stand-in model: class 1 where band 1 of ``which`` epoch is bright, else 0 — so each
+    output pixel must sit exactly on the input pixel it came from."""
+
+    name = "echo"
+
+    def __init__(self, which="pre", threshold=150.0):
+        self.meta = PackageMeta(class_table=load_class_table(), tile_size=64, default_overlap=16)
+        self.num_classes = 7
+        self.which, self.threshold = which, threshold
+
+    def probabilities(self, pre, post):
+        x = (pre if self.which == "pre" else post)[:, 0]
+        p = np.full((x.shape[0], 7, *x.shape[1:]), 0.01, np.float32)
+        p[:, 1] += (x > self.threshold) * 0.9
+        p[:, 0] += (x <= self.threshold) * 0.9
+        return p / p.sum(1, keepdims=True)
+
+
+def _read(path, band=1):
+    with rasterio.open(path) as ds:
+        return ds.read(band), ds
+
+
+def test_georeference_is_exact_with_an_echo_model(tmp_path, small_scene):
+    out = tmp_path / "changes.tif"
+    res = predict(small_scene["pre"], small_scene["post"], out, EchoModel(),
+                  PredictOptions(batch_size=3, block_tiles=2))
+    with rasterio.open(out) as ds, rasterio.open(small_scene["pre"]) as pre:
+        assert ds.crs == pre.crs and ds.transform == pre.transform and ds.shape == pre.shape
+        assert ds.nodata == NODATA_CLASS and ds.colormap(1)[1][:3] == (0xE3, 0x1A, 0x1C)
+        assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        got = ds.read(1)
+        expect = (pre.read(1) > 150).astype(np.uint8)
+    assert np.array_equal(got, expect)
+    assert res.tiles > 0 and res.class_counts[1] == int(expect.sum())
+
+
+def test_post_in_another_crs_and_gsd_aligns_onto_pre(tmp_path):
+    same = write_scene(tmp_path / "same", SceneSpec(size=256, seed=4))
+    other = write_scene(tmp_path / "other", SceneSpec(size=256, seed=4, post_crs="EPSG:4326", post_gsd=0.6))
+    a, b = tmp_path / "a.tif", tmp_path / "b.tif"
+    predict(same["pre"], same["post"], a, EchoModel("post"))
+    predict(other["pre"], other["post"], b, EchoModel("post"))
+    ra, ds = _read(a)
+    rb, db = _read(b)
+    assert db.crs == ds.crs and db.transform == ds.transform
+    both = (ra != NODATA_CLASS) & (rb != NODATA_CLASS)
+    assert both.mean() > 0.9
+    assert (ra[both] == rb[both]).mean() > 0.97  # resampled twice, yet on the same pixels
+
+
+def test_nodata_collar_yields_no_change(tmp_path, tiny_model):
+    scene = write_scene(tmp_path / "s", SceneSpec(size=200, nodata_border=20))
+    out = tmp_path / "c.tif"
+    predict(scene["pre"], scene["post"], out, tiny_model)
+    c, _ = _read(out)
+    assert (c[:20] == NODATA_CLASS).all() and (c[:, -20:] == NODATA_CLASS).all()
+    assert (c[20:-20, 20:-20] != NODATA_CLASS).all()
+
+
+def test_no_seams_one_block_equals_many_blocks(tmp_path, tiny_model, small_scene):
+    one, many = tmp_path / "one.tif", tmp_path / "many.tif"
+    p1, p2 = tmp_path / "p1.tif", tmp_path / "p2.tif"
+    predict(small_scene["pre"], small_scene["post"], one, tiny_model,
+            PredictOptions(block_tiles=1000, batch_size=5), probabilities=p1)
+    predict(small_scene["pre"], small_scene["post"], many, tiny_model,
+            PredictOptions(block_tiles=1, batch_size=2), probabilities=p2)
+    assert np.array_equal(_read(one)[0], _read(many)[0])
+    with rasterio.open(p1) as a, rasterio.open(p2) as b:
+        assert a.count == 7 and np.array_equal(a.read(), b.read())
+
+
+@pytest.mark.parametrize("size", [40, 64, 100, 131])
+def test_scenes_smaller_than_a_tile_or_not_a_multiple(tmp_path, tiny_model, size):
+    scene = write_scene(tmp_path / "s", SceneSpec(size=size))
+    out = tmp_path / "c.tif"
+    predict(scene["pre"], scene["post"], out, tiny_model)
+    c, ds = _read(out)
+    assert c.shape == (size, size) and (c != NODATA_CLASS).all() and c.max() < 7
+
+
+def test_existing_output_and_interrupt_leave_nothing_half_written(tmp_path, tiny_model, small_scene):
+    out = tmp_path / "c.tif"
+    out.write_bytes(b"keep me")
+    from s2m_geo.errors import InputError
+
+    with pytest.raises(InputError, match="already exists"):
+        predict(small_scene["pre"], small_scene["post"], out, tiny_model)
+    assert out.read_bytes() == b"keep me"
+
+    def stop(stage, done, total):
+        if stage == "infer" and done > 2:
+            raise KeyboardInterrupt
+
+    fresh = tmp_path / "fresh.tif"
+    with pytest.raises(KeyboardInterrupt):
+        predict(small_scene["pre"], small_scene["post"], fresh, tiny_model, progress=stop)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif"]
+
+
+def test_dask_cluster_gives_the_same_raster(tmp_path, tiny_model, small_scene):
+    from distributed import Client, LocalCluster
+
+    local, dist = tmp_path / "local.tif", tmp_path / "dist.tif"
+    opts = PredictOptions(block_tiles=2)
+    predict(small_scene["pre"], small_scene["post"], local, tiny_model, opts)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        predict(small_scene["pre"], small_scene["post"], dist, tiny_model, opts, client=client)
+    assert np.array_equal(_read(local)[0], _read(dist)[0])
+
+
+def test_cli_predict(tmp_path, tiny_model, small_scene):
+    out = tmp_path / "out dir é" / "changes.tif"
+    out.parent.mkdir()
+    cmd = [sys.executable, "-m", "s2m_geo.cli", "predict", str(small_scene["pre"]), str(small_scene["post"]),
+           "-o", str(out), "--model", str(tiny_model), "--progress", "json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert '"stage": "infer"' in proc.stderr and out.exists()
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 2 and "already exists; pass --overwrite" in again.stderr
+    missing = subprocess.run(cmd[:4] + [str(tmp_path / "nope.tif")] + cmd[5:] + ["--overwrite"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "nope.tif" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_realdata_rgb_byte_with_itself(tmp_path, realdata, tiny_model):
+    src = realdata / "rasterio-rgb-byte" / "RGB.byte.tif"
+    if not src.exists():
+        pytest.skip("RGB.byte.tif not in realdata")
+    out = tmp_path / "c.tif"
+    predict(src, src, out, EchoModel(threshold=-1), PredictOptions(batch_size=8, block_tiles=8))
+    with rasterio.open(src) as s, rasterio.open(out) as o:
+        assert o.transform == s.transform and o.crs == s.crs
+        valid = s.dataset_mask() > 0
+        c = o.read(1)
+    assert np.array_equal(c != NODATA_CLASS, valid)  # the nodata collar is respected
+
+
+def _stack(files, out):
+    arrays = []
+    for f in files:
+        with rasterio.open(f) as ds:
+            arrays.append(ds.read(1))
+            profile = ds.profile
+    profile.update(count=len(arrays), driver="GTiff")
+    with rasterio.open(out, "w", **profile) as ds:
+        ds.write(np.stack(arrays))
+    return out
+
+
+def test_realdata_landsat8_int16_pair_smaller_than_a_tile(tmp_path, realdata):
+    from s2m_geo.model import build_model, save_package
+    import torch
+
+    root = realdata / "cold-springs-fire-landsat8"
+    pre_files = [next((root / "pre_20160707").glob(f"*sr_band{b}_crop.tif")) for b in (4, 3, 2)]
+    post_files = [next((root / "post_20160723").glob(f"*sr_band{b}_crop.tif")) for b in (4, 3, 2)]
+    pre, post = _stack(pre_files, tmp_path / "pre.tif"), _stack(post_files, tmp_path / "post.tif")
+    torch.manual_seed(0)
+    model = build_model({"backbone": "vit_small_patch16_dinov3",
+                         "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
+                         "decoder_channels": 16, "attn_heads": 2, "align_heads": 2, "text_dim": 32})
+    # a package trained on reflectance scaled by 10000 (Landsat SR)
+    meta = PackageMeta(class_table=load_class_table(), tile_size=512, default_overlap=64,
+                       normalization={"mean": [0.1, 0.1, 0.1], "std": [0.1, 0.1, 0.1], "scale": 10000.0})
+    pkg = save_package(tmp_path / "sr.safetensors", model, meta)
+    out = tmp_path / "c.tif"
+    res = predict(pre, post, out, pkg)
+    with rasterio.open(pre) as p, rasterio.open(out) as o:
+        assert (o.width, o.height) == (p.width, p.height) == (246, 177)
+        assert o.transform == p.transform and o.crs == p.crs
+        c = o.read(1)
+        nodata = (p.read() == p.nodata).any(0)
+    assert res.tiles == 1
+    assert (c[~nodata] < 7).all()
+
+
+def test_realdata_landsat5_dates_on_their_own_grids(tmp_path, realdata, tiny_model):
+    root = realdata / "debian-r-cran-satellite-landsat5"
+    pre = next((root / "LT05_20000309").glob("*_B3.TIF"))
+    post = next((root / "LT5_20101218").glob("*_B3.tif"))
+    out = tmp_path / "c.tif"
+    predict(pre, post, out, EchoModel("post", threshold=-1), PredictOptions(bands=[1, 1, 1]))
+    with rasterio.open(pre) as p, rasterio.open(out) as o:
+        assert o.crs == p.crs and o.res == p.res
+        # the output grid is pre's pixel grid, cut to the overlap of both footprints
+        col = (o.transform.c - p.transform.c) / p.transform.a
+        row = (o.transform.f - p.transform.f) / p.transform.e
+        assert col == round(col) and row == round(row)
+        assert (o.read(1) != NODATA_CLASS).mean() > 0.5

@@ -1,0 +1,126 @@
+"""Tile grid, blocks, blend weights and stitching: property tests."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from s2m_geo.stitch import NODATA_CLASS, BlockPartial, Stitcher, core_rects
+from s2m_geo.tiling import TileLayout, axis_starts
+
+dims = st.integers(1, 700)
+tiles = st.sampled_from([16, 32, 64, 96])
+
+
+@st.composite
+def layouts(draw):
+    tile = draw(tiles)
+    overlap = draw(st.integers(0, tile // 2 - 1))
+    return TileLayout(draw(dims), draw(dims), tile, overlap)
+
+
+@settings(max_examples=150, deadline=None)
+@given(layouts())
+def test_tiles_cover_every_pixel_and_stay_inside_the_padded_grid(layout):
+    cover = np.zeros((layout.height, layout.width), np.int32)
+    for t in layout.tiles():
+        assert t.row >= 0 and t.col >= 0
+        assert t.row_end <= max(layout.height, layout.tile)
+        assert t.col_end <= max(layout.width, layout.tile)
+        part = t.intersect(layout.scene)
+        cover[part.slices()] += 1
+    assert cover.min() >= 1
+    # consecutive tiles overlap by at least the requested overlap
+    for starts, n in ((layout.row_starts, layout.height), (layout.col_starts, layout.width)):
+        assert starts == sorted(set(starts))
+        for a, b in zip(starts, starts[1:]):
+            assert layout.tile - (b - a) >= layout.overlap
+
+
+@settings(max_examples=150, deadline=None)
+@given(layouts(), st.sampled_from(["cosine", "linear"]))
+def test_blend_weights_are_positive_and_normalise_to_one(layout, blend):
+    wsum = np.zeros((layout.height, layout.width), np.float64)
+    for t in layout.tiles():
+        w = layout.tile_weights(t, blend)
+        assert w.shape == (layout.tile, layout.tile) and (w > 0).all() and (w <= 1).all()
+        part = t.intersect(layout.scene)
+        wsum[part.slices()] += w[part.slices(t)]
+    assert (wsum > 0).all()
+    # a constant probability blends back to itself everywhere
+    assert np.allclose((0.37 * wsum) / wsum, 0.37)
+
+
+def test_weights_do_not_taper_on_the_scene_edge():
+    layout = TileLayout(100, 100, 64, 16)
+    first = layout.tiles()[0]
+    w = layout.tile_weights(first)
+    assert w[0, 0] == 1.0 and w[-1, -1] < 0.1 and w[20, 20] == 1.0
+
+
+def test_axis_starts_examples():
+    assert axis_starts(512, 512, 64) == [0]
+    assert axis_starts(300, 512, 64) == [0]
+    assert axis_starts(1000, 512, 64) == [0, 448, 488]
+    with pytest.raises(ValueError):
+        axis_starts(100, 64, 64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(layouts(), st.integers(1, 4))
+def test_blocks_partition_tiles_and_cores_partition_the_scene(layout, block_tiles):
+    blocks = layout.blocks(block_tiles)
+    all_tiles = [t for b in blocks for t in b.tiles]
+    assert sorted(all_tiles, key=lambda t: (t.row, t.col)) == layout.tiles()
+    cores = core_rects(layout, blocks, block_tiles)
+    cover = np.zeros((layout.height, layout.width), np.int32)
+    for b in blocks:
+        core = cores[b.index]
+        cover[core.slices()] += 1
+        assert b.extent.intersect(core) == core  # a block's extent holds its whole core
+    assert (cover == 1).all()
+
+
+def _fake_probs(tile, k, rng_seed=0):
+    """Deterministic per-tile probabilities that differ between overlapping tiles."""
+    rng = np.random.default_rng([tile.row, tile.col, rng_seed])
+    logits = rng.normal(size=(k, tile.height, tile.width)).astype(np.float32)
+    e = np.exp(logits)
+    return e / e.sum(0)
+
+
+def _stitch(layout, block_tiles, order_seed=None, k=3):
+    blocks = layout.blocks(block_tiles)
+    out_c = np.full((layout.height, layout.width), 99, np.uint8)
+    out_p = np.zeros((k, layout.height, layout.width), np.float32)
+
+    def sink(core, classes, conf, probs):
+        assert (out_c[core.slices()] == 99).all()  # every core written exactly once
+        out_c[core.slices()] = classes
+        out_p[(slice(None), *core.slices())] = probs
+
+    st_ = Stitcher(layout, blocks, block_tiles, k, sink)
+    partials = []
+    for b in blocks:
+        p = BlockPartial.empty(b, k)
+        for t in b.tiles:
+            valid = np.ones((t.height, t.width), bool)
+            valid[: max(0, 3 - t.row)] = False  # top 3 scene rows invalid
+            p.add_tile(t, _fake_probs(t, k), layout.tile_weights(t), valid)
+        partials.append(p)
+    if order_seed is not None:
+        np.random.default_rng(order_seed).shuffle(partials)
+    for p in partials:
+        st_.add(p)
+    assert st_.done
+    return out_c, out_p
+
+
+@settings(max_examples=25, deadline=None)
+@given(layouts(), st.integers(1, 3), st.integers(0, 1000))
+def test_stitching_is_identical_for_any_block_split_and_order(layout, block_tiles, order):
+    one_c, one_p = _stitch(layout, block_tiles=10_000)
+    many_c, many_p = _stitch(layout, block_tiles, order_seed=order)
+    assert np.array_equal(one_c, many_c) and np.array_equal(one_p, many_p)
+    assert (one_c[:3] == NODATA_CLASS).all() and (one_c[3:] != NODATA_CLASS).all()
+    assert np.allclose(one_p[:, 3:].sum(0), 1.0, atol=1e-5)
