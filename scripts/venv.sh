@@ -18,7 +18,11 @@ print(hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 PY
 )
 venv=${S2M_VENV:-${S2M_VENV_ROOT:-$HOME/.cache/s2m-geo}/venv-$key}
-if [ ! -f "$venv/.complete" ]; then
+mkdir -p "$(dirname "$venv")"
+# One builder at a time: a second run waits here instead of deleting a half-built venv.
+exec 9>"$venv.lock"
+flock 9
+if [ ! -f "$venv/.complete" ] || [ ! -x "$venv/bin/python" ]; then
     echo "Creating the environment in $venv (first run downloads torch, a few minutes)" >&2
     rm -rf "$venv"
     "$py" -m venv "$venv"
@@ -29,4 +33,5 @@ fi
 # The project itself is (re)installed in editable mode from this clone every time: cheap,
 # and it makes the venv point at the checkout being tested.
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$here" >&2
+flock -u 9
 echo "$venv"
