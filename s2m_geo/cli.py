@@ -119,7 +119,15 @@ def _int_list(value: str | None, option: str) -> list[int] | None:
 @click.argument("pre", type=click.Path(path_type=Path))
 @click.argument("post", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Change raster to write (.tif, a Cloud Optimized GeoTIFF).")
+              help="Output: .gpkg (change polygons + scene summary, QGIS styles), .geojson, .fgb, "
+                   ".parquet, or .tif for the change raster alone.")
+@click.option("--raster", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also keep the change raster (Cloud Optimized GeoTIFF) here.")
+@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Drop change polygons smaller than this ground area, m².")
+@click.option("--simplify", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Simplify polygon outlines with this tolerance, metres (topology kept).")
+@click.option("--scene-id", default=None, help="Scene id in the outputs (default: pre's file name).")
 @click.option("--model", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Model package (.safetensors) or two-input ONNX model.")
 @click.option("--probabilities", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -139,25 +147,31 @@ def _int_list(value: str | None, option: str) -> list[int] | None:
               "when a raster declares no nodata value.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @progress_option
-def predict(pre: Path, post: Path, output: Path, model: Path | None, probabilities: Path | None,
+def predict(pre: Path, post: Path, output: Path, raster: Path | None, min_area: float, simplify: float,
+            scene_id: str | None, model: Path | None, probabilities: Path | None,
             tile_size: int | None, overlap: int | None, batch_size: int, block_tiles: int, device: str,
             bands: str | None, post_bands: str | None, crs: str | None, resolution: float | None,
             zero_nodata: bool, overwrite: bool, progress_mode: str) -> None:
-    """Detect change between PRE and POST and write a change raster.
+    """Detect change between PRE and POST; write described change polygons (or a raster).
 
     Both scenes are put on one grid (pre's by default), cut into overlapping tiles, run
     through the model in batches and blended back seamlessly; pixels outside either scene's
-    valid area are nodata (255).
+    valid area are nodata. Each connected change region becomes a polygon with what / how /
+    where (true-north compass terms) / how many, its ground area and a sentence.
 
     \b
     Example:
-      s2m-geo predict sample_data/pre.tif sample_data/post.tif -o changes.tif --model runs/small/model.safetensors
+      s2m-geo predict sample_data/pre.tif sample_data/post.tif -o changes.gpkg --model runs/small/model.safetensors
+      s2m-geo predict pre.tif post.tif -o changes.gpkg --raster changes.tif --min-area 20
     """
     from .pipeline import PredictOptions
     from .pipeline import predict as run_predict
 
-    if output.suffix.lower() not in (".tif", ".tiff"):
-        raise InputError(f"{output}: write the change raster as .tif (vector outputs come with the vectorizer)")
+    raster_only = output.suffix.lower() in (".tif", ".tiff")
+    if not raster_only:
+        from .vector_output import vector_driver
+
+        vector_driver(output)
     if model is None:
         raise InputError("no default model is shipped yet; pass --model FILE (train one with s2m-geo train)")
     opts = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size,
@@ -165,11 +179,25 @@ def predict(pre: Path, post: Path, output: Path, model: Path | None, probabiliti
                           post_bands=_int_list(post_bands, "--post-bands"), crs=crs,
                           resolution=resolution, zero_as_nodata=zero_nodata)
     with Progress(progress_mode) as progress:
-        result = run_predict(pre, post, output, model, opts, probabilities=probabilities,
-                             overwrite=overwrite, progress=progress.update)
+        if raster_only:
+            result = run_predict(pre, post, output, model, opts, probabilities=probabilities,
+                                 overwrite=overwrite, progress=progress.update)
+        else:
+            from .api import detect_changes
+
+            detected = detect_changes(pre, post, output, model, opts, raster=raster,
+                                      probabilities=probabilities, min_area_m2=min_area,
+                                      simplify_m=simplify, scene_id=scene_id, overwrite=overwrite,
+                                      progress=progress.update)
+            result = detected.prediction
     changed = sum(n for cid, n in result.class_counts.items() if cid > 0)
-    click.echo(f"{result.raster}: {result.grid.width}x{result.grid.height} px, {result.tiles} tiles "
-               f"({result.tiles_skipped} skipped as nodata), {changed} changed px")
+    where = result.raster if raster_only else ", ".join(map(str, detected.vectors))
+    click.echo(f"{where}: {result.grid.width}x{result.grid.height} px, {result.tiles} tiles "
+               f"({result.tiles_skipped} skipped as nodata), {changed} changed px"
+               + ("" if raster_only else f", {detected.changes} change polygons"))
+    if not raster_only:
+        for sentence in detected.scene_sentences:
+            click.echo(f"  {sentence}")
 
 
 classes_option = click.option(
@@ -192,7 +220,10 @@ def _table(classes: str):
 def describe(mask: Path, classes: str, as_json: bool, seed: int | None) -> None:
     """Say what a class raster shows: per class, where / what / how / how many, and a sentence.
 
-    Directions are in image terms (top = north) for now.
+    For a georeferenced raster, directions are compass terms in a true-north frame centred on
+    the raster (rotated, south-up and geographic rasters handled), with the bearing and
+    distance from the centre, and quantities come from true ground areas. A raster with no
+    CRS falls back to image terms (top = north, pixel counts) and says so.
 
     \b
     Example:
@@ -202,28 +233,34 @@ def describe(mask: Path, classes: str, as_json: bool, seed: int | None) -> None:
     import json
     import random
 
-    from .describe import describe_mask
+    from .describe.geo import describe_mask_geo
     from .evaluate import read_mask
 
     table = _table(classes)
-    data, _ = read_mask(mask)
+    data, profile = read_mask(mask)
+    crs = profile.get("crs")
     try:
-        items = describe_mask(data, table, random.Random(seed) if seed is not None else None)
+        items, image_terms = describe_mask_geo(data, profile["transform"] if crs else None, crs or None,
+                                               table, random.Random(seed) if seed is not None else None)
     except InputError as exc:
         raise InputError(f"{mask}: {exc}") from None
+    terms = "image terms (no CRS: top = north, pixel counts)" if image_terms else "true-north compass terms"
     if as_json:
         click.echo(json.dumps([{"class_id": q.class_id, "category": q.category,
                                 "change_type": q.change_type, "quantity": q.quantity,
-                                "direction": q.direction, "pixels": q.pixels, "sentence": s}
-                               for q, s in items], indent=2))
+                                "direction": q.direction, "pixels": q.pixels, "sentence": s,
+                                "terms": "image" if image_terms else "compass", **extra}
+                               for q, s, extra in items], indent=2))
         return
     if not items:
         click.echo(f"{mask}: no change. There is no change in the image.")
         return
-    click.echo(f"{mask}: {len(items)} change class(es); directions in image terms (top = north)")
-    for q, s in items:
-        click.echo(f"  {q.class_id} {table[q.class_id].name}: {q.quantity}, {q.direction}, "
-                   f"{q.pixels} px  --  {s}")
+    click.echo(f"{mask}: {len(items)} change class(es); directions in {terms}")
+    for q, s, extra in items:
+        where = q.direction
+        if extra.get("area_m2") is not None:
+            where += f" (bearing {extra['bearing_deg']:.0f}°, {extra['distance_m']:.0f} m), {extra['area_m2']:.0f} m²"
+        click.echo(f"  {q.class_id} {table[q.class_id].name}: {q.quantity}, {where}, {q.pixels} px  --  {s}")
 
 
 @cli.command()

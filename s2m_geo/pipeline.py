@@ -100,18 +100,20 @@ def _cog(src: Path, dst: Path, resampling: str) -> None:
 class _Writer:
     """The temporary outputs and the ``sink`` the stitcher calls."""
 
-    def __init__(self, raster: Path, probabilities: Path | None, grid, model: ChangeModel) -> None:
+    def __init__(self, raster: Path | None, probabilities: Path | None, grid, model: ChangeModel) -> None:
         self.table = model.meta.class_table
         k = model.num_classes
         base = dict(driver="GTiff", width=grid.width, height=grid.height, crs=grid.crs,
                     transform=grid.transform, tiled=True, blockxsize=512, blockysize=512,
                     BIGTIFF="IF_SAFER")
-        self.tmp_raster = _tmp_beside(raster)
+        self.tmp_raster = _tmp_beside(raster) if raster else None
         self.tmp_probs = _tmp_beside(probabilities) if probabilities else None
-        self.ds = rasterio.open(self.tmp_raster, "w", count=1, dtype="uint8", nodata=NODATA_CLASS,
-                                compress="deflate", **base)
-        self.ds.write_colormap(1, self.table.colormap())
-        self.ds.update_tags(1, **{f"class_{c.id}": c.name for c in self.table})
+        self.ds = None
+        if self.tmp_raster is not None:
+            self.ds = rasterio.open(self.tmp_raster, "w", count=1, dtype="uint8", nodata=NODATA_CLASS,
+                                    compress="deflate", **base)
+            self.ds.write_colormap(1, self.table.colormap())
+            self.ds.update_tags(1, **{f"class_{c.id}": c.name for c in self.table})
         self.probs = (rasterio.open(self.tmp_probs, "w", count=k, dtype="float32", nodata=None,
                                     compress="deflate", predictor=3, **base)
                       if self.tmp_probs else None)
@@ -124,7 +126,8 @@ class _Writer:
 
     def sink(self, core: Rect, classes: np.ndarray, confidence: np.ndarray, probs: np.ndarray) -> None:
         with self.lock:
-            self.ds.write(classes, 1, window=_window(core))
+            if self.ds is not None:
+                self.ds.write(classes, 1, window=_window(core))
             if self.probs is not None:
                 self.probs.write(probs, window=_window(core))
             self.counts += np.bincount(classes.ravel(), minlength=256)
@@ -132,7 +135,8 @@ class _Writer:
                 s(core, classes, confidence, probs)
 
     def close(self) -> None:
-        self.ds.close()
+        if self.ds is not None:
+            self.ds.close()
         if self.probs is not None:
             self.probs.close()
 
@@ -243,21 +247,24 @@ def _open_pair(open_pair, pre, post, model: ChangeModel, opts: PredictOptions):
 # --- the job ------------------------------------------------------------------------------------
 
 
-def predict(pre: str | Path, post: str | Path, raster: str | Path, model: "str | Path | ChangeModel",
+def predict(pre: str | Path, post: str | Path, raster: str | Path | None, model: "str | Path | ChangeModel",
             options: PredictOptions | None = None, probabilities: str | Path | None = None,
             overwrite: bool = False, progress: Progress | None = None, client: Any = None,
-            sinks: Iterable[Callable] = ()) -> PredictResult:
+            sinks: Iterable[Callable] = (),
+            sink_factory: Callable[[Any, Any], Iterable[Callable]] | None = None) -> PredictResult:
     """Predict the change raster of a scene pair into ``raster`` (a COG).
 
+    ``raster`` may be None when only the ``sinks`` matter (e.g. vector output alone).
     ``model`` is a package path (``.safetensors`` or ``.onnx``) or an already loaded
     :class:`~s2m_geo.inference.ChangeModel`. ``sinks`` are extra ``(core, classes, confidence,
-    probabilities)`` callbacks, called for every finished core (the vectorizer uses one).
+    probabilities)`` callbacks, called for every finished core (the vectorizer uses one);
+    ``sink_factory(grid, meta)`` makes more of them once the target grid is known.
     ``client``: a ``dask.distributed.Client`` to run blocks on its workers (needs a path).
     """
     from .scene import open_pair
 
     opts = options or PredictOptions()
-    raster = Path(raster)
+    raster = Path(raster) if raster else None
     probabilities = Path(probabilities) if probabilities else None
     for out in filter(None, (raster, probabilities)):
         check_output(out, overwrite)
@@ -278,6 +285,8 @@ def predict(pre: str | Path, post: str | Path, raster: str | Path, model: "str |
         blocks = layout.blocks(opts.block_tiles)
         writer = _Writer(raster, probabilities, grid, runner)
         writer.extra_sinks.extend(sinks)
+        if sink_factory is not None:
+            writer.extra_sinks.extend(sink_factory(grid, meta))
         try:
             stitcher = Stitcher(layout, blocks, opts.block_tiles, runner.num_classes, writer.sink,
                                 want_probabilities=probabilities is not None)
@@ -290,14 +299,15 @@ def predict(pre: str | Path, post: str | Path, raster: str | Path, model: "str |
             writer.close()
             if progress:
                 progress("write", 0, 1)
-            final_tmp = _tmp_beside(raster)
-            try:
-                _cog(writer.tmp_raster, final_tmp, "NEAREST")
-                os.chmod(final_tmp, 0o644)
-                os.replace(final_tmp, raster)
-            finally:
-                final_tmp.unlink(missing_ok=True)
-                writer.tmp_raster.unlink(missing_ok=True)
+            if raster is not None:
+                final_tmp = _tmp_beside(raster)
+                try:
+                    _cog(writer.tmp_raster, final_tmp, "NEAREST")
+                    os.chmod(final_tmp, 0o644)
+                    os.replace(final_tmp, raster)
+                finally:
+                    final_tmp.unlink(missing_ok=True)
+                    writer.tmp_raster.unlink(missing_ok=True)
             if writer.tmp_probs is not None:
                 os.chmod(writer.tmp_probs, 0o644)
                 os.replace(writer.tmp_probs, probabilities)

@@ -297,3 +297,22 @@ def test_onnx_export_real_size_vit_small_512(tmp_path):
     diff = float(np.abs(om(pre.numpy(), post.numpy()) - ref).max())
     print(f"ViT-S/16 512x512: ONNX vs torch max abs diff {diff:.2e}")
     assert diff < 1e-4
+
+
+def test_header_length_with_a_pickle_like_low_byte_is_still_a_package(tmp_path):
+    """A safetensors header of 0x..80 bytes starts with byte 0x80, like a pickle: not refused."""
+    import json as _json
+    import struct
+
+    from s2m_geo.model.package import _check_safetensors
+
+    header = {"__metadata__": {"x": ""}}
+    body = _json.dumps(header).encode()
+    pad = 0x180 - len(body)
+    body = _json.dumps({"__metadata__": {"x": "y" * (pad)}}).encode()
+    body = body + b" " * (0x180 - len(body))
+    assert len(body) == 0x180
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(struct.pack("<Q", len(body)) + body)
+    assert path.read_bytes()[0] == 0x80
+    assert _check_safetensors(path)["__metadata__"]["x"].startswith("y")

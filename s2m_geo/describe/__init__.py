@@ -8,6 +8,15 @@ Pure functions of a class-id mask and a class table (numpy only)::
     # 'There are several destroyed buildings in the northeast region.'
 """
 
+from .geo import (
+    GeoError,
+    GeoFrame,
+    PixelAreas,
+    describe_mask_geo,
+    ground_area_m2,
+    pixel_areas,
+    pixel_ground_area_m2,
+)
 from .rules import (
     DIRECTIONS,
     QUANTITIES,
@@ -37,4 +46,6 @@ __all__ = [
     "quadruples_from_mask", "quantity_from_area", "quantity_from_pixels",
     "NO_CHANGE_SENTENCE", "NUM_TEMPLATES", "TEMPLATES", "describe_mask", "mask_caption",
     "pick_template", "sentence",
+    "GeoError", "GeoFrame", "PixelAreas", "describe_mask_geo", "ground_area_m2", "pixel_areas",
+    "pixel_ground_area_m2",
 ]

@@ -231,15 +231,19 @@ def _check_safetensors(path: Path) -> dict[str, Any]:
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)
-        if head[:2] == b"PK" or head[:1] == b"\x80":
-            raise InputError(
-                f"{path}: this is a PyTorch pickle checkpoint (.pt/.pth), not an s2m-geo "
-                f"model package; s2m-geo never unpickles files. Use a .safetensors package "
-                f"written by 's2m-geo train' (or save_package), or an ONNX model")
         n = int.from_bytes(head, "little") if len(head) == 8 else -1
-        if n < 2 or n > min(size - 8, _MAX_HEADER):
+        # a safetensors header length comes first, then '{': decide on that, never on the
+        # first byte alone (a length whose low byte is 0x80 looks like a pickle opcode)
+        plausible = 2 <= n <= min(size - 8, _MAX_HEADER) and f.read(1) == b"{"
+        if not plausible:
+            if head[:2] == b"PK" or head[:1] == b"\x80":
+                raise InputError(
+                    f"{path}: this is a PyTorch pickle checkpoint (.pt/.pth), not an s2m-geo "
+                    f"model package; s2m-geo never unpickles files. Use a .safetensors package "
+                    f"written by 's2m-geo train' (or save_package), or an ONNX model")
             raise InputError(f"{path}: not a safetensors file; a model package is a "
                              f".safetensors file written by 's2m-geo train' (or save_package)")
+        f.seek(8)
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))

@@ -1,0 +1,81 @@
+"""The main job as one call: two scenes in, described change polygons (and a raster) out.
+
+:func:`detect_changes` runs the prediction pipeline with the vectorizer as a sink, so polygons
+are made core by core while the raster streams out, then writes the ``changes`` and
+``scenes`` layers (:mod:`s2m_geo.vector_output`). The command line and the QGIS plugin call
+this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import InputError
+from .pipeline import PredictOptions, PredictResult, check_output, predict
+from .vector_output import ChangeCollector, scenes_path, vector_driver, write_vectors
+
+
+@dataclass
+class DetectResult:
+    """What :func:`detect_changes` wrote and found."""
+
+    vectors: list[Path]
+    raster: Path | None
+    prediction: PredictResult
+    changes: int
+    scene_sentences: list[str]
+
+
+def detect_changes(pre: str | Path, post: str | Path, output: str | Path, model: Any,
+                   options: PredictOptions | None = None, raster: str | Path | None = None,
+                   probabilities: str | Path | None = None, min_area_m2: float = 0.0,
+                   simplify_m: float = 0.0, scene_id: str | None = None, overwrite: bool = False,
+                   progress: Callable[[str, int, int], None] | None = None,
+                   client: Any = None) -> DetectResult:
+    """Detect, vectorise and describe the changes between ``pre`` and ``post``.
+
+    ``output``: ``.gpkg`` (both layers, QGIS styles), ``.geojson``, ``.fgb`` or ``.parquet``.
+    ``raster``: also keep the change raster (COG) there. ``min_area_m2`` drops regions smaller
+    than that ground area; ``simplify_m`` simplifies outlines (topology-preserving, metres).
+    """
+    from .describe.geo import GeoFrame
+    from .vectorize import Vectorizer
+
+    output = Path(output)
+    vector_driver(output)
+    check_output(output, overwrite)
+    if vector_driver(output) != "GPKG":
+        check_output(scenes_path(output), overwrite)
+    if raster is not None and Path(raster).resolve() == output.resolve():
+        raise InputError(f"{raster}: --raster must differ from the vector output")
+    scene_id = scene_id or Path(pre).stem
+    state: dict[str, Any] = {}
+
+    def sinks(grid, meta):
+        frame = GeoFrame.from_grid(grid.crs, grid.transform, grid.width, grid.height)
+        collector = ChangeCollector(frame, meta.class_table, scene_id, state["model_name"],
+                                    min_area_m2=min_area_m2, simplify_m=simplify_m)
+        vec = Vectorizer(grid.transform, grid.height, grid.width, on_region=collector)
+        state.update(collector=collector, vectorizer=vec, table=meta.class_table)
+        return [vec]
+
+    state["model_name"] = model.name if hasattr(model, "name") else Path(model).name
+    result = predict(pre, post, raster, model, options, probabilities=probabilities,
+                     overwrite=overwrite, progress=progress, client=client, sink_factory=sinks)
+    if progress:
+        progress("vectorize", 0, 1)
+    state["vectorizer"].finish()
+    collector: ChangeCollector = state["collector"]
+    try:
+        files = write_vectors(output, collector.changes_frame(), collector.scenes_frame(pre, post),
+                              state["table"])
+    except BaseException:
+        if raster is not None:  # the job failed as a whole: leave no raster from it either
+            Path(raster).unlink(missing_ok=True)
+        raise
+    if progress:
+        progress("vectorize", 1, 1)
+    return DetectResult(files, result.raster, result, len(collector.rows),
+                        [s for _, s, _ in collector.scene_quadruples()])

@@ -1,0 +1,282 @@
+"""Polygons that talk: change regions with S2M attributes, written as GeoPackage (and more).
+
+Layer ``changes`` — one row per connected region of one class, in the target CRS:
+``class_id, category, change_type, quantity, direction, bearing_deg, distance_m, area_m2,
+confidence, description, lon, lat, scene_id, model``.
+
+- *where*: the paper's 3×3 rule applied in a north-up, true-north local frame centred on the
+  scene (:class:`~s2m_geo.describe.geo.GeoFrame`), to the region's pixel centroid;
+  ``bearing_deg``/``distance_m``: true geodesic azimuth and distance from the scene centre;
+- *how many*: the paper's thresholds (800/4000/8000 px) as ground areas, threshold ×
+  ``reference_gsd_m``²; ``area_m2`` is the true (ellipsoidal) ground area;
+- *what*/*how*: from the class table; ``description``: the S2M sentence (template 0).
+
+Layer ``scenes`` — one row per scene: the grid footprint, inputs, model, per-class region
+counts and areas, and the scene's own S2M sentences (one quadruple per class present).
+
+``.gpkg`` holds both layers plus QGIS styles in ``layer_styles`` (categorised by class with
+the table's colours), so it opens styled. ``.geojson``, ``.fgb`` and ``.parquet`` (GeoParquet)
+hold one layer each: ``changes`` in the named file and ``scenes`` beside it as
+``NAME_scenes.EXT``. Every file is written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import shapely
+from shapely.geometry import Polygon
+
+from .classes import ClassTable
+from .describe import Quadruple, quantity_from_area, quantity_from_pixels, sentence
+from .describe.geo import GeoFrame, ground_area_m2
+from .errors import InputError
+from .vectorize import Region
+
+CHANGE_COLUMNS = ["class_id", "category", "change_type", "quantity", "direction", "bearing_deg",
+                  "distance_m", "area_m2", "confidence", "description", "lon", "lat", "scene_id",
+                  "model"]
+VECTOR_SUFFIXES = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf",
+                   ".parquet": "Parquet"}
+
+
+def vector_driver(path: str | Path) -> str:
+    """The output format of a vector path, from its extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in VECTOR_SUFFIXES:
+        raise InputError(f"{path}: unknown vector format '{suffix}'; use .gpkg, .geojson, .fgb or .parquet")
+    return VECTOR_SUFFIXES[suffix]
+
+
+@dataclass
+class ChangeCollector:
+    """Turns regions into attribute rows as they arrive (the vectorizer's ``on_region``)."""
+
+    frame: GeoFrame
+    table: ClassTable
+    scene_id: str
+    model: str
+    min_area_m2: float = 0.0
+    simplify_m: float = 0.0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    geometries: list[Any] = field(default_factory=list)
+    # per class: [pixels, row-centroid numerator, col numerator, ground area] for the scene row
+    _class_sums: dict[int, list[float]] = field(default_factory=dict)
+    _class_regions: dict[int, int] = field(default_factory=dict)
+    _pixel_area: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._pixel_area = abs(self.frame.transform.determinant)
+
+    def area_m2(self, region: Region) -> float:
+        """True ground area (pixel area in image units when the raster has no CRS)."""
+        if self.frame.image_terms:
+            return float(region.pixels * self._pixel_area)
+        return float(ground_area_m2(region.geometry, self.frame.crs))
+
+    def quantity(self, area_m2: float, pixels: int) -> str:
+        if self.frame.image_terms:
+            return quantity_from_pixels(pixels)
+        return quantity_from_area(area_m2, self.table.reference_gsd_m)
+
+    def __call__(self, region: Region) -> None:
+        area = self.area_m2(region)
+        if area < self.min_area_m2:
+            return
+        cls = self.table[region.class_id]
+        cy, cx = region.pixel_centroid
+        loc = self.frame.locate(cy, cx)
+        q = Quadruple(region.class_id, cls.category, cls.change_type, self.quantity(area, region.pixels),
+                      loc["direction"], region.pixels)
+        geom = region.geometry
+        if self.simplify_m > 0:
+            tol = self.simplify_m
+            if not self.frame.image_terms and self.frame.crs.is_geographic:
+                tol = self.simplify_m / 111_320.0  # metres -> degrees (latitude scale)
+            geom = shapely.simplify(geom, tol, preserve_topology=True)
+        self.geometries.append(geom)
+        self.rows.append({
+            "class_id": region.class_id, "category": cls.category, "change_type": cls.change_type,
+            "quantity": q.quantity, "direction": q.direction, "bearing_deg": round(loc["bearing_deg"], 3),
+            "distance_m": None if loc["distance_m"] is None else round(loc["distance_m"], 3),
+            "area_m2": round(area, 3), "confidence": round(region.confidence, 4),
+            "description": sentence(q, self.table), "lon": loc["lon"], "lat": loc["lat"],
+            "scene_id": self.scene_id, "model": self.model})
+        s = self._class_sums.setdefault(region.class_id, [0.0, 0.0, 0.0, 0.0])
+        s[0] += region.pixels
+        s[1] += region.row_sum
+        s[2] += region.col_sum
+        s[3] += area
+        self._class_regions[region.class_id] = self._class_regions.get(region.class_id, 0) + 1
+
+    def scene_quadruples(self) -> list[tuple[Quadruple, str, dict[str, Any]]]:
+        """The scene's own S2M quadruples: one per class present (pixel centroid of all its
+        regions, quantity from its total ground area)."""
+        out = []
+        for cid in sorted(self._class_sums):
+            pixels, rsum, csum, area = self._class_sums[cid]
+            loc = self.frame.locate(rsum / pixels + 0.5, csum / pixels + 0.5)
+            cls = self.table[cid]
+            q = Quadruple(cid, cls.category, cls.change_type, self.quantity(area, int(pixels)),
+                          loc["direction"], int(pixels))
+            out.append((q, sentence(q, self.table), {"area_m2": area, "regions": self._class_regions[cid]}))
+        return out
+
+    def changes_frame(self):
+        """The ``changes`` layer as a GeoDataFrame (schema fixed even when empty)."""
+        import geopandas as gpd
+        import pandas as pd
+
+        df = pd.DataFrame(self.rows, columns=CHANGE_COLUMNS)
+        df = df.astype({"class_id": "int32", "bearing_deg": "float64", "distance_m": "float64",
+                        "area_m2": "float64", "confidence": "float64", "lon": "float64", "lat": "float64"})
+        geometry = gpd.GeoSeries(self.geometries, crs=self.frame.crs)
+        if not self.geometries:
+            geometry = gpd.GeoSeries([], crs=self.frame.crs, dtype="geometry")
+        return gpd.GeoDataFrame(df, geometry=geometry, crs=self.frame.crs)
+
+    def scenes_frame(self, pre: str, post: str):
+        """The ``scenes`` layer: one row, the grid footprint with the scene summary."""
+        import geopandas as gpd
+
+        f = self.frame
+        corners = [f.transform * (c, r) for c, r in ((0, 0), (f.width, 0), (f.width, f.height), (0, f.height))]
+        quads = self.scene_quadruples()
+        row: dict[str, Any] = {
+            "scene_id": self.scene_id, "pre": str(pre), "post": str(post), "model": self.model,
+            "width": f.width, "height": f.height,
+            "changes": int(sum(self._class_regions.values())),
+            "changed_area_m2": round(float(sum(s[3] for s in self._class_sums.values())), 3),
+            "direction_terms": "image" if f.image_terms else "true north",
+            "description": " ".join(s for _, s, _ in quads) or "There is no change in the image.",
+            "quadruples": json.dumps([{"class_id": q.class_id, "category": q.category,
+                                       "change_type": q.change_type, "quantity": q.quantity,
+                                       "direction": q.direction, "sentence": s} for q, s, _ in quads]),
+        }
+        for c in self.table.change_classes:
+            n = self._class_regions.get(c.id, 0)
+            row[f"n_{c.name}"] = n
+            row[f"area_m2_{c.name}"] = round(self._class_sums[c.id][3], 3) if n else 0.0
+        return gpd.GeoDataFrame([row], geometry=[Polygon(corners)], crs=f.crs)
+
+
+# --- QGIS styles ----------------------------------------------------------------------------------
+
+
+def _rgba(color: str, alpha: int = 255) -> str:
+    h = color.lstrip("#")
+    return f"{int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha}"
+
+
+def _fill_symbol(name: str, fill: str, outline: str, style: str = "solid", width: float = 0.4) -> str:
+    props = {"color": fill, "style": style, "outline_color": outline, "outline_style": "solid",
+             "outline_width": str(width), "outline_width_unit": "MM", "joinstyle": "bevel"}
+    body = "".join(f'<prop k="{k}" v="{escape(v)}"/>' for k, v in props.items())
+    return (f'<symbol type="fill" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">'
+            f'<layer class="SimpleFill" enabled="1" locked="0" pass="0">{body}</layer></symbol>')
+
+
+def changes_qml(table: ClassTable) -> str:
+    """A QGIS style: categorised by ``class_id`` with the class table's colours."""
+    cats, syms = [], []
+    for i, c in enumerate(table.change_classes):
+        label = escape(f"{c.change_type} {c.category}".strip())
+        cats.append(f'<category render="true" value="{c.id}" label="{label}" symbol="{i}"/>')
+        syms.append(_fill_symbol(str(i), _rgba(c.color, 150), _rgba(c.color)))
+    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
+            '<qgis version="3.22.0" styleCategories="Symbology|Labeling">'
+            '<renderer-v2 type="categorizedSymbol" attr="class_id" symbollevels="0" enableorderby="0" '
+            f'forceraster="0"><categories>{"".join(cats)}</categories><symbols>{"".join(syms)}</symbols>'
+            "</renderer-v2></qgis>")
+
+
+def scenes_qml() -> str:
+    """A QGIS style for the scene footprints: outline only."""
+    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
+            '<qgis version="3.22.0" styleCategories="Symbology"><renderer-v2 type="singleSymbol" '
+            f'symbollevels="0" enableorderby="0" forceraster="0"><symbols>'
+            f'{_fill_symbol("0", "0,0,0,0", "40,40,40,255", style="no", width=0.6)}</symbols>'
+            "</renderer-v2></qgis>")
+
+
+def write_layer_styles(gpkg: Path, styles: dict[str, str]) -> None:
+    """Store default QGIS styles in the GeoPackage's ``layer_styles`` table (QGIS's schema)."""
+    con = sqlite3.connect(gpkg)
+    try:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS layer_styles (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "f_table_catalog TEXT(256), f_table_schema TEXT(256), f_table_name TEXT(256), "
+            "f_geometry_column TEXT(256), styleName TEXT(30), styleQML TEXT, styleSLD TEXT, "
+            "useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30), "
+            "update_time DATETIME DEFAULT CURRENT_TIMESTAMP)")
+        con.execute("INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier) "
+                    "VALUES ('layer_styles', 'attributes', 'layer_styles')")
+        for layer, qml in styles.items():
+            geom_col = con.execute("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?",
+                                   (layer,)).fetchone()
+            con.execute("INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, "
+                        "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description) "
+                        "VALUES ('', '', ?, ?, ?, ?, '', 1, 's2m-geo default style')",
+                        (layer, geom_col[0] if geom_col else "geom", layer, qml))
+        con.commit()
+    finally:
+        con.close()
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+def _tmp(final: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=final.parent)
+    os.close(fd)
+    os.unlink(name)  # GDAL drivers want to create the file themselves
+    return Path(name)
+
+
+def scenes_path(path: Path) -> Path:
+    """Where a single-layer format puts the ``scenes`` layer."""
+    return path.with_name(f"{path.stem}_scenes{path.suffix}")
+
+
+def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[Path]:
+    """Write both layers to ``path`` (format by extension) atomically; return the files made."""
+    path = Path(path)
+    driver = vector_driver(path)
+    made: list[tuple[Path, Path]] = []
+    try:
+        if driver == "GPKG":
+            tmp = _tmp(path)
+            made.append((tmp, path))
+            changes.to_file(tmp, layer="changes", driver="GPKG", engine="pyogrio", geometry_type="Polygon")
+            scenes.to_file(tmp, layer="scenes", driver="GPKG", engine="pyogrio", append=True,
+                           geometry_type="Polygon")
+            write_layer_styles(tmp, {"changes": changes_qml(table), "scenes": scenes_qml()})
+        else:
+            for frame, final in ((changes, path), (scenes, scenes_path(path))):
+                tmp = _tmp(final)
+                made.append((tmp, final))
+                if driver == "Parquet":
+                    frame.to_parquet(tmp)
+                else:
+                    frame.to_file(tmp, driver=driver, engine="pyogrio", geometry_type="Polygon")
+        umask = os.umask(0)
+        os.umask(umask)
+        for tmp, final in made:
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _ in made:
+            tmp.unlink(missing_ok=True)
+        raise
+    return [final for _, final in made]
+
+
+__all__ = ["ChangeCollector", "CHANGE_COLUMNS", "changes_qml", "scenes_qml", "write_vectors",
+           "write_layer_styles", "vector_driver", "scenes_path"]

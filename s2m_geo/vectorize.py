@@ -1,0 +1,537 @@
+"""Change raster -> polygons: one polygon per connected region of one class, streamed by core.
+
+The prediction pipeline finalises the scene in *cores* (disjoint rectangles that partition the
+grid, see :mod:`s2m_geo.stitch`), one at a time and in any order. :class:`Vectorizer` is a
+sink for them: it labels each core's regions per class (:func:`scipy.ndimage.label`),
+polygonises them with :func:`rasterio.features.shapes` (exact pixel edges, holes kept) and
+gathers each region's pixel count, confidence sum and pixel row/column sums with
+:func:`numpy.bincount`. Class 0 (no change) and 255 (nodata) are never vectorised.
+
+Seams. A region that touches a core edge facing another core may continue there. Its piece
+is kept aside together with the piece labels along the core's four border lines. When a
+neighbouring core arrives, the pixel pairs that are adjacent across the seam (sharing an
+edge; with ``connectivity=8`` also a corner) are read off those border lines: pieces of the
+same class on both sides are joined (union-find). Every piece counts the adjacent pixel
+pairs it has with pixels outside its core that have not arrived yet; a group of joined
+pieces is complete when its count reaches zero, and is then merged with
+:func:`shapely.union_all` and emitted. Regions touching no seam are emitted at once. All
+geometry work is done in global pixel coordinates (integers, exact in float64), so pieces
+meet exactly; the affine transform is applied last, after collinear seam vertices are
+removed and the geometry is normalised. The result therefore does not depend on how the
+scene is cut into cores nor on their order: it is the same, vertex for vertex, as
+vectorising the whole raster as one core.
+
+Memory: one core's arrays while it is processed, plus the border lines of cores whose
+neighbours have not all arrived and the pieces of regions that touch such a pending seam.
+Finished regions go to ``on_region`` as soon as they are complete (or are collected for
+:meth:`Vectorizer.finish`).
+
+Output geometries are in the raster CRS units: a :class:`shapely.Polygon` per region
+(a :class:`shapely.MultiPolygon` only with ``connectivity=8``, when parts touch at corners
+only), exterior rings counter-clockwise, holes clockwise. Nothing here does file I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable
+
+import numpy as np
+import shapely
+from affine import Affine
+from rasterio.features import shapes as _shapes
+from scipy import ndimage
+from shapely.geometry import MultiPolygon, Polygon
+
+from .tiling import Rect
+
+#: Class ids that are never vectorised: 0 = no change, 255 = nodata.
+NO_CHANGE_CLASS = 0
+NODATA_CLASS = 255
+
+
+@dataclass
+class Region:
+    """One connected region of one class.
+
+    ``row_sum`` / ``col_sum`` are sums of the (global, 0-based) row and column indices of
+    the region's pixels; :attr:`pixel_centroid` turns them into the mean pixel centre in
+    grid coordinates, where pixel ``(r, c)`` spans ``[r, r + 1) x [c, c + 1)``, so
+    ``transform * (col, row)`` of it is the centroid in CRS units. ``first_pixel`` is the
+    region's first pixel in row-major order (it identifies the region on the grid).
+    """
+
+    geometry: Polygon | MultiPolygon
+    class_id: int
+    pixels: int
+    confidence_sum: float
+    row_sum: int = 0
+    col_sum: int = 0
+    first_pixel: tuple[int, int] = (0, 0)
+
+    @property
+    def confidence(self) -> float:
+        """Mean per-pixel confidence of the region."""
+        return self.confidence_sum / self.pixels if self.pixels else 0.0
+
+    @property
+    def pixel_centroid(self) -> tuple[float, float]:
+        """(row, col) of the mean pixel centre, in continuous grid coordinates."""
+        return self.row_sum / self.pixels + 0.5, self.col_sum / self.pixels + 0.5
+
+
+def pixel_area(transform: Affine) -> float:
+    """Area of one pixel in CRS units squared."""
+    return abs(transform.determinant)
+
+
+# --- small pure helpers -------------------------------------------------------------------------
+
+
+@dataclass
+class _Piece:
+    """The part of a region inside one core, in global pixel coordinates."""
+
+    parts: list  # Polygons
+    class_id: int
+    pixels: int
+    confidence_sum: float
+    row_sum: int
+    col_sum: int
+    first: int  # row-major index of the first pixel on the scene grid
+
+
+@dataclass
+class _Border:
+    """Global piece ids (-1 = none) along the four border lines of an arrived core."""
+
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    ring_left: int  # pixels next to the core (same connectivity) that have not arrived
+
+
+def _area(r: Rect | None) -> int:
+    return 0 if r is None else r.height * r.width
+
+
+def _expand(r: Rect, dr: int, dc: int) -> Rect:
+    return Rect(r.row - dr, r.col - dc, r.height + 2 * dr, r.width + 2 * dc)
+
+
+def _ring_overlap(a: Rect, other: Rect, connectivity: int) -> int:
+    """Pixels of ``other`` (disjoint from ``a``) that are neighbours of ``a``."""
+    if connectivity == 8:
+        return _area(other.intersect(_expand(a, 1, 1)))
+    return _area(other.intersect(_expand(a, 1, 0))) + _area(other.intersect(_expand(a, 0, 1)))
+
+
+def _ring_size(a: Rect, scene: Rect, connectivity: int) -> int:
+    """Pixels of the scene outside ``a`` that are neighbours of ``a``."""
+    if connectivity == 8:
+        return _area(scene.intersect(_expand(a, 1, 1))) - _area(a)
+    return (_area(scene.intersect(_expand(a, 1, 0))) + _area(scene.intersect(_expand(a, 0, 1)))
+            - 2 * _area(a))
+
+
+def _perimeter(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local (rows, cols) of the border pixels of an h x w core, each once."""
+    mid = np.arange(1, h - 1)
+    rows = [np.zeros(w, np.int64), mid]
+    cols = [np.arange(w), np.zeros(mid.size, np.int64)]
+    if h > 1:
+        rows.append(np.full(w, h - 1))
+        cols.append(np.arange(w))
+    if w > 1:
+        rows.append(mid)
+        cols.append(np.full(mid.size, w - 1))
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+def _span(idx: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """How many of idx-1, idx, idx+1 lie in [lo, hi)."""
+    return np.minimum(idx + 1, hi - 1) - np.maximum(idx - 1, lo) + 1
+
+
+def _outside_pairs(core: Rect, scene: Rect, rows: np.ndarray, cols: np.ndarray,
+                   connectivity: int) -> np.ndarray:
+    """For border pixels (global rows/cols) of ``core``: how many scene pixels outside the
+    core are their neighbours."""
+    rs, cs = _span(rows, 0, scene.height), _span(cols, 0, scene.width)
+    rc, cc = _span(rows, core.row, core.row_end), _span(cols, core.col, core.col_end)
+    if connectivity == 8:
+        return rs * cs - rc * cc
+    return (rs - rc) + (cs - cc)
+
+
+def _clean_ring(coords: np.ndarray) -> np.ndarray:
+    """Drop repeated and collinear vertices of a closed ring."""
+    pts = coords[:-1]
+    keep = np.any(pts != np.roll(pts, 1, axis=0), axis=1)
+    pts = pts[keep] if keep.any() else pts[:1]
+    d_in = pts - np.roll(pts, 1, axis=0)
+    d_out = np.roll(pts, -1, axis=0) - pts
+    cross = d_in[:, 0] * d_out[:, 1] - d_in[:, 1] * d_out[:, 0]
+    pts = pts[cross != 0]
+    return np.vstack([pts, pts[:1]])
+
+
+def _clean(geom):
+    """Remove the collinear vertices a union leaves where seams met the outline."""
+    polys = geom.geoms if isinstance(geom, MultiPolygon) else [geom]
+    out = [Polygon(_clean_ring(np.asarray(p.exterior.coords)),
+                   [_clean_ring(np.asarray(r.coords)) for r in p.interiors]) for p in polys]
+    return MultiPolygon(out) if isinstance(geom, MultiPolygon) else out[0]
+
+
+def _pixel_geometry(parts: list):
+    """Pixel-space polygons of one region -> one geometry (seam vertices removed)."""
+    if len(parts) == 1:
+        return parts[0]  # GDAL's polygons carry corner vertices only
+    return _clean(shapely.union_all(parts))
+
+
+def _to_crs(geoms: np.ndarray, transform: Affine) -> np.ndarray:
+    """Canonical form, then pixel -> CRS coordinates, exteriors counter-clockwise.
+
+    Element-wise arithmetic (no matrix product, whose rounding could depend on the batch),
+    so a vertex maps to the same coordinates whichever core or batch it came from."""
+    a, b, c, d, e, f = transform[:6]
+
+    def affine(xy: np.ndarray) -> np.ndarray:
+        x, y = xy[:, 0], xy[:, 1]
+        return np.stack([(a * x + b * y) + c, (d * x + e * y) + f], axis=1)
+
+    geoms = shapely.transform(shapely.normalize(geoms), affine)
+    return shapely.orient_polygons(geoms, exterior_cw=False)
+
+
+def _polygonize(labels: np.ndarray, row: int, col: int) -> dict[int, list]:
+    """Label image -> {label: [Polygon, ...]} in global pixel coordinates (exact edges).
+
+    Always 4-connected tracing: an 8-connected region comes out as its 4-connected parts."""
+    coords: list = []
+    ring_ends = [0]
+    poly_ends = [0]
+    values = []
+    for geom, value in _shapes(labels, mask=labels > 0, connectivity=4,
+                               transform=Affine.translation(col, row)):
+        for ring in geom["coordinates"]:
+            coords.extend(ring)
+            ring_ends.append(len(coords))
+        poly_ends.append(len(ring_ends) - 1)
+        values.append(int(value))
+    if not values:
+        return {}
+    polys = shapely.from_ragged_array(
+        shapely.GeometryType.POLYGON, np.asarray(coords, np.float64),
+        (np.asarray(ring_ends, np.int64), np.asarray(poly_ends, np.int64)))
+    out: dict[int, list] = {}
+    for v, g in zip(values, polys):
+        out.setdefault(v, []).append(g)
+    return out
+
+
+def _label(classes: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class connected regions -> (int32 label image, 0 = none; class of each label,
+    index 0 unused)."""
+    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
+    present = np.flatnonzero(np.bincount(classes.ravel(), minlength=256))
+    labels = np.zeros(classes.shape, np.int32)
+    label_class = [0]
+    n = 0
+    for k in present:
+        if k in (NO_CHANGE_CLASS, NODATA_CLASS):
+            continue
+        lab, m = ndimage.label(classes == k, structure)
+        if m == 0:
+            continue
+        mask = lab > 0
+        labels[mask] = lab[mask] + n
+        label_class.extend([int(k)] * m)
+        n += m
+    return labels, np.asarray(label_class, np.int64)
+
+
+# --- the streaming vectorizer -------------------------------------------------------------------
+
+
+class Vectorizer:
+    """Polygonise a class raster delivered as disjoint cores, in any order.
+
+    ``add(core, classes, confidence)`` for every core (the instance is also callable with
+    the stitcher's sink signature ``(core, classes, confidence, probabilities)``), then
+    :meth:`finish`. With ``on_region``, every region is handed to it as soon as it is
+    complete (regions not touching a pending seam: when their core arrives) and
+    :meth:`finish` returns an empty list; without, :meth:`finish` returns all regions,
+    ordered by their first pixel. Thread-safe (one core at a time).
+    """
+
+    def __init__(self, transform: Affine, height: int, width: int, connectivity: int = 4,
+                 on_region: Callable[[Region], None] | None = None) -> None:
+        if connectivity not in (4, 8):
+            raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+        if height <= 0 or width <= 0:
+            raise ValueError(f"empty grid {height}x{width}")
+        self.transform = transform
+        self.height = height
+        self.width = width
+        self.connectivity = connectivity
+        self.on_region = on_region
+        self.scene = Rect(0, 0, height, width)
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self._pieces: dict[int, _Piece] = {}
+        self._parent: dict[int, int] = {}
+        self._open: dict[int, int] = {}  # root -> adjacent pairs with pixels not yet arrived
+        self._members: dict[int, list[int]] = {}  # root -> pieces
+        self._cores: dict[Rect, _Border] = {}
+        self._arrived = 0
+        self._done: list[Region] = []
+        self._finished = False
+
+    # -- bookkeeping visible to callers / tests
+    @property
+    def pending_pieces(self) -> int:
+        """Pieces held because their region may continue into a core not yet arrived."""
+        return len(self._pieces)
+
+    @property
+    def pending_cores(self) -> int:
+        """Arrived cores whose border lines are kept for neighbours not yet arrived."""
+        return len(self._cores)
+
+    @property
+    def arrived_pixels(self) -> int:
+        return self._arrived
+
+    def __call__(self, core: Rect, classes: np.ndarray, confidence: np.ndarray | None = None,
+                 probabilities: np.ndarray | None = None) -> None:
+        self.add(core, classes, confidence)
+
+    def add(self, core: Rect, classes: np.ndarray, confidence: np.ndarray | None = None) -> None:
+        """Vectorise one core: ``classes`` uint8 (h, w); ``confidence`` float (h, w) or None."""
+        classes = np.asarray(classes)
+        if classes.shape != (core.height, core.width):
+            raise ValueError(f"classes shape {classes.shape} does not match core {core}")
+        if confidence is not None and np.shape(confidence) != classes.shape:
+            raise ValueError(f"confidence shape {np.shape(confidence)} does not match core {core}")
+        if core.height <= 0 or core.width <= 0 or self.scene.intersect(core) != core:
+            raise ValueError(f"core {core} is empty or outside the {self.height}x{self.width} grid")
+        with self._lock:
+            if self._finished:
+                raise RuntimeError("Vectorizer.add after finish()")
+            for other in self._cores:
+                if other.intersect(core) is not None:
+                    raise ValueError(f"core {core} overlaps core {other}, which has already arrived")
+            self._add(core, classes.astype(np.uint8, copy=False), confidence)
+
+    def finish(self) -> list[Region]:
+        """Emit every region still held (their missing neighbours never came) and return the
+        collected regions (empty with ``on_region``), ordered by first pixel."""
+        with self._lock:
+            self._emit([self._take_group(r) for r in sorted(self._members)])
+            self._cores.clear()
+            self._finished = True
+            out = sorted(self._done, key=lambda r: r.first_pixel)
+            self._done = []
+            return out
+
+    # -- internals
+    def _add(self, core: Rect, classes: np.ndarray, confidence) -> None:
+        h, w = classes.shape
+        labels, label_class = _label(classes, self.connectivity)
+        n = len(label_class) - 1
+        base = self._next_id
+        self._next_id += n
+        self._arrived += h * w
+
+        # Border lines as global piece ids.
+        def gid(line: np.ndarray) -> np.ndarray:
+            line = line.astype(np.int64)
+            return np.where(line > 0, line - 1 + base, -1)
+
+        border = _Border(gid(labels[0, :]), gid(labels[-1, :]), gid(labels[:, 0]), gid(labels[:, -1]),
+                         _ring_size(core, self.scene, self.connectivity))
+
+        if n:
+            # Pairs each piece has with scene pixels outside the core.
+            pr, pc = _perimeter(h, w)
+            plab = labels[pr, pc]
+            sel = plab > 0
+            weights = _outside_pairs(core, self.scene, pr[sel] + core.row, pc[sel] + core.col,
+                                     self.connectivity)
+            open_pairs = np.rint(np.bincount(plab[sel], weights=weights, minlength=n + 1)).astype(np.int64)
+            self._register(core, labels, label_class, confidence, base, open_pairs)
+
+        # Join with the arrived neighbours.
+        touched: set[int] = set()
+        for other, ob in list(self._cores.items()):
+            if _expand(other, 1, 1).intersect(core) is None:
+                continue
+            la, lr = self._pairs(other, ob, core, border)
+            ob.ring_left -= _ring_overlap(other, core, self.connectivity)
+            border.ring_left -= _ring_overlap(core, other, self.connectivity)
+            self._resolve(la, lr, touched)
+            if ob.ring_left == 0:
+                del self._cores[other]
+        if border.ring_left > 0:
+            self._cores[core] = border
+        roots = {self._find(p) for p in touched if p in self._parent}
+        self._emit([self._take_group(r) for r in sorted(roots) if self._open[r] == 0])
+
+    def _register(self, core: Rect, labels, label_class, confidence, base, open_pairs) -> None:
+        h, w = labels.shape
+        flat = labels.ravel()
+        idx = np.flatnonzero(flat)
+        lab = flat[idx]
+        n = len(label_class) - 1
+        pixels = np.bincount(lab, minlength=n + 1)
+        if confidence is None:
+            conf = np.zeros(n + 1)
+        else:
+            conf = np.bincount(lab, weights=np.asarray(confidence).ravel()[idx].astype(np.float64),
+                               minlength=n + 1)
+        rows, cols = np.divmod(idx, w)
+        row_sum = np.rint(np.bincount(lab, weights=rows, minlength=n + 1)).astype(np.int64)
+        col_sum = np.rint(np.bincount(lab, weights=cols, minlength=n + 1)).astype(np.int64)
+        first = np.full(n + 1, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(first, lab, idx)
+        fr, fc = np.divmod(first[1:], w)
+        first_g = ((core.row + fr) * self.width + core.col + fc).tolist()
+        row_g = (row_sum[1:] + core.row * pixels[1:]).tolist()
+        col_g = (col_sum[1:] + core.col * pixels[1:]).tolist()
+        classes_l, pixels_l, conf_l = label_class[1:].tolist(), pixels[1:].tolist(), conf[1:].tolist()
+        open_l = open_pairs[1:].tolist()
+        parts = _polygonize(labels, core.row, core.col)
+        final = []
+        for i in range(n):
+            piece = _Piece(parts[i + 1], classes_l[i], pixels_l[i], conf_l[i], row_g[i], col_g[i], first_g[i])
+            if open_l[i] == 0:
+                final.append([piece])
+            else:
+                pid = base + i
+                self._pieces[pid] = piece
+                self._parent[pid] = pid
+                self._open[pid] = open_l[i]
+                self._members[pid] = [pid]
+        self._emit(final)
+
+    def _pairs(self, a: Rect, ab: _Border, r: Rect, rb: _Border) -> tuple[np.ndarray, np.ndarray]:
+        """Piece ids (a side, r side) of every adjacent pixel pair across the a|r seam."""
+        offsets = (0,) if self.connectivity == 4 else (-1, 0, 1)
+        if a.row_end == r.row or a.row == r.row_end:  # a above / below r (corners included)
+            la_line, lr_line = (ab.bottom, rb.top) if a.row_end == r.row else (ab.top, rb.bottom)
+            a0, a1, r0, r1 = a.col, a.col_end, r.col, r.col_end
+        elif a.col_end == r.col or a.col == r.col_end:  # a left / right of r
+            la_line, lr_line = (ab.right, rb.left) if a.col_end == r.col else (ab.left, rb.right)
+            a0, a1, r0, r1 = a.row, a.row_end, r.row, r.row_end
+        else:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        las, lrs = [], []
+        for d in offsets:  # pairs (a at i, r at i + d)
+            lo, hi = max(a0, r0 - d), min(a1, r1 - d)
+            if lo < hi:
+                las.append(la_line[lo - a0:hi - a0])
+                lrs.append(lr_line[lo + d - r0:hi + d - r0])
+        if not las:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        return np.concatenate(las), np.concatenate(lrs)
+
+    def _resolve(self, la: np.ndarray, lr: np.ndarray, touched: set[int]) -> None:
+        """Count the pairs as arrived for the pieces on both sides; join same-class pieces."""
+        ids = np.concatenate([la[la >= 0], lr[lr >= 0]])
+        if ids.size == 0:
+            return
+        uniq, counts = np.unique(ids, return_counts=True)
+        for p, c in zip(uniq.tolist(), counts.tolist()):
+            self._open[self._find(p)] -= c
+            touched.add(p)
+        both = (la >= 0) & (lr >= 0)
+        if both.any():
+            for p, q in np.unique(np.stack([la[both], lr[both]], 1), axis=0).tolist():
+                if self._pieces[p].class_id == self._pieces[q].class_id:
+                    self._union(p, q)
+
+    def _find(self, p: int) -> int:
+        parent = self._parent
+        root = p
+        while parent[root] != root:
+            root = parent[root]
+        while parent[p] != root:
+            parent[p], p = root, parent[p]
+        return root
+
+    def _union(self, p: int, q: int) -> None:
+        rp, rq = self._find(p), self._find(q)
+        if rp == rq:
+            return
+        if len(self._members[rp]) < len(self._members[rq]):
+            rp, rq = rq, rp
+        self._parent[rq] = rp
+        self._members[rp].extend(self._members.pop(rq))
+        self._open[rp] += self._open.pop(rq)
+
+    def _take_group(self, root: int) -> list[_Piece]:
+        members = self._members.pop(root)
+        self._open.pop(root)
+        for p in members:
+            del self._parent[p]
+        return [self._pieces.pop(p) for p in members]
+
+    def _emit(self, groups: list[list[_Piece]]) -> None:
+        """Turn groups of pieces (one region each) into regions and hand them on."""
+        if not groups:
+            return
+        geoms = np.empty(len(groups), object)
+        geoms[:] = [_pixel_geometry([g for p in pieces for g in p.parts]) for pieces in groups]
+        geoms = _to_crs(geoms, self.transform)
+        for pieces, geom in zip(groups, geoms):
+            region = Region(
+                geometry=geom,
+                class_id=pieces[0].class_id,
+                pixels=sum(p.pixels for p in pieces),
+                confidence_sum=float(sum(p.confidence_sum for p in pieces)),
+                row_sum=sum(p.row_sum for p in pieces),
+                col_sum=sum(p.col_sum for p in pieces),
+                first_pixel=divmod(min(p.first for p in pieces), self.width),
+            )
+            if self.on_region is not None:
+                self.on_region(region)
+            else:
+                self._done.append(region)
+
+
+# --- whole-array convenience and post-processing ------------------------------------------------
+
+
+def vectorize(classes: np.ndarray, confidence: np.ndarray | None = None,
+              transform: Affine = Affine.identity(), connectivity: int = 4) -> list[Region]:
+    """Vectorise a whole class raster as one core (regions ordered by first pixel)."""
+    classes = np.asarray(classes)
+    h, w = classes.shape
+    vec = Vectorizer(transform, h, w, connectivity)
+    vec.add(Rect(0, 0, h, w), classes, confidence)
+    return vec.finish()
+
+
+def postprocess(regions: Iterable[Region], min_area: float = 0.0, simplify: float = 0.0,
+                area_fn: Callable[[object], float] | None = None) -> list[Region]:
+    """Drop regions smaller than ``min_area`` and simplify the rest.
+
+    The area is ``area_fn(geometry)`` when given (e.g. a geodesic ground area in m²), else
+    the planar area in CRS units squared, taken before simplification. ``simplify`` is a
+    Douglas-Peucker tolerance in CRS units with topology preserved, so polygons stay valid
+    and keep their holes. Returns new :class:`Region` objects; pixel statistics unchanged.
+    """
+    out = []
+    for r in regions:
+        area = area_fn(r.geometry) if area_fn is not None else r.geometry.area
+        if area < min_area:
+            continue
+        if simplify > 0:
+            r = replace(r, geometry=shapely.simplify(r.geometry, simplify, preserve_topology=True))
+        out.append(r)
+    return out

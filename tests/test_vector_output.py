@@ -1,0 +1,156 @@
+"""predict -> GeoPackage: schema, styles, compass attributes, seams, formats, atomicity."""
+
+import sqlite3
+import subprocess
+import sys
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from s2m_geo.api import detect_changes
+from s2m_geo.classes import load_class_table
+from s2m_geo.model import PackageMeta
+from s2m_geo.pipeline import PredictOptions
+from s2m_geo.vector_output import CHANGE_COLUMNS
+
+TRANSFORM = from_origin(637000.0, 3486500.0, 0.5, 0.5)
+
+
+class BrightIsChange:
+    """Stand-in model: class ``cid`` where band 1 of pre is bright (> 150), else no change."""
+
+    name = "bright"
+
+    def __init__(self, cid=1):
+        self.meta = PackageMeta(class_table=load_class_table(), tile_size=64, default_overlap=16)
+        self.num_classes = 7
+        self.cid = cid
+
+    def probabilities(self, pre, post):
+        x = pre[:, 0]
+        p = np.full((x.shape[0], 7, *x.shape[1:]), 0.02, np.float32)
+        p[:, self.cid] += (x > 150) * 0.88
+        p[:, 0] += (x <= 150) * 0.88
+        return p / p.sum(1, keepdims=True)
+
+
+def _pair(tmp_path, bright, size=300, crs="EPSG:32636", transform=TRANSFORM):
+    img = np.full((3, size, size), 60, np.uint8)
+    for r0, r1, c0, c1 in bright:
+        img[:, r0:r1, c0:c1] = 220
+    paths = []
+    for name in ("pre", "post"):
+        p = tmp_path / f"{name}.tif"
+        with rasterio.open(p, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8",
+                           crs=crs, transform=transform) as ds:
+            ds.write(img)
+        paths.append(p)
+    return paths
+
+
+def test_geopackage_schema_styles_and_attributes(tmp_path):
+    pre, post = _pair(tmp_path, [(20, 60, 230, 290)])  # a block in the north-east
+    out = tmp_path / "changes.gpkg"
+    res = detect_changes(pre, post, out, BrightIsChange(), PredictOptions(block_tiles=1))
+    assert res.vectors == [out]
+    layers = dict(pyogrio.list_layers(out))
+    assert layers["changes"] == "Polygon" and layers["scenes"] == "Polygon"
+    changes = gpd.read_file(out, layer="changes")
+    assert list(changes.columns) == CHANGE_COLUMNS + ["geometry"]
+    assert len(changes) == 1
+    row = changes.iloc[0]
+    assert (row.class_id, row.category, row.change_type) == (1, "building", "destroyed")
+    assert row.direction == "northeast" and 20 < row.bearing_deg < 70
+    assert row.area_m2 == pytest.approx(40 * 60 * 0.25, rel=0.005)
+    assert row.quantity == "a few"  # 600 m²: between 800 and 4000 px at the table's 0.5 m
+    assert "northeast" in row.description and row.confidence > 0.8
+    assert changes.crs.to_epsg() == 32636 and row.geometry.area == pytest.approx(600.0)
+    scenes = gpd.read_file(out, layer="scenes")
+    assert len(scenes) == 1 and scenes.iloc[0].n_building_destroyed == 1
+    assert "northeast" in scenes.iloc[0].description
+    with sqlite3.connect(out) as con:
+        styles = dict(con.execute("SELECT f_table_name, styleQML FROM layer_styles").fetchall())
+    assert set(styles) == {"changes", "scenes"}
+    assert 'attr="class_id"' in styles["changes"] and "227,26,28" in styles["changes"]
+
+
+def test_a_region_across_four_blocks_is_one_polygon(tmp_path):
+    pre, post = _pair(tmp_path, [(30, 250, 40, 260)])  # spans every 64-px tile block seam
+    out = tmp_path / "c.gpkg"
+    detect_changes(pre, post, out, BrightIsChange(3), PredictOptions(block_tiles=1))
+    changes = gpd.read_file(out, layer="changes")
+    assert len(changes) == 1 and changes.iloc[0].class_id == 3
+    assert changes.iloc[0].geometry.area == pytest.approx(220 * 220 * 0.25)
+    assert changes.iloc[0].direction == "center"
+
+
+def test_empty_result_is_still_a_polygon_layer(tmp_path):
+    pre, post = _pair(tmp_path, [])
+    out = tmp_path / "c.gpkg"
+    res = detect_changes(pre, post, out, BrightIsChange())
+    assert res.changes == 0
+    assert dict(pyogrio.list_layers(out))["changes"] == "Polygon"
+    changes = gpd.read_file(out, layer="changes")
+    assert len(changes) == 0 and list(changes.columns) == CHANGE_COLUMNS + ["geometry"]
+    assert gpd.read_file(out, layer="scenes").iloc[0].description == "There is no change in the image."
+
+
+def test_min_area_and_simplify(tmp_path):
+    pre, post = _pair(tmp_path, [(10, 14, 10, 14), (100, 160, 100, 170)])
+    out = tmp_path / "c.gpkg"
+    detect_changes(pre, post, out, BrightIsChange(), min_area_m2=10.0, simplify_m=1.0)
+    changes = gpd.read_file(out, layer="changes")
+    assert len(changes) == 1 and changes.iloc[0].area_m2 == pytest.approx(60 * 70 * 0.25, rel=0.005)
+
+
+@pytest.mark.parametrize("ext", [".geojson", ".fgb", ".parquet"])
+def test_other_formats_write_changes_and_a_scenes_sidecar(tmp_path, ext):
+    pre, post = _pair(tmp_path, [(20, 60, 230, 290)])
+    out = tmp_path / f"c{ext}"
+    res = detect_changes(pre, post, out, BrightIsChange())
+    assert res.vectors == [out, tmp_path / f"c_scenes{ext}"]
+    changes = gpd.read_parquet(out) if ext == ".parquet" else gpd.read_file(out)
+    assert len(changes) == 1 and changes.iloc[0].direction == "northeast"
+    assert set(CHANGE_COLUMNS) <= set(changes.columns)
+
+
+def test_geographic_scene_areas_and_directions(tmp_path):
+    # the same place in EPSG:4326, pixels ~0.5 m on the ground
+    t = from_origin(34.4400, 31.5060, 0.5 / (111_320 * np.cos(np.radians(31.5))), 0.5 / 110_574)
+    pre, post = _pair(tmp_path, [(20, 60, 230, 290)], crs="EPSG:4326", transform=t)
+    out = tmp_path / "c.gpkg"
+    detect_changes(pre, post, out, BrightIsChange())
+    row = gpd.read_file(out, layer="changes").iloc[0]
+    assert row.direction == "northeast" and row.area_m2 == pytest.approx(600.0, rel=0.01)
+
+
+def test_failures_leave_no_output(tmp_path):
+    pre, post = _pair(tmp_path, [(20, 60, 230, 290)])
+    out = tmp_path / "c.gpkg"
+
+    def stop(stage, done, total):
+        if stage == "infer":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        detect_changes(pre, post, out, BrightIsChange(), raster=tmp_path / "c.tif", progress=stop)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["post.tif", "pre.tif"]
+
+
+def test_cli_predict_to_geopackage(tmp_path, tiny_model, small_scene):
+    out = tmp_path / "changes.gpkg"
+    proc = subprocess.run([sys.executable, "-m", "s2m_geo.cli", "predict", str(small_scene["pre"]),
+                           str(small_scene["post"]), "-o", str(out), "--model", str(tiny_model),
+                           "--raster", str(tmp_path / "changes.tif"), "--min-area", "1"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists() and (tmp_path / "changes.tif").exists()
+    assert "change polygons" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "s2m_geo.cli", "predict", str(small_scene["pre"]),
+                          str(small_scene["post"]), "-o", str(tmp_path / "x.shp"), "--model", str(tiny_model)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "x.shp" in bad.stderr and ".gpkg" in bad.stderr
