@@ -22,7 +22,7 @@ TINY = {
     "text_encoder": {"name": "ViT-B-32", "text_cfg": {"width": 32, "layers": 1, "heads": 2},
                      "embed_dim": 32},
     "data": {"tile_size": 64, "train": [], "val": []},
-    "train": {"batch_size": 4, "lr": 0.001, "stage1_epochs": 2, "stage2_epochs": 1,
+    "train": {"batch_size": 4, "lr": 0.001, "lr_schedule": "cosine", "stage1_epochs": 2, "stage2_epochs": 1,
               "max_steps_per_epoch": 3, "device": "cpu"},
 }
 

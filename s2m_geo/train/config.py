@@ -19,7 +19,7 @@ _TOP = {"seed", "classes", "model", "pretrained_backbone", "text_encoder", "data
 _TEXT = {"name", "checkpoint", "text_cfg", "embed_dim"}
 _DATA = {"tile_size", "stride", "bands", "post_bands", "normalization", "train", "val"}
 _TRAIN = {"batch_size", "lr", "weight_decay", "stage1_epochs", "stage2_epochs", "device",
-          "num_workers", "amp", "grad_clip", "loss", "max_steps_per_epoch"}
+          "num_workers", "amp", "grad_clip", "loss", "max_steps_per_epoch", "lr_schedule"}
 _LOSS = {"focal", "dice", "lovasz", "contrastive", "tau", "gamma"}
 _SOURCE = {"folder", "scenes", "synthetic"}
 
@@ -51,6 +51,7 @@ class TrainConfig:
     amp: bool = True
     grad_clip: float | None = 1.0
     max_steps_per_epoch: int | None = None
+    lr_schedule: str = "constant"  # or "cosine": per stage, from lr down to 0
     loss: dict[str, float] = field(default_factory=lambda: {
         "focal": 0.4, "dice": 0.3, "lovasz": 0.3, "contrastive": 0.5, "tau": 0.7, "gamma": 2.0})
 
@@ -60,7 +61,8 @@ class TrainConfig:
                 "model": self.model, "tile_size": self.tile_size, "bands": self.bands,
                 "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
                 "stage1_epochs": self.stage1_epochs, "stage2_epochs": self.stage2_epochs,
-                "max_steps_per_epoch": self.max_steps_per_epoch, "loss": self.loss,
+                "max_steps_per_epoch": self.max_steps_per_epoch, "lr_schedule": self.lr_schedule,
+                "loss": self.loss,
                 "text_encoder": {k: (str(v) if isinstance(v, Path) else v)
                                  for k, v in self.text_encoder.items()},
                 "train_sources": _jsonable(self.train_sources),
@@ -156,6 +158,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
             amp=bool(tr.get("amp", True)),
             grad_clip=float(tr["grad_clip"]) if tr.get("grad_clip") else None,
             max_steps_per_epoch=int(tr["max_steps_per_epoch"]) if tr.get("max_steps_per_epoch") else None,
+            lr_schedule=str(tr.get("lr_schedule", "constant")),
             loss={k: float(v) for k, v in loss.items()})
     except (TypeError, ValueError) as exc:
         raise InputError(f"{path}: bad value in the config ({exc}); fix it") from None
@@ -163,6 +166,8 @@ def load_train_config(path: str | Path) -> TrainConfig:
         raise InputError(f"{path}: 'data.train' lists no training data; add a folder, scenes or synthetic source")
     if cfg.tile_size % 32 or cfg.tile_size < 32:
         raise InputError(f"{path}: data.tile_size must be a multiple of 32, got {cfg.tile_size}")
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        raise InputError(f"{path}: train.lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
     if cfg.batch_size < 1 or cfg.stage1_epochs < 0 or cfg.stage2_epochs < 0:
         raise InputError(f"{path}: batch_size must be >= 1 and epochs >= 0")
     return cfg

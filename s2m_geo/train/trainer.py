@@ -17,6 +17,7 @@ augmentations are drawn from ``(seed, stage, epoch)``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -244,6 +245,10 @@ def train(config: str | Path | TrainConfig, out_dir: str | Path, resume: bool = 
             for step, batch in enumerate(loader):
                 if step >= steps_per_epoch:
                     break
+                if cfg.lr_schedule == "cosine":  # a pure function of the step: resumes exactly
+                    t = ((epoch - 1) * steps_per_epoch + step) / max(epochs * steps_per_epoch, 1)
+                    for group in opt.param_groups:
+                        group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * t))
                 pre, post = batch["pre"].to(device), batch["post"].to(device)
                 label = batch["label"].to(device)
                 text = None
