@@ -40,8 +40,29 @@ class _Group(click.Group):
         except S2MError as exc:
             click.echo(f"s2m-geo: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # disk full, permissions, read-only or vanished folders
+            where = exc.filename or "a file"
+            click.echo(f"s2m-geo: error: {where}: {exc.strerror or exc}; check the path, "
+                       f"permissions and free disk space", err=True)
+            sys.exit(2)
+        except Exception as exc:
+            if not isinstance(exc, _gis_errors()):
+                raise
+            msg = " ".join(str(exc.__cause__ or exc).split())[:300]
+            click.echo(f"s2m-geo: error: GDAL could not read or write a file ({msg}); check the "
+                       f"paths, permissions and free disk space", err=True)
+            sys.exit(2)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
+
+
+def _gis_errors() -> tuple:
+    """GDAL/OGR failures (disk full, corrupt files) as surfaced by rasterio and pyogrio."""
+    from pyogrio.errors import DataLayerError, DataSourceError
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+
+    return (RasterioError, CPLE_BaseError, DataSourceError, DataLayerError)
 
 
 def _sigterm_to_interrupt(signum, frame):  # SIGTERM takes the same clean-up path as Ctrl-C
@@ -50,9 +71,18 @@ def _sigterm_to_interrupt(signum, frame):  # SIGTERM takes the same clean-up pat
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="s2m-geo")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Find and describe change between two georeferenced scenes (S2M, "Masks Can Talk")."""
+    import logging
+
+    import rasterio
+
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    # GDAL's messages go through rasterio's handler into logging, not raw onto stderr; the
+    # command reports failures itself, as one line
+    ctx.with_resource(rasterio.Env())
+    logging.getLogger("rasterio").setLevel(logging.CRITICAL)
 
 
 @cli.command("sample-data")
@@ -129,7 +159,7 @@ def _int_list(value: str | None, option: str) -> list[int] | None:
               help="Simplify polygon outlines with this tolerance, metres (topology kept).")
 @click.option("--scene-id", default=None, help="Scene id in the outputs (default: pre's file name).")
 @click.option("--model", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Model package (.safetensors) or two-input ONNX model.")
+              help="Model package (.safetensors) or two-input ONNX model (default: the shipped model).")
 @click.option("--probabilities", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write per-class probabilities (float32, one band per class).")
 @click.option("--tile-size", type=click.IntRange(32, 8192), default=None, help="Tile size (default: the model's).")
@@ -173,7 +203,9 @@ def predict(pre: Path, post: Path, output: Path, raster: Path | None, min_area: 
 
         vector_driver(output)
     if model is None:
-        raise InputError("no default model is shipped yet; pass --model FILE (train one with s2m-geo train)")
+        from .inference import default_model_path
+
+        model = default_model_path()
     opts = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size,
                           block_tiles=block_tiles, device=device, bands=_int_list(bands, "--bands"),
                           post_bands=_int_list(post_bands, "--post-bands"), crs=crs,
@@ -324,17 +356,24 @@ def train(config: Path, out: Path | None, resume: bool, progress_mode: str) -> N
 
 
 @cli.command("model-info")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=click.Path(path_type=Path), required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the package metadata as JSON.")
 def model_info(model: Path, as_json: bool) -> None:
     """Show what a model package (.safetensors) or ONNX change model is and how it was trained.
 
+    Without MODEL: the default model shipped with s2m-geo.
+
     \b
     Example:
+      s2m-geo model-info
       s2m-geo model-info runs/small/model.safetensors
     """
     import json
 
+    if model is None:
+        from .inference import default_model_path
+
+        model = default_model_path()
     meta = _read_meta(model)
     if as_json:
         click.echo(json.dumps(meta.to_dict(), indent=2))
@@ -388,6 +427,9 @@ def export(model: Path, onnx_out: Path, tile_size: int | None, overwrite: bool) 
         raise InputError(f"{onnx_out}: already exists; pass --overwrite or choose another name")
     _read_meta(model)
     click.echo(str(export_onnx(model, onnx_out, tile_size=tile_size)))
+
+
+from .cli_batch import batch as _batch; cli.add_command(_batch)
 
 
 def main() -> None:

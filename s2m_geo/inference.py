@@ -92,6 +92,18 @@ class OnnxChangeModelRunner:
         return e / e.sum(axis=1, keepdims=True)
 
 
+#: The small model shipped inside the package (see docs/default-model.md).
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "s2m_small_cpu.safetensors"
+
+
+def default_model_path() -> Path:
+    """The shipped default model package; an :class:`InputError` if this install has none."""
+    if not DEFAULT_MODEL.is_file():
+        raise InputError(f"{DEFAULT_MODEL}: this s2m-geo install has no default model; "
+                         f"pass --model FILE (train one with s2m-geo train)")
+    return DEFAULT_MODEL
+
+
 def load_change_model(path: str | Path, device: str = "auto") -> ChangeModel:
     """A runner for a ``.safetensors`` model package or a two-input ``.onnx`` model."""
     path = Path(path)

@@ -281,6 +281,7 @@ def predict(pre: str | Path, post: str | Path, raster: str | Path | None, model:
         raise InputError(f"--overlap {overlap}: must be at least 0 and less than half the tile size ({tile})")
     with _open_pair(open_pair, pre, post, runner, opts) as pair:
         grid = pair.grid
+        _check_overlap(pair, tile)
         layout = TileLayout(grid.height, grid.width, tile, overlap)
         blocks = layout.blocks(opts.block_tiles)
         writer = _Writer(raster, probabilities, grid, runner)
@@ -318,6 +319,19 @@ def predict(pre: str | Path, post: str | Path, raster: str | Path | None, model:
             raise
     counts = {c.id: int(writer.counts[c.id]) for c in meta.class_table}
     return PredictResult(raster, probabilities, grid, done, skipped, counts, runner.name)
+
+
+def _check_overlap(pair, tile: int) -> None:
+    """Refuse footprints that overlap by less than one tile while the scenes are larger: the
+    pair most likely does not belong together (scenes smaller than a tile are fine)."""
+    g = pair.grid
+    native = [pair.native_grid(e) for e in ("pre", "post")]
+    for axis, size in (("rows", g.height), ("columns", g.width)):
+        dims = [n.height if axis == "rows" else n.width for n in native]
+        if size < tile and min(dims) >= tile:
+            raise InputError(f"{pair.post_path}: overlaps {pair.pre_path} by only {size} {axis} of pixels, "
+                             f"less than one {tile}-pixel tile; check that the two scenes show the same "
+                             f"place (or pass a smaller --tile-size)")
 
 
 def _run_distributed(client, pair, model, layout, blocks, opts, stitcher, progress):

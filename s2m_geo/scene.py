@@ -554,17 +554,26 @@ class ScenePair:
         sub_h, sub_w = valid[dst].shape
         # a WarpedVRT always has an alpha band (added, or the source's): one per-dataset mask
         mask_bands = [ep.bands[0]] if (ep.per_dataset_mask or ep.offset is None) else list(ep.bands)
-        if out_shape is None:
-            d = reader.read(list(ep.bands), window=src_win)
-            m = reader.read_masks(mask_bands, window=src_win)
-        else:
-            d = reader.read(list(ep.bands), window=src_win, out_shape=(len(ep.bands), sub_h, sub_w),
-                            resampling=resampling)
-            m = reader.read_masks(mask_bands, window=src_win, out_shape=(len(mask_bands), sub_h, sub_w),
-                                  resampling=resampling)
+        try:
+            if out_shape is None:
+                d = reader.read(list(ep.bands), window=src_win)
+                m = reader.read_masks(mask_bands, window=src_win)
+            else:
+                d = reader.read(list(ep.bands), window=src_win, out_shape=(len(ep.bands), sub_h, sub_w),
+                                resampling=resampling)
+                m = reader.read_masks(mask_bands, window=src_win, out_shape=(len(mask_bands), sub_h, sub_w),
+                                      resampling=resampling)
+        except RasterioError as exc:  # e.g. a truncated file: the header is fine, the data is cut
+            cause = " ".join(str(exc.__cause__ or exc).split())[:160]
+            raise InputError(f"{ep.path}: cannot read its pixels ({cause}); the file is truncated "
+                             f"or corrupt: download or export it again") from None
         data[:, dst[0], dst[1]] = d
         valid[dst] = ep.validity(d, m)
         return data, valid
+
+    def native_grid(self, epoch: str) -> Grid:
+        """The grid of ``"pre"`` or ``"post"`` as stored in its file."""
+        return self._epochs[epoch].native
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(pre, post, valid)`` for a window in grid pixel coordinates.

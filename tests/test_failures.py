@@ -1,0 +1,350 @@
+"""Every command fails well: one line naming the file and the fix, exit 2, nothing written.
+
+One test per row of the table in docs/errors.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+from rasterio.transform import from_origin
+
+from s2m_geo.cli import cli
+from s2m_geo.synthetic import SceneSpec, write_scene
+
+UTM = "EPSG:32636"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def _fails_well(res, *needles, out: Path | None = None):
+    """Exit 2, one line on stderr containing every needle, nothing at ``out``."""
+    assert res.exit_code == 2, (res.exit_code, res.output)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    for n in needles:
+        assert str(n) in lines[0], (n, lines[0])
+    if out is not None:
+        assert not out.exists()
+        assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]
+
+
+def _tif(path, data, crs=UTM, transform=None, nodata=None, dtype=None, **extra):
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    kw = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+              dtype=dtype or data.dtype, **extra)
+    if crs:
+        kw.update(crs=crs, transform=transform or from_origin(637000, 3486500, 0.5, 0.5))
+    if nodata is not None:
+        kw["nodata"] = nodata
+    with rasterio.open(path, "w", **kw) as ds:
+        ds.write(data)
+    return path
+
+
+@pytest.fixture()
+def pair(tmp_path):
+    return write_scene(tmp_path / "in", SceneSpec(size=128, seed=2))
+
+
+def predict(pair_or_pre, post, out, model, *extra):
+    return run("predict", pair_or_pre, post, "-o", out, "--model", model, *extra)
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path, pair, tiny_model):
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(tmp_path / "nope.tif", pair["post"], out, tiny_model), "nope.tif", "not found", out=out)
+
+
+def test_not_a_raster(tmp_path, pair, tiny_model):
+    bad = tmp_path / "notes.tif"
+    bad.write_text("these are my notes, not an image")
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(pair["pre"], bad, out, tiny_model), "notes.tif", "not a raster", out=out)
+
+
+def test_no_crs(tmp_path, pair, tiny_model):
+    plain = _tif(tmp_path / "plain.tif", np.full((3, 128, 128), 100, np.uint8), crs=None)
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(pair["pre"], plain, out, tiny_model), "plain.tif", "CRS", out=out)
+
+
+def test_disjoint_footprints(tmp_path, pair, tiny_model):
+    far = _tif(tmp_path / "far.tif", np.full((3, 128, 128), 100, np.uint8),
+               transform=from_origin(700000, 3486500, 0.5, 0.5))
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(pair["pre"], far, out, tiny_model), "far.tif", "do not overlap", out=out)
+
+
+def test_footprints_overlap_by_less_than_one_tile(tmp_path, pair, tiny_model):
+    # 128 px scenes, 64 px tiles; post shifted so only 20 columns overlap
+    with rasterio.open(pair["post"]) as ds:
+        data = ds.read()
+    shifted = _tif(tmp_path / "shifted.tif", data, transform=from_origin(637000 + 108 * 0.5, 3486500, 0.5, 0.5))
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(pair["pre"], shifted, out, tiny_model), "shifted.tif", "less than one 64-pixel tile",
+                out=out)
+
+
+def test_band_counts_differ_without_bands(tmp_path, pair, tiny_model):
+    with rasterio.open(pair["post"]) as ds:
+        data = ds.read()
+    # RGB + NIR (photometric MINISBLACK, so GDAL does not read band 4 as alpha)
+    four = _tif(tmp_path / "four.tif", np.concatenate([data, data[:1]]), photometric="MINISBLACK")
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(pair["pre"], four, out, tiny_model), "--bands", out=out)
+
+
+def test_band_index_out_of_range(tmp_path, pair, tiny_model):
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(pair["pre"], pair["post"], out, tiny_model, "--bands", "1,2,9"), "pre.tif", "9", out=out)
+
+
+def test_all_nodata_input(tmp_path, pair, tiny_model):
+    empty = _tif(tmp_path / "empty.tif", np.zeros((3, 128, 128), np.uint8), nodata=0)
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(pair["pre"], empty, out, tiny_model), "no valid pixel", out=out)
+
+
+def test_truncated_geotiff(tmp_path, tiny_model):
+    scene = write_scene(tmp_path / "s", SceneSpec(size=512, seed=3))
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(scene["pre"].read_bytes()[: scene["pre"].stat().st_size // 2])  # header intact
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(cut, scene["post"], out, tiny_model), "cut.tif", "truncated or corrupt", out=out)
+
+
+def test_unsupported_dtype_complex(tmp_path, pair, tiny_model):
+    cplx = _tif(tmp_path / "complex.tif", np.ones((3, 128, 128), np.complex64))
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(cplx, pair["post"], out, tiny_model), "complex.tif", "complex", out=out)
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+def test_model_of_another_architecture(tmp_path, pair, tiny_model):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(tiny_model), "pt") as f:
+        meta = json.loads(f.metadata()["s2m_geo"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta["architecture"] = "unet"
+    other = tmp_path / "unet.safetensors"
+    save_file(tensors, str(other), metadata={"s2m_geo": json.dumps(meta)})
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(pair["pre"], pair["post"], out, other), "unet.safetensors", "architecture", out=out)
+
+
+def test_model_whose_class_table_does_not_fit(tmp_path, pair, tiny_model):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(tiny_model), "pt") as f:
+        meta = json.loads(f.metadata()["s2m_geo"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta["class_table"]["classes"] = meta["class_table"]["classes"][:3]  # 3 classes, 7 logits
+    other = tmp_path / "three.safetensors"
+    save_file(tensors, str(other), metadata={"s2m_geo": json.dumps(meta)})
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(pair["pre"], pair["post"], out, other), "three.safetensors", out=out)
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # unpickling would create the marker file
+
+
+@pytest.mark.parametrize("name", ["model.pt", "model.safetensors"])
+def test_pickle_given_as_model_is_never_unpickled(tmp_path, pair, name):
+    import pickle
+
+    marker = tmp_path / "UNPICKLED"
+    bad = tmp_path / name
+    bad.write_bytes(pickle.dumps(_Payload(str(marker))))
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(pair["pre"], pair["post"], out, bad), name, out=out)
+    _fails_well(run("model-info", bad), name)
+    _fails_well(run("export", bad, "--onnx", tmp_path / "m.onnx"), name)
+    assert not marker.exists()
+
+
+def test_onnx_model_with_wrong_inputs(tmp_path, pair):
+    import torch
+
+    class Two(torch.nn.Module):
+        def forward(self, a, b):
+            return torch.cat([a, b], 1)
+
+    bad = tmp_path / "wrong.onnx"
+    torch.onnx.export(Two(), (torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 64, 64)), str(bad),
+                      input_names=["a", "b"], output_names=["out"], dynamo=False)
+    out = tmp_path / "c.gpkg"
+    _fails_well(predict(pair["pre"], pair["post"], out, bad), "wrong.onnx", "'pre' and 'post'", out=out)
+
+
+# --- outputs -----------------------------------------------------------------------------------
+
+
+def test_output_exists_without_overwrite(tmp_path, pair, tiny_model):
+    out = tmp_path / "c.gpkg"
+    out.write_text("an analyst's earlier result")
+    res = predict(pair["pre"], pair["post"], out, tiny_model)
+    assert res.exit_code == 2 and "--overwrite" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert out.read_text() == "an analyst's earlier result"
+
+
+@pytest.mark.parametrize("folder", ["/proc", "/nonexistent/folder"])
+def test_output_folder_not_writable(tmp_path, pair, tiny_model, folder):
+    res = predict(pair["pre"], pair["post"], Path(folder) / "c.gpkg", tiny_model)
+    assert res.exit_code == 2 and folder in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_disk_full_writer_made_to_fail(tmp_path, pair, tiny_model, monkeypatch):
+    import errno
+
+    import s2m_geo.vector_output as vo
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "c.gpkg"))
+
+    monkeypatch.setattr(vo, "write_layer_styles", full)
+    out = tmp_path / "c.gpkg"
+    res = predict(pair["pre"], pair["post"], out, tiny_model, "--raster", tmp_path / "c.tif")
+    _fails_well(res, "No space left on device", out=out)
+    assert not (tmp_path / "c.tif").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_disk_full_on_a_tiny_tmpfs(tmp_path, pair, tiny_model):
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        out = mnt / "c.gpkg"
+        proc = subprocess.run([sys.executable, "-m", "s2m_geo.cli", "predict", str(pair["pre"]), str(pair["post"]),
+                               "-o", str(out), "--model", str(tiny_model), "--probabilities", str(mnt / "p.tif")],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("s2m-geo: error:")
+        assert "Traceback" not in proc.stderr
+        assert list(mnt.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+# --- other commands ----------------------------------------------------------------------------
+
+
+def test_invalid_config_yaml(tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("model: {backbone: resnet18\n")
+    _fails_well(run("train", "--config", bad, "--out", tmp_path / "run"), "config.yaml", "YAML")
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_and_describe_bad_inputs(tmp_path, pair):
+    _fails_well(run("evaluate", tmp_path / "none.tif", pair["label"]), "none.tif", "not found")
+    text = tmp_path / "mask.tif"
+    text.write_text("no")
+    _fails_well(run("describe", text), "mask.tif", "not a raster")
+
+
+def test_sample_data_bad_inputs(tmp_path):
+    _fails_well(run("sample-data", tmp_path, "--post-crs", "EPSG:0"), "--post-crs")
+
+
+def test_paths_with_spaces_and_non_ascii_work(tmp_path, tiny_model):
+    folder = tmp_path / "Gaza scènes 2024 – جباليا"
+    scene = write_scene(folder, SceneSpec(size=128, seed=5))
+    out = folder / "changements détectés.gpkg"
+    res = predict(scene["pre"], scene["post"], out, tiny_model)
+    assert res.exit_code == 0, res.output
+    assert out.exists()
+
+
+# --- interruptions -----------------------------------------------------------------------------
+
+
+def _interrupt_cli(tmp_path, model, sig, stage):
+    scene = write_scene(tmp_path / "big", SceneSpec(size=512, seed=8))
+    out = tmp_path / "out" / "c.gpkg"
+    out.parent.mkdir()
+    cmd = [sys.executable, "-m", "s2m_geo.cli", "predict", str(scene["pre"]), str(scene["post"]), "-o", str(out),
+           "--model", str(model), "--raster", str(out.with_suffix(".tif")), "--batch-size", "1",
+           "--progress", "json"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    for line in proc.stderr:
+        if line.startswith("{") and json.loads(line).get("stage") == stage:
+            proc.send_signal(sig)
+            break
+        assert time.time() < deadline
+    rest = proc.stderr.read()
+    assert proc.wait(60) == 130, rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    assert list(out.parent.iterdir()) == []
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert out.exists() and out.with_suffix(".tif").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_inference(tmp_path, tiny_model, sig):
+    _interrupt_cli(tmp_path, tiny_model, sig, "infer")
+
+
+@pytest.mark.parametrize("where", ["read", "stitch", "write"])
+def test_interrupt_during_reading_stitching_writing(tmp_path, pair, tiny_model, monkeypatch, where):
+    import s2m_geo.pipeline as pl
+    import s2m_geo.scene as sc
+    import s2m_geo.stitch as st
+
+    calls = {"n": 0}
+
+    def boom(orig):
+        def wrapper(*a, **k):
+            calls["n"] += 1
+            if calls["n"] >= 2:
+                raise KeyboardInterrupt
+            return orig(*a, **k)
+        return wrapper
+
+    if where == "read":
+        monkeypatch.setattr(sc.ScenePair, "read", boom(sc.ScenePair.read))
+    elif where == "stitch":
+        monkeypatch.setattr(st.Stitcher, "_finish", boom(st.Stitcher._finish))
+    else:
+        calls["n"] = 1
+        monkeypatch.setattr(pl, "_cog", boom(pl._cog))
+    out = tmp_path / "c.gpkg"
+    res = predict(pair["pre"], pair["post"], out, tiny_model, "--raster", tmp_path / "c.tif",
+                  "--block-tiles", "1")
+    assert res.exit_code == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    monkeypatch.undo()
+    assert predict(pair["pre"], pair["post"], out, tiny_model).exit_code == 0
