@@ -1,0 +1,205 @@
+"""``s2m-geo batch``: many scene pairs on a local Dask cluster or on one that already runs.
+
+A thin layer over :func:`s2m_geo.batch.run_batch`. Exit codes: 0 every scene complete;
+3 some scenes failed (the others completed; the report lists the errors); 2 bad usage or
+bad input (e.g. a bad manifest: the message names the file); 1 unexpected failure;
+130 interrupted (SIGINT/SIGTERM: the work is cancelled, no temporary file is left, and a
+rerun skips the scenes already complete).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+
+from .errors import InputError
+from .progress import MODES, Progress
+
+
+class BatchProgress:
+    """Two bars on a terminal (scenes, tiles); JSON lines with ``--progress json``."""
+
+    def __init__(self, mode: str) -> None:
+        self.base = Progress(mode)
+        self.mode = self.base.mode
+        self.bars: dict[str, object] = {}
+        self.lock = threading.Lock()
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        with self.lock:
+            if self.mode == "json":
+                self.base.update(stage, done, total)
+            elif self.mode == "bar":
+                from tqdm import tqdm
+
+                bar = self.bars.get(stage)
+                if bar is None:
+                    bar = self.bars[stage] = tqdm(total=total, desc=stage, file=self.base.stream,
+                                                  position=0 if stage == "scenes" else 1, leave=True,
+                                                  dynamic_ncols=True)
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+    def message(self, text: str) -> None:
+        with self.lock:
+            self.base.message(text)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+    def __enter__(self) -> "BatchProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _int_list(value: str | None, option: str) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        bands = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option} {value}: give band numbers separated by commas, e.g. 1,2,3") from None
+    if not bands or min(bands) < 1:
+        raise InputError(f"{option} {value}: band numbers start at 1, e.g. 1,2,3")
+    return bands
+
+
+def _memory_limit(value: str):
+    v = value.strip().lower()
+    if v in ("auto", "0", "none"):
+        return "auto" if v == "auto" else 0
+    try:
+        from dask.utils import parse_bytes
+
+        parse_bytes(value)
+    except (ValueError, TypeError):
+        raise InputError(f"--memory-limit {value}: give a size such as 4GiB, or auto") from None
+    return value
+
+
+@click.command("batch")
+@click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (created if needed): per scene SCENE.gpkg, SCENE_changes.tif, "
+                   "SCENE_quicklook.png; all_changes.gpkg, report.md, report.html.")
+@click.option("--pre-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Instead of a manifest: folder of pre scenes, paired with --post-dir by file name.")
+@click.option("--post-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of post scenes (same file names as in --pre-dir).")
+@click.option("--pattern", default="*.tif", show_default=True,
+              help="Which files of --pre-dir/--post-dir are scenes (wildcards, case-insensitive).")
+@click.option("--model", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Model package (.safetensors) or two-input ONNX model (default: the shipped model).")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Local cluster: worker processes (default: one per CPU core, at most one per 2 GiB of RAM).")
+@click.option("--threads-per-worker", type=click.IntRange(1), default=1, show_default=True,
+              help="Local cluster: scenes one worker runs at a time.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Use a running Dask cluster, e.g. tcp://10.0.0.5:8786, instead of a local one. Inputs, "
+                   "model and output folder must be at the same paths on its workers.")
+@click.option("--gpu-per-task", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Each scene needs this much of the workers' GPU resource (dask worker --resources GPU=1).")
+@click.option("--split-above", "split_above", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="MPX", help="Scenes larger than this (megapixels of pre) are spread over all workers "
+                                  "block by block instead of running as one task.")
+@click.option("--torch-threads", type=click.IntRange(1), default=None,
+              help="Torch threads per scene (default on a local cluster: cores / (workers x threads)).")
+@click.option("--memory-limit", default="auto", show_default=True,
+              help="Local cluster: memory limit per worker (e.g. 4GiB), or auto.")
+@click.option("--force", is_flag=True, help="Redo scenes whose outputs are already complete.")
+@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Drop change polygons smaller than this ground area, m².")
+@click.option("--simplify", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Simplify polygon outlines with this tolerance, metres (topology kept).")
+@click.option("--tile-size", type=click.IntRange(32, 8192), default=None, help="Tile size (default: the model's).")
+@click.option("--overlap", type=click.IntRange(0), default=None, help="Tile overlap in pixels (default: the model's).")
+@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Tile pairs per forward pass.")
+@click.option("--block-tiles", type=click.IntRange(1), default=4, show_default=True,
+              help="Tiles per block side (the unit of work of a split scene).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--bands", default=None, help="Bands of pre (and post) to use, e.g. 1,2,3.")
+@click.option("--post-bands", default=None, help="Bands of post, when they differ from pre's.")
+@click.option("--crs", default=None, help="Target CRS (default: each scene's pre CRS).")
+@click.option("--resolution", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Target pixel size in CRS units (default: pre's).")
+@click.option("--zero-nodata", is_flag=True, help="Treat pixels that are 0 in every band as nodata "
+              "when a raster declares no nodata value.")
+@click.option("--quicklook-size", type=click.IntRange(64, 8192), default=1024, show_default=True,
+              help="Longest side of the quicklook PNGs, pixels.")
+@click.option("--progress", "progress_mode", type=click.Choice(MODES), default="auto", show_default=True,
+              help="Progress display: bars on a terminal, or one JSON object per line on stderr.")
+def batch(manifest: Path | None, out_dir: Path, pre_dir: Path | None, post_dir: Path | None, pattern: str,
+          model: Path | None, workers: int | None, threads_per_worker: int, scheduler: str | None,
+          gpu_per_task: float | None, split_above: float | None, torch_threads: int | None,
+          memory_limit: str, force: bool, min_area: float, simplify: float, tile_size: int | None,
+          overlap: int | None, batch_size: int, block_tiles: int, device: str, bands: str | None,
+          post_bands: str | None, crs: str | None, resolution: float | None, zero_nodata: bool,
+          quicklook_size: int, progress_mode: str) -> None:
+    """Detect and describe changes in many scene pairs: a MANIFEST or two folders.
+
+    MANIFEST is a CSV (header scene_id,pre,post[,pre_date,post_date]) or YAML list of the
+    same keys; relative paths are relative to the manifest, paths are taken literally.
+    Or give --pre-dir and --post-dir: files with the same name are a pair.
+
+    Scenes run as tasks on a local Dask cluster (--workers) or on a running one
+    (--scheduler); each worker loads the model once. Scenes whose outputs are complete
+    (checked against their SCENE.done.json) are skipped, so an interrupted batch resumes
+    where it stopped; --force redoes them. A failing scene is reported and the others go on.
+
+    Exit codes: 0 all scenes complete; 3 some scenes failed (see report.md); 2 bad usage or
+    input; 130 interrupted.
+
+    \b
+    Example:
+      s2m-geo batch scenes.csv -o results/ --model model.safetensors
+      s2m-geo batch --pre-dir pre/ --post-dir post/ -o results/ --workers 4
+      s2m-geo batch scenes.yaml -o /shared/results --scheduler tcp://10.0.0.5:8786 --gpu-per-task 1
+    """
+    from .batch import ScenesFailed, pair_folders, read_manifest, run_batch
+    from .pipeline import PredictOptions
+
+    folders = pre_dir is not None or post_dir is not None
+    if manifest is not None and folders:
+        raise InputError(f"{manifest}: give either a MANIFEST or --pre-dir/--post-dir, not both")
+    if manifest is None and not folders:
+        raise InputError("no scenes: give a MANIFEST (CSV or YAML) or --pre-dir and --post-dir")
+    if folders and (pre_dir is None or post_dir is None):
+        raise InputError(f"{pre_dir or post_dir}: --pre-dir and --post-dir go together; give both folders")
+    if scheduler and workers is not None:
+        raise InputError(f"--workers {workers}: --scheduler uses the cluster's own workers; drop --workers")
+    if manifest is not None:
+        jobs = read_manifest(manifest)
+        source = str(manifest)
+    else:
+        jobs = pair_folders(pre_dir, post_dir, pattern)
+        source = f"{pre_dir} + {post_dir} ({pattern})"
+    if model is None:
+        from .inference import default_model_path
+
+        model = default_model_path()
+    opts = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, block_tiles=block_tiles,
+                          device=device, bands=_int_list(bands, "--bands"),
+                          post_bands=_int_list(post_bands, "--post-bands"), crs=crs, resolution=resolution,
+                          zero_as_nodata=zero_nodata)
+    with BatchProgress(progress_mode) as progress:
+        result = run_batch(jobs, out_dir, model, opts, min_area_m2=min_area, simplify_m=simplify, force=force,
+                           scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
+                           memory_limit=_memory_limit(memory_limit), gpu_per_task=gpu_per_task,
+                           split_above_mpx=split_above, torch_threads=torch_threads,
+                           quicklook_size=quicklook_size, progress=progress.update, message=progress.message,
+                           source=source)
+    counts = {k: sum(o.status == k for o in result.outcomes) for k in ("done", "skipped", "failed")}
+    report = result.reports[0] if result.reports else Path(out_dir) / "report.md"
+    click.echo(f"{report}: {len(result.outcomes)} scenes, {counts['done']} done, {counts['skipped']} already "
+               f"complete, {counts['failed']} failed ({result.seconds:.1f} s)")
+    for o in result.failed:
+        click.echo(f"  failed {o.scene_id}: {o.error}")
+    if result.failed:
+        raise ScenesFailed(f"{len(result.failed)} of {len(result.outcomes)} scenes failed; see {report}")
