@@ -7,7 +7,7 @@ SHELL := /bin/bash
 VENV = $(shell ./scripts/venv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv sample-data
+.PHONY: demo test venv sample-data plugin-zip test-qgis
 
 venv:
 	@./scripts/venv.sh
@@ -19,6 +19,15 @@ demo:
 test:
 	@venv=$$(./scripts/venv.sh) && \
 	"$$venv/bin/python" -m pytest $(PYTEST_ARGS)
+	@./scripts/test_qgis.sh
+
+# The QGIS plugin's tests alone, in real QGIS 3.22 (Debian), headless; see scripts/test_qgis.sh.
+test-qgis:
+	@./scripts/test_qgis.sh
+
+# The zip for QGIS's "Install from ZIP": qgis_plugin/dist/s2m_geo_qgis.zip
+plugin-zip:
+	@python3 qgis_plugin/build_zip.py
 
 # Regenerates sample_data/ exactly as shipped (see sample_data/README.md).
 sample-data:

@@ -215,7 +215,7 @@ def write_layer_styles(gpkg: Path, styles: dict[str, str]) -> None:
             "f_table_catalog TEXT(256), f_table_schema TEXT(256), f_table_name TEXT(256), "
             "f_geometry_column TEXT(256), styleName TEXT(30), styleQML TEXT, styleSLD TEXT, "
             "useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30), "
-            "update_time DATETIME DEFAULT CURRENT_TIMESTAMP)")
+            "update_time DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))")
         con.execute("INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier) "
                     "VALUES ('layer_styles', 'attributes', 'layer_styles')")
         for layer, qml in styles.items():
@@ -254,7 +254,9 @@ def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[
         if driver == "GPKG":
             tmp = _tmp(path)
             made.append((tmp, path))
-            changes.to_file(tmp, layer="changes", driver="GPKG", engine="pyogrio", geometry_type="Polygon")
+            # GeoPackage 1.2: QGIS 3.22 warns that 1.4 "may only be partially supported"
+            changes.to_file(tmp, layer="changes", driver="GPKG", engine="pyogrio", geometry_type="Polygon",
+                            dataset_options={"VERSION": "1.2"})
             scenes.to_file(tmp, layer="scenes", driver="GPKG", engine="pyogrio", append=True,
                            geometry_type="Polygon")
             write_layer_styles(tmp, {"changes": changes_qml(table), "scenes": scenes_qml()})

@@ -1,0 +1,266 @@
+"""The Processing algorithm "Detect changes (S2M)" (``s2m:detect_changes``)."""
+
+import collections
+import os
+
+from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingContext,
+                       QgsProcessingException, QgsProcessingLayerPostProcessorInterface,
+                       QgsProcessingOutputNumber,
+                       QgsProcessingOutputVectorLayer, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFile, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterVectorDestination, QgsProcessingUtils, QgsSettings,
+                       QgsVectorLayer)
+from qgis.PyQt.QtCore import QCoreApplication
+
+from . import runner
+from .resources import icon
+
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+def executable_setting() -> str:
+    """The plugin setting (QgsSettings) naming the s2m-geo executable; '' when unset."""
+    value = QgsSettings().value(runner.SETTINGS_KEY, "")
+    return str(value or "")
+
+
+def find_executable() -> str:
+    """The s2m-geo executable from the setting, S2M_GEO_EXECUTABLE or PATH (or an exception)."""
+    return runner.find_executable(executable_setting())
+
+
+class LoadStoredStyle(QgsProcessingLayerPostProcessorInterface):
+    """Applies the style stored in the GeoPackage (``layer_styles``) to a loaded result.
+
+    Processing loads result layers without their default style, so the class colours the
+    CLI stores would be lost without this.
+    """
+
+    # The context takes ownership of (and deletes) each post-processor, so every layer gets a
+    # new one; Python must still hold the wrapper until QGIS has called it (PyQGIS cookbook).
+    _recent = collections.deque(maxlen=256)
+
+    @classmethod
+    def create(cls):
+        processor = cls()
+        cls._recent.append(processor)
+        return processor
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS's name
+        msg, ok = layer.loadDefaultStyle()
+        if ok:
+            layer.triggerRepaint()
+        else:
+            feedback.pushInfo("No stored style for {0}: {1}".format(layer.name(), msg))
+
+
+class DetectChangesAlgorithm(QgsProcessingAlgorithm):
+    PRE = "PRE"
+    POST = "POST"
+    MODEL = "MODEL"
+    TILE_SIZE = "TILE_SIZE"
+    OVERLAP = "OVERLAP"
+    DEVICE = "DEVICE"
+    MIN_AREA = "MIN_AREA"
+    OUTPUT = "OUTPUT"
+    OUTPUT_RASTER = "OUTPUT_RASTER"
+    SCENES = "SCENES"
+    N_CHANGES = "N_CHANGES"
+
+    def tr(self, text):
+        return QCoreApplication.translate("S2M", text)
+
+    def createInstance(self):
+        return DetectChangesAlgorithm()
+
+    def name(self):
+        return "detect_changes"
+
+    def displayName(self):
+        return self.tr("Detect changes (S2M)")
+
+    def group(self):
+        return self.tr("Change detection")
+
+    def groupId(self):
+        return "change_detection"
+
+    def icon(self):
+        return icon()
+
+    def tags(self):
+        return self.tr("change,damage,s2m,siamese,masks can talk,building,destroyed,gaza").split(",")
+
+    def shortHelpString(self):
+        return self.tr(
+            "Finds and describes change between a pre and a post scene with an S2M change model, "
+            "by running the s2m-geo command line (s2m-geo predict) in its own Python environment.\n\n"
+            "The result is a GeoPackage with two layers, styled by class: <b>changes</b> (one polygon "
+            "per change region: what, how, where, how many, area, confidence and a sentence) and "
+            "<b>scenes</b> (the footprint with the scene's sentences). Optionally the change raster "
+            "(class ids, GeoTIFF) too.\n\n"
+            "Model package: a .safetensors package or ONNX model; empty = s2m-geo's default model. "
+            "Tile size and overlap: empty = the model's. Minimum area drops smaller change "
+            "polygons (m²).\n\n"
+            "The s2m-geo executable is taken from Settings > Options > Processing > Providers > S2M, "
+            "else from the S2M_GEO_EXECUTABLE environment variable, else from PATH.")
+
+    def helpUrl(self):
+        return "https://github.com/s2m-geo/s2m-geo#qgis-plugin"
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterRasterLayer(self.PRE, self.tr("Pre scene (before)")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.POST, self.tr("Post scene (after)")))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, self.tr("Model package (empty: the default model)"),
+            behavior=QgsProcessingParameterFile.File, optional=True,
+            fileFilter=self.tr("S2M model (*.safetensors *.onnx);;All files (*)")))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.TILE_SIZE, self.tr("Tile size in pixels (empty: the model's)"),
+            type=QgsProcessingParameterNumber.Integer, defaultValue=None, optional=True,
+            minValue=32, maxValue=8192))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.OVERLAP, self.tr("Tile overlap in pixels (empty: the model's)"),
+            type=QgsProcessingParameterNumber.Integer, defaultValue=None, optional=True,
+            minValue=0, maxValue=4096))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue=0))
+        min_area = QgsProcessingParameterNumber(
+            self.MIN_AREA, self.tr("Minimum change area, m²"),
+            type=QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0)
+        min_area.setMetadata({"widget_wrapper": {"decimals": 1}})
+        self.addParameter(min_area)
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            self.OUTPUT, self.tr("Changes"), type=QgsProcessing.TypeVectorPolygon))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_RASTER, self.tr("Change raster"), optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputVectorLayer(
+            self.SCENES, self.tr("Scenes"), QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputNumber(self.N_CHANGES, self.tr("Number of change polygons")))
+
+    # -- checks -------------------------------------------------------------------------
+    def canExecute(self):
+        try:
+            find_executable()
+        except runner.ExecutableNotFound as exc:
+            return False, str(exc)
+        return True, ""
+
+    def checkParameterValues(self, parameters, context):
+        try:
+            find_executable()
+        except runner.ExecutableNotFound as exc:
+            return False, str(exc)
+        return super().checkParameterValues(parameters, context)
+
+    def _raster_path(self, parameters, name, context):
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise QgsProcessingException(self.invalidRasterError(parameters, name))
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                self.tr("{0}: layer '{1}' is not a GDAL raster (provider '{2}'); s2m-geo reads files "
+                        "(GeoTIFF, VRT, ...). Export it to a GeoTIFF first.").format(
+                    name, layer.name(), layer.providerType()))
+        return layer.source()
+
+    @staticmethod
+    def _optional_int(alg, parameters, name, context):
+        value = parameters.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return alg.parameterAsInt(parameters, name, context)
+
+    # -- run ------------------------------------------------------------------------------
+    def processAlgorithm(self, parameters, context, feedback):
+        try:
+            exe = find_executable()
+        except runner.ExecutableNotFound as exc:
+            raise QgsProcessingException(str(exc))
+        pre = self._raster_path(parameters, self.PRE, context)
+        post = self._raster_path(parameters, self.POST, context)
+        model = self.parameterAsFile(parameters, self.MODEL, context) or None
+        if model and not os.path.isfile(model):
+            raise QgsProcessingException(self.tr("Model package not found: {0}").format(model))
+        tile = self._optional_int(self, parameters, self.TILE_SIZE, context)
+        overlap = self._optional_int(self, parameters, self.OVERLAP, context)
+        device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
+        min_area = self.parameterAsDouble(parameters, self.MIN_AREA, context)
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        if not out.lower().endswith(".gpkg"):
+            raise QgsProcessingException(
+                self.tr("Changes must be a GeoPackage file (.gpkg), got: {0}").format(out))
+        raster = self.parameterAsOutputLayer(parameters, self.OUTPUT_RASTER, context) or None
+        if raster and not raster.lower().endswith((".tif", ".tiff")):
+            raise QgsProcessingException(
+                self.tr("Change raster must be a GeoTIFF file (.tif), got: {0}").format(raster))
+        for path in filter(None, (out, raster)):
+            folder = os.path.dirname(os.path.abspath(path))
+            os.makedirs(folder, exist_ok=True)
+
+        cmd = runner.build_command(exe, pre, post, out, model=model, raster=raster, tile_size=tile,
+                                   overlap=overlap, device=device, min_area=min_area)
+        feedback.pushCommandInfo(" ".join(_quote(a) for a in cmd))
+        stage_seen = set()
+
+        def on_progress(stage, done, total):
+            if stage not in stage_seen:
+                stage_seen.add(stage)
+                feedback.pushInfo(self.tr("{0}: {1} step(s)").format(stage, total))
+            pct = runner.overall_percent(stage, done, total)
+            if pct is not None:
+                feedback.setProgress(pct)
+
+        result = runner.run_cli(
+            cmd, outputs=[out, raster],
+            on_start=lambda pid: feedback.pushDebugInfo("s2m-geo started as process {0}".format(pid)),
+            on_progress=on_progress,
+            on_message=feedback.pushInfo,
+            on_output=lambda line: feedback.pushInfo(line) if line.strip() else None,
+            on_error=feedback.pushConsoleInfo,
+            is_canceled=feedback.isCanceled)
+
+        if result.canceled:
+            for path in result.removed:
+                feedback.pushDebugInfo("removed {0}".format(path))
+            raise QgsProcessingException(
+                self.tr("Cancelled: s2m-geo was stopped and no output was written."))
+        if result.returncode != 0:
+            raise QgsProcessingException(runner.describe_failure(result))
+        if not os.path.isfile(out):
+            raise QgsProcessingException(self.tr("s2m-geo finished but wrote no {0}").format(out))
+
+        changes_uri = out + "|layername=changes"
+        scenes_uri = out + "|layername=scenes"
+        layer = QgsVectorLayer(changes_uri, "changes", "ogr")
+        n_changes = layer.featureCount() if layer.isValid() else None
+        del layer
+        self._load_both_layers(context, out, changes_uri, scenes_uri)
+        feedback.setProgress(100)
+        return {self.OUTPUT: out, self.OUTPUT_RASTER: raster, self.SCENES: scenes_uri,
+                self.N_CHANGES: n_changes}
+
+    def _load_both_layers(self, context, out, changes_uri, scenes_uri):
+        """Load the GeoPackage's two layers by name (not "the first layer of the file")."""
+        if not context.willLoadLayerOnCompletion(out):
+            return
+        details = context.layerToLoadOnCompletionDetails(out)
+        layers = dict(context.layersToLoadOnCompletion())
+        layers.pop(out, None)
+        changes = QgsProcessingContext.LayerDetails(details.name or self.tr("Changes"),
+                                                    details.project, self.OUTPUT,
+                                                    QgsProcessingUtils.LayerHint.Vector)
+        scenes = QgsProcessingContext.LayerDetails(self.tr("Scenes"), details.project, self.SCENES,
+                                                   QgsProcessingUtils.LayerHint.Vector)
+        changes.setPostProcessor(LoadStoredStyle.create())
+        scenes.setPostProcessor(LoadStoredStyle.create())
+        layers[changes_uri] = changes
+        layers[scenes_uri] = scenes
+        context.setLayersToLoadOnCompletion(layers)
+
+
+def _quote(arg: str) -> str:
+    """For the log only: the command is run as a list, never through a shell."""
+    arg = str(arg)
+    return arg if arg and all(c.isalnum() or c in "-_./:=+,@" for c in arg) else "'" + arg.replace("'", "'\\''") + "'"

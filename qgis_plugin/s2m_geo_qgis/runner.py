@@ -1,0 +1,351 @@
+"""Find and run the ``s2m-geo`` command line from QGIS, without importing anything from it.
+
+QGIS's own Python cannot import s2m-geo's stack (numpy 2 / GDAL / GEOS wheels clash with the
+libraries QGIS links), so the plugin runs ``s2m-geo predict ... --progress json`` in a child
+process of the s2m-geo environment and reads its progress lines. This module has no QGIS
+imports, so it can be used and tested on its own.
+
+Where the executable comes from, first match wins:
+
+1. the plugin setting (QGIS Settings > Options > Processing > Providers > S2M, stored in
+   QgsSettings under :data:`SETTINGS_KEY`);
+2. the ``S2M_GEO_EXECUTABLE`` environment variable;
+3. ``s2m-geo`` on ``PATH``.
+
+A setting or variable that names a missing file is an error, not a reason to look further.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+SETTING_NAME = "S2M_GEO_EXECUTABLE"
+#: QgsSettings key of the plugin setting (what Processing's options dialog writes).
+SETTINGS_KEY = "Processing/Configuration/" + SETTING_NAME
+ENV_VAR = "S2M_GEO_EXECUTABLE"
+EXECUTABLE_NAME = "s2m-geo"
+
+INSTALL_HINT = (
+    "Install s2m-geo in its own Python environment (not QGIS's Python), for example:\n"
+    "    python3 -m venv ~/s2m-geo-env && ~/s2m-geo-env/bin/pip install s2m-geo\n"
+    "(from a source checkout: ./scripts/venv.sh, which prints the environment's folder).\n"
+    "Then point the plugin at the executable, ~/s2m-geo-env/bin/s2m-geo\n"
+    "(Windows: Scripts\\s2m-geo.exe): QGIS Settings > Options > Processing > Providers > S2M >\n"
+    "\"s2m-geo executable\", or the S2M_GEO_EXECUTABLE environment variable, or put it on PATH."
+)
+
+#: Seconds a cancelled child gets to clean up after SIGTERM before it is killed.
+TERMINATE_GRACE_S = 5.0
+
+# Variables that would make the child's Python or its GDAL/PROJ wheels load QGIS's copies.
+_DROP_EXACT = {"GDAL_DATA", "GDAL_DRIVER_PATH", "PROJ_LIB", "PROJ_DATA", "PYTHONPATH", "PYTHONHOME",
+               "SIP_API_ARGS", "__PYVENV_LAUNCHER__", "DYLD_LIBRARY_PATH", "DYLD_FALLBACK_LIBRARY_PATH",
+               "DYLD_FRAMEWORK_PATH"}
+_DROP_PREFIXES = ("PYTHON", "QGIS_")
+
+
+class ExecutableNotFound(Exception):
+    """No usable ``s2m-geo`` executable; the message says how to install and configure it."""
+
+
+def _usable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def find_executable(setting: Optional[str] = None, environ: Optional[dict] = None) -> str:
+    """The absolute path of the ``s2m-geo`` executable, or :class:`ExecutableNotFound`."""
+    environ = os.environ if environ is None else environ
+    setting = (setting or "").strip()
+    if setting:
+        path = os.path.expanduser(setting)
+        if _usable(path):
+            return os.path.abspath(path)
+        raise ExecutableNotFound(
+            f"The s2m-geo executable set in the plugin settings does not exist or is not "
+            f"executable: {setting}\nFix it in QGIS Settings > Options > Processing > Providers > "
+            f"S2M, or clear it to use S2M_GEO_EXECUTABLE or PATH.\n\n{INSTALL_HINT}")
+    env_value = (environ.get(ENV_VAR) or "").strip()
+    if env_value:
+        path = os.path.expanduser(env_value)
+        if _usable(path):
+            return os.path.abspath(path)
+        raise ExecutableNotFound(
+            f"{ENV_VAR} names a file that does not exist or is not executable: {env_value}\n\n"
+            f"{INSTALL_HINT}")
+    found = shutil.which(EXECUTABLE_NAME, path=environ.get("PATH", os.defpath))
+    if found:
+        return os.path.abspath(found)
+    raise ExecutableNotFound(
+        f"The s2m-geo command line was not found (no plugin setting, no {ENV_VAR}, "
+        f"not on PATH).\n\n{INSTALL_HINT}")
+
+
+def clean_env(environ: Optional[dict] = None) -> dict:
+    """The environment for the child: QGIS's Python, GDAL and PROJ settings removed."""
+    environ = os.environ if environ is None else environ
+    env = {k: v for k, v in environ.items()
+           if k not in _DROP_EXACT and not k.startswith(_DROP_PREFIXES)}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
+def build_command(exe: str, pre: str, post: str, output: str, *, model: Optional[str] = None,
+                  raster: Optional[str] = None, tile_size: Optional[int] = None,
+                  overlap: Optional[int] = None, device: str = "auto",
+                  min_area: float = 0.0) -> list:
+    """The argument list of ``s2m-geo predict`` (never a shell string)."""
+    cmd = [exe, "predict", pre, post, "-o", output]
+    if raster:
+        cmd += ["--raster", raster]
+    if model:
+        cmd += ["--model", model]
+    if tile_size is not None:
+        cmd += ["--tile-size", str(int(tile_size))]
+    if overlap is not None:
+        cmd += ["--overlap", str(int(overlap))]
+    cmd += ["--device", device, "--min-area", repr(float(min_area)), "--overwrite", "--progress", "json"]
+    return cmd
+
+
+#: Share of the whole run each CLI stage covers (start, end), in percent.
+STAGE_SPAN = {"infer": (0.0, 90.0), "write": (90.0, 95.0), "vectorize": (95.0, 100.0)}
+
+
+def overall_percent(stage: str, done: float, total: float) -> Optional[float]:
+    """Progress of the whole run for one ``{"stage", "done", "total"}`` line."""
+    try:
+        frac = float(done) / float(total)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not frac == frac or float(total) < 0:   # NaN or nonsense: ignore the line
+        return None
+    frac = min(max(frac, 0.0), 1.0)
+    start, end = STAGE_SPAN.get(stage, (0.0, 100.0))
+    return start + frac * (end - start)
+
+
+@dataclass
+class RunResult:
+    returncode: Optional[int]
+    canceled: bool = False
+    errors: list = field(default_factory=list)   # plain-text stderr lines (the CLI's messages)
+    stdout: list = field(default_factory=list)
+    pid: Optional[int] = None
+    removed: list = field(default_factory=list)  # leftovers deleted after a cancel or failure
+
+
+def _snapshot(paths: Iterable[str]) -> dict:
+    """What is at each output path and which temp siblings exist, before the run."""
+    snap = {}
+    for p in paths:
+        path = Path(p)
+        try:
+            st = path.stat()
+            snap[str(path)] = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            snap[str(path)] = None
+        snap[("siblings", str(path))] = set(_temp_siblings(path))
+    return snap
+
+
+def _temp_siblings(path: Path) -> list:
+    """The CLI's temporary files for ``path``: ``.NAME.*partial*`` / ``.STEM.*partial*`` beside it."""
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    prefixes = (f".{path.name}.", f".{path.stem}.", f".{path.stem}-")
+    return [str(path.parent / n) for n in names if n.startswith(prefixes) and "partial" in n]
+
+
+def remove_leftovers(snapshot: dict, paths: Iterable[str]) -> list:
+    """Delete outputs this run created or replaced and the temp files it left; return them."""
+    removed = []
+    for p in paths:
+        path = Path(p)
+        before = snapshot.get(str(path))
+        try:
+            st = path.stat()
+            now = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            now = None
+        if now is not None and now != before and path.is_file():
+            try:
+                path.unlink()
+                removed.append(str(path))
+            except OSError:
+                pass
+        for sib in _temp_siblings(path):
+            if sib not in snapshot.get(("siblings", str(path)), set()):
+                try:
+                    os.unlink(sib)
+                    removed.append(sib)
+                except OSError:
+                    pass
+    return removed
+
+
+def _exited_unreaped(pid: int) -> bool:
+    """Has ``pid`` exited? Does not reap it, so its process group id stays reserved."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _kill_tree(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the child's process group (the CLI cleans up on it), SIGKILL after ``grace``.
+
+    Whatever is left in the group (the child's own children) is killed too. The child is
+    reaped only at the end, so the group id cannot have been reused by then.
+    """
+    if proc.returncode is not None:
+        return
+    if os.name != "posix":
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        proc.wait()
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if hasattr(os, "waitid"):
+        deadline = time.monotonic() + grace
+        while not _exited_unreaped(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    else:  # macOS: no waitid; wait() reaps, a tiny window for group id reuse remains
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def run_cli(cmd: list, *, outputs: Iterable[str] = (),
+            on_progress: Callable[[str, float, float], None] = lambda s, d, t: None,
+            on_message: Callable[[str], None] = lambda m: None,
+            on_output: Callable[[str], None] = lambda line: None,
+            on_error: Callable[[str], None] = lambda line: None,
+            on_start: Callable[[int], None] = lambda pid: None,
+            is_canceled: Callable[[], bool] = lambda: False,
+            env: Optional[dict] = None, grace: Optional[float] = None,
+            poll_s: float = 0.1) -> RunResult:
+    """Run ``cmd`` and report its ``--progress json`` lines; stop it when ``is_canceled()``.
+
+    stderr JSON lines go to ``on_progress(stage, done, total)`` or ``on_message(text)``; other
+    stderr lines (the CLI's one-line errors) to ``on_error``; stdout lines to ``on_output``.
+    On cancel the child's process group is terminated (then killed) and, like after a
+    failure, every output this run created and every temp file it left is removed.
+    """
+    outputs = [str(o) for o in outputs if o]
+    grace = TERMINATE_GRACE_S if grace is None else grace
+    snap = _snapshot(outputs)
+    kwargs = {}
+    if os.name == "posix":
+        kwargs["start_new_session"] = True          # own process group: cancel kills it all
+    else:
+        kwargs["creationflags"] = (getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+                                   | getattr(subprocess, "CREATE_NO_WINDOW", 0))
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=clean_env() if env is None else env,
+                            shell=False, **kwargs)
+    result = RunResult(returncode=None, pid=proc.pid)
+    on_start(proc.pid)
+    lines: "queue.Queue" = queue.Queue()
+
+    def pump(stream, name):
+        try:
+            for raw in iter(stream.readline, b""):
+                lines.put((name, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
+        finally:
+            stream.close()
+            lines.put((name, None))
+
+    readers = [threading.Thread(target=pump, args=(proc.stdout, "out"), daemon=True),
+               threading.Thread(target=pump, args=(proc.stderr, "err"), daemon=True)]
+    for t in readers:
+        t.start()
+    open_streams = 2
+    try:
+        while open_streams:
+            if is_canceled():
+                result.canceled = True
+                _kill_tree(proc, grace)
+                break
+            try:
+                name, line = lines.get(timeout=poll_s)
+            except queue.Empty:
+                continue
+            if line is None:
+                open_streams -= 1
+                continue
+            if name == "out":
+                result.stdout.append(line)
+                on_output(line)
+                continue
+            event = None
+            if line.startswith("{"):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    event = None
+            if isinstance(event, dict) and "stage" in event:
+                on_progress(str(event["stage"]), event.get("done", 0), event.get("total", 0))
+            elif isinstance(event, dict) and "message" in event:
+                on_message(str(event["message"]))
+            elif line.strip():
+                result.errors.append(line)
+                on_error(line)
+        if not result.canceled:
+            while proc.poll() is None:          # streams closed; the child is exiting
+                if is_canceled():
+                    result.canceled = True
+                    _kill_tree(proc, grace)
+                    break
+                time.sleep(poll_s)
+    except BaseException:
+        _kill_tree(proc, grace)
+        remove_leftovers(snap, outputs)
+        raise
+    result.returncode = proc.wait()
+    for t in readers:
+        t.join(timeout=2)
+    if result.canceled or result.returncode != 0:
+        result.removed = remove_leftovers(snap, outputs)
+    return result
+
+
+def describe_failure(result: RunResult) -> str:
+    """A one-paragraph reason for a failed run, from the CLI's own error lines."""
+    msgs = [e for e in result.errors if e.startswith(("s2m-geo:", "Error:"))]
+    detail = "\n".join((msgs or result.errors)[-5:]).strip()
+    code = result.returncode
+    if code is not None and code < 0:
+        how = f"was stopped by signal {-code}"
+    else:
+        how = f"failed (exit code {code})"
+    return f"s2m-geo {how}" + (f":\n{detail}" if detail else ".")
+
+
+__all__ = ["ENV_VAR", "ExecutableNotFound", "INSTALL_HINT", "RunResult", "SETTINGS_KEY",
+           "SETTING_NAME", "build_command", "clean_env", "describe_failure", "find_executable",
+           "overall_percent", "remove_leftovers", "run_cli"]
