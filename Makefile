@@ -14,7 +14,7 @@ venv:
 
 demo:
 	@venv=$$(./scripts/venv.sh) && set -x && \
-	"$$venv/bin/s2m-geo" sample-data demo_out --size 1024 --seed 1 --overwrite
+	"$$venv/bin/s2m-geo" predict sample_data/pre.tif sample_data/post.tif -o changes.gpkg --overwrite
 
 test:
 	@venv=$$(./scripts/venv.sh) && \
