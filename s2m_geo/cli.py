@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_options import prediction_options
 from .errors import InputError, S2MError
 from .progress import MODES, Progress
 
@@ -133,17 +134,6 @@ def sample_data(outdir: Path, size: int, seed: int, gsd: float, post_crs: str | 
         click.echo(str(p))
 
 
-def _int_list(value: str | None, option: str) -> list[int] | None:
-    if not value:
-        return None
-    try:
-        bands = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"{option} {value}: give band numbers separated by commas, e.g. 1,2,3") from None
-    if not bands or min(bands) < 1:
-        raise InputError(f"{option} {value}: band numbers start at 1, e.g. 1,2,3")
-    return bands
-
 
 @cli.command()
 @click.argument("pre", type=click.Path(path_type=Path))
@@ -162,26 +152,12 @@ def _int_list(value: str | None, option: str) -> list[int] | None:
               help="Model package (.safetensors) or two-input ONNX model (default: the shipped model).")
 @click.option("--probabilities", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write per-class probabilities (float32, one band per class).")
-@click.option("--tile-size", type=click.IntRange(32, 8192), default=None, help="Tile size (default: the model's).")
-@click.option("--overlap", type=click.IntRange(0), default=None, help="Tile overlap in pixels (default: the model's).")
-@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Tile pairs per forward pass.")
-@click.option("--block-tiles", type=click.IntRange(1), default=4, show_default=True,
-              help="Tiles per block side (the unit of parallel work; memory grows with its square).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-@click.option("--bands", default=None, help="Bands of pre (and post) to use, e.g. 1,2,3.")
-@click.option("--post-bands", default=None, help="Bands of post, when they differ from pre's.")
-@click.option("--crs", default=None, help="Target CRS (default: pre's).")
-@click.option("--resolution", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Target pixel size in CRS units (default: pre's).")
-@click.option("--zero-nodata", is_flag=True, help="Treat pixels that are 0 in every band as nodata "
-              "when a raster declares no nodata value.")
+@prediction_options
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @progress_option
 def predict(pre: Path, post: Path, output: Path, raster: Path | None, min_area: float, simplify: float,
-            scene_id: str | None, model: Path | None, probabilities: Path | None,
-            tile_size: int | None, overlap: int | None, batch_size: int, block_tiles: int, device: str,
-            bands: str | None, post_bands: str | None, crs: str | None, resolution: float | None,
-            zero_nodata: bool, overwrite: bool, progress_mode: str) -> None:
+            scene_id: str | None, model: Path | None, probabilities: Path | None, options,
+            overwrite: bool, progress_mode: str) -> None:
     """Detect change between PRE and POST; write described change polygons (or a raster).
 
     Both scenes are put on one grid (pre's by default), cut into overlapping tiles, run
@@ -194,7 +170,6 @@ def predict(pre: Path, post: Path, output: Path, raster: Path | None, min_area: 
       s2m-geo predict sample_data/pre.tif sample_data/post.tif -o changes.gpkg --model runs/small/model.safetensors
       s2m-geo predict pre.tif post.tif -o changes.gpkg --raster changes.tif --min-area 20
     """
-    from .pipeline import PredictOptions
     from .pipeline import predict as run_predict
 
     raster_only = output.suffix.lower() in (".tif", ".tiff")
@@ -206,10 +181,7 @@ def predict(pre: Path, post: Path, output: Path, raster: Path | None, min_area: 
         from .inference import default_model_path
 
         model = default_model_path()
-    opts = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size,
-                          block_tiles=block_tiles, device=device, bands=_int_list(bands, "--bands"),
-                          post_bands=_int_list(post_bands, "--post-bands"), crs=crs,
-                          resolution=resolution, zero_as_nodata=zero_nodata)
+    opts = options
     with Progress(progress_mode) as progress:
         if raster_only:
             result = run_predict(pre, post, output, model, opts, probabilities=probabilities,

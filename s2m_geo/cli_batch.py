@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from .cli_options import prediction_options
 from .errors import InputError
 from .progress import MODES, Progress
 
@@ -58,17 +59,6 @@ class BatchProgress:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _int_list(value: str | None, option: str) -> list[int] | None:
-    if not value:
-        return None
-    try:
-        bands = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"{option} {value}: give band numbers separated by commas, e.g. 1,2,3") from None
-    if not bands or min(bands) < 1:
-        raise InputError(f"{option} {value}: band numbers start at 1, e.g. 1,2,3")
-    return bands
 
 
 def _memory_limit(value: str):
@@ -118,19 +108,7 @@ def _memory_limit(value: str):
               help="Drop change polygons smaller than this ground area, m².")
 @click.option("--simplify", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Simplify polygon outlines with this tolerance, metres (topology kept).")
-@click.option("--tile-size", type=click.IntRange(32, 8192), default=None, help="Tile size (default: the model's).")
-@click.option("--overlap", type=click.IntRange(0), default=None, help="Tile overlap in pixels (default: the model's).")
-@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Tile pairs per forward pass.")
-@click.option("--block-tiles", type=click.IntRange(1), default=4, show_default=True,
-              help="Tiles per block side (the unit of work of a split scene).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-@click.option("--bands", default=None, help="Bands of pre (and post) to use, e.g. 1,2,3.")
-@click.option("--post-bands", default=None, help="Bands of post, when they differ from pre's.")
-@click.option("--crs", default=None, help="Target CRS (default: each scene's pre CRS).")
-@click.option("--resolution", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Target pixel size in CRS units (default: pre's).")
-@click.option("--zero-nodata", is_flag=True, help="Treat pixels that are 0 in every band as nodata "
-              "when a raster declares no nodata value.")
+@prediction_options
 @click.option("--quicklook-size", type=click.IntRange(64, 8192), default=1024, show_default=True,
               help="Longest side of the quicklook PNGs, pixels.")
 @click.option("--progress", "progress_mode", type=click.Choice(MODES), default="auto", show_default=True,
@@ -138,9 +116,7 @@ def _memory_limit(value: str):
 def batch(manifest: Path | None, out_dir: Path, pre_dir: Path | None, post_dir: Path | None, pattern: str,
           model: Path | None, workers: int | None, threads_per_worker: int, scheduler: str | None,
           gpu_per_task: float | None, split_above: float | None, torch_threads: int | None,
-          memory_limit: str, force: bool, min_area: float, simplify: float, tile_size: int | None,
-          overlap: int | None, batch_size: int, block_tiles: int, device: str, bands: str | None,
-          post_bands: str | None, crs: str | None, resolution: float | None, zero_nodata: bool,
+          memory_limit: str, force: bool, min_area: float, simplify: float, options,
           quicklook_size: int, progress_mode: str) -> None:
     """Detect and describe changes in many scene pairs: a MANIFEST or two folders.
 
@@ -163,7 +139,6 @@ def batch(manifest: Path | None, out_dir: Path, pre_dir: Path | None, post_dir: 
       s2m-geo batch scenes.yaml -o /shared/results --scheduler tcp://10.0.0.5:8786 --gpu-per-task 1
     """
     from .batch import ScenesFailed, pair_folders, read_manifest, run_batch
-    from .pipeline import PredictOptions
 
     folders = pre_dir is not None or post_dir is not None
     if manifest is not None and folders:
@@ -184,10 +159,7 @@ def batch(manifest: Path | None, out_dir: Path, pre_dir: Path | None, post_dir: 
         from .inference import default_model_path
 
         model = default_model_path()
-    opts = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, block_tiles=block_tiles,
-                          device=device, bands=_int_list(bands, "--bands"),
-                          post_bands=_int_list(post_bands, "--post-bands"), crs=crs, resolution=resolution,
-                          zero_as_nodata=zero_nodata)
+    opts = options
     with BatchProgress(progress_mode) as progress:
         result = run_batch(jobs, out_dir, model, opts, min_area_m2=min_area, simplify_m=simplify, force=force,
                            scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
