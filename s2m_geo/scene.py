@@ -52,7 +52,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import rasterio
@@ -656,12 +656,6 @@ class ScenePair:
             if ep.scaling == "stretch":
                 use = joint if joint.any() else own
                 self._epochs[name] = replace(ep, stretch=percentile_stretch(data, use))
-
-    def iter_windows(self, size: int) -> Iterator[Window]:
-        """Row-major windows of at most ``size`` x ``size`` covering the grid."""
-        for r in range(0, self.grid.height, size):
-            for c in range(0, self.grid.width, size):
-                yield Window(c, r, min(size, self.grid.width - c), min(size, self.grid.height - r))
 
 
 def _as_window(window: Window | Sequence[int]) -> Window:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
 
 import numpy as np
 
@@ -139,7 +138,7 @@ class TileLayout:
 
 
 @lru_cache(maxsize=64)
-def _ramp_cached(n: int, overlap: int, start: bool, end: bool, blend: str) -> np.ndarray:
+def _ramp(n: int, overlap: int, start: bool, end: bool, blend: str) -> np.ndarray:
     w = np.ones(n, np.float32)
     if overlap > 0:
         t = (np.arange(overlap, dtype=np.float64) + 0.5) / overlap  # in (0, 1): never 0
@@ -157,16 +156,6 @@ def _ramp_cached(n: int, overlap: int, start: bool, end: bool, blend: str) -> np
     return w
 
 
-def _ramp(n: int, overlap: int, start: bool, end: bool, blend: str) -> np.ndarray:
-    return _ramp_cached(n, overlap, start, end, blend)
-
-
 def quantize(weighted: np.ndarray) -> np.ndarray:
     """Weighted probabilities (or weights) in [0, 1] -> int32 fixed point."""
     return np.rint(weighted * FIXED_ONE).astype(np.int32)
-
-
-def iter_batches(items: list, size: int) -> Iterator[list]:
-    """Consecutive chunks of ``size`` items."""
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
