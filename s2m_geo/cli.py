@@ -170,6 +170,7 @@ def predict(pre: Path, post: Path, output: Path, raster: Path | None, min_area: 
       s2m-geo predict sample_data/pre.tif sample_data/post.tif -o changes.gpkg --model runs/small/model.safetensors
       s2m-geo predict pre.tif post.tif -o changes.gpkg --raster changes.tif --min-area 20
     """
+    from .pipeline import input_warnings
     from .pipeline import predict as run_predict
 
     raster_only = output.suffix.lower() in (".tif", ".tiff")
@@ -183,6 +184,8 @@ def predict(pre: Path, post: Path, output: Path, raster: Path | None, min_area: 
         model = default_model_path()
     opts = options
     with Progress(progress_mode) as progress:
+        for text in input_warnings(pre, post):
+            progress.warning(text)
         if raster_only:
             result = run_predict(pre, post, output, model, opts, probabilities=probabilities,
                                  overwrite=overwrite, progress=progress.update)
@@ -363,6 +366,9 @@ def model_info(model: Path, as_json: bool) -> None:
     if t:
         click.echo(f"  training       stage {t.get('stage')}, epoch {t.get('epoch')}, "
                    f"{t.get('train_tiles')} tiles, config {t.get('config_file')}")
+    te = t.get("text_encoder") or {}
+    if isinstance(te, dict) and te.get("embed_dim"):
+        click.echo(f"  text encoder   {te.get('name')} ({te['embed_dim']}-d, {te.get('source')})")
     if d.get("metrics"):
         click.echo("  metrics        " + ", ".join(f"{k} {v:.4f}" for k, v in d["metrics"].items()
                                                   if isinstance(v, (int, float))))

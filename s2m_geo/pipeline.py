@@ -76,6 +76,22 @@ def _window(r: Rect) -> Window:
     return Window(r.col, r.row, r.width, r.height)
 
 
+def same_source(pre: str | Path, post: str | Path) -> bool:
+    """Whether ``pre`` and ``post`` name one and the same file (links and ``..`` resolved)."""
+    try:
+        return os.path.samefile(pre, post)
+    except OSError:
+        return Path(pre).resolve() == Path(post).resolve()
+
+
+def input_warnings(pre: str | Path, post: str | Path) -> list[str]:
+    """What a user should hear before a run on this pair (empty when nothing is odd)."""
+    if same_source(pre, post):
+        return [f"{pre} is given as both pre and post: there is nothing to compare, so no "
+                f"change will be found; give the two dates' scenes"]
+    return []
+
+
 def check_output(path: Path, overwrite: bool) -> None:
     """Refuse an existing output without ``overwrite`` and an unwritable folder (exit 2)."""
     if path.exists() and not overwrite:

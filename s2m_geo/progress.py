@@ -57,6 +57,20 @@ class Progress:
 
             tqdm.write(text, file=self.stream)
 
+    def warning(self, text: str) -> None:
+        """A warning: ``{"warning": ...}`` in JSON mode, else ``warning: ...`` on stderr
+        (in every mode: a warning is never silenced by ``--progress none``)."""
+        if self.mode == "json":
+            self.stream.write(json.dumps({"warning": text}) + "\n")
+            self.stream.flush()
+        elif self.mode == "bar":
+            from tqdm import tqdm
+
+            tqdm.write(f"warning: {text}", file=self.stream)
+        else:
+            self.stream.write(f"warning: {text}\n")
+            self.stream.flush()
+
     def _close_bar(self) -> None:
         if self._bar is not None:
             self._bar.close()

@@ -110,3 +110,24 @@ def test_model_info_refuses_a_pickle(tmp_path):
     bad.write_bytes(b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.")
     proc = cli_proc("model-info", bad)
     assert proc.returncode == 2 and str(bad) in proc.stderr
+
+
+def test_predict_warns_when_pre_and_post_are_one_file(tmp_path, tiny_model, small_scene):
+    """Same file twice (also through a link): a warning on stderr in every progress mode."""
+    from click.testing import CliRunner
+
+    from s2m_geo.cli import cli
+
+    link = tmp_path / "again.tif"
+    link.symlink_to(small_scene["pre"])
+    for mode, expect in (("none", "warning: "), ("json", '{"warning": ')):
+        res = CliRunner().invoke(cli, ["predict", str(small_scene["pre"]), str(link), "-o",
+                                       str(tmp_path / f"{mode}.tif"), "--model", str(tiny_model),
+                                       "--progress", mode], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        lines = [ln for ln in res.stderr.splitlines() if "both pre and post" in ln]
+        assert len(lines) == 1 and lines[0].startswith(expect)
+    res = CliRunner().invoke(cli, ["predict", str(small_scene["pre"]), str(small_scene["post"]),
+                                   "-o", str(tmp_path / "b.tif"), "--model", str(tiny_model)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0 and "warning" not in res.stderr

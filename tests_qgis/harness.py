@@ -263,6 +263,9 @@ if mode == "fail":
     err.write("s2m-geo: error: " + argv[1] + ": not a raster GDAL can read; check the path\n")
     sys.exit(2)
 err.write(json.dumps({"message": "fake model loaded"}) + "\n"); err.flush()
+if argv[1] == argv[2]:
+    err.write(json.dumps({"warning": argv[1] + " is given as both pre and post"}) + "\n")
+    err.flush()
 if mode == "hang":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a child that will not stop: needs SIGKILL
     d, name = os.path.split(out)

@@ -87,6 +87,29 @@ def test_run_reads_progress_messages_and_output(fake_cli, tmp_path, monkeypatch)
     assert "PYTHONPATH" not in env and "PYTHONHOME" not in env   # the child gets a clean env
 
 
+def test_warnings_reach_on_warning_and_fall_back_to_on_message(fake_cli, tmp_path):
+    out = tmp_path / "c.gpkg"
+    cmd = runner.build_command(fake_cli.path, "same.tif", "same.tif", str(out))
+    warned, messages = [], []
+    res = runner.run_cli(cmd, outputs=[str(out)], on_message=messages.append,
+                         on_warning=warned.append)
+    assert res.returncode == 0 and warned == ["same.tif is given as both pre and post"]
+    assert messages == ["fake model loaded"] and not res.errors
+    out.unlink()
+    messages = []
+    runner.run_cli(cmd, outputs=[str(out)], on_message=messages.append)
+    assert messages == ["fake model loaded", "same.tif is given as both pre and post"]
+
+
+def test_same_file_resolves_links(tmp_path):
+    a = tmp_path / "a.tif"
+    a.write_bytes(b"x")
+    (tmp_path / "link.tif").symlink_to(a)
+    assert runner.same_file(str(a), str(tmp_path / "link.tif"))
+    assert runner.same_file(str(a), str(tmp_path / "sub" / ".." / "a.tif"))
+    assert not runner.same_file(str(a), str(tmp_path / "b.tif"))
+
+
 def test_failure_keeps_the_cli_message(fake_cli, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_S2M_MODE", "fail")
     out = tmp_path / "c.gpkg"

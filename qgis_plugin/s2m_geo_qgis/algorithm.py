@@ -180,6 +180,10 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc))
         pre = self._raster_path(parameters, self.PRE, context)
         post = self._raster_path(parameters, self.POST, context)
+        if runner.same_file(pre, post):
+            feedback.pushWarning(self.tr(
+                "Pre-event and post-event scene are the same file ({0}): there is nothing to "
+                "compare, so no change will be found. Choose the two dates' scenes.").format(pre))
         model = self.parameterAsFile(parameters, self.MODEL, context) or None
         if model and not os.path.isfile(model):
             raise QgsProcessingException(self.tr("Model package not found: {0}").format(model))
@@ -217,6 +221,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             on_start=lambda pid: feedback.pushDebugInfo("s2m-geo started as process {0}".format(pid)),
             on_progress=on_progress,
             on_message=feedback.pushInfo,
+            on_warning=feedback.pushWarning,
             on_output=lambda line: feedback.pushInfo(line) if line.strip() else None,
             on_error=feedback.pushConsoleInfo,
             is_canceled=feedback.isCanceled)

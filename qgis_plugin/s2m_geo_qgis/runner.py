@@ -58,6 +58,14 @@ class ExecutableNotFound(Exception):
     """No usable ``s2m-geo`` executable; the message says how to install and configure it."""
 
 
+def same_file(a: str, b: str) -> bool:
+    """Whether two layer sources are one file (links and ``..`` resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def _usable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
@@ -243,6 +251,7 @@ def _kill_tree(proc: subprocess.Popen, grace: float) -> None:
 def run_cli(cmd: list, *, outputs: Iterable[str] = (),
             on_progress: Callable[[str, float, float], None] = lambda s, d, t: None,
             on_message: Callable[[str], None] = lambda m: None,
+            on_warning: Optional[Callable[[str], None]] = None,
             on_output: Callable[[str], None] = lambda line: None,
             on_error: Callable[[str], None] = lambda line: None,
             on_start: Callable[[int], None] = lambda pid: None,
@@ -251,12 +260,14 @@ def run_cli(cmd: list, *, outputs: Iterable[str] = (),
             poll_s: float = 0.1) -> RunResult:
     """Run ``cmd`` and report its ``--progress json`` lines; stop it when ``is_canceled()``.
 
-    stderr JSON lines go to ``on_progress(stage, done, total)`` or ``on_message(text)``; other
+    stderr JSON lines go to ``on_progress(stage, done, total)``, ``on_message(text)`` or
+    ``on_warning(text)`` (default: ``on_message``); other
     stderr lines (the CLI's one-line errors) to ``on_error``; stdout lines to ``on_output``.
     On cancel the child's process group is terminated (then killed) and, like after a
     failure, every output this run created and every temp file it left is removed.
     """
     outputs = [str(o) for o in outputs if o]
+    on_warning = on_warning or on_message
     grace = TERMINATE_GRACE_S if grace is None else grace
     snap = _snapshot(outputs)
     kwargs = {}
@@ -312,6 +323,8 @@ def run_cli(cmd: list, *, outputs: Iterable[str] = (),
                 on_progress(str(event["stage"]), event.get("done", 0), event.get("total", 0))
             elif isinstance(event, dict) and "message" in event:
                 on_message(str(event["message"]))
+            elif isinstance(event, dict) and "warning" in event:
+                on_warning(str(event["warning"]))
             elif line.strip():
                 result.errors.append(line)
                 on_error(line)
