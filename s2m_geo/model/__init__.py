@@ -1,4 +1,4 @@
-"""S2M model: backbone factory, siamese change network, CLIP text encoder, model packages.
+"""S2M model: backbone factory, siamese change network, text encoders, model packages.
 
 Names are imported lazily, so ``from s2m_geo.model import read_package_meta`` does not pull
 in torch, timm or open_clip.
@@ -20,7 +20,8 @@ _EXPORTS = {
     "S2MNet": "s2m", "S2MTrainOutput": "s2m", "build_model": "s2m",
     "CrossAttentionDiff": "s2m", "TextAlignment": "s2m",
     # text encoder
-    "TextEncoder": "text", "DEFAULT_TEXT_MODEL": "text",
+    "TextEncoder": "text", "DEFAULT_TEXT_MODEL": "text", "SentenceBertEncoder": "text",
+    "create_text_encoder": "text", "MINILM_NAME": "text",
     # package
     "PackageMeta": "package", "save_package": "package", "load_package": "package",
     "read_package_meta": "package", "normalization_for_backbone": "package",
@@ -53,4 +54,5 @@ if TYPE_CHECKING:  # pragma: no cover
     from .package import (ARCHITECTURE, FORMAT_VERSION, META_KEY, PackageMeta, load_package,
                           normalization_for_backbone, read_package_meta, save_package)
     from .s2m import CrossAttentionDiff, S2MNet, S2MTrainOutput, TextAlignment, build_model
-    from .text import DEFAULT_TEXT_MODEL, TextEncoder
+    from .text import (DEFAULT_TEXT_MODEL, MINILM_NAME, SentenceBertEncoder, TextEncoder,
+                       create_text_encoder)
