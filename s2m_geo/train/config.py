@@ -22,7 +22,8 @@ _TRAIN = {"batch_size", "lr", "weight_decay", "stage1_epochs", "stage2_epochs", 
           "num_workers", "amp", "grad_clip", "loss", "max_steps_per_epoch", "lr_schedule",
           "backbone_lr"}
 _LOSS = {"focal", "dice", "lovasz", "contrastive", "tau", "gamma"}
-_SOURCE = {"folder", "scenes", "synthetic"}
+_SOURCE = {"folder", "scenes", "synthetic", "realmix"}
+_REALMIX = {"images", "count", "seed", "size"}
 
 
 @dataclass
@@ -143,6 +144,16 @@ def load_train_config(path: str | Path) -> TrainConfig:
                     raise InputError(f"{path}: data.{key}[{i}].scenes must be a list of {{pre, post, label}}")
                 out.append({"scenes": [{k: rel(v) if k in ("pre", "post", "label") else v
                                         for k, v in s.items()} for s in value]})
+            elif kind == "realmix":  # real single-date tiles with composited changes
+                value = check(value, _REALMIX, f"data.{key}[{i}].realmix")
+                if "images" not in value:
+                    raise InputError(f"{path}: data.{key}[{i}].realmix needs 'images' (a folder or a list of "
+                                     f"folders of RGB images) and optionally 'count', 'seed', 'size'")
+                # the folders are checked when the data is built, like 'folder' sources, so a
+                # config parses (and documents itself) on a machine without the imagery
+                imgs = value["images"] if isinstance(value["images"], list) else [value["images"]]
+                out.append({"realmix": {"images": [rel(p) for p in imgs], "count": int(value.get("count", 1000)),
+                                        "seed": int(value.get("seed", 0)), "size": int(value.get("size", 256))}})
             else:
                 if not isinstance(value, Mapping) or "seeds" not in value:
                     raise InputError(f"{path}: data.{key}[{i}].synthetic needs 'seeds' (and optionally 'size')")
@@ -179,6 +190,9 @@ def load_train_config(path: str | Path) -> TrainConfig:
         raise InputError(f"{path}: data.tile_size must be a multiple of 32, got {cfg.tile_size}")
     if cfg.lr_schedule not in ("constant", "cosine"):
         raise InputError(f"{path}: train.lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
+    if cfg.backbone_lr is not None and not cfg.backbone_lr >= 0:
+        raise InputError(f"{path}: train.backbone_lr must be >= 0 (0 freezes the backbone), "
+                         f"got {cfg.backbone_lr}")
     if cfg.batch_size < 1 or cfg.stage1_epochs < 0 or cfg.stage2_epochs < 0:
         raise InputError(f"{path}: batch_size must be >= 1 and epochs >= 0")
     return cfg

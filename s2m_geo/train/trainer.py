@@ -48,7 +48,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _sources(items: list[dict[str, Any]], out_dir: Path) -> list:
+def _sources(items: list[dict[str, Any]], out_dir: Path, table: ClassTable | None = None) -> list:
     from ..synthetic import SceneSpec, write_scene
 
     out = []
@@ -57,6 +57,13 @@ def _sources(items: list[dict[str, Any]], out_dir: Path) -> list:
             out += folder_sources(item["folder"])
         elif "scenes" in item:
             out += scene_sources(item["scenes"])
+        elif "realmix" in item:  # real tiles with composited changes, generated once into the run folder
+            from .realmix import write_realmix
+
+            spec = item["realmix"]
+            folder = out_dir / "data" / f"realmix-{spec['size']}-seed{spec['seed']}-n{spec['count']}"
+            out += folder_sources(write_realmix(folder, spec["images"], spec["count"], spec["seed"],
+                                                spec["size"], table))
         else:  # synthetic scenes, generated once into the run folder (deterministic)
             spec = item["synthetic"]
             for seed in spec["seeds"]:
@@ -73,8 +80,8 @@ def build_datasets(cfg: TrainConfig, table: ClassTable, norm: Normalization,
     """The training tiles (augmented) and the validation tiles (if any)."""
     kw = dict(table=table, tile_size=cfg.tile_size, bands=cfg.bands, post_bands=cfg.post_bands,
               normalization=norm, seed=cfg.seed)
-    train = ChangeTiles(_sources(cfg.train_sources, out_dir), augment=True, stride=cfg.stride, **kw)
-    val = ChangeTiles(_sources(cfg.val_sources, out_dir), augment=False, **kw) if cfg.val_sources else None
+    train = ChangeTiles(_sources(cfg.train_sources, out_dir, table), augment=True, stride=cfg.stride, **kw)
+    val = ChangeTiles(_sources(cfg.val_sources, out_dir, table), augment=False, **kw) if cfg.val_sources else None
     return train, val
 
 
@@ -154,23 +161,41 @@ def _text_batch(encoder, sentences: list[list[str]], device: torch.device):
 
 
 def _make_text_encoder(cfg: TrainConfig, device: torch.device):
-    from ..model import TextEncoder
+    """The frozen sentence encoder of ``text_encoder:`` (open_clip CLIP or all-MiniLM-L6-v2)."""
+    from ..model import create_text_encoder
 
     t = cfg.text_encoder
-    return TextEncoder(t.get("name", "ViT-B-32"), t.get("checkpoint"), device=device,
-                       text_cfg=t.get("text_cfg"), embed_dim=t.get("embed_dim"))
+    return create_text_encoder(t.get("name", "ViT-B-32"), t.get("checkpoint"), device=device,
+                               text_cfg=t.get("text_cfg"), embed_dim=t.get("embed_dim"))
+
+
+def _text_info(cfg: TrainConfig, encoder: Any) -> dict[str, Any]:
+    """The package's ``training.text_encoder``: the config plus what the encoder really was."""
+    info = {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.text_encoder.items()}
+    return info if encoder is None else dict(info, **encoder.describe())
 
 
 def _param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     """AdamW groups: the backbone at ``train.backbone_lr`` (default ``train.lr``), the rest at
-    ``train.lr``; a pretrained backbone wants a gentler rate than the new head."""
+    ``train.lr``; a pretrained backbone wants a gentler rate than the new head, and
+    ``backbone_lr: 0`` freezes it (see :func:`_freeze_backbone`)."""
     backbone = {id(p) for p in model.backbone.parameters()}  # type: ignore[union-attr]
     params = [p for p in model.parameters() if p.requires_grad]
     lr_b = cfg.backbone_lr if cfg.backbone_lr is not None else cfg.lr
-    groups = [{"params": [p for p in params if id(p) in backbone], "lr": lr_b, "base_lr": lr_b},
+    groups = [{"params": [p for p in params if id(p) in backbone], "lr": lr_b, "base_lr": lr_b}
+              if lr_b > 0 else {"params": []},
               {"params": [p for p in params if id(p) not in backbone], "lr": cfg.lr,
                "base_lr": cfg.lr}]
     return [g for g in groups if g["params"]]
+
+
+def _freeze_backbone(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    """With ``train.backbone_lr: 0`` the pretrained backbone is a fixed feature extractor: no
+    gradients (and no backward pass through it, most of a CPU step's cost) and BatchNorm
+    statistics kept as pretrained (eval mode, also while the rest trains)."""
+    if cfg.backbone_lr == 0:
+        model.backbone.requires_grad_(False)  # type: ignore[union-attr]
+        model.backbone.eval()  # type: ignore[union-attr]
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -198,11 +223,16 @@ def train(config: str | Path | TrainConfig, out_dir: str | Path, resume: bool = 
     model_cfg.setdefault("in_chans", len(cfg.bands))
     if text_encoder is not None:
         model_cfg.setdefault("text_dim", text_encoder.embed_dim)
+        if isinstance(model_cfg["text_dim"], int) and model_cfg["text_dim"] != text_encoder.embed_dim:
+            raise InputError(f"{cfg.path}: model.text_dim is {model_cfg['text_dim']} but text "
+                             f"encoder '{text_encoder.name}' gives {text_encoder.embed_dim}-d "
+                             f"embeddings; remove model.text_dim")
     s2m_cfg = S2MConfig.from_dict(model_cfg, str(cfg.path))
     if s2m_cfg.num_classes != table.num_classes:
         raise InputError(f"{cfg.path}: model.num_classes is {s2m_cfg.num_classes} but class table "
                          f"'{table.name}' has {table.num_classes} classes; remove model.num_classes")
     model = build_model(s2m_cfg, cfg.pretrained_backbone).to(device)
+    _freeze_backbone(model, cfg)
     norm = Normalization.from_dict(cfg.normalization or normalization_for_backbone(s2m_cfg.backbone))
     train_ds, val_ds = build_datasets(cfg, table, norm, out)
     criterion = S2MLoss(SegmentationLoss(cfg.loss["focal"], cfg.loss["dice"], cfg.loss["lovasz"],
@@ -218,7 +248,7 @@ def train(config: str | Path | TrainConfig, out_dir: str | Path, resume: bool = 
             default_overlap=max(cfg.tile_size // 8, 16), training_gsd_m=table.reference_gsd_m,
             training=dict(cfg.to_dict(), stage=stage, epoch=epoch, train_tiles=len(train_ds),
                           val_tiles=len(val_ds) if val_ds else 0, device=str(device),
-                          torch=torch.__version__),
+                          torch=torch.__version__, text_encoder=_text_info(cfg, text_encoder)),
             metrics=metrics)
 
     done = {"stage": 1, "epoch": 0}
@@ -246,6 +276,7 @@ def train(config: str | Path | TrainConfig, out_dir: str | Path, resume: bool = 
         for epoch in range(start, epochs + 1):
             t0 = time.perf_counter()
             model.train()
+            _freeze_backbone(model, cfg)
             train_ds.set_epoch(stage * 10_000 + epoch)
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + stage * 10_000 + epoch)
             loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
