@@ -6,8 +6,9 @@
 SHELL := /bin/bash
 VENV = $(shell ./scripts/venv.sh)
 PYTEST_ARGS ?=
+REALDATA_ARGS ?=
 
-.PHONY: demo test venv sample-data plugin-zip test-qgis
+.PHONY: demo test venv sample-data plugin-zip test-qgis benchmark-realdata
 
 venv:
 	@./scripts/venv.sh
@@ -33,3 +34,9 @@ plugin-zip:
 sample-data:
 	@venv=$$(./scripts/venv.sh) && \
 	"$$venv/bin/s2m-geo" sample-data sample_data --size 1536 --seed 0 --overwrite
+
+# Real-imagery benchmark on ../shared/realdata (skipped when absent), see docs/realdata.md.
+# Options through REALDATA_ARGS, e.g. make benchmark-realdata REALDATA_ARGS="--quick --json realdata.json"
+benchmark-realdata:
+	@venv=$$(./scripts/venv.sh) && \
+	"$$venv/bin/python" benchmarks/realdata.py $(REALDATA_ARGS)
