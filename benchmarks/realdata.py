@@ -512,6 +512,7 @@ class MethodResult:
     per_pair: dict[str, dict] = field(default_factory=dict)
     identical: dict[str, FalseAlarms] = field(default_factory=dict)
     pseudo: dict[str, FalseAlarms] = field(default_factory=dict)
+    pseudo_sets: dict[str, FalseAlarms] = field(default_factory=dict)  # all perturbations, per set
     seconds: float = 0.0
     pixels: int = 0
 
@@ -550,7 +551,8 @@ class MethodResult:
             "identical": {"all": self.fa(self.identical).to_dict(),
                           "sets": {k: v.to_dict() for k, v in self.identical.items()}},
             "pseudo_change": {"all": self.fa(self.pseudo).to_dict(),
-                              "kinds": {k: v.to_dict() for k, v in self.pseudo.items()}},
+                              "kinds": {k: v.to_dict() for k, v in self.pseudo.items()},
+                              "sets": {k: v.to_dict() for k, v in self.pseudo_sets.items()}},
             "seconds": self.seconds, "megapixels": self.pixels / 1e6,
             "seconds_per_mp": self.seconds_per_mp(),
         }
@@ -691,12 +693,14 @@ def run(cat: Catalogue, runners: Sequence[ModelRunner], tmp: Path, baselines: bo
             post_path = write_geotiff(tmp / "pc-post.tif", post, img)
             post_q = quantize(post, img.valid, img.dtype, img.nodata).astype(np.float64)
             if base:
-                base[0].pseudo.setdefault(kind, FalseAlarms()).add(img.valid, img.valid)
-                base[1].pseudo.setdefault(kind, FalseAlarms()).add(cva_change(pre_q, post_q, img.valid), img.valid)
+                for res, changed in ((base[0], img.valid), (base[1], cva_change(pre_q, post_q, img.valid))):
+                    res.pseudo.setdefault(kind, FalseAlarms()).add(changed, img.valid)
+                    res.pseudo_sets.setdefault(spec.set, FalseAlarms()).add(changed, img.valid)
             for runner, res in zip(runners, results):
                 classes, _ = runner.classes(pre_path, post_path, list(range(1, img.data.shape[0] + 1)))
                 changed, valid_m = binary_from_classes(classes)
                 res.pseudo.setdefault(kind, FalseAlarms()).add(changed, valid_m)
+                res.pseudo_sets.setdefault(spec.set, FalseAlarms()).add(changed, valid_m)
         log(f"[pseudo-change {i}/{len(cat.pseudo)}] {spec.set}/{spec.name} "
             f"{img.data.shape[2]}x{img.data.shape[1]} x{len(PERTURBATIONS)} ({time.perf_counter() - t0:.1f} s)")
     return allres
@@ -765,6 +769,13 @@ def tables(results: Sequence[MethodResult], cat: Catalogue) -> str:
         for r in results:
             cells = [_f(r.pseudo[k].percent, 2) if k in r.pseudo else "—" for k in PERTURBATIONS]
             lines.append("| " + " | ".join([r.name] + cells + [_f(r.fa(r.pseudo).percent, 2)]) + " |")
+        psets = list(dict.fromkeys(i.set for i in cat.pseudo))
+        lines += ["", "The same, all perturbations pooled, per set:", ""]
+        head = ["method"] + [SETS[s].title for s in psets]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in results:
+            cells = [_f(r.pseudo_sets[s].percent, 2) if s in r.pseudo_sets else "—" for s in psets]
+            lines.append("| " + " | ".join([r.name] + cells) + " |")
     return "\n".join(lines)
 
 
