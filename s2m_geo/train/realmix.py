@@ -37,7 +37,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -521,21 +521,41 @@ _TENTS = np.array([[236, 236, 232], [176, 198, 222], [210, 210, 200], [150, 170,
 _SOIL = np.array([[196, 180, 148], [178, 160, 130], [205, 192, 165], [160, 146, 122]], np.float32)
 
 
-def _obj_camp(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> bool:
+class _Patch(NamedTuple):
+    """A free, rough-edged rectangle of open ground: half-sides, angle, window, distance."""
+
+    A: float
+    B: float
+    angle: float
+    win: _Win
+    d: Array
+
+
+def _open_patch(ctx: _Ctx, shape: tuple[int, ...], a: tuple[float, float], b: tuple[float, float],
+                pad: float, rough: float, cell: float) -> _Patch | None:
+    """Place a rectangle of half-sides drawn from ``a`` x ``b`` on open ground, its outline
+    roughened by ``rough`` px of value noise; None when there is no free room for it."""
     rng = ctx.rng
-    A, B = rng.uniform(18, 60), rng.uniform(14, 45)
+    A, B = rng.uniform(*a), rng.uniform(*b)
     at = ctx.place(math.hypot(A, B) * 0.8, open_ground=True)
     if at is None:
-        return False
+        return None
     angle = rng.uniform(0, np.pi)
-    win = _window(post.shape, *at, math.hypot(A, B) + 4, angle)
+    win = _window(shape, *at, math.hypot(A, B) + pad, angle)
     if win is None:
+        return None
+    d = _rects_d(win.u, win.v, [(0, 0, A, B)]) + rough * (_noise(rng, *win.shape, cell) - 0.5)
+    return _Patch(A, B, angle, win, d) if ctx.free(win, d) else None
+
+
+def _obj_camp(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> bool:
+    rng = ctx.rng
+    patch = _open_patch(ctx, post.shape, (18, 60), (14, 45), pad=4, rough=6, cell=10)
+    if patch is None:
         return False
+    A, B, angle, win, d = patch
     h, w = win.shape
     u, v = win.u, win.v
-    d = _rects_d(u, v, [(0, 0, A, B)]) + 6 * (_noise(rng, h, w, 10) - 0.5)
-    if not ctx.free(win, d):
-        return False
     region = _soft(d, 1.0)
     # cleared / trampled ground
     soil = _SOIL[int(rng.integers(len(_SOIL)))] * np.float32(ctx.tone)
@@ -582,19 +602,12 @@ _CROPS = np.array([[78, 104, 58], [96, 122, 66], [110, 128, 74], [124, 120, 80],
 
 def _obj_field(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> bool:
     rng = ctx.rng
-    A, B = rng.uniform(25, 80), rng.uniform(20, 60)
-    at = ctx.place(math.hypot(A, B) * 0.8, open_ground=True)
-    if at is None:
+    patch = _open_patch(ctx, pre.shape, (25, 80), (20, 60), pad=3, rough=3, cell=16)
+    if patch is None:
         return False
-    angle = rng.uniform(0, np.pi)
-    win = _window(pre.shape, *at, math.hypot(A, B) + 3, angle)
-    if win is None:
-        return False
+    A, B, _, win, d = patch
     h, w = win.shape
     u, v = win.u, win.v
-    d = _rects_d(u, v, [(0, 0, A, B)]) + 3 * (_noise(rng, h, w, 16) - 0.5)
-    if not ctx.free(win, d):
-        return False
     alpha = _soft(d, rng.uniform(0.6, 1.2))
     # pre: crop rows
     period = rng.uniform(3, 7)
