@@ -166,6 +166,10 @@ class RecordingFeedback:
                 self.log.append(("command", info))
                 super().pushCommandInfo(info)
 
+            def pushWarning(self, warning):
+                self.log.append(("warning", warning))
+                super().pushWarning(warning)
+
             def pushConsoleInfo(self, info):
                 self.log.append(("console", info))
                 super().pushConsoleInfo(info)

@@ -53,6 +53,21 @@ def test_arguments_passed_to_the_cli(provider, fake_cli, tmp_path, scene, feedba
     assert argv[argv.index("-o") + 1] == res["OUTPUT"] and res["OUTPUT"].endswith(".gpkg")  # a file
 
 
+def test_same_scene_as_pre_and_post_is_warned(provider, fake_cli, tmp_path, scene, feedback):
+    """The plugin warns itself, and the CLI's own warning reaches the log as a warning too."""
+    out = tmp_path / "same.gpkg"
+    _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["pre"], "OUTPUT": str(out)},
+                      feedback=feedback)
+    warnings = [m for kind, m in feedback.log if kind == "warning"]
+    assert len(warnings) == 2
+    assert "same file" in warnings[0] and scene["pre"] in warnings[0]
+    assert warnings[1] == scene["pre"] + " is given as both pre and post"
+    other = RecordingFeedback.make()
+    _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"],
+                            "OUTPUT": str(tmp_path / "two.gpkg")}, feedback=other)
+    assert not [m for kind, m in other.log if kind == "warning"]
+
+
 def test_plugin_setting_wins_over_the_environment(provider, fake_cli, clean_settings, tmp_path, scene,
                                                   monkeypatch):
     from s2m_geo_qgis import runner
