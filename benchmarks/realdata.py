@@ -148,6 +148,16 @@ class Catalogue:
     pseudo: list[ImageSpec] = field(default_factory=list)  # pseudo-change images
 
 
+def select(cat: Catalogue, names: Sequence[str]) -> Catalogue:
+    """Only the pairs and images whose name contains one of ``names`` (e.g. a held-out site)."""
+    def keep(name: str) -> bool:
+        return any(n in name for n in names)
+
+    return Catalogue({s: [p for p in v if keep(p.name)] for s, v in cat.pairs.items()},
+                     {s: [i for i in v if keep(i.name)] for s, v in cat.images.items()},
+                     [i for i in cat.pseudo if keep(i.name)])
+
+
 def _img(set_name: str, name: str, path: Path, bands: Sequence[int]) -> ImageSpec:
     return ImageSpec(set_name, name, tuple((path, int(b)) for b in bands))
 
@@ -812,6 +822,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--pc-per-set", type=int, default=None,
                     help="pseudo-change images per set (default 4, --quick 1; 0 = all)")
     ap.add_argument("--pc-crop", type=int, default=512, help="pseudo-change crop side, px (default 512)")
+    ap.add_argument("--pairs", default="",
+                    help="comma-separated name parts: only the pairs and images whose name contains one "
+                         "(e.g. tiszadob: a site held out of a research model's training)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--no-baselines", action="store_true", help="models only")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -839,6 +852,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ident = args.identical_per_set if args.identical_per_set is not None else (4 if args.quick else 0)
     pcn = args.pc_per_set if args.pc_per_set is not None else (1 if args.quick else 4)
     cat = discover(args.shared, sets, bands, ucm, ident, pcn, args.seed)
+    if args.pairs:
+        cat = select(cat, [n.strip() for n in args.pairs.split(",") if n.strip()])
     if not any(cat.pairs.values()) and not any(cat.images.values()):
         print(f"realdata benchmark skipped: none of the sets {', '.join(sets)} found under {args.shared}")
         return 0

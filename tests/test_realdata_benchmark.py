@@ -142,3 +142,15 @@ def test_baselines_on_one_levir_pair(realdata, tmp_path):
 def test_skips_cleanly_without_realdata(tmp_path, capsys):
     assert rb.main(["--shared", str(tmp_path / "absent")]) == 0
     assert "skipped" in capsys.readouterr().out
+
+
+def test_select_keeps_only_named_pairs_and_images():
+    rd = rb
+    pre = rd._img("airchange", "A/szada_1", Path("a.png"), (1, 2, 3))
+    held = rd._img("airchange", "A/tiszadob_2", Path("b.png"), (1, 2, 3))
+    cat = rd.Catalogue({"airchange": [rd.PairSpec("airchange", "szada_1", pre, pre, Path("l.png")),
+                                      rd.PairSpec("airchange", "tiszadob_2", held, held, Path("m.png"))]},
+                       {"airchange": [pre, held]}, [pre, held])
+    out = rd.select(cat, ["tiszadob"])
+    assert [p.name for p in out.pairs["airchange"]] == ["tiszadob_2"]
+    assert out.images["airchange"] == [held] and out.pseudo == [held]
