@@ -116,3 +116,16 @@ def test_packaged_backbone_loads_into_the_change_model():
 def test_packaged_weights_for_an_unknown_backbone_is_input_error():
     with pytest.raises(InputError, match="no packaged pretrained weights"):
         packaged_state_dict("resnet18")
+
+
+@needs_wheel
+def test_packaged_backbone_adapts_to_four_bands():
+    """A 4-band input (e.g. Sentinel-2 RGB + NIR) keeps the pretrained filters, adapted."""
+    model = build_model(anchored("tf_efficientnet_lite0", in_chans=4), PACKAGED)
+    ref = packaged_state_dict("tf_efficientnet_lite0")
+    own = model.backbone.model.state_dict()
+    assert own["conv_stem.weight"].shape[1] == 4
+    assert torch.equal(own["blocks.0.0.conv_dw.weight"], ref["blocks.0.0.conv_dw.weight"])
+    x = torch.randn(1, 4, 64, 64)
+    with torch.no_grad():
+        assert (model.eval()(x, x).argmax(1) == 0).all()

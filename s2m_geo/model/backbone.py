@@ -146,6 +146,12 @@ class TimmCnnBackbone(Backbone):
             self.model = _timm_create(name, None, **kwargs)
             weights = packaged_state_dict(name)
             own = self.model.state_dict()
+            stem = f"{self.model.pretrained_cfg.get('first_conv', 'conv_stem')}.weight"
+            if stem in own and stem in weights and own[stem].shape != weights[stem].shape:
+                # another band count: timm's own rule (RGB filters repeated and rescaled)
+                from timm.models import adapt_input_conv
+
+                weights = dict(weights, **{stem: adapt_input_conv(own[stem].shape[1], weights[stem])})
             missing = [k for k in own if k not in weights]
             if missing:
                 raise InputError(f"backbone '{name}': packaged weights lack {len(missing)} "
