@@ -94,3 +94,10 @@ def test_packaged_configs_parse():
         with resources.as_file(resources.files("s2m_geo.configs") / name) as p:
             cfg = load_train_config(p)
             assert cfg.train_sources and cfg.loss["contrastive"] == 0.5 and cfg.loss["tau"] == 0.7
+    research = resources.files("s2m_geo.configs") / "research"
+    names = sorted(f.name for f in research.iterdir() if f.name.endswith(".yaml"))
+    assert names
+    for name in names:
+        with resources.as_file(research / name) as p:
+            cfg = load_train_config(p)
+            assert cfg.classes == "binary_change" and cfg.train_sources
