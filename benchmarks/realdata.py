@@ -612,7 +612,8 @@ def log(msg: str) -> None:
 
 
 def parse_models(values: Sequence[str]) -> list[tuple[str, Path]]:
-    """``--model`` values: ``PATH``, ``NAME=PATH`` or ``default`` (the shipped default model)."""
+    """``--model`` values: ``PATH``, ``NAME=PATH``, ``default`` or ``NAME=default`` (the shipped
+    default model)."""
     from s2m_geo.inference import default_model_path
 
     out = []
@@ -621,6 +622,9 @@ def parse_models(values: Sequence[str]) -> list[tuple[str, Path]]:
             out.append((f"default model ({default_model_path().name})", default_model_path()))
             continue
         name, path = (v.split("=", 1) if "=" in v and not Path(v).exists() else (None, v))
+        if path == "default":
+            out.append((name or f"default model ({default_model_path().name})", default_model_path()))
+            continue
         path = Path(path)
         if not path.is_file():
             raise SystemExit(f"realdata: --model {v}: {path} not found")

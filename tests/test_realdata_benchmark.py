@@ -154,3 +154,15 @@ def test_select_keeps_only_named_pairs_and_images():
     out = rd.select(cat, ["tiszadob"])
     assert [p.name for p in out.pairs["airchange"]] == ["tiszadob_2"]
     assert out.images["airchange"] == [held] and out.pseudo == [held]
+
+
+def test_model_arguments_name_the_default_too(tmp_path):
+    from s2m_geo.inference import default_model_path
+
+    pkg = tmp_path / "m.safetensors"
+    pkg.write_bytes(b"x")
+    assert rb.parse_models(["mine=default"]) == [("mine", default_model_path())]
+    assert rb.parse_models(["default"])[0][1] == default_model_path()
+    assert rb.parse_models([f"a={pkg}", str(pkg)]) == [("a", pkg), ("m", pkg)]
+    with pytest.raises(SystemExit, match="not found"):
+        rb.parse_models(["x=nowhere.safetensors"])
