@@ -635,11 +635,12 @@ def parse_models(values: Sequence[str]) -> list[tuple[str, Path]]:
 def _warm_up(runners: Sequence[ModelRunner], tmp: Path) -> None:
     """One untimed prediction per model on random pixels (first calls pay one-off costs)."""
     rng = np.random.default_rng(0)
-    like = Image(np.zeros((3, 256, 256)), np.ones((256, 256), bool), "uint8", None, None, None)
-    a = write_geotiff(tmp / "warm-a.tif", rng.integers(0, 256, like.data.shape).astype(float), like)
-    b = write_geotiff(tmp / "warm-b.tif", rng.integers(0, 256, like.data.shape).astype(float), like)
-    for r in runners:
-        r.classes(a, b, [1, 2, 3])
+    for i, r in enumerate(runners):
+        n = len(r.model.meta.bands["pre"])  # as many bands as the model takes
+        like = Image(np.zeros((n, 256, 256)), np.ones((256, 256), bool), "uint8", None, None, None)
+        a = write_geotiff(tmp / f"warm-a{i}.tif", rng.integers(0, 256, like.data.shape).astype(float), like)
+        b = write_geotiff(tmp / f"warm-b{i}.tif", rng.integers(0, 256, like.data.shape).astype(float), like)
+        r.classes(a, b, list(range(1, n + 1)))
 
 
 def run(cat: Catalogue, runners: Sequence[ModelRunner], tmp: Path, baselines: bool = True,
