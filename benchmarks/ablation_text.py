@@ -14,7 +14,17 @@ shadows, illumination, haze, misregistration) in every post scene. Evaluation ru
 product path (``predict`` → change raster → ``evaluate`` against the label). Prints SeK,
 Fscd, mIoU, Pre, Rec per run and mean ± std per variant. Not a test.
 
-    python benchmarks/ablation_text.py                      # 3 seeds, the default budget
+With ``--recipe default`` (the default) every run uses the shipped model's recipe
+(``configs/s2m_small_cpu.yaml``): frozen ImageNet EfficientNet-Lite0 from its wheel, the head
+anchored on "no change", the all-MiniLM-L6-v2 sentence encoder for the text stage, and
+synthetic scenes plus realmix pairs made from the public-domain UCMerced tiles in
+``../shared/realdata`` (made once, shared by all runs). ``--recipe legacy`` is the first
+ablation's setting (random-init MobileNetV3, a CLIP text tower with random weights, synthetic
+scenes only). With ``--realdata`` every trained model is also scored on the labelled real sets
+through ``benchmarks/realdata.py`` (binary F1 per set and pooled, identical pairs and
+pseudo-change).
+
+    python benchmarks/ablation_text.py --out runs/ablation --realdata   # 3 seeds, 3 variants
     python benchmarks/ablation_text.py --seeds 0 --stage1-epochs 2 --stage2-epochs 1
 """
 
@@ -23,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -33,31 +44,64 @@ import yaml
 VARIANTS = ("visual", "text", "align-only")
 
 
-def make_config(path: Path, variant: str, seed: int, args, train_scenes: list[dict]) -> Path:
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
+UCMERCED = SHARED / "usgs-ucmerced-urban" / "images"
+REAL_SETS = "levir,dsifn,airchange,oscd"
+
+
+def make_config(path: Path, variant: str, seed: int, args, train_sources: list[dict]) -> Path:
     e1, e2 = args.stage1_epochs, args.stage2_epochs
-    cfg = {
-        "seed": seed,
-        "classes": "gaza_change",
-        "model": {"backbone": args.backbone, "decoder_channels": 64, "attn_heads": 4},
-        "text_encoder": {"name": "ViT-B-32"},
-        "data": {"tile_size": args.tile, "train": [{"scenes": train_scenes}]},
-        "train": {"batch_size": args.batch, "lr": args.lr, "lr_schedule": "cosine",
-                  "weight_decay": 0.05, "device": "auto",
-                  "stage1_epochs": e1 + e2 if variant == "visual" else e1,
-                  "stage2_epochs": 0 if variant == "visual" else e2,
-                  "max_steps_per_epoch": args.steps_per_epoch,
-                  "loss": {"focal": 0.4, "dice": 0.3, "lovasz": 0.3, "tau": 0.7,
-                           "contrastive": 0.0 if variant == "align-only" else 0.5}},
-    }
+    loss = {"focal": 0.4, "dice": 0.3, "lovasz": 0.3, "tau": 0.7,
+            "contrastive": 0.0 if variant == "align-only" else 0.5}
+    train = {"batch_size": args.batch, "lr": args.lr, "lr_schedule": "cosine",
+             "weight_decay": 0.05, "device": "auto",
+             "stage1_epochs": e1 + e2 if variant == "visual" else e1,
+             "stage2_epochs": 0 if variant == "visual" else e2,
+             "max_steps_per_epoch": args.steps_per_epoch, "loss": loss}
+    if args.recipe == "default":  # the shipped model's recipe (configs/s2m_small_cpu.yaml)
+        cfg = {"seed": seed, "classes": "gaza_change",
+               "model": {"backbone": "tf_efficientnet_lite0", "decoder_channels": 64, "attn_heads": 4,
+                         "no_change_margin": 1.0},
+               "pretrained_backbone": "packaged",
+               "text_encoder": {"name": "all-MiniLM-L6-v2"},
+               "data": {"tile_size": args.tile, "bands": [1, 2, 3], "train": train_sources},
+               "train": {**train, "backbone_lr": 0, "amp": True, "grad_clip": 1.0, "num_workers": 0}}
+    else:  # the first ablation's setting
+        cfg = {"seed": seed, "classes": "gaza_change",
+               "model": {"backbone": args.backbone, "decoder_channels": 64, "attn_heads": 4},
+               "text_encoder": {"name": "ViT-B-32"},
+               "data": {"tile_size": args.tile, "train": train_sources},
+               "train": train}
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def score_real(root: Path, models: dict[str, Path], args) -> dict:
+    """Score every trained model on the labelled real sets (benchmarks/realdata.py, quick mode)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import realdata
+
+    out = root / "realdata.json"
+    argv = ["--shared", str(args.shared), "--sets", REAL_SETS, "--quick", "--no-baselines",
+            "--json", str(out)]
+    for name, path in models.items():
+        argv += ["--model", f"{name}={path}"]
+    realdata.main(argv)
+    return json.loads(out.read_text())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    ap.add_argument("--backbone", default="mobilenetv3_large_100")
+    ap.add_argument("--recipe", choices=("default", "legacy"), default="default",
+                    help="default: the shipped model's recipe; legacy: the first ablation's setting")
+    ap.add_argument("--backbone", default="mobilenetv3_large_100", help="backbone of --recipe legacy")
+    ap.add_argument("--realmix-count", type=int, default=400,
+                    help="realmix pairs from the UCMerced tiles (--recipe default)")
+    ap.add_argument("--shared", type=Path, default=SHARED, help="the realdata folder")
+    ap.add_argument("--realdata", action="store_true",
+                    help="also score every model on the labelled real sets (benchmarks/realdata.py --quick)")
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -85,19 +129,35 @@ def main() -> None:
         for s in args.train_seeds:
             p = write_scene(root / f"train{s}", SceneSpec(size=args.size, seed=s))
             scenes.append({k: str(p[k]) for k in ("pre", "post", "label")})
+        sources: list[dict] = [{"scenes": scenes}]
+        if args.recipe == "default":
+            if not (args.shared / "usgs-ucmerced-urban" / "images").is_dir():
+                raise SystemExit(f"{args.shared}: no usgs-ucmerced-urban/images for the realmix pairs; "
+                                 f"pass --shared or use --recipe legacy")
+            from s2m_geo.train.realmix import write_realmix
+
+            mix = write_realmix(root / "realmix", args.shared / "usgs-ucmerced-urban" / "images",
+                                args.realmix_count, seed=7, size=args.tile, table=table)
+            sources.append({"folder": str(mix)})
+            setting = (f"frozen ImageNet tf_efficientnet_lite0, anchored head, all-MiniLM-L6-v2 text; "
+                       f"{args.realmix_count} realmix pairs")
+        else:
+            setting = f"backbone {args.backbone} (random init), CLIP text tower random init"
         evals = [write_scene(root / f"eval{s}", SceneSpec(size=args.size, seed=s)) for s in args.eval_seeds]
         print(f"budget per run: {args.stage1_epochs + args.stage2_epochs} epochs x "
-              f"{args.steps_per_epoch} steps x batch {args.batch} ({args.tile}px tiles), backbone "
-              f"{args.backbone} (random init), CLIP text tower random init (no local weights); "
-              f"train seeds {args.train_seeds}, held-out seeds {args.eval_seeds}, {args.size}px scenes")
+              f"{args.steps_per_epoch} steps x batch {args.batch} ({args.tile}px tiles); {setting}; "
+              f"train seeds {args.train_seeds}, held-out seeds {args.eval_seeds}, {args.size}px scenes",
+              flush=True)
         print(f"{'variant':<11} {'seed':>4} {'SeK':>7} {'Fscd':>7} {'mIoU':>7} {'Pre':>7} {'Rec':>7} {'min':>5}")
         results: dict[str, list[dict]] = {v: [] for v in args.variants}
+        models: dict[str, Path] = {}
         for seed in args.seeds:
             for variant in args.variants:
                 run = root / f"{variant}-{seed}"
                 t0 = time.perf_counter()
-                cfg = make_config(root / f"{variant}-{seed}.yaml", variant, seed, args, scenes)
+                cfg = make_config(root / f"{variant}-{seed}.yaml", variant, seed, args, sources)
                 model = train(cfg, run)
+                models[f"{variant}-{seed}"] = Path(model)
                 for i, e in enumerate(evals):
                     predict(e["pre"], e["post"], run / f"pred{i}.tif", model,
                             PredictOptions(batch_size=8), overwrite=True)
@@ -119,10 +179,32 @@ def main() -> None:
                 sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
                 cells.append(f"{statistics.mean(vals):.4f} ± {sd:.4f}")
             print(f"{variant:<11} " + "  ".join(f"{k}={c}" for k, c in zip(("SeK", "Fscd", "mIoU", "Pre", "Rec"), cells)))
+        real = score_real(root, models, args) if args.realdata else None
+        if real:
+            print("\nreal sets (binary F1, quick mode): mean ± std over seeds")
+            for variant in results:
+                cells = []
+                for key in REAL_SETS.split(",") + ["pooled"]:
+                    vals = [_real_f1(real, f"{variant}-{seed}", key) for seed in args.seeds]
+                    vals = [v for v in vals if v is not None]
+                    if vals:
+                        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                        cells.append(f"{key}={statistics.mean(vals):.3f} ± {sd:.3f}")
+                print(f"{variant:<11} " + "  ".join(cells))
         if args.out:
             (root / "ablation.json").write_text(json.dumps(
-                {v: [{k: r[k] for k in ("sek", "fscd", "miou", "precision", "recall", "minutes")} for r in runs]
-                 for v, runs in results.items()}, indent=2))
+                {"synthetic": {v: [{k: r[k] for k in ("sek", "fscd", "miou", "precision", "recall", "minutes")}
+                                   for r in runs] for v, runs in results.items()},
+                 "real": real}, indent=2))
+
+
+def _real_f1(real: dict, method: str, key: str) -> float | None:
+    """Binary F1 of one method on one set (or pooled) from realdata.py's JSON."""
+    m = real.get("results", {}).get(method)
+    if not m:
+        return None
+    block = m.get("pooled") if key == "pooled" else m.get("sets", {}).get(key)
+    return None if not block else block.get("f1")
 
 
 if __name__ == "__main__":
