@@ -117,7 +117,7 @@ def main() -> None:
 
     from s2m_geo.classes import load_class_table
     from s2m_geo.evaluate import evaluate_rasters
-    from s2m_geo.pipeline import PredictOptions, predict
+    from s2m_geo.predict.pipeline import PredictOptions, predict
     from s2m_geo.synthetic import SceneSpec, write_scene
     from s2m_geo.train.trainer import train
 

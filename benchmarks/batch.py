@@ -61,7 +61,7 @@ def _warm(model: str, threads: int) -> float:
     import numpy as np
     import torch
 
-    from s2m_geo.pipeline import _worker_model
+    from s2m_geo.predict.pipeline import _worker_model
 
     torch.set_num_threads(threads)
     m = _worker_model(model, "auto")
@@ -102,8 +102,8 @@ def baseline(jobs, model: Path, root: Path) -> dict:
     import numpy as np
     import torch
 
-    from s2m_geo.api import detect_changes
-    from s2m_geo.inference import load_change_model
+    from s2m_geo.detect import detect_changes
+    from s2m_geo.predict.runners import load_change_model
 
     torch.set_num_threads(1)
     runner = load_change_model(model)

@@ -29,14 +29,14 @@ import json, resource, sys, time
 import numpy as np
 mode, pre, post, model, out, batch = sys.argv[1:7]
 batch = int(batch)
-from s2m_geo.inference import load_change_model
+from s2m_geo.predict.runners import load_change_model
 m = load_change_model(model, "auto")
 tile, overlap = m.meta.tile_size, m.meta.default_overlap
 res = {}
 warm = np.zeros((1, 3, tile, tile), np.float32)
 m.probabilities(warm, warm)  # one warm-up forward in every mode (first calls are slow)
 if mode == "predict":
-    from s2m_geo.pipeline import PredictOptions, predict
+    from s2m_geo.predict.pipeline import PredictOptions, predict
     t = time.perf_counter()
     r = predict(pre, post, out, m, PredictOptions(batch_size=batch))
     res.update(seconds=time.perf_counter() - t, tiles=r.tiles)
@@ -52,7 +52,7 @@ elif mode == "forward":
     res.update(seconds=time.perf_counter() - t, tiles=n)
 else:  # whole-array baseline
     import rasterio
-    from s2m_geo.tiling import axis_starts
+    from s2m_geo.predict.tiling import axis_starts
     t = time.perf_counter()
     with rasterio.open(pre) as a, rasterio.open(post) as b:
         A = a.read().astype(np.float32); B = b.read().astype(np.float32)

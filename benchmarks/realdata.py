@@ -6,7 +6,7 @@ gives its layout and licence; the labelled sets are used for evaluation only.
 
 For every model (``--model PATH`` or ``--model NAME=PATH``, repeatable; default: the shipped
 default model, what ``s2m-geo predict`` uses without ``--model``) it runs the real prediction
-path — :func:`s2m_geo.pipeline.predict`, the call behind ``s2m-geo predict pre post -o out.tif``,
+path — :func:`s2m_geo.predict.pipeline.predict`, the call behind ``s2m-geo predict pre post -o out.tif``,
 writing a class-raster COG into a temporary folder — and scores **binary** change: a pixel is
 "changed" when its class is not 0 (no change) and not 255 (nodata); the label is changed
 where it is > 0.
@@ -572,11 +572,11 @@ class MethodResult:
 
 
 class ModelRunner:
-    """A model run through :func:`s2m_geo.pipeline.predict`, the call behind
+    """A model run through :func:`s2m_geo.predict.pipeline.predict`, the call behind
     ``s2m-geo predict PRE POST -o OUT.tif``, writing into a temporary folder."""
 
     def __init__(self, name: str, path: Path, tmp: Path, device: str = "auto", batch_size: int = 4) -> None:
-        from s2m_geo.inference import load_change_model
+        from s2m_geo.predict.runners import load_change_model
 
         self.name, self.path, self.tmp = name, path, tmp
         self.model = load_change_model(path, device)
@@ -587,7 +587,7 @@ class ModelRunner:
         """The class raster ``predict`` writes for (pre, post), and the seconds it took."""
         import rasterio
 
-        from s2m_geo.pipeline import PredictOptions, predict
+        from s2m_geo.predict.pipeline import PredictOptions, predict
 
         self._n += 1
         out = self.tmp / f"pred-{self._n}.tif"
@@ -614,7 +614,7 @@ def log(msg: str) -> None:
 def parse_models(values: Sequence[str]) -> list[tuple[str, Path]]:
     """``--model`` values: ``PATH``, ``NAME=PATH``, ``default`` or ``NAME=default`` (the shipped
     default model)."""
-    from s2m_geo.inference import default_model_path
+    from s2m_geo.predict.runners import default_model_path
 
     out = []
     for v in values or ["default"]:

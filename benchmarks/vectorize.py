@@ -26,10 +26,10 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
     args = ap.parse_args()
 
-    import s2m_geo.vectorize as vz
-    from s2m_geo.stitch import core_rects
+    import s2m_geo.vector.vectorize as vz
+    from s2m_geo.predict.stitch import core_rects
     from s2m_geo.synthetic import SceneSpec, write_scene
-    from s2m_geo.tiling import TileLayout
+    from s2m_geo.predict.tiling import TileLayout
 
     seam = {"t": 0.0}
 

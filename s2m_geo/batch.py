@@ -1,6 +1,6 @@
 """Many scene pairs on ``dask.distributed``: one task per scene, resume, isolation, report.
 
-:func:`run_batch` runs :func:`~s2m_geo.api.detect_changes` on every pair of a manifest
+:func:`run_batch` runs :func:`~s2m_geo.detect.detect_changes` on every pair of a manifest
 (:func:`read_manifest`) or of two folders (:func:`pair_folders`), on a
 ``distributed.LocalCluster`` it starts (default) or on a cluster that already runs
 (``scheduler="tcp://HOST:PORT"``), and writes into one output folder::
@@ -14,7 +14,7 @@
     OUT/report.json             the same, for scripts
 
 - **Scenes are tasks.** Each worker process loads the model once (the pipeline's per-process
-  cache, :func:`s2m_geo.pipeline._worker_model`) and runs whole scenes. With
+  cache, :func:`s2m_geo.predict.pipeline._worker_model`) and runs whole scenes. With
   ``gpu_per_task`` every scene task asks for ``resources={"GPU": n}``. A scene larger than
   ``split_above_mpx`` runs from the client instead, its blocks spread over the workers
   (``detect_changes(..., client=client)``, the pipeline's block scheme).
@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import InputError, S2MError
-from .pipeline import PredictOptions
+from .predict.pipeline import PredictOptions
 
 MARKER_VERSION = 1
 MERGED_NAME = "all_changes.gpkg"
@@ -372,7 +372,7 @@ def produce_scene(job: SceneJob, settings: BatchSettings, model: Any, client: An
     """Make one scene's outputs (staged, renamed into place, done marker last); return its
     marker. ``model``: a loaded model, or its path when ``client`` spreads blocks over a
     cluster. Raises on failure (the staging folder is removed)."""
-    from .api import detect_changes
+    from .detect import detect_changes
     from .report import render_quicklook
 
     t0 = time.perf_counter()
@@ -463,7 +463,7 @@ def run_scene(job: SceneJob, settings: BatchSettings) -> dict[str, Any]:
     """The Dask task of one scene: never raises for a failing scene, returns its outcome."""
     t0 = time.perf_counter()
     try:
-        from .pipeline import _worker_model
+        from .predict.pipeline import _worker_model
 
         if settings.torch_threads:
             import torch

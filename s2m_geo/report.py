@@ -313,7 +313,7 @@ def write_merged(path: Path, outcomes: list["SceneOutcome"], table: "ClassTable"
     from pyproj import CRS
 
     from .batch import scene_files
-    from .vector_output import changes_qml, scenes_qml, write_layer_styles
+    from .vector.output import changes_qml, scenes_qml, write_layer_styles
 
     path = Path(path)
     if not outcomes:

@@ -146,8 +146,8 @@ def _reference(pairs, tiny_model, root: Path) -> dict[str, tuple[Path, Path]]:
     """detect_changes on each pair in this process (the batch must give the same)."""
     import torch
 
-    from s2m_geo.api import detect_changes
-    from s2m_geo.pipeline import PredictOptions
+    from s2m_geo.detect import detect_changes
+    from s2m_geo.predict.pipeline import PredictOptions
 
     root.mkdir()
     threads = torch.get_num_threads()

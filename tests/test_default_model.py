@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from s2m_geo.inference import default_model_path
+from s2m_geo.predict.runners import default_model_path
 from s2m_geo.model import read_package_meta
-from s2m_geo.pipeline import predict
+from s2m_geo.predict.pipeline import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -225,7 +225,7 @@ def test_output_folder_not_writable(tmp_path, pair, tiny_model, folder):
 def test_disk_full_writer_made_to_fail(tmp_path, pair, tiny_model, monkeypatch):
     import errno
 
-    import s2m_geo.vector_output as vo
+    import s2m_geo.vector.output as vo
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "c.gpkg"))
@@ -320,9 +320,9 @@ def test_signal_during_inference(tmp_path, tiny_model, sig):
 
 @pytest.mark.parametrize("where", ["read", "stitch", "write"])
 def test_interrupt_during_reading_stitching_writing(tmp_path, pair, tiny_model, monkeypatch, where):
-    import s2m_geo.pipeline as pl
-    import s2m_geo.scene as sc
-    import s2m_geo.stitch as st
+    import s2m_geo.predict.pipeline as pl
+    import s2m_geo.predict.scene as sc
+    import s2m_geo.predict.stitch as st
 
     calls = {"n": 0}
 

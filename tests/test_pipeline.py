@@ -10,8 +10,8 @@ from rasterio.windows import Window
 
 from s2m_geo.classes import load_class_table
 from s2m_geo.model import PackageMeta
-from s2m_geo.pipeline import PredictOptions, predict
-from s2m_geo.stitch import NODATA_CLASS
+from s2m_geo.predict.pipeline import PredictOptions, predict
+from s2m_geo.predict.stitch import NODATA_CLASS
 from s2m_geo.synthetic import SceneSpec, write_scene
 
 

@@ -157,7 +157,7 @@ def test_select_keeps_only_named_pairs_and_images():
 
 
 def test_model_arguments_name_the_default_too(tmp_path):
-    from s2m_geo.inference import default_model_path
+    from s2m_geo.predict.runners import default_model_path
 
     pkg = tmp_path / "m.safetensors"
     pkg.write_bytes(b"x")

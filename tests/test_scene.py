@@ -17,7 +17,7 @@ from rasterio.warp import transform as warp_points
 from rasterio.windows import Window
 
 from s2m_geo.errors import InputError
-from s2m_geo.scene import (Grid, clip_window, coarse_shape, footprint_overlap_fraction, integer_offset,
+from s2m_geo.predict.scene import (Grid, clip_window, coarse_shape, footprint_overlap_fraction, integer_offset,
                            open_pair, percentile_stretch, snap_box)
 from s2m_geo.synthetic import SceneSpec, write_scene
 
@@ -458,7 +458,7 @@ def test_normalization_scale_maps_linearly(uint16_pair):
 
 
 def test_all_nodata_check_does_not_trust_the_decimated_read_alone(small_scene, tmp_path, monkeypatch):
-    import s2m_geo.scene as scene
+    import s2m_geo.predict.scene as scene
 
     monkeypatch.setattr(scene, "COARSE_MAX", 64)  # 512 px -> a 1-in-8 decimated scan
     calls = []

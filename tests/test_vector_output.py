@@ -11,11 +11,11 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from s2m_geo.api import detect_changes
+from s2m_geo.detect import detect_changes
 from s2m_geo.classes import load_class_table
 from s2m_geo.model import PackageMeta
-from s2m_geo.pipeline import PredictOptions
-from s2m_geo.vector_output import CHANGE_COLUMNS
+from s2m_geo.predict.pipeline import PredictOptions
+from s2m_geo.vector.output import CHANGE_COLUMNS
 
 TRANSFORM = from_origin(637000.0, 3486500.0, 0.5, 0.5)
 

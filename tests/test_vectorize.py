@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from s2m_geo.tiling import Rect
-from s2m_geo.vectorize import Region, Vectorizer, pixel_area, postprocess, vectorize
+from s2m_geo.predict.tiling import Rect
+from s2m_geo.vector.vectorize import Region, Vectorizer, pixel_area, postprocess, vectorize
 
 #: A 0.5 m UTM-like north-up pixel grid.
 T05 = Affine(0.5, 0.0, 733601.0, 0.0, -0.5, 3725139.0)
@@ -209,8 +209,8 @@ def test_usable_as_stitcher_sink_with_early_emission():
 def test_fed_by_the_stitcher_in_block_order():
     """The real producer: Stitcher cores (any block completion order) straight into a
     Vectorizer; the result equals vectorising the assembled raster in one go."""
-    from s2m_geo.stitch import BlockPartial, Stitcher
-    from s2m_geo.tiling import TileLayout
+    from s2m_geo.predict.stitch import BlockPartial, Stitcher
+    from s2m_geo.predict.tiling import TileLayout
 
     k = 4
     layout = TileLayout(300, 260, tile=64, overlap=16)
@@ -256,7 +256,7 @@ def test_as_a_predict_sink(tmp_path, small_scene):
     rasterio = pytest.importorskip("rasterio")
     from s2m_geo.classes import load_class_table
     from s2m_geo.model import PackageMeta
-    from s2m_geo.pipeline import PredictOptions, predict
+    from s2m_geo.predict.pipeline import PredictOptions, predict
 
     class Bright:  # class 1 where the post image is bright
         name = "bright"

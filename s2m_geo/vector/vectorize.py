@@ -1,7 +1,7 @@
 """Change raster -> polygons: one polygon per connected region of one class, streamed by core.
 
 The prediction pipeline finalises the scene in *cores* (disjoint rectangles that partition the
-grid, see :mod:`s2m_geo.stitch`), one at a time and in any order. :class:`Vectorizer` is a
+grid, see :mod:`s2m_geo.predict.stitch`), one at a time and in any order. :class:`Vectorizer` is a
 sink for them: it labels each core's regions per class (:func:`scipy.ndimage.label`),
 polygonises them with :func:`rasterio.features.shapes` (exact pixel edges, holes kept) and
 gathers each region's pixel count, confidence sum and pixel row/column sums with
@@ -44,7 +44,7 @@ from rasterio.features import shapes as _shapes
 from scipy import ndimage
 from shapely.geometry import MultiPolygon, Polygon
 
-from .tiling import Rect
+from ..predict.tiling import Rect
 
 #: Class ids that are never vectorised: 0 = no change, 255 = nodata.
 NO_CHANGE_CLASS = 0

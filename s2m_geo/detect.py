@@ -2,7 +2,7 @@
 
 :func:`detect_changes` runs the prediction pipeline with the vectorizer as a sink, so polygons
 are made core by core while the raster streams out, then writes the ``changes`` and
-``scenes`` layers (:mod:`s2m_geo.vector_output`). The command line and the QGIS plugin call
+``scenes`` layers (:mod:`s2m_geo.vector.output`). The command line and the QGIS plugin call
 this.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
-from .pipeline import PredictOptions, PredictResult, check_output, predict
-from .vector_output import ChangeCollector, scenes_path, vector_driver, write_vectors
+from .predict.pipeline import PredictOptions, PredictResult, check_output, predict
+from .vector.output import ChangeCollector, scenes_path, vector_driver, write_vectors
 
 
 @dataclass
@@ -41,7 +41,7 @@ def detect_changes(pre: str | Path, post: str | Path, output: str | Path, model:
     than that ground area; ``simplify_m`` simplifies outlines (topology-preserving, metres).
     """
     from .describe.geo import GeoFrame
-    from .vectorize import Vectorizer
+    from .vector.vectorize import Vectorizer
 
     output = Path(output)
     vector_driver(output)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 
 class ChangeModel(Protocol):
@@ -41,8 +41,8 @@ class TorchChangeModel:
     def __init__(self, path: str | Path, device: str = "auto") -> None:
         import torch
 
-        from .devices import autocast_dtype, resolve_device
-        from .model import load_package
+        from ..devices import autocast_dtype, resolve_device
+        from ..model import load_package
 
         self.device = resolve_device(device)
         self.model, self.meta = load_package(path, device=self.device)
@@ -71,7 +71,7 @@ class OnnxChangeModelRunner:
     def __init__(self, path: str | Path, device: str = "auto") -> None:
         import onnxruntime as ort
 
-        from .model import load_onnx_model
+        from ..model import load_onnx_model
 
         providers = ["CPUExecutionProvider"]
         if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
@@ -93,7 +93,7 @@ class OnnxChangeModelRunner:
 
 
 #: The small model shipped inside the package (see docs/default-model.md).
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "s2m_small_cpu.safetensors"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "s2m_small_cpu.safetensors"
 
 
 def default_model_path() -> Path:

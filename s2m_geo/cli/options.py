@@ -7,7 +7,7 @@ from typing import Callable
 
 import click
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def int_list(value: str | None, option: str) -> list[int] | None:
@@ -48,7 +48,7 @@ def prediction_options(f: Callable) -> Callable:
     @functools.wraps(f)
     def wrapper(*args, tile_size, overlap, batch_size, block_tiles, device, bands, post_bands, crs,
                 resolution, zero_nodata, **kwargs):
-        from .pipeline import PredictOptions
+        from ..predict.pipeline import PredictOptions
 
         kwargs["options"] = PredictOptions(
             tile_size=tile_size, overlap=overlap, batch_size=batch_size, block_tiles=block_tiles,

@@ -2,7 +2,7 @@
 
 Locally, tiles stream through one model: reads run ahead in a thread pool while the model
 consumes batches (batches may span blocks), each finished block goes to the
-:class:`~s2m_geo.stitch.Stitcher`, and every finished core is written straight into the
+:class:`~s2m_geo.predict.stitch.Stitcher`, and every finished core is written straight into the
 output. With a Dask ``client``, blocks are tasks on the cluster's workers instead (each
 worker loads the model once) and their partials are stitched as they complete. Both paths
 give the same raster, bit for bit, because blending is exact and order-independent.
@@ -27,8 +27,8 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .errors import InputError
-from .inference import ChangeModel, load_change_model
+from ..errors import InputError
+from .runners import ChangeModel, load_change_model
 from .stitch import NODATA_CLASS, BlockPartial, Stitcher
 from .tiling import Block, Rect, TileLayout
 
@@ -244,7 +244,7 @@ def _worker_model(path: str, device: str) -> ChangeModel:
 def run_block(pair, model_path: str, block: Block, layout: TileLayout, opts: PredictOptions) -> BlockPartial:
     """One block as a self-contained task (for Dask workers): read, infer, blend.
 
-    ``pair`` is the opened :class:`~s2m_geo.scene.ScenePair`; it pickles with its grid and
+    ``pair`` is the opened :class:`~s2m_geo.predict.scene.ScenePair`; it pickles with its grid and
     scaling already computed and reopens its files on the worker.
     """
     model = _worker_model(model_path, opts.device)
@@ -272,7 +272,7 @@ def predict(pre: str | Path, post: str | Path, raster: str | Path | None, model:
 
     ``raster`` may be None when only the ``sinks`` matter (e.g. vector output alone).
     ``model`` is a package path (``.safetensors`` or ``.onnx``) or an already loaded
-    :class:`~s2m_geo.inference.ChangeModel`. ``sinks`` are extra ``(core, classes, confidence,
+    :class:`~s2m_geo.predict.runners.ChangeModel`. ``sinks`` are extra ``(core, classes, confidence,
     probabilities)`` callbacks, called for every finished core (the vectorizer uses one);
     ``sink_factory(grid, meta)`` makes more of them once the target grid is known.
     ``client``: a ``dask.distributed.Client`` to run blocks on its workers (needs a path).

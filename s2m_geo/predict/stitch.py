@@ -1,7 +1,7 @@
 """Blend overlapping tile probabilities into a class raster, block by block.
 
 Each block accumulates ``weight * probability`` of its tiles over its extent in int32 fixed
-point (:func:`s2m_geo.tiling.quantize`), so sums are exact and associative. The scene is cut
+point (:func:`s2m_geo.predict.tiling.quantize`), so sums are exact and associative. The scene is cut
 into *cores*, one per block (from the block's first tile to the next block's first tile);
 a block's extent covers its own core and spills a strip of at least the overlap into the
 cores right of and below it. :class:`Stitcher` adds every block partial into the cores it

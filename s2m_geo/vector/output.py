@@ -34,10 +34,10 @@ from xml.sax.saxutils import escape
 import shapely
 from shapely.geometry import Polygon
 
-from .classes import ClassTable
-from .describe import Quadruple, quantity_from_area, quantity_from_pixels, sentence
-from .describe.geo import GeoFrame, ground_area_m2
-from .errors import InputError
+from ..classes import ClassTable
+from ..describe import Quadruple, quantity_from_area, quantity_from_pixels, sentence
+from ..describe.geo import GeoFrame, ground_area_m2
+from ..errors import InputError
 from .vectorize import Region
 
 CHANGE_COLUMNS = ["class_id", "category", "change_type", "quantity", "direction", "bearing_deg",

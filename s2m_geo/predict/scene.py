@@ -66,7 +66,7 @@ from rasterio.warp import calculate_default_transform
 from rasterio.warp import transform as warp_points
 from rasterio.windows import Window
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = [
     "Grid", "ScenePair", "open_pair", "footprint_box", "intersect_boxes", "box_area",

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .cli_options import prediction_options
-from .errors import InputError, S2MError
-from .progress import MODES, Progress
+from .. import __version__
+from .options import prediction_options
+from ..errors import InputError, S2MError
+from ..progress import MODES, Progress
 
 progress_option = click.option(
     "--progress", "progress_mode", type=click.Choice(MODES), default="auto", show_default=True,
@@ -111,7 +111,7 @@ def sample_data(outdir: Path, size: int, seed: int, gsd: float, post_crs: str | 
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
 
-    from .synthetic import SceneSpec, write_scene
+    from ..synthetic import SceneSpec, write_scene
 
     if post_crs is not None:
         try:
@@ -170,16 +170,16 @@ def predict(pre: Path, post: Path, output: Path, raster: Path | None, min_area: 
       s2m-geo predict sample_data/pre.tif sample_data/post.tif -o changes.gpkg --model runs/small/model.safetensors
       s2m-geo predict pre.tif post.tif -o changes.gpkg --raster changes.tif --min-area 20
     """
-    from .pipeline import input_warnings
-    from .pipeline import predict as run_predict
+    from ..predict.pipeline import input_warnings
+    from ..predict.pipeline import predict as run_predict
 
     raster_only = output.suffix.lower() in (".tif", ".tiff")
     if not raster_only:
-        from .vector_output import vector_driver
+        from ..vector.output import vector_driver
 
         vector_driver(output)
     if model is None:
-        from .inference import default_model_path
+        from ..predict.runners import default_model_path
 
         model = default_model_path()
     opts = options
@@ -190,7 +190,7 @@ def predict(pre: Path, post: Path, output: Path, raster: Path | None, min_area: 
             result = run_predict(pre, post, output, model, opts, probabilities=probabilities,
                                  overwrite=overwrite, progress=progress.update)
         else:
-            from .api import detect_changes
+            from ..detect import detect_changes
 
             detected = detect_changes(pre, post, output, model, opts, raster=raster,
                                       probabilities=probabilities, min_area_m2=min_area,
@@ -213,7 +213,7 @@ classes_option = click.option(
 
 
 def _table(classes: str):
-    from .classes import load_class_table
+    from ..classes import load_class_table
 
     return load_class_table(classes)
 
@@ -240,8 +240,8 @@ def describe(mask: Path, classes: str, as_json: bool, seed: int | None) -> None:
     import json
     import random
 
-    from .describe.geo import describe_mask_geo
-    from .evaluate import read_mask
+    from ..describe.geo import describe_mask_geo
+    from ..evaluate import read_mask
 
     table = _table(classes)
     data, profile = read_mask(mask)
@@ -289,7 +289,7 @@ def evaluate(pred: Path, label: Path, classes: str, as_json: bool, progress_mode
     """
     import json
 
-    from .evaluate import evaluate_rasters
+    from ..evaluate import evaluate_rasters
 
     table = _table(classes)
     with Progress(progress_mode) as progress:
@@ -320,8 +320,8 @@ def train(config: Path, out: Path | None, resume: bool, progress_mode: str) -> N
       s2m-geo train --config configs/s2m_small_cpu.yaml --out runs/small
       s2m-geo train --config configs/s2m_small_cpu.yaml --out runs/small --resume
     """
-    from .train.config import load_train_config
-    from .train.trainer import train as run_training
+    from ..train.config import load_train_config
+    from ..train.trainer import train as run_training
 
     cfg = load_train_config(config)
     out = out or Path("runs") / config.stem
@@ -346,7 +346,7 @@ def model_info(model: Path, as_json: bool) -> None:
     import json
 
     if model is None:
-        from .inference import default_model_path
+        from ..predict.runners import default_model_path
 
         model = default_model_path()
     meta = _read_meta(model)
@@ -378,10 +378,10 @@ def _read_meta(model: Path):
     if not model.exists():
         raise InputError(f"{model}: model file not found; check the path")
     if model.suffix.lower() == ".onnx":
-        from .model import load_onnx_model
+        from ..model import load_onnx_model
 
         return load_onnx_model(model).meta
-    from .model import read_package_meta
+    from ..model import read_package_meta
 
     return read_package_meta(model)
 
@@ -399,7 +399,7 @@ def export(model: Path, onnx_out: Path, tile_size: int | None, overwrite: bool) 
     Example:
       s2m-geo export runs/small/model.safetensors --onnx small.onnx
     """
-    from .model import export_onnx
+    from ..model import export_onnx
 
     if onnx_out.exists() and not overwrite:
         raise InputError(f"{onnx_out}: already exists; pass --overwrite or choose another name")
@@ -407,7 +407,7 @@ def export(model: Path, onnx_out: Path, tile_size: int | None, overwrite: bool) 
     click.echo(str(export_onnx(model, onnx_out, tile_size=tile_size)))
 
 
-from .cli_batch import batch as _batch; cli.add_command(_batch)
+from .batch import batch as _batch; cli.add_command(_batch)
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from .cli_options import prediction_options
-from .errors import InputError
-from .progress import MODES, Progress
+from .options import prediction_options
+from ..errors import InputError
+from ..progress import MODES, Progress
 
 
 class BatchProgress:
@@ -138,7 +138,7 @@ def batch(manifest: Path | None, out_dir: Path, pre_dir: Path | None, post_dir: 
       s2m-geo batch --pre-dir pre/ --post-dir post/ -o results/ --workers 4
       s2m-geo batch scenes.yaml -o /shared/results --scheduler tcp://10.0.0.5:8786 --gpu-per-task 1
     """
-    from .batch import ScenesFailed, pair_folders, read_manifest, run_batch
+    from ..batch import ScenesFailed, pair_folders, read_manifest, run_batch
 
     folders = pre_dir is not None or post_dir is not None
     if manifest is not None and folders:
@@ -156,7 +156,7 @@ def batch(manifest: Path | None, out_dir: Path, pre_dir: Path | None, post_dir: 
         jobs = pair_folders(pre_dir, post_dir, pattern)
         source = f"{pre_dir} + {post_dir} ({pattern})"
     if model is None:
-        from .inference import default_model_path
+        from ..predict.runners import default_model_path
 
         model = default_model_path()
     opts = options
