@@ -61,10 +61,10 @@ def _warm(model: str, threads: int) -> float:
     import numpy as np
     import torch
 
-    from s2m_geo.predict.pipeline import _worker_model
+    from s2m_geo.predict.pipeline import worker_model
 
     torch.set_num_threads(threads)
-    m = _worker_model(model, "auto")
+    m = worker_model(model, "auto")
     x = np.zeros((1, 3, m.meta.tile_size, m.meta.tile_size), np.float32)
     m.probabilities(x, x)  # first forward is slow
     return _peak_rss_mib()

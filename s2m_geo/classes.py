@@ -52,6 +52,11 @@ class ChangeClass:
         return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
     @property
+    def label(self) -> str:
+        """What a legend shows: 'destroyed building', 'newly built greenhouse', ..."""
+        return f"{self.change_type} {self.category}".strip() or self.name
+
+    @property
     def singular_noun(self) -> str:
         return self.noun or self.category
 

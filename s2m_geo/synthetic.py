@@ -39,6 +39,7 @@ from rasterio.warp import calculate_default_transform, transform_bounds
 from rasterio.windows import Window
 from scipy import ndimage
 
+from .atomic import discard, publish, temp_path
 from .classes import ClassTable, load_class_table
 
 #: Upper-left corner of the default scene: Gaza City, UTM zone 36N (EPSG:32636).
@@ -94,7 +95,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _hash01(rows: np.ndarray, cols: np.ndarray, salt: int) -> np.ndarray:
+def hash01(rows: np.ndarray, cols: np.ndarray, salt: int) -> np.ndarray:
     """Uniform [0, 1) float32 from integer coordinates and a salt."""
     with np.errstate(over="ignore"):
         key = (rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ _mix(
@@ -104,10 +105,10 @@ def _hash01(rows: np.ndarray, cols: np.ndarray, salt: int) -> np.ndarray:
 
 def _pixel_noise(r0: int, c0: int, h: int, w: int, salt: int) -> np.ndarray:
     rr, cc = np.mgrid[r0:r0 + h, c0:c0 + w]
-    return _hash01(rr, cc, salt)
+    return hash01(rr, cc, salt)
 
 
-def _value_noise(r0: int, c0: int, h: int, w: int, cell: int, salt: int) -> np.ndarray:
+def value_noise(r0: int, c0: int, h: int, w: int, cell: int, salt: int) -> np.ndarray:
     """Smooth noise in [0, 1): hashed lattice values every ``cell`` pixels, smoothstep-blended."""
     rows = np.arange(r0, r0 + h, dtype=np.int64)
     cols = np.arange(c0, c0 + w, dtype=np.int64)
@@ -117,7 +118,7 @@ def _value_noise(r0: int, c0: int, h: int, w: int, cell: int, salt: int) -> np.n
     fr, fc = fr * fr * (3 - 2 * fr), fc * fc * (3 - 2 * fc)
     lat_r = np.arange(ri[0], ri[-1] + 2)
     lat_c = np.arange(ci[0], ci[-1] + 2)
-    lat = _hash01(lat_r[:, None], lat_c[None, :], salt)
+    lat = hash01(lat_r[:, None], lat_c[None, :], salt)
     a = lat[ri - ri[0]][:, ci - ci[0]]
     b = lat[ri - ri[0]][:, ci - ci[0] + 1]
     c = lat[ri - ri[0] + 1][:, ci - ci[0]]
@@ -183,7 +184,7 @@ class _Canvas:
         seed = self.seed
 
         def tex(rows, cols, amp=0.08):
-            return 1.0 + amp * (2 * _hash01(rows, cols, seed * 131 + salt) - 1)
+            return 1.0 + amp * (2 * hash01(rows, cols, seed * 131 + salt) - 1)
         return tex
 
 
@@ -193,8 +194,8 @@ class _Canvas:
 
 def _land_use(seed: int, pi: int, pj: int) -> int:
     """Land use of a parcel, biased by a 4x4-parcel zone so towns and farmland cluster."""
-    zone = _hash01(np.array([pi // 4]), np.array([pj // 4]), seed * 7 + 3)[0]
-    u = _hash01(np.array([pi]), np.array([pj]), seed * 7 + 5)[0]
+    zone = hash01(np.array([pi // 4]), np.array([pj // 4]), seed * 7 + 3)[0]
+    u = hash01(np.array([pi]), np.array([pj]), seed * 7 + 5)[0]
     if zone < 0.5:  # town
         weights = (0.62, 0.08, 0.05, 0.25)
     else:  # farmland
@@ -266,11 +267,11 @@ def _draw_rubble(cv: _Canvas, fp, spill: int, label: int) -> None:
 
     def blob(rows, cols):  # rounded heap, ragged edge
         d = ((rows + 0.5 - cy) / ry) ** 4 + ((cols + 0.5 - cx) / rx) ** 4
-        return d < 0.75 + 0.35 * _hash01(rows // 3, cols // 3, seed + 17)
+        return d < 0.75 + 0.35 * hash01(rows // 3, cols // 3, seed + 17)
 
     def tex(rows, cols):
-        speck = _hash01(rows, cols, seed * 131 + 19)
-        chunk = _value_noise(int(rows[0, 0]), int(cols[0, 0]), rows.shape[0], rows.shape[1], 4, seed + 23)
+        speck = hash01(rows, cols, seed * 131 + 19)
+        chunk = value_noise(int(rows[0, 0]), int(cols[0, 0]), rows.shape[0], rows.shape[1], 4, seed + 23)
         return 0.55 + 0.5 * chunk + 0.35 * (speck - 0.5)
 
     cv.paint("post", rect, (150, 140, 125), tex, mask=blob, label=label)
@@ -321,8 +322,8 @@ def _draw_field(cv: _Canvas, rng: np.random.Generator, inner) -> None:
         tracks = [(rng.uniform(-1, 1), rng.uniform(t, b)) for _ in range(int(rng.integers(2, 5)))]
 
         def scorched(rows, cols):
-            f = 0.75 + 0.35 * _value_noise(int(rows[0, 0]), int(cols[0, 0]), rows.shape[0], rows.shape[1], 9, seed + 43)
-            f = f * (1 + 0.2 * (_hash01(rows, cols, seed + 47) - 0.5))
+            f = 0.75 + 0.35 * value_noise(int(rows[0, 0]), int(cols[0, 0]), rows.shape[0], rows.shape[1], 9, seed + 43)
+            f = f * (1 + 0.2 * (hash01(rows, cols, seed + 47) - 0.5))
             for cy, cx, rad in craters:
                 d = np.hypot(rows - cy, cols - cx)
                 f = np.where(d < rad, 0.45, np.where(d < rad + 2, 1.25, f))
@@ -376,9 +377,9 @@ def _draw_greenhouses(cv: _Canvas, rng: np.random.Generator, inner, where: str) 
         cv.paint("pre", s, white, ribbed)
         if rng.random() < 0.85 and destroyed and cv.changes:
             def torn(rows, cols):
-                holes = _value_noise(int(rows[0, 0]), int(cols[0, 0]), rows.shape[0], rows.shape[1], 5, seed + 61) < 0.55
+                holes = value_noise(int(rows[0, 0]), int(cols[0, 0]), rows.shape[0], rows.shape[1], 5, seed + 61) < 0.55
                 frame = (rows if vertical else cols) % ribs == 0
-                return np.where(frame, 0.55, np.where(holes, 0.42, 0.92)) * (1 + 0.15 * (_hash01(rows, cols, seed + 67) - 0.5))
+                return np.where(frame, 0.55, np.where(holes, 0.42, 0.92)) * (1 + 0.15 * (hash01(rows, cols, seed + 67) - 0.5))
             cv.paint("post", s, (205, 200, 190), torn, label=DESTROYED_GREENHOUSE)
         else:
             cv.paint("post", s, white, ribbed)
@@ -443,7 +444,7 @@ def render_block(seed: int, r0: int, c0: int, h: int, w: int,
     """
     halo = 2  # rendered around the block so the sub-pixel shift of post needs no edge rule
     cv = _Canvas(r0 - halo, c0 - halo, h + 2 * halo, w + 2 * halo, seed, changes)
-    ground = _value_noise(cv.r0, cv.c0, cv.h, cv.w, 48, seed * 7 + 1)
+    ground = value_noise(cv.r0, cv.c0, cv.h, cv.w, 48, seed * 7 + 1)
     grain = _pixel_noise(cv.r0, cv.c0, cv.h, cv.w, seed * 7 + 2)
     sand = np.array([206, 190, 156], np.float32)[:, None, None] * (0.9 + 0.16 * ground + 0.05 * grain)[None]
     cv.pre[:] = sand
@@ -456,7 +457,7 @@ def render_block(seed: int, r0: int, c0: int, h: int, w: int,
     # post-only pseudo-changes: misregistration, illumination/colour shift, haze, noise
     post = ndimage.shift(cv.post, (0, *misregistration), order=1, mode="nearest")
     gain = np.array([1.07, 1.03, 0.95], np.float32)[:, None, None]
-    haze = 26 * _value_noise(cv.r0, cv.c0, cv.h, cv.w, 160, seed * 7 + 3) ** 2
+    haze = 26 * value_noise(cv.r0, cv.c0, cv.h, cv.w, 160, seed * 7 + 3) ** 2
     post = post * gain + 6 + haze[None] * (1 - post / 300)
     post += 6 * (_pixel_noise(cv.r0, cv.c0, cv.h, cv.w, seed * 7 + 4)[None] - 0.5)
     pre = cv.pre + 5 * (_pixel_noise(cv.r0, cv.c0, cv.h, cv.w, seed * 7 + 5)[None] - 0.5)
@@ -487,12 +488,6 @@ def _label_profile(crs, transform, width: int, height: int) -> dict:
                 BIGTIFF="IF_SAFER")
 
 
-def _tmp_path(final: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{final.stem}-", suffix=".tif.partial", dir=final.parent)
-    os.close(fd)
-    return Path(name)
-
-
 def write_scene(outdir: str | Path, spec: SceneSpec = SceneSpec(), table: ClassTable | None = None,
                 progress: Callable[[int, int], None] | None = None) -> dict[str, Path]:
     """Write ``pre.tif``, ``post.tif`` and ``label.tif`` into ``outdir``; return their paths.
@@ -506,7 +501,7 @@ def write_scene(outdir: str | Path, spec: SceneSpec = SceneSpec(), table: ClassT
     n = spec.size
     crs = CRS.from_user_input(spec.crs)
     finals = {k: out / f"{k}.tif" for k in ("pre", "post", "label")}
-    tmps = {k: _tmp_path(p) for k, p in finals.items()}
+    tmps = {k: temp_path(p) for k, p in finals.items()}
     same_grid = spec.post_crs is None and spec.post_gsd is None
     windows = list(_blocks(n, n))
     total = len(windows) * (1 if same_grid else 2)
@@ -528,7 +523,7 @@ def write_scene(outdir: str | Path, spec: SceneSpec = SceneSpec(), table: ClassT
                 if progress:
                     progress(i + 1, total)
         if not same_grid:
-            warped = _tmp_path(finals["post"])
+            warped = temp_path(finals["post"])
             try:
                 _warp_post(tmps["post"], warped, spec, progress, len(windows), total)
             except BaseException:
@@ -536,14 +531,10 @@ def write_scene(outdir: str | Path, spec: SceneSpec = SceneSpec(), table: ClassT
                 raise
             tmps["post"].unlink()
             tmps["post"] = warped
-        umask = os.umask(0)
-        os.umask(umask)
         for k in ("label", "pre", "post"):
-            os.chmod(tmps[k], 0o666 & ~umask)  # mkstemp made them private
-            os.replace(tmps[k], finals[k])
+            publish(tmps[k], finals[k])
     finally:
-        for p in tmps.values():
-            p.unlink(missing_ok=True)
+        discard(*tmps.values())
     return finals
 
 

@@ -248,9 +248,9 @@ def test_local_cluster_two_workers_three_pairs_and_a_corrupt_one(tmp_path, pairs
     # resume bookkeeping: outputs are verified, not merely present
     settings = BatchSettings(str(out), str(tiny_model))
     settings.model_sha256 = json.loads(scene_files(out, "s1")["marker"].read_text())["model"]["sha256"]
-    from s2m_geo.batch import _config_hash
+    from s2m_geo.batch.produce import config_hash
 
-    settings.config_hash = _config_hash(settings)
+    settings.config_hash = config_hash(settings)
     job = SceneJob("s1", str(pairs["s1"]["pre"]), str(pairs["s1"]["post"]), "2023-10-01", "2024-01-01")
     assert verify_scene(job, settings)[0] is not None
     assert verify_scene(job, BatchSettings(str(out), str(tiny_model), min_area_m2=5.0))[0] is None  # other options
@@ -437,7 +437,7 @@ def test_quicklook_scale_and_north():
     from rasterio.crs import CRS
     from rasterio.transform import Affine, from_origin
 
-    from s2m_geo.report import _metres_per_pixel, _north_vector, nice_length
+    from s2m_geo.report.quicklook import _metres_per_pixel, _north_vector, nice_length
 
     assert [nice_length(x) for x in (0.7, 1, 3.2, 74, 999, 12345)] == [0.5, 1, 2, 50, 500, 10000]
     utm = CRS.from_epsg(32636)

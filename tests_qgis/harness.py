@@ -273,8 +273,8 @@ if argv[1] == argv[2]:
 if mode == "hang":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a child that will not stop: needs SIGKILL
     d, name = os.path.split(out)
-    open(os.path.join(d, "." + os.path.splitext(name)[0] + ".x1y2.partial.gpkg"), "w").write("half")
-    open(os.path.join(d, "." + name + ".k9.tif.partial"), "w").write("half")
+    open(os.path.join(d, "." + name + ".x1y2.partial.gpkg"), "w").write("half")
+    open(os.path.join(d, "." + name + ".k9.partial.tif"), "w").write("half")
     grandchild = subprocess.Popen(["sleep", "300"])
     with open(os.environ["FAKE_S2M_LOG"] + ".grandchild", "w") as f:
         f.write(str(grandchild.pid))

@@ -167,14 +167,24 @@ def _snapshot(paths: Iterable[str]) -> dict:
     return snap
 
 
+# The CLI's temporary names (s2m_geo/atomic.py, whose tests hold this copy equal to it):
+# ``.NAME.<random>.partial.EXT`` beside ``NAME``, and staging folders ``.NAME.<random>.partial``.
+PARTIAL_MARK = ".partial"
+
+
+def temp_prefix(path: Path) -> str:
+    """The start of every temporary name the CLI uses for ``path``: ``.NAME.``."""
+    return f".{Path(path).name}."
+
+
 def _temp_siblings(path: Path) -> list:
-    """The CLI's temporary files for ``path``: ``.NAME.*partial*`` / ``.STEM.*partial*`` beside it."""
+    """The CLI's temporary files for ``path`` beside it."""
     try:
         names = os.listdir(path.parent)
     except OSError:
         return []
-    prefixes = (f".{path.name}.", f".{path.stem}.", f".{path.stem}-")
-    return [str(path.parent / n) for n in names if n.startswith(prefixes) and "partial" in n]
+    prefix = temp_prefix(path)
+    return [str(path.parent / n) for n in names if n.startswith(prefix) and PARTIAL_MARK in n]
 
 
 def remove_leftovers(snapshot: dict, paths: Iterable[str]) -> list:

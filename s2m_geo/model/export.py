@@ -20,8 +20,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..atomic import discard, publish, temp_path
 from ..errors import InputError, S2MError
-from .package import META_KEY, PackageMeta, _publish, _temp_name, load_package
+from .package import META_KEY, PackageMeta, load_package
 
 __all__ = ["export_onnx", "OnnxChangeModel", "load_onnx_model"]
 
@@ -70,7 +71,7 @@ def export_onnx(package_path: str | Path, out_path: str | Path, tile_size: int |
              torch.randn(2, c, *probe_size, generator=gen))
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(_temp_name(out_path))
+    tmp = str(temp_path(out_path, create=False))
     try:
         for dynamic_hw in (True, False):
             axes = {0: "N", 2: "H", 3: "W"} if dynamic_hw else {0: "N"}
@@ -110,9 +111,9 @@ def export_onnx(package_path: str | Path, out_path: str | Path, tile_size: int |
         entry.key, entry.value = META_KEY, meta_out.to_json()
         proto.producer_name = "s2m-geo"
         onnx.save(proto, tmp)
-        _publish(tmp, out_path)
+        publish(tmp, out_path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        discard(tmp)
         raise
     return out_path
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..classes import ClassTable, class_table_from_dict
+from ..atomic import atomic_path
 from ..errors import InputError
 from .config import S2MConfig
 
@@ -204,23 +205,6 @@ class PackageMeta:
         return cls.from_dict(d, source, architecture)
 
 
-def _temp_name(path: Path) -> Path:
-    """A unique hidden sibling of ``path`` (created by the writer, so it gets umask perms)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
-def _publish(tmp: str | Path, path: Path) -> None:
-    """Give ``tmp`` the permissions of a normally created file (0666 & ~umask), rename it."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
-    except (OSError, StopIteration, ValueError):
-        umask = os.umask(0o022)
-        os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
 def _check_safetensors(path: Path) -> dict[str, Any]:
     """Read and check the safetensors header without interpreting anything else.
 
@@ -293,13 +277,8 @@ def save_package(path: str | Path, model: "S2MNet", meta: PackageMeta) -> Path:
     meta_json = meta.to_json()
     PackageMeta.from_json(meta_json, str(path))      # what we write must read back
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(_temp_name(path))
-    try:
-        save_model(model, tmp, metadata={META_KEY: meta_json})
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, create=False) as tmp:
+        save_model(model, str(tmp), metadata={META_KEY: meta_json})
     return path
 
 

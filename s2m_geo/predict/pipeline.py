@@ -15,7 +15,6 @@ class raster becomes a Cloud Optimized GeoTIFF with the class table's colours an
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from ..atomic import atomic_path, discard, publish, temp_path
 from ..errors import InputError
 from .runners import ChangeModel, load_change_model
 from .stitch import NODATA_CLASS, BlockPartial, Stitcher
@@ -64,12 +64,6 @@ class PredictResult:
     tiles_skipped: int
     class_counts: dict[int, int] = field(default_factory=dict)
     model: str = ""
-
-
-def _tmp_beside(final: Path, suffix: str = ".tif") -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f"{suffix}.partial", dir=final.parent)
-    os.close(fd)
-    return Path(name)
 
 
 def _window(r: Rect) -> Window:
@@ -122,8 +116,8 @@ class _Writer:
         base = dict(driver="GTiff", width=grid.width, height=grid.height, crs=grid.crs,
                     transform=grid.transform, tiled=True, blockxsize=512, blockysize=512,
                     BIGTIFF="IF_SAFER")
-        self.tmp_raster = _tmp_beside(raster) if raster else None
-        self.tmp_probs = _tmp_beside(probabilities) if probabilities else None
+        self.tmp_raster = temp_path(raster) if raster else None
+        self.tmp_probs = temp_path(probabilities) if probabilities else None
         self.ds = None
         if self.tmp_raster is not None:
             self.ds = rasterio.open(self.tmp_raster, "w", count=1, dtype="uint8", nodata=NODATA_CLASS,
@@ -232,7 +226,7 @@ _WORKER_MODELS: dict[tuple[str, str], ChangeModel] = {}
 _WORKER_LOCK = threading.Lock()
 
 
-def _worker_model(path: str, device: str) -> ChangeModel:
+def worker_model(path: str, device: str) -> ChangeModel:
     """The model of this worker process, loaded once."""
     with _WORKER_LOCK:
         key = (path, device)
@@ -247,7 +241,7 @@ def run_block(pair, model_path: str, block: Block, layout: TileLayout, opts: Pre
     ``pair`` is the opened :class:`~s2m_geo.predict.scene.ScenePair`; it pickles with its grid and
     scaling already computed and reopens its files on the worker.
     """
-    model = _worker_model(model_path, opts.device)
+    model = worker_model(model_path, opts.device)
     out: list[BlockPartial] = []
     run_tiles(pair, model, layout, [block], opts, out.append)
     return out[0]
@@ -317,17 +311,13 @@ def predict(pre: str | Path, post: str | Path, raster: str | Path | None, model:
             if progress:
                 progress("write", 0, 1)
             if raster is not None:
-                final_tmp = _tmp_beside(raster)
                 try:
-                    _cog(writer.tmp_raster, final_tmp, "NEAREST")
-                    os.chmod(final_tmp, 0o644)
-                    os.replace(final_tmp, raster)
+                    with atomic_path(raster) as final_tmp:
+                        _cog(writer.tmp_raster, final_tmp, "NEAREST")
                 finally:
-                    final_tmp.unlink(missing_ok=True)
-                    writer.tmp_raster.unlink(missing_ok=True)
+                    discard(writer.tmp_raster)
             if writer.tmp_probs is not None:
-                os.chmod(writer.tmp_probs, 0o644)
-                os.replace(writer.tmp_probs, probabilities)
+                publish(writer.tmp_probs, probabilities)
             if progress:
                 progress("write", 1, 1)
         except BaseException:

@@ -31,8 +31,6 @@ import hashlib
 import io
 import json
 import math
-import os
-import tempfile
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -42,9 +40,11 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 from scipy import ndimage
 
+from .. import atomic
+from ..atomic import atomic_path
 from ..classes import ClassTable, load_class_table
 from ..errors import InputError
-from ..synthetic import _hash01, _value_noise
+from ..synthetic import hash01, value_noise
 
 VERSION = 1
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
@@ -175,7 +175,7 @@ def _jpeg(rgb: Array, quality: int) -> Array:
 
 def _noise(rng: np.random.Generator, h: int, w: int, cell: float) -> Array:
     """Smooth value noise in [0, 1) (synthetic.py's lattice noise, a fresh salt from ``rng``)."""
-    return _value_noise(0, 0, h, w, max(1, int(round(cell))), int(rng.integers(1, 2**31)))
+    return value_noise(0, 0, h, w, max(1, int(round(cell))), int(rng.integers(1, 2**31)))
 
 
 def _soft(d: Array, soft: float) -> Array:
@@ -570,16 +570,16 @@ def _obj_camp(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> boo
 
     def tents(uu: Array, vv: Array) -> tuple[Array, Array, Array]:
         iv = np.floor((vv + B) / pv).astype(np.int64)
-        off = _hash01(iv + 1000, np.full_like(iv, 7), salt) * pu
+        off = hash01(iv + 1000, np.full_like(iv, 7), salt) * pu
         iu = np.floor((uu + A + off) / pu).astype(np.int64)
         fu = uu + A + off - iu * pu - tl / 2
         fv = vv + B - iv * pv - tw / 2
         centre_u = iu * pu + tl / 2 - A - off
         centre_v = iv * pv + tw / 2 - B
-        keep = (_hash01(iu + 1000, iv + 1000, salt + 1) < occupancy) & \
+        keep = (hash01(iu + 1000, iv + 1000, salt + 1) < occupancy) & \
             (np.maximum(np.abs(centre_u) - A + tl / 2, np.abs(centre_v) - B + tw / 2) < -1)
         dt = np.maximum(np.abs(fu) - tl / 2, np.abs(fv) - tw / 2)
-        return np.where(keep, dt, 99.0), fv, _hash01(iu + 1000, iv + 1000, salt + 2)
+        return np.where(keep, dt, 99.0), fv, hash01(iu + 1000, iv + 1000, salt + 2)
 
     dt, fv, pick = tents(u, v)
     ds, _, _ = tents(u - su * 1.6, v - sv * 1.6)
@@ -1032,19 +1032,12 @@ def _write_png(path: Path, arr: Array, palette: list[int] | None = None) -> None
     """Write a PNG under a temporary name in the same folder, then rename it into place."""
     from PIL import Image
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png.partial", dir=path.parent)
-    os.close(fd)
-    try:
-        im = Image.fromarray(arr)
-        if palette is not None:  # class ids as palette indices: readers see ids, viewers colours
-            im = im.convert("P")
-            im.putpalette(palette)
+    im = Image.fromarray(arr)
+    if palette is not None:  # class ids as palette indices: readers see ids, viewers colours
+        im = im.convert("P")
+        im.putpalette(palette)
+    with atomic_path(path) as tmp:
         im.save(tmp, format="PNG", compress_level=3)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _palette(table: ClassTable) -> list[int]:
@@ -1139,9 +1132,5 @@ def write_realmix(out_dir: str | Path, images: str | Path | Sequence[str | Path]
                                       for k in range(256) if pixels[k]}}
     body = json.dumps({"key": key, "images": [str(r) for r in dict.fromkeys(r for r, _ in found)],
                        "stats": stats}, indent=1)
-    fd, tmp = tempfile.mkstemp(prefix=".realmix-", suffix=".json.partial", dir=out)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(body)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, manifest)
+    atomic.write_text(manifest, body)
     return out

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .. import atomic
+from ..atomic import atomic_path
 from ..classes import ClassTable, load_class_table
 from ..devices import autocast_dtype, resolve_device
 from ..errors import InputError
@@ -118,9 +120,8 @@ def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
             else:
                 scalars[f"{pid}.{key}"] = v
     meta = json.dumps({"param_groups": sd["param_groups"], "scalars": scalars})
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"optimizer": meta})
-    os.replace(tmp, path)
+    with atomic_path(path, create=False) as tmp:
+        save_file(tensors, str(tmp), metadata={"optimizer": meta})
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
@@ -327,9 +328,7 @@ def train(config: str | Path | TrainConfig, out_dir: str | Path, resume: bool = 
             _save_optimizer(opt, out / "checkpoints" / f"{name}.optim.safetensors")
             state = {"stage": stage, "epoch": epoch, "checkpoint": f"checkpoints/{name}.safetensors",
                      "optimizer": f"checkpoints/{name}.optim.safetensors"}
-            tmp = state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(state))
-            os.replace(tmp, state_file)
+            atomic.write_json(state_file, state)
             record = {"stage": stage, "epoch": epoch, "seconds": round(time.perf_counter() - t0, 2),
                       "steps": n, **{k: round(v, 6) for k, v in losses.items()},
                       **{f"val_{k}": round(v, 6) for k, v in last_metrics.items()}}

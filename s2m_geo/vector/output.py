@@ -34,6 +34,7 @@ from xml.sax.saxutils import escape
 import shapely
 from shapely.geometry import Polygon
 
+from ..atomic import discard, publish, temp_path
 from ..classes import ClassTable
 from ..describe import Quadruple, quantity_from_area, quantity_from_pixels, sentence
 from ..describe.geo import GeoFrame, ground_area_m2
@@ -187,7 +188,7 @@ def changes_qml(table: ClassTable) -> str:
     """A QGIS style: categorised by ``class_id`` with the class table's colours."""
     cats, syms = [], []
     for i, c in enumerate(table.change_classes):
-        label = escape(f"{c.change_type} {c.category}".strip())
+        label = escape(c.label)
         cats.append(f'<category render="true" value="{c.id}" label="{label}" symbol="{i}"/>')
         syms.append(_fill_symbol(str(i), _rgba(c.color, 150), _rgba(c.color)))
     return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
@@ -233,13 +234,6 @@ def write_layer_styles(gpkg: Path, styles: dict[str, str]) -> None:
 # --- writing --------------------------------------------------------------------------------------
 
 
-def _tmp(final: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=final.parent)
-    os.close(fd)
-    os.unlink(name)  # GDAL drivers want to create the file themselves
-    return Path(name)
-
-
 def scenes_path(path: Path) -> Path:
     """Where a single-layer format puts the ``scenes`` layer."""
     return path.with_name(f"{path.stem}_scenes{path.suffix}")
@@ -252,7 +246,7 @@ def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[
     made: list[tuple[Path, Path]] = []
     try:
         if driver == "GPKG":
-            tmp = _tmp(path)
+            tmp = temp_path(path, create=False)  # GDAL drivers create the file themselves
             made.append((tmp, path))
             # GeoPackage 1.2: QGIS 3.22 warns that 1.4 "may only be partially supported"
             changes.to_file(tmp, layer="changes", driver="GPKG", engine="pyogrio", geometry_type="Polygon",
@@ -262,20 +256,16 @@ def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[
             write_layer_styles(tmp, {"changes": changes_qml(table), "scenes": scenes_qml()})
         else:
             for frame, final in ((changes, path), (scenes, scenes_path(path))):
-                tmp = _tmp(final)
+                tmp = temp_path(final, create=False)
                 made.append((tmp, final))
                 if driver == "Parquet":
                     frame.to_parquet(tmp)
                 else:
                     frame.to_file(tmp, driver=driver, engine="pyogrio", geometry_type="Polygon")
-        umask = os.umask(0)
-        os.umask(umask)
         for tmp, final in made:
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, final)
+            publish(tmp, final)
     except BaseException:
-        for tmp, _ in made:
-            tmp.unlink(missing_ok=True)
+        discard(*(tmp for tmp, _ in made))
         raise
     return [final for _, final in made]
 

@@ -1,0 +1,222 @@
+"""One scene of a batch: its outputs made in a staging folder and renamed into place, the
+done marker last (:func:`produce_scene`), and the Dask task around it (:func:`run_scene`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import atomic
+from ..atomic import discard, temp_dir
+from ..errors import InputError, S2MError
+from ..predict.pipeline import PredictOptions
+from .layout import MARKER_VERSION, scene_files
+from .manifest import SceneJob, is_url
+
+Progress = Callable[[str, int, int], None]
+
+
+TOPIC_PREFIX = "s2m-batch-tiles-"
+
+
+@dataclass
+class BatchSettings:
+    """What every scene task needs (pickled to the workers)."""
+
+    out_dir: str
+    model: str
+    options: PredictOptions = field(default_factory=PredictOptions)
+    min_area_m2: float = 0.0
+    simplify_m: float = 0.0
+    torch_threads: int | None = None
+    quicklook_size: int = 1024
+    model_sha256: str = ""
+    config_hash: str = ""
+    topic: str | None = None
+
+
+def result_config(settings: BatchSettings) -> dict[str, Any]:
+    """What decides a scene's result: a marker made with another config is stale. (Batch
+    size, block size, device and threads only change how fast, not what.)"""
+    o = settings.options
+    return {"model_sha256": settings.model_sha256, "tile_size": o.tile_size, "overlap": o.overlap,
+            "blend": o.blend, "bands": o.bands, "post_bands": o.post_bands, "crs": o.crs,
+            "resolution": o.resolution, "zero_as_nodata": o.zero_as_nodata,
+            "min_area_m2": settings.min_area_m2, "simplify_m": settings.simplify_m}
+
+
+def config_hash(settings: BatchSettings) -> str:
+    return hashlib.sha256(json.dumps(result_config(settings), sort_keys=True).encode()).hexdigest()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def input_stat(path: str) -> dict[str, Any] | None:
+    if not path or is_url(path):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def error_text(exc: BaseException) -> str:
+    if isinstance(exc, S2MError):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split())  # one line
+
+
+def _scene_summary(gpkg: Path, table) -> dict[str, Any]:
+    """The scene's figures and sentences, read back from its ``scenes`` layer."""
+    import pyogrio
+
+    df = pyogrio.read_dataframe(gpkg, layer="scenes", read_geometry=False)
+    row = df.iloc[0]
+    classes = {}
+    for c in table.change_classes:
+        classes[c.name] = {"count": int(row.get(f"n_{c.name}", 0) or 0),
+                           "area_m2": float(row.get(f"area_m2_{c.name}", 0.0) or 0.0)}
+    try:
+        sentences = [q["sentence"] for q in json.loads(row.get("quadruples") or "[]")]
+    except (TypeError, ValueError):
+        sentences = []
+    return {"changes": int(row["changes"]), "changed_area_m2": float(row["changed_area_m2"]),
+            "classes": classes, "sentences": sentences, "description": str(row["description"]),
+            "width": int(row["width"]), "height": int(row["height"]),
+            "direction_terms": str(row["direction_terms"])}
+
+
+def produce_scene(job: SceneJob, settings: BatchSettings, model: Any, client: Any = None,
+                  progress: Progress | None = None) -> dict[str, Any]:
+    """Make one scene's outputs (staged, renamed into place, done marker last); return its
+    marker. ``model``: a loaded model, or its path when ``client`` spreads blocks over a
+    cluster. Raises on failure (the staging folder is removed)."""
+    from ..detect import detect_changes
+    from ..report import render_quicklook
+
+    t0 = time.perf_counter()
+    out = Path(settings.out_dir)
+    finals = scene_files(out, job.scene_id)
+    staging = temp_dir(finals["gpkg"])
+    try:
+        staged = {k: staging / p.name for k, p in finals.items() if k != "marker"}
+        inputs = {"pre": {"path": job.pre, **(input_stat(job.pre) or {})},
+                  "post": {"path": job.post, **(input_stat(job.post) or {})}}
+        res = detect_changes(job.pre, job.post, staged["gpkg"], model, settings.options,
+                             raster=staged["raster"], min_area_m2=settings.min_area_m2,
+                             simplify_m=settings.simplify_m, scene_id=job.scene_id, overwrite=True,
+                             progress=progress, client=client)
+        table = _table_of(model)
+        render_quicklook(staged["raster"], job.post, staged["quicklook"], table, title=job.scene_id,
+                         bands=settings.options.post_bands or settings.options.bands,
+                         max_size=settings.quicklook_size)
+        summary = _scene_summary(staged["gpkg"], table)
+        outputs = {k: {"file": finals[k].name, "size": p.stat().st_size, "sha256": sha256_file(p)}
+                   for k, p in staged.items()}
+        marker = {
+            "s2m_geo_batch_marker": MARKER_VERSION, "scene_id": job.scene_id, "pre": job.pre,
+            "post": job.post, "pre_date": job.pre_date, "post_date": job.post_date, "inputs": inputs,
+            "model": {"name": Path(str(settings.model)).name, "sha256": settings.model_sha256},
+            "config": result_config(settings), "config_hash": settings.config_hash,
+            "outputs": outputs, "layers": {"changes": res.changes, "scenes": 1},
+            "tiles": res.prediction.tiles, "tiles_skipped": res.prediction.tiles_skipped,
+            "summary": summary, "seconds": round(time.perf_counter() - t0, 3),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        from .. import __version__
+
+        marker["s2m_geo"] = __version__
+        # the old marker goes first, so a scene is never "complete" with a mix of old and new files
+        finals["marker"].unlink(missing_ok=True)
+        for k, p in staged.items():
+            atomic.publish(p, finals[k])
+        atomic.write_json(finals["marker"], marker)
+        return marker
+    finally:
+        discard(staging)
+
+
+def _table_of(model: Any) -> Any:
+    meta = getattr(model, "meta", None)
+    if meta is not None:
+        return meta.class_table
+    return read_model_meta(model).class_table
+
+
+def read_model_meta(model: str | Path):
+    """The metadata of a model package or ONNX model, without loading the weights."""
+    model = Path(model)
+    if not model.is_file():
+        raise InputError(f"{model}: model file not found; check --model")
+    if model.suffix.lower() == ".onnx":
+        from ..model import load_onnx_model
+
+        return load_onnx_model(model).meta
+    from ..model import read_package_meta
+
+    return read_package_meta(model)
+
+
+def _tile_reporter(topic: str | None, scene_id: str) -> Progress:
+    """Progress callback on a worker: tile counts go to the client as Dask events."""
+    state = {"last": 0.0}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage != "infer" or topic is None:
+            return
+        now = time.monotonic()
+        if done < total and now - state["last"] < 0.5:
+            return
+        state["last"] = now
+        try:
+            from distributed import get_worker
+
+            get_worker().log_event(topic, {"scene": scene_id, "done": int(done), "total": int(total)})
+        except Exception:  # not on a worker, or the scheduler is gone: progress is best effort
+            pass
+
+    return report
+
+
+def run_scene(job: SceneJob, settings: BatchSettings) -> dict[str, Any]:
+    """The Dask task of one scene: never raises for a failing scene, returns its outcome."""
+    t0 = time.perf_counter()
+    try:
+        from ..predict.pipeline import worker_model
+
+        if settings.torch_threads:
+            import torch
+
+            if torch.get_num_threads() != settings.torch_threads:
+                torch.set_num_threads(settings.torch_threads)
+        model = worker_model(settings.model, settings.options.device)
+        marker = produce_scene(job, settings, model, progress=_tile_reporter(settings.topic, job.scene_id))
+        return {"scene_id": job.scene_id, "status": "done", "marker": marker,
+                "seconds": time.perf_counter() - t0, "worker": _worker_address()}
+    except Exception as exc:
+        return {"scene_id": job.scene_id, "status": "failed", "error": error_text(exc),
+                "seconds": time.perf_counter() - t0, "worker": _worker_address()}
+
+
+def _worker_address() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except Exception:
+        return None
