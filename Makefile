@@ -1,6 +1,7 @@
 # Two commands for a fresh clone (see README):
 #   make demo   install, then run the main job on the shipped sample data
 #   make test   install, then run the whole test suite
+#   make lint   ruff (lint + format) and mypy
 # The virtual environment lives outside the clone (scripts/venv.sh prints where).
 
 SHELL := /bin/bash
@@ -8,7 +9,7 @@ VENV = $(shell ./scripts/venv.sh)
 PYTEST_ARGS ?=
 REALDATA_ARGS ?=
 
-.PHONY: demo test venv sample-data plugin-zip test-qgis benchmark-realdata
+.PHONY: demo test test-fast lint venv sample-data plugin-zip test-qgis benchmark-realdata
 
 venv:
 	@./scripts/venv.sh
@@ -21,6 +22,18 @@ test:
 	@venv=$$(./scripts/venv.sh) && \
 	"$$venv/bin/python" -m pytest $(PYTEST_ARGS)
 	@./scripts/test_qgis.sh
+
+# The inner loop: no slow or real-data tests, no QGIS.
+test-fast:
+	@venv=$$(./scripts/venv.sh) && \
+	"$$venv/bin/python" -m pytest -m "not slow and not realdata" $(PYTEST_ARGS)
+
+# Style, format and types (configured in pyproject.toml): ruff and mypy, pinned in the lint extra.
+lint:
+	@venv=$$(./scripts/venv.sh) && \
+	"$$venv/bin/ruff" check . && \
+	"$$venv/bin/ruff" format --check . && \
+	"$$venv/bin/mypy"
 
 # The QGIS plugin's tests alone, in real QGIS 3.22 (Debian), headless; see scripts/test_qgis.sh.
 test-qgis:

@@ -25,6 +25,7 @@ through ``benchmarks/realdata.py`` (binary F1 per set and pooled, identical pair
 pseudo-change).
 
     python benchmarks/ablation_text.py --out runs/ablation --realdata   # 3 seeds, 3 variants
+    (rerun the same command after an interruption: finished runs are reused)
     python benchmarks/ablation_text.py --seeds 0 --stage1-epochs 2 --stage2-epochs 1
 """
 
@@ -51,27 +52,48 @@ REAL_SETS = "levir,dsifn,airchange,oscd"
 
 def make_config(path: Path, variant: str, seed: int, args, train_sources: list[dict]) -> Path:
     e1, e2 = args.stage1_epochs, args.stage2_epochs
-    loss = {"focal": 0.4, "dice": 0.3, "lovasz": 0.3, "tau": 0.7,
-            "contrastive": 0.0 if variant == "align-only" else 0.5}
-    train = {"batch_size": args.batch, "lr": args.lr, "lr_schedule": "cosine",
-             "weight_decay": 0.05, "device": "auto",
-             "stage1_epochs": e1 + e2 if variant == "visual" else e1,
-             "stage2_epochs": 0 if variant == "visual" else e2,
-             "max_steps_per_epoch": args.steps_per_epoch, "loss": loss}
+    loss = {
+        "focal": 0.4,
+        "dice": 0.3,
+        "lovasz": 0.3,
+        "tau": 0.7,
+        "contrastive": 0.0 if variant == "align-only" else 0.5,
+    }
+    train = {
+        "batch_size": args.batch,
+        "lr": args.lr,
+        "lr_schedule": "cosine",
+        "weight_decay": 0.05,
+        "device": "auto",
+        "stage1_epochs": e1 + e2 if variant == "visual" else e1,
+        "stage2_epochs": 0 if variant == "visual" else e2,
+        "max_steps_per_epoch": args.steps_per_epoch,
+        "loss": loss,
+    }
     if args.recipe == "default":  # the shipped model's recipe (configs/s2m_small_cpu.yaml)
-        cfg = {"seed": seed, "classes": "gaza_change",
-               "model": {"backbone": "tf_efficientnet_lite0", "decoder_channels": 64, "attn_heads": 4,
-                         "no_change_margin": 1.0},
-               "pretrained_backbone": "packaged",
-               "text_encoder": {"name": "all-MiniLM-L6-v2"},
-               "data": {"tile_size": args.tile, "bands": [1, 2, 3], "train": train_sources},
-               "train": {**train, "backbone_lr": 0, "amp": True, "grad_clip": 1.0, "num_workers": 0}}
+        cfg = {
+            "seed": seed,
+            "classes": "gaza_change",
+            "model": {
+                "backbone": "tf_efficientnet_lite0",
+                "decoder_channels": 64,
+                "attn_heads": 4,
+                "no_change_margin": 1.0,
+            },
+            "pretrained_backbone": "packaged",
+            "text_encoder": {"name": "all-MiniLM-L6-v2"},
+            "data": {"tile_size": args.tile, "bands": [1, 2, 3], "train": train_sources},
+            "train": {**train, "backbone_lr": 0, "amp": True, "grad_clip": 1.0, "num_workers": 0},
+        }
     else:  # the first ablation's setting
-        cfg = {"seed": seed, "classes": "gaza_change",
-               "model": {"backbone": args.backbone, "decoder_channels": 64, "attn_heads": 4},
-               "text_encoder": {"name": "ViT-B-32"},
-               "data": {"tile_size": args.tile, "train": train_sources},
-               "train": train}
+        cfg = {
+            "seed": seed,
+            "classes": "gaza_change",
+            "model": {"backbone": args.backbone, "decoder_channels": 64, "attn_heads": 4},
+            "text_encoder": {"name": "ViT-B-32"},
+            "data": {"tile_size": args.tile, "train": train_sources},
+            "train": train,
+        }
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -82,8 +104,7 @@ def score_real(root: Path, models: dict[str, Path], args) -> dict:
     import realdata
 
     out = root / "realdata.json"
-    argv = ["--shared", str(args.shared), "--sets", REAL_SETS, "--quick", "--no-baselines",
-            "--json", str(out)]
+    argv = ["--shared", str(args.shared), "--sets", REAL_SETS, "--quick", "--no-baselines", "--json", str(out)]
     for name, path in models.items():
         argv += ["--model", f"{name}={path}"]
     realdata.main(argv)
@@ -94,14 +115,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    ap.add_argument("--recipe", choices=("default", "legacy"), default="default",
-                    help="default: the shipped model's recipe; legacy: the first ablation's setting")
+    ap.add_argument(
+        "--recipe",
+        choices=("default", "legacy"),
+        default="default",
+        help="default: the shipped model's recipe; legacy: the first ablation's setting",
+    )
     ap.add_argument("--backbone", default="mobilenetv3_large_100", help="backbone of --recipe legacy")
-    ap.add_argument("--realmix-count", type=int, default=400,
-                    help="realmix pairs from the UCMerced tiles (--recipe default)")
+    ap.add_argument(
+        "--realmix-count", type=int, default=400, help="realmix pairs from the UCMerced tiles (--recipe default)"
+    )
     ap.add_argument("--shared", type=Path, default=SHARED, help="the realdata folder")
-    ap.add_argument("--realdata", action="store_true",
-                    help="also score every model on the labelled real sets (benchmarks/realdata.py --quick)")
+    ap.add_argument(
+        "--realdata",
+        action="store_true",
+        help="also score every model on the labelled real sets (benchmarks/realdata.py --quick)",
+    )
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -132,22 +161,34 @@ def main() -> None:
         sources: list[dict] = [{"scenes": scenes}]
         if args.recipe == "default":
             if not (args.shared / "usgs-ucmerced-urban" / "images").is_dir():
-                raise SystemExit(f"{args.shared}: no usgs-ucmerced-urban/images for the realmix pairs; "
-                                 f"pass --shared or use --recipe legacy")
+                raise SystemExit(
+                    f"{args.shared}: no usgs-ucmerced-urban/images for the realmix pairs; "
+                    f"pass --shared or use --recipe legacy"
+                )
             from s2m_geo.train.realmix import write_realmix
 
-            mix = write_realmix(root / "realmix", args.shared / "usgs-ucmerced-urban" / "images",
-                                args.realmix_count, seed=7, size=args.tile, table=table)
+            mix = write_realmix(
+                root / "realmix",
+                args.shared / "usgs-ucmerced-urban" / "images",
+                args.realmix_count,
+                seed=7,
+                size=args.tile,
+                table=table,
+            )
             sources.append({"folder": str(mix)})
-            setting = (f"frozen ImageNet tf_efficientnet_lite0, anchored head, all-MiniLM-L6-v2 text; "
-                       f"{args.realmix_count} realmix pairs")
+            setting = (
+                f"frozen ImageNet tf_efficientnet_lite0, anchored head, all-MiniLM-L6-v2 text; "
+                f"{args.realmix_count} realmix pairs"
+            )
         else:
             setting = f"backbone {args.backbone} (random init), CLIP text tower random init"
         evals = [write_scene(root / f"eval{s}", SceneSpec(size=args.size, seed=s)) for s in args.eval_seeds]
-        print(f"budget per run: {args.stage1_epochs + args.stage2_epochs} epochs x "
-              f"{args.steps_per_epoch} steps x batch {args.batch} ({args.tile}px tiles); {setting}; "
-              f"train seeds {args.train_seeds}, held-out seeds {args.eval_seeds}, {args.size}px scenes",
-              flush=True)
+        print(
+            f"budget per run: {args.stage1_epochs + args.stage2_epochs} epochs x "
+            f"{args.steps_per_epoch} steps x batch {args.batch} ({args.tile}px tiles); {setting}; "
+            f"train seeds {args.train_seeds}, held-out seeds {args.eval_seeds}, {args.size}px scenes",
+            flush=True,
+        )
         print(f"{'variant':<11} {'seed':>4} {'SeK':>7} {'Fscd':>7} {'mIoU':>7} {'Pre':>7} {'Rec':>7} {'min':>5}")
         results: dict[str, list[dict]] = {v: [] for v in args.variants}
         models: dict[str, Path] = {}
@@ -156,11 +197,16 @@ def main() -> None:
                 run = root / f"{variant}-{seed}"
                 t0 = time.perf_counter()
                 cfg = make_config(root / f"{variant}-{seed}.yaml", variant, seed, args, sources)
-                model = train(cfg, run)
+                # with --out, a rerun reuses finished runs and resumes interrupted ones
+                if (run / "model.safetensors").is_file():
+                    model = run / "model.safetensors"
+                else:
+                    model = train(cfg, run, resume=(run / "state.json").is_file())
                 models[f"{variant}-{seed}"] = Path(model)
                 for i, e in enumerate(evals):
-                    predict(e["pre"], e["post"], run / f"pred{i}.tif", model,
-                            PredictOptions(batch_size=8), overwrite=True)
+                    predict(
+                        e["pre"], e["post"], run / f"pred{i}.tif", model, PredictOptions(batch_size=8), overwrite=True
+                    )
                 pred_dir, label_dir = run / "preds", run / "labels"
                 pred_dir.mkdir(exist_ok=True), label_dir.mkdir(exist_ok=True)
                 for i, e in enumerate(evals):
@@ -169,8 +215,11 @@ def main() -> None:
                 s = evaluate_rasters(pred_dir, label_dir, table)
                 s["minutes"] = (time.perf_counter() - t0) / 60
                 results[variant].append(s)
-                print(f"{variant:<11} {seed:>4} {s['sek']:7.4f} {s['fscd']:7.4f} {s['miou']:7.4f} "
-                      f"{s['precision']:7.4f} {s['recall']:7.4f} {s['minutes']:5.1f}", flush=True)
+                print(
+                    f"{variant:<11} {seed:>4} {s['sek']:7.4f} {s['fscd']:7.4f} {s['miou']:7.4f} "
+                    f"{s['precision']:7.4f} {s['recall']:7.4f} {s['minutes']:5.1f}",
+                    flush=True,
+                )
         print("\nmean ± std over seeds")
         for variant, runs in results.items():
             cells = []
@@ -178,7 +227,9 @@ def main() -> None:
                 vals = [r[key] for r in runs]
                 sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
                 cells.append(f"{statistics.mean(vals):.4f} ± {sd:.4f}")
-            print(f"{variant:<11} " + "  ".join(f"{k}={c}" for k, c in zip(("SeK", "Fscd", "mIoU", "Pre", "Rec"), cells)))
+            print(
+                f"{variant:<11} " + "  ".join(f"{k}={c}" for k, c in zip(("SeK", "Fscd", "mIoU", "Pre", "Rec"), cells))
+            )
         real = score_real(root, models, args) if args.realdata else None
         if real:
             print("\nreal sets (binary F1, quick mode): mean ± std over seeds")
@@ -192,10 +243,21 @@ def main() -> None:
                         cells.append(f"{key}={statistics.mean(vals):.3f} ± {sd:.3f}")
                 print(f"{variant:<11} " + "  ".join(cells))
         if args.out:
-            (root / "ablation.json").write_text(json.dumps(
-                {"synthetic": {v: [{k: r[k] for k in ("sek", "fscd", "miou", "precision", "recall", "minutes")}
-                                   for r in runs] for v, runs in results.items()},
-                 "real": real}, indent=2))
+            (root / "ablation.json").write_text(
+                json.dumps(
+                    {
+                        "synthetic": {
+                            v: [
+                                {k: r[k] for k in ("sek", "fscd", "miou", "precision", "recall", "minutes")}
+                                for r in runs
+                            ]
+                            for v, runs in results.items()
+                        },
+                        "real": real,
+                    },
+                    indent=2,
+                )
+            )
 
 
 def _real_f1(real: dict, method: str, key: str) -> float | None:

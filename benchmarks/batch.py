@@ -51,9 +51,16 @@ def _tiny_model(path: Path) -> Path:
     from s2m_geo.model import PackageMeta, build_model, save_package
 
     torch.manual_seed(0)
-    model = build_model({"backbone": "vit_small_patch16_dinov3",
-                         "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
-                         "decoder_channels": 16, "attn_heads": 2, "align_heads": 2, "text_dim": 32})
+    model = build_model(
+        {
+            "backbone": "vit_small_patch16_dinov3",
+            "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
+            "decoder_channels": 16,
+            "attn_heads": 2,
+            "align_heads": 2,
+            "text_dim": 32,
+        }
+    )
     return save_package(path, model, PackageMeta(class_table=load_class_table(), tile_size=64, default_overlap=16))
 
 
@@ -78,8 +85,12 @@ def run(workers: int, threads: int, jobs, model: Path, root: Path) -> dict:
     from s2m_geo.batch import run_batch
 
     t0 = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.run(_warm, str(model), threads)
         start = time.perf_counter() - t0
         cpu0 = client.run(_cpu_seconds)
@@ -93,9 +104,17 @@ def run(workers: int, threads: int, jobs, model: Path, root: Path) -> dict:
     per_worker: dict = {}
     for o in result.outcomes:
         per_worker[o.worker] = per_worker.get(o.worker, 0) + 1
-    return {"workers": workers, "threads": threads, "seconds": seconds, "start": start, "scenes": len(jobs),
-            "cores_used": sum(cpu1[w] - cpu0[w] for w in cpu1) / seconds, "peaks": sorted(peaks.values()),
-            "uss": sorted(uss.values()), "per_worker": sorted(per_worker.values())}
+    return {
+        "workers": workers,
+        "threads": threads,
+        "seconds": seconds,
+        "start": start,
+        "scenes": len(jobs),
+        "cores_used": sum(cpu1[w] - cpu0[w] for w in cpu1) / seconds,
+        "peaks": sorted(peaks.values()),
+        "uss": sorted(uss.values()),
+        "per_worker": sorted(per_worker.values()),
+    }
 
 
 def baseline(jobs, model: Path, root: Path) -> dict:
@@ -113,8 +132,9 @@ def baseline(jobs, model: Path, root: Path) -> dict:
     out.mkdir()
     t = time.perf_counter()
     for j in jobs:
-        detect_changes(j.pre, j.post, out / f"{j.scene_id}.gpkg", runner, raster=out / f"{j.scene_id}.tif",
-                       scene_id=j.scene_id)
+        detect_changes(
+            j.pre, j.post, out / f"{j.scene_id}.gpkg", runner, raster=out / f"{j.scene_id}.tif", scene_id=j.scene_id
+        )
     return {"seconds": time.perf_counter() - t, "scenes": len(jobs)}
 
 
@@ -143,24 +163,34 @@ def main() -> None:
 
     import torch
 
-    print(f"# s2m-geo batch: {args.pairs} synthetic pairs of {args.size}x{args.size} px, model "
-          f"{'a tiny random package (64 px tiles)' if args.model is None else args.model.name}")
-    print(f"# {platform.platform()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-          f"torch {torch.__version__}; load average before the runs {load[0]:.1f}")
+    print(
+        f"# s2m-geo batch: {args.pairs} synthetic pairs of {args.size}x{args.size} px, model "
+        f"{'a tiny random package (64 px tiles)' if args.model is None else args.model.name}"
+    )
+    print(
+        f"# {platform.platform()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__}; load average before the runs {load[0]:.1f}"
+    )
     print()
-    print("| run | workers x torch threads | seconds | scenes/hour | vs 1x1 | cluster start + warm-up s "
-          "| scenes per worker | worker CPU s / wall s | peak RSS per worker MiB | USS per worker MiB |")
+    print(
+        "| run | workers x torch threads | seconds | scenes/hour | vs 1x1 | cluster start + warm-up s "
+        "| scenes per worker | worker CPU s / wall s | peak RSS per worker MiB | USS per worker MiB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     sph = 3600 * base["scenes"] / base["seconds"]
-    print(f"| sequential detect_changes | 1 process x 1 | {base['seconds']:.1f} | {sph:.0f} | — | — "
-          f"| {base['scenes']} | — | — | — |")
+    print(
+        f"| sequential detect_changes | 1 process x 1 | {base['seconds']:.1f} | {sph:.0f} | — | — "
+        f"| {base['scenes']} | — | — | — |"
+    )
     one = next((r for r in rows if (r["workers"], r["threads"]) == (1, 1)), None)
     for r in rows:
         sph = 3600 * r["scenes"] / r["seconds"]
         ratio = f"{one['seconds'] / r['seconds']:.2f}x" if one else "—"
-        print(f"| batch, LocalCluster | {r['workers']} x {r['threads']} | {r['seconds']:.1f} | {sph:.0f} | {ratio} "
-              f"| {r['start']:.1f} | {'/'.join(map(str, r['per_worker']))} | {r['cores_used']:.2f} "
-              f"| {' / '.join(f'{p:.0f}' for p in r['peaks'])} | {' / '.join(f'{p:.0f}' for p in r['uss'])} |")
+        print(
+            f"| batch, LocalCluster | {r['workers']} x {r['threads']} | {r['seconds']:.1f} | {sph:.0f} | {ratio} "
+            f"| {r['start']:.1f} | {'/'.join(map(str, r['per_worker']))} | {r['cores_used']:.2f} "
+            f"| {' / '.join(f'{p:.0f}' for p in r['peaks'])} | {' / '.join(f'{p:.0f}' for p in r['uss'])} |"
+        )
     sys.stdout.flush()
 
 

@@ -59,11 +59,19 @@ def main() -> int:
         tmp = Path(tmp)
         scene = write_scene(tmp / "scene", SceneSpec(size=args.size, seed=args.seed))
         torch.manual_seed(0)
-        net = build_model({"backbone": "vit_small_patch16_dinov3",
-                           "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
-                           "decoder_channels": 16, "attn_heads": 2, "align_heads": 2, "text_dim": 32})
-        model = save_package(tmp / "m.safetensors", net, PackageMeta(class_table=load_class_table(),
-                                                                     tile_size=64, default_overlap=16))
+        net = build_model(
+            {
+                "backbone": "vit_small_patch16_dinov3",
+                "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
+                "decoder_channels": 16,
+                "attn_heads": 2,
+                "align_heads": 2,
+                "text_dim": 32,
+            }
+        )
+        model = save_package(
+            tmp / "m.safetensors", net, PackageMeta(class_table=load_class_table(), tile_size=64, default_overlap=16)
+        )
         for case in range(args.cases):
             which = rng.choice(["pre", "post"])
             data, kind = mutate(scene[which].read_bytes(), rng)
@@ -72,8 +80,18 @@ def main() -> int:
             pre, post = (bad, scene["post"]) if which == "pre" else (scene["pre"], bad)
             out = tmp / f"out{case}" / "c.gpkg"
             out.parent.mkdir()
-            argv = [sys.executable, "-m", "s2m_geo.cli", "predict", str(pre), str(post), "-o", str(out),
-                    "--model", str(model)]
+            argv = [
+                sys.executable,
+                "-m",
+                "s2m_geo.cli",
+                "predict",
+                str(pre),
+                str(post),
+                "-o",
+                str(out),
+                "--model",
+                str(model),
+            ]
             label = f"case {case} ({kind} of {which})"
             try:
                 proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout)
@@ -93,8 +111,10 @@ def main() -> int:
             if code != 0 and leftovers:
                 findings.append(f"{label}: left {leftovers} after failing")
             bad.unlink()
-    print(f"{args.cases} cases in {time.perf_counter() - t0:.0f} s: {outcomes['ok']} ran fine, "
-          f"{outcomes['clean error']} clean errors (exit 2, one line), {len(findings)} findings")
+    print(
+        f"{args.cases} cases in {time.perf_counter() - t0:.0f} s: {outcomes['ok']} ran fine, "
+        f"{outcomes['clean error']} clean errors (exit 2, one line), {len(findings)} findings"
+    )
     for f in findings:
         print("  FINDING", f)
     return 1 if findings else 0

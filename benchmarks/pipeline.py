@@ -90,8 +90,7 @@ def _model(path: Path, backbone: str, tile: int, overlap: int) -> Path:
 
     torch.manual_seed(0)
     net = build_model({"backbone": backbone, "decoder_channels": 64, "attn_heads": 4})
-    return save_package(path, net, PackageMeta(class_table=load_class_table(), tile_size=tile,
-                                               default_overlap=overlap))
+    return save_package(path, net, PackageMeta(class_table=load_class_table(), tile_size=tile, default_overlap=overlap))
 
 
 def main() -> None:
@@ -110,30 +109,42 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = Path(args.model) if args.model else _model(tmp / "m.safetensors", args.backbone,
-                                                             args.tile, args.overlap)
-        print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
-              f"torch {torch.__version__}, cuda={torch.cuda.is_available()}; model {model.name} "
-              f"({args.backbone if not args.model else 'package'}), tile {args.tile}, "
-              f"overlap {args.overlap}, batch {args.batch}")
-        print(f"{'scene':>11} {'tiles':>5} | {'predict s':>9} {'tiles/s':>7} {'RSS MiB':>7} | "
-              f"{'forward s':>9} {'ratio':>5} | {'whole s':>7} {'RSS MiB':>7}")
+        model = (
+            Path(args.model) if args.model else _model(tmp / "m.safetensors", args.backbone, args.tile, args.overlap)
+        )
+        print(
+            f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
+            f"torch {torch.__version__}, cuda={torch.cuda.is_available()}; model {model.name} "
+            f"({args.backbone if not args.model else 'package'}), tile {args.tile}, "
+            f"overlap {args.overlap}, batch {args.batch}"
+        )
+        print(
+            f"{'scene':>11} {'tiles':>5} | {'predict s':>9} {'tiles/s':>7} {'RSS MiB':>7} | "
+            f"{'forward s':>9} {'ratio':>5} | {'whole s':>7} {'RSS MiB':>7}"
+        )
         base = None
         for size in args.sizes:
             scene = write_scene(tmp / f"s{size}", SceneSpec(size=size, seed=7))
-            p = _child("predict", str(scene["pre"]), str(scene["post"]), str(model),
-                       str(tmp / f"c{size}.tif"), str(args.batch))
-            f = _child("forward", str(scene["pre"]), str(scene["post"]), str(model), str(p["tiles"]),
-                       str(args.batch))
-            w = _child("whole", str(scene["pre"]), str(scene["post"]), str(model),
-                       str(tmp / f"w{size}.tif"), str(args.batch))
+            p = _child(
+                "predict", str(scene["pre"]), str(scene["post"]), str(model), str(tmp / f"c{size}.tif"), str(args.batch)
+            )
+            f = _child("forward", str(scene["pre"]), str(scene["post"]), str(model), str(p["tiles"]), str(args.batch))
+            w = _child(
+                "whole", str(scene["pre"]), str(scene["post"]), str(model), str(tmp / f"w{size}.tif"), str(args.batch)
+            )
             base = base or p
-            print(f"{size:>5}x{size:<5} {p['tiles']:>5} | {p['seconds']:9.1f} {p['tiles'] / p['seconds']:7.2f} "
-                  f"{p['peak_rss_mib']:7.0f} | {f['seconds']:9.1f} {p['seconds'] / f['seconds']:5.2f} | "
-                  f"{w['seconds']:7.1f} {w['peak_rss_mib']:7.0f}", flush=True)
-            print(f"{'':>11} time vs first: {p['seconds'] / base['seconds']:.2f}x for "
-                  f"{size * size / args.sizes[0] ** 2:.0f}x area; RSS vs first: "
-                  f"{p['peak_rss_mib'] / base['peak_rss_mib']:.2f}x", flush=True)
+            print(
+                f"{size:>5}x{size:<5} {p['tiles']:>5} | {p['seconds']:9.1f} {p['tiles'] / p['seconds']:7.2f} "
+                f"{p['peak_rss_mib']:7.0f} | {f['seconds']:9.1f} {p['seconds'] / f['seconds']:5.2f} | "
+                f"{w['seconds']:7.1f} {w['peak_rss_mib']:7.0f}",
+                flush=True,
+            )
+            print(
+                f"{'':>11} time vs first: {p['seconds'] / base['seconds']:.2f}x for "
+                f"{size * size / args.sizes[0] ** 2:.0f}x area; RSS vs first: "
+                f"{p['peak_rss_mib'] / base['peak_rss_mib']:.2f}x",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -48,9 +48,10 @@ import tempfile
 import time
 import warnings
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -75,21 +76,43 @@ class SetInfo:
     label_encoding: str = ""
 
 
-SETS: dict[str, SetInfo] = {s.name: s for s in [
-    SetInfo("levir", "changeformer-levir-dsifn-samples/samples_LEVIR", "LEVIR-CD", True, (1, 2, 3),
-            "label PNG 0 = no change, 255 = change"),
-    SetInfo("dsifn", "changeformer-levir-dsifn-samples/samples_DSIFN", "DSIFN-CD", True, (1, 2, 3),
-            "label PNG 0 = no change, 255 = change"),
-    SetInfo("airchange", "sztaki-airchange", "SZTAKI AirChange", True, (1, 2, 3),
-            "label PNG 0 = no change, 255 = change (thresholded at > 127)"),
-    SetInfo("oscd", "oscd-sentinel2-urban", "OSCD (14 cities)", True, (1, 2, 3),
-            "label.tif 0 = no change, 1 = change"),
-    SetInfo("ucmerced", "usgs-ucmerced-urban", "UCMerced urban", False, (1, 2, 3)),
-    SetInfo("rasterio-rgb", "rasterio-rgb-byte", "rasterio RGB.byte", False, (1, 2, 3)),
-    SetInfo("cold-springs", "cold-springs-fire-landsat8", "Cold Springs Landsat 8", False, (4, 3, 2)),
-    SetInfo("landsat5", "debian-r-cran-satellite-landsat5", "Landsat 5 (r-cran-satellite)", False, (3, 2, 1)),
-    SetInfo("spacenet", "solaris-spacenet-sample", "SpaceNet PAN sample", False, (1, 1, 1)),
-]}
+SETS: dict[str, SetInfo] = {
+    s.name: s
+    for s in [
+        SetInfo(
+            "levir",
+            "changeformer-levir-dsifn-samples/samples_LEVIR",
+            "LEVIR-CD",
+            True,
+            (1, 2, 3),
+            "label PNG 0 = no change, 255 = change",
+        ),
+        SetInfo(
+            "dsifn",
+            "changeformer-levir-dsifn-samples/samples_DSIFN",
+            "DSIFN-CD",
+            True,
+            (1, 2, 3),
+            "label PNG 0 = no change, 255 = change",
+        ),
+        SetInfo(
+            "airchange",
+            "sztaki-airchange",
+            "SZTAKI AirChange",
+            True,
+            (1, 2, 3),
+            "label PNG 0 = no change, 255 = change (thresholded at > 127)",
+        ),
+        SetInfo(
+            "oscd", "oscd-sentinel2-urban", "OSCD (14 cities)", True, (1, 2, 3), "label.tif 0 = no change, 1 = change"
+        ),
+        SetInfo("ucmerced", "usgs-ucmerced-urban", "UCMerced urban", False, (1, 2, 3)),
+        SetInfo("rasterio-rgb", "rasterio-rgb-byte", "rasterio RGB.byte", False, (1, 2, 3)),
+        SetInfo("cold-springs", "cold-springs-fire-landsat8", "Cold Springs Landsat 8", False, (4, 3, 2)),
+        SetInfo("landsat5", "debian-r-cran-satellite-landsat5", "Landsat 5 (r-cran-satellite)", False, (3, 2, 1)),
+        SetInfo("spacenet", "solaris-spacenet-sample", "SpaceNet PAN sample", False, (1, 1, 1)),
+    ]
+}
 LABELLED = [s for s in SETS.values() if s.labelled]
 
 
@@ -150,12 +173,15 @@ class Catalogue:
 
 def select(cat: Catalogue, names: Sequence[str]) -> Catalogue:
     """Only the pairs and images whose name contains one of ``names`` (e.g. a held-out site)."""
+
     def keep(name: str) -> bool:
         return any(n in name for n in names)
 
-    return Catalogue({s: [p for p in v if keep(p.name)] for s, v in cat.pairs.items()},
-                     {s: [i for i in v if keep(i.name)] for s, v in cat.images.items()},
-                     [i for i in cat.pseudo if keep(i.name)])
+    return Catalogue(
+        {s: [p for p in v if keep(p.name)] for s, v in cat.pairs.items()},
+        {s: [i for i in v if keep(i.name)] for s, v in cat.images.items()},
+        [i for i in cat.pseudo if keep(i.name)],
+    )
 
 
 def _img(set_name: str, name: str, path: Path, bands: Sequence[int]) -> ImageSpec:
@@ -170,8 +196,68 @@ def _spaced(items: list, n: int) -> list:
     return [items[i] for i in sorted(set(idx.tolist()))]
 
 
-def discover(shared: Path, sets: Sequence[str], bands: dict[str, tuple[int, ...]], ucm_sample: int,
-             identical_per_set: int, pc_per_set: int, seed: int = SEED) -> Catalogue:
+def _labelled_pairs(name: str, root: Path, b: tuple[int, ...]) -> list[PairSpec] | None:
+    """The labelled pairs of a set (None for a set without labels)."""
+    if name in ("levir", "dsifn", "airchange"):
+        pairs = []
+        for a in sorted((root / "A").glob("*.png")):
+            lab = root / "label" / a.name
+            post = root / "B" / a.name
+            if lab.exists() and post.exists():
+                pairs.append(
+                    PairSpec(name, a.stem, _img(name, f"A/{a.stem}", a, b), _img(name, f"B/{a.stem}", post, b), lab)
+                )
+        return pairs
+    if name == "oscd":
+        return [
+            PairSpec(
+                name,
+                city.name,
+                _img(name, f"{city.name}/pre", city / "pre.tif", b),
+                _img(name, f"{city.name}/post", city / "post.tif", b),
+                city / "label.tif",
+            )
+            for city in sorted(d for d in root.iterdir() if (d / "label.tif").exists())
+        ]
+    return None
+
+
+def _unlabelled_images(name: str, root: Path, b: tuple[int, ...], ucm_sample: int, seed: int) -> list[ImageSpec]:
+    """The images of a set without labels (for identical pairs and pseudo-change)."""
+    if name == "ucmerced":
+        tiles = sorted((root / "images").glob("*/*.png"))
+        if 0 < ucm_sample < len(tiles):
+            pick = np.random.default_rng(seed).choice(len(tiles), ucm_sample, replace=False)
+            tiles = [tiles[i] for i in sorted(pick.tolist())]
+        return [_img(name, f"{t.parent.name}/{t.stem}", t, b) for t in tiles]
+    if name == "rasterio-rgb":
+        return [_img(name, "RGB.byte", root / "RGB.byte.tif", b)]
+    if name == "spacenet":
+        return [_img(name, "sample_geotiff", root / "sample_geotiff.tif", b)]
+    if name == "cold-springs":
+        return [
+            ImageSpec(name, d.name, tuple((next(d.glob(f"*_sr_band{k}_crop.tif")), 1) for k in b))
+            for d in sorted(root.glob("p*_2016*"))
+        ]
+    if name == "landsat5":
+        return [
+            ImageSpec(
+                name, d.name, tuple((next(p for p in d.iterdir() if p.stem.upper().endswith(f"_B{k}")), 1) for k in b)
+            )
+            for d in sorted(p for p in root.iterdir() if p.is_dir())
+        ]
+    raise ValueError(f"unknown set {name!r}")
+
+
+def discover(
+    shared: Path,
+    sets: Sequence[str],
+    bands: dict[str, tuple[int, ...]],
+    ucm_sample: int,
+    identical_per_set: int,
+    pc_per_set: int,
+    seed: int = SEED,
+) -> Catalogue:
     """The labelled pairs, identical-pair images and pseudo-change images of ``sets`` under
     ``shared`` (sets whose folder is missing are left out with a message on stderr)."""
     cat = Catalogue()
@@ -182,46 +268,17 @@ def discover(shared: Path, sets: Sequence[str], bands: dict[str, tuple[int, ...]
             log(f"set {name}: {root} not found, skipped")
             continue
         b = bands.get(name, info.bands)
-        images: list[ImageSpec] = []
-        pc_candidates: list[ImageSpec] = []
-        if name in ("levir", "dsifn", "airchange"):
-            pairs = []
-            for a in sorted((root / "A").glob("*.png")):
-                lab = root / "label" / a.name
-                post = root / "B" / a.name
-                if lab.exists() and post.exists():
-                    pairs.append(PairSpec(name, a.stem, _img(name, f"A/{a.stem}", a, b),
-                                          _img(name, f"B/{a.stem}", post, b), lab))
-            cat.pairs[name] = pairs
-            for epoch in ("A", "B"):
-                images += [_img(name, f"{epoch}/{p.stem}", p, b) for p in sorted((root / epoch).glob("*.png"))]
-            pc_candidates = [p.pre for p in pairs]
-        elif name == "oscd":
-            pairs = []
-            for city in sorted(d for d in root.iterdir() if (d / "label.tif").exists()):
-                pairs.append(PairSpec(name, city.name, _img(name, f"{city.name}/pre", city / "pre.tif", b),
-                                      _img(name, f"{city.name}/post", city / "post.tif", b), city / "label.tif"))
+        pairs = _labelled_pairs(name, root, b)
+        if pairs is not None:
             cat.pairs[name] = pairs
             images = [p.pre for p in pairs] + [p.post for p in pairs]
+            if name != "oscd":  # every image of both folders, labelled or not
+                images = [
+                    _img(name, f"{e}/{p.stem}", p, b) for e in ("A", "B") for p in sorted((root / e).glob("*.png"))
+                ]
             pc_candidates = [p.pre for p in pairs]
-        elif name == "ucmerced":
-            tiles = sorted((root / "images").glob("*/*.png"))
-            if 0 < ucm_sample < len(tiles):
-                pick = np.random.default_rng(seed).choice(len(tiles), ucm_sample, replace=False)
-                tiles = [tiles[i] for i in sorted(pick.tolist())]
-            images = [_img(name, f"{t.parent.name}/{t.stem}", t, b) for t in tiles]
-        elif name == "rasterio-rgb":
-            images = [_img(name, "RGB.byte", root / "RGB.byte.tif", b)]
-        elif name == "spacenet":
-            images = [_img(name, "sample_geotiff", root / "sample_geotiff.tif", b)]
-        elif name == "cold-springs":
-            for d in sorted(root.glob("p*_2016*")):
-                src = tuple((next(d.glob(f"*_sr_band{k}_crop.tif")), 1) for k in b)
-                images.append(ImageSpec(name, d.name, src))
-        elif name == "landsat5":
-            for d in sorted(p for p in root.iterdir() if p.is_dir()):
-                src = tuple((next(p for p in d.iterdir() if p.stem.upper().endswith(f"_B{k}")), 1) for k in b)
-                images.append(ImageSpec(name, d.name, src))
+        else:
+            images, pc_candidates = _unlabelled_images(name, root, b, ucm_sample, seed), []
         if identical_per_set > 0 and name != "ucmerced":
             images = _spaced(images, identical_per_set)
         cat.images[name] = images
@@ -262,8 +319,12 @@ def read_image(spec: ImageSpec, crop: int | None = None) -> Image:
                     h, w = min(crop, ds.height), min(crop, ds.width)
                     win = Window((ds.width - w) // 2, (ds.height - h) // 2, w, h)
                 if not meta:
-                    meta = dict(dtype=ds.dtypes[band - 1], nodata=ds.nodata, crs=ds.crs,
-                                transform=ds.window_transform(win) if win is not None else ds.transform)
+                    meta = dict(
+                        dtype=ds.dtypes[band - 1],
+                        nodata=ds.nodata,
+                        crs=ds.crs,
+                        transform=ds.window_transform(win) if win is not None else ds.transform,
+                    )
                 data.append(ds.read(band, window=win).astype(np.float64))
                 masks.append(ds.read_masks(band, window=win) > 0)
     arr = np.stack(data)
@@ -300,8 +361,14 @@ def write_geotiff(path: Path, data: np.ndarray, like: Image) -> Path:
     (none for the PNG sets: ``predict`` then works in pixel space)."""
     import rasterio
 
-    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                   dtype=like.dtype, nodata=like.nodata)
+    profile = dict(
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=like.dtype,
+        nodata=like.nodata,
+    )
     if like.crs:
         profile.update(crs=like.crs, transform=like.transform)
     with _quiet(), rasterio.open(path, "w", **profile) as ds:
@@ -439,7 +506,7 @@ def standardise(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def cva_magnitude(pre: np.ndarray, post: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Change-vector magnitude: Euclidean norm over bands of the standardised difference."""
     d = standardise(post, valid) - standardise(pre, valid)
-    mag = np.sqrt((d ** 2).sum(axis=0))
+    mag = np.sqrt((d**2).sum(axis=0))
     mag[~valid] = 0.0
     return mag
 
@@ -467,8 +534,9 @@ def binary_confusion(pred: np.ndarray, label: np.ndarray, valid: np.ndarray | No
     bool rasters over the ``valid`` pixels."""
     from s2m_geo.metrics import confusion_matrix
 
-    return confusion_matrix(np.asarray(pred, bool).astype(np.int64), np.asarray(label, bool).astype(np.int64),
-                            2, valid=valid)
+    return confusion_matrix(
+        np.asarray(pred, bool).astype(np.int64), np.asarray(label, bool).astype(np.int64), 2, valid=valid
+    )
 
 
 def binary_scores(hist: np.ndarray) -> dict[str, float]:
@@ -479,8 +547,16 @@ def binary_scores(hist: np.ndarray) -> dict[str, float]:
 
     h = np.asarray(hist, np.int64)
     s = scd_scores(h)
-    return {"precision": s["precision"], "recall": s["recall"], "f1": s["f1"], "iou": s["iou"],
-            "tp": int(h[1, 1]), "fp": int(h[1, 0]), "fn": int(h[0, 1]), "tn": int(h[0, 0])}
+    return {
+        "precision": s["precision"],
+        "recall": s["recall"],
+        "f1": s["f1"],
+        "iou": s["iou"],
+        "tp": int(h[1, 1]),
+        "fp": int(h[1, 0]),
+        "fn": int(h[0, 1]),
+        "tn": int(h[0, 0]),
+    }
 
 
 @dataclass
@@ -507,8 +583,13 @@ class FalseAlarms:
 
     def to_dict(self) -> dict[str, Any]:
         """For the JSON output."""
-        return {"percent": self.percent, "flagged": self.flagged, "valid": self.valid,
-                "images": self.images, "images_with_change": self.images_with_change}
+        return {
+            "percent": self.percent,
+            "flagged": self.flagged,
+            "valid": self.valid,
+            "images": self.images,
+            "images_with_change": self.images_with_change,
+        }
 
 
 @dataclass
@@ -554,16 +635,22 @@ class MethodResult:
         """For the JSON output."""
         pooled = self.pooled()
         return {
-            "kind": self.kind, "path": self.path,
+            "kind": self.kind,
+            "path": self.path,
             "sets": {k: {**binary_scores(h), "pixels": int(h.sum())} for k, h in self.hist.items() if h.sum()},
             "pooled": {**binary_scores(pooled), "pixels": int(pooled.sum())} if pooled.sum() else None,
             "pairs": self.per_pair,
-            "identical": {"all": self.fa(self.identical).to_dict(),
-                          "sets": {k: v.to_dict() for k, v in self.identical.items()}},
-            "pseudo_change": {"all": self.fa(self.pseudo).to_dict(),
-                              "kinds": {k: v.to_dict() for k, v in self.pseudo.items()},
-                              "sets": {k: v.to_dict() for k, v in self.pseudo_sets.items()}},
-            "seconds": self.seconds, "megapixels": self.pixels / 1e6,
+            "identical": {
+                "all": self.fa(self.identical).to_dict(),
+                "sets": {k: v.to_dict() for k, v in self.identical.items()},
+            },
+            "pseudo_change": {
+                "all": self.fa(self.pseudo).to_dict(),
+                "kinds": {k: v.to_dict() for k, v in self.pseudo.items()},
+                "sets": {k: v.to_dict() for k, v in self.pseudo_sets.items()},
+            },
+            "seconds": self.seconds,
+            "megapixels": self.pixels / 1e6,
             "seconds_per_mp": self.seconds_per_mp(),
         }
 
@@ -591,8 +678,7 @@ class ModelRunner:
 
         self._n += 1
         out = self.tmp / f"pred-{self._n}.tif"
-        opts = PredictOptions(bands=list(bands) if bands else None, device=self.device,
-                              batch_size=self.batch_size)
+        opts = PredictOptions(bands=list(bands) if bands else None, device=self.device, batch_size=self.batch_size)
         with _quiet():
             t = time.perf_counter()
             predict(pre, post, out, self.model, opts)
@@ -621,7 +707,7 @@ def parse_models(values: Sequence[str]) -> list[tuple[str, Path]]:
         if v == "default":
             out.append((f"default model ({default_model_path().name})", default_model_path()))
             continue
-        name, path = (v.split("=", 1) if "=" in v and not Path(v).exists() else (None, v))
+        name, path = v.split("=", 1) if "=" in v and not Path(v).exists() else (None, v)
         if path == "default":
             out.append((name or f"default model ({default_model_path().name})", default_model_path()))
             continue
@@ -643,8 +729,14 @@ def _warm_up(runners: Sequence[ModelRunner], tmp: Path) -> None:
         r.classes(a, b, list(range(1, n + 1)))
 
 
-def run(cat: Catalogue, runners: Sequence[ModelRunner], tmp: Path, baselines: bool = True,
-        seed: int = SEED, pc_crop: int = 512) -> list[MethodResult]:
+def run(
+    cat: Catalogue,
+    runners: Sequence[ModelRunner],
+    tmp: Path,
+    baselines: bool = True,
+    seed: int = SEED,
+    pc_crop: int = 512,
+) -> list[MethodResult]:
     """Measure every model and baseline on the catalogue."""
     results = [MethodResult(r.name, "model", str(r.path)) for r in runners]
     base = [MethodResult(EVERYTHING, "baseline"), MethodResult(CVA, "baseline")] if baselines else []
@@ -671,14 +763,17 @@ def run(cat: Catalogue, runners: Sequence[ModelRunner], tmp: Path, baselines: bo
             post_path, _ = materialize(pair.post, tmp)
             classes, dt = runner.classes(pre_path, post_path, bands)
             if classes.shape != label.shape:
-                raise SystemExit(f"realdata: {pair.set}/{pair.name}: prediction {classes.shape} "
-                                 f"differs from label {label.shape}")
+                raise SystemExit(
+                    f"realdata: {pair.set}/{pair.name}: prediction {classes.shape} differs from label {label.shape}"
+                )
             changed, valid_m = binary_from_classes(classes)
             res.add_pair(pair, changed, label, valid_m)
             res.seconds += dt
             res.pixels += classes.size
-        log(f"[labelled {i}/{len(todo)}] {pair.set}/{pair.name} {label.shape[1]}x{label.shape[0]} "
-            f"({time.perf_counter() - t0:.1f} s)")
+        log(
+            f"[labelled {i}/{len(todo)}] {pair.set}/{pair.name} {label.shape[1]}x{label.shape[0]} "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
 
     # 2. identical pairs
     todo_img = [s for ss in cat.images.values() for s in ss]
@@ -716,8 +811,10 @@ def run(cat: Catalogue, runners: Sequence[ModelRunner], tmp: Path, baselines: bo
                 changed, valid_m = binary_from_classes(classes)
                 res.pseudo.setdefault(kind, FalseAlarms()).add(changed, valid_m)
                 res.pseudo_sets.setdefault(spec.set, FalseAlarms()).add(changed, valid_m)
-        log(f"[pseudo-change {i}/{len(cat.pseudo)}] {spec.set}/{spec.name} "
-            f"{img.data.shape[2]}x{img.data.shape[1]} x{len(PERTURBATIONS)} ({time.perf_counter() - t0:.1f} s)")
+        log(
+            f"[pseudo-change {i}/{len(cat.pseudo)}] {spec.set}/{spec.name} "
+            f"{img.data.shape[2]}x{img.data.shape[1]} x{len(PERTURBATIONS)} ({time.perf_counter() - t0:.1f} s)"
+        )
     return allres
 
 
@@ -732,8 +829,11 @@ def tables(results: Sequence[MethodResult], cat: Catalogue) -> str:
     """The markdown tables of a run."""
     sets = [s for s in (x.name for x in LABELLED) if cat.pairs.get(s)]
     lines = []
-    head = (["method"] + [f"{SETS[s].title} F1" for s in sets] + ["pooled F1", "pooled IoU",
-            "identical-pair FA %", "pseudo-change FA %", "s/MP"])
+    head = (
+        ["method"]
+        + [f"{SETS[s].title} F1" for s in sets]
+        + ["pooled F1", "pooled IoU", "identical-pair FA %", "pseudo-change FA %", "s/MP"]
+    )
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         row = [r.name]
@@ -742,17 +842,25 @@ def tables(results: Sequence[MethodResult], cat: Catalogue) -> str:
             row.append(_f(binary_scores(h)["f1"]) if h is not None and h.sum() else "—")
         p = r.pooled()
         sc = binary_scores(p) if p.sum() else None
-        row += [_f(sc and sc["f1"]), _f(sc and sc["iou"]),
-                _f(r.fa(r.identical).percent, 2) if r.identical else "—",
-                _f(r.fa(r.pseudo).percent, 2) if r.pseudo else "—",
-                _f(r.seconds_per_mp(), 2)]
+        row += [
+            _f(sc and sc["f1"]),
+            _f(sc and sc["iou"]),
+            _f(r.fa(r.identical).percent, 2) if r.identical else "—",
+            _f(r.fa(r.pseudo).percent, 2) if r.pseudo else "—",
+            _f(r.seconds_per_mp(), 2),
+        ]
         lines.append("| " + " | ".join(row) + " |")
 
-    lines += ["", "F1/IoU: binary change (class != 0) vs label > 0. FA %: percent of valid pixels flagged "
-                  "changed (identical pairs; same-date pseudo-change pairs, all perturbations pooled). "
-                  "s/MP: wall seconds per megapixel over the labelled pairs — models: the whole `predict` "
-                  "call (read, tile, infer, blend, write the COG); CVA: reading both images and computing it.",
-              "", "Per set (binary change; one confusion matrix per set, pooled = all sets):", ""]
+    lines += [
+        "",
+        "F1/IoU: binary change (class != 0) vs label > 0. FA %: percent of valid pixels flagged "
+        "changed (identical pairs; same-date pseudo-change pairs, all perturbations pooled). "
+        "s/MP: wall seconds per megapixel over the labelled pairs — models: the whole `predict` "
+        "call (read, tile, infer, blend, write the COG); CVA: reading both images and computing it.",
+        "",
+        "Per set (binary change; one confusion matrix per set, pooled = all sets):",
+        "",
+    ]
     lines += ["| method | set | pairs | Mpx | precision | recall | F1 | IoU |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         for s in sets + ["pooled"]:
@@ -762,23 +870,36 @@ def tables(results: Sequence[MethodResult], cat: Catalogue) -> str:
             sc = binary_scores(h)
             n = sum(len(cat.pairs[x]) for x in sets) if s == "pooled" else len(cat.pairs[s])
             title = "**pooled**" if s == "pooled" else SETS[s].title
-            lines.append(f"| {r.name} | {title} | {n} | {h.sum() / 1e6:.2f} | {_f(sc['precision'])} | "
-                         f"{_f(sc['recall'])} | {_f(sc['f1'])} | {_f(sc['iou'])} |")
+            lines.append(
+                f"| {r.name} | {title} | {n} | {h.sum() / 1e6:.2f} | {_f(sc['precision'])} | "
+                f"{_f(sc['recall'])} | {_f(sc['f1'])} | {_f(sc['iou'])} |"
+            )
 
     if any(r.identical for r in results):
         isets = [s for s in cat.images if cat.images[s]]
-        lines += ["", "Identical pairs (pre = post): % of valid pixels flagged changed, and images with any "
-                      "changed pixel / images:", ""]
+        lines += [
+            "",
+            "Identical pairs (pre = post): % of valid pixels flagged changed, and images with any "
+            "changed pixel / images:",
+            "",
+        ]
         head = ["method", "all"] + [SETS[s].title for s in isets]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in results:
             cells = [r.fa(r.identical)] + [r.identical.get(s, FalseAlarms()) for s in isets]
-            lines.append("| " + " | ".join([r.name] + [f"{c.percent:.2f} % ({c.images_with_change}/{c.images})"
-                                                         for c in cells]) + " |")
+            lines.append(
+                "| "
+                + " | ".join([r.name] + [f"{c.percent:.2f} % ({c.images_with_change}/{c.images})" for c in cells])
+                + " |"
+            )
     if any(r.pseudo for r in results):
         n = len(cat.pseudo)
-        lines += ["", f"Same-date pseudo-change ({n} images, each perturbed {len(PERTURBATIONS)} ways): "
-                      "% of valid pixels flagged changed:", ""]
+        lines += [
+            "",
+            f"Same-date pseudo-change ({n} images, each perturbed {len(PERTURBATIONS)} ways): "
+            "% of valid pixels flagged changed:",
+            "",
+        ]
         head = ["method"] + list(PERTURBATIONS) + ["all"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in results:
@@ -799,37 +920,66 @@ def summary(cat: Catalogue) -> str:
     pairs = [p for ps in cat.pairs.values() for p in ps]
     by_set = ", ".join(f"{SETS[s].title} {len(v)}" for s, v in cat.pairs.items() if v)
     imgs = ", ".join(f"{SETS[s].title} {len(v)}" for s, v in cat.images.items() if v)
-    return (f"labelled pairs: {len(pairs)} ({by_set}); identical-pair images: "
-            f"{sum(len(v) for v in cat.images.values())} ({imgs}); pseudo-change images: {len(cat.pseudo)}")
+    return (
+        f"labelled pairs: {len(pairs)} ({by_set}); identical-pair images: "
+        f"{sum(len(v) for v in cat.images.values())} ({imgs}); pseudo-change images: {len(cat.pseudo)}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns the exit code."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="Sets: " + ", ".join(SETS))
-    ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED,
-                    help=f"the realdata folder (default: {DEFAULT_SHARED})")
-    ap.add_argument("--model", action="append", default=[],
-                    help="model package or ONNX model, PATH or NAME=PATH, repeatable; 'default' = the "
-                         "shipped default model (used when no --model is given)")
-    ap.add_argument("--sets", action="append", default=[],
-                    help="comma-separated sets to use (default: all): " + ",".join(SETS))
-    ap.add_argument("--set-bands", action="append", default=[], metavar="SET=B1,B2,B3",
-                    help="bands of a set, e.g. oscd=1,2,3 (default) or cold-springs=7,5,4 (product band numbers)")
-    ap.add_argument("--quick", action="store_true",
-                    help="fewer images: 4 identical-pair images per set, 10 UCMerced tiles, 1 pseudo-change "
-                         "image per set")
-    ap.add_argument("--ucm-sample", type=int, default=None,
-                    help="UCMerced tiles for identical pairs (default 30, --quick 10; 0 = all 600)")
-    ap.add_argument("--identical-per-set", type=int, default=None,
-                    help="at most this many identical-pair images per set (default: all, --quick 4)")
-    ap.add_argument("--pc-per-set", type=int, default=None,
-                    help="pseudo-change images per set (default 4, --quick 1; 0 = all)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Sets: " + ", ".join(SETS),
+    )
+    ap.add_argument(
+        "--shared", type=Path, default=DEFAULT_SHARED, help=f"the realdata folder (default: {DEFAULT_SHARED})"
+    )
+    ap.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="model package or ONNX model, PATH or NAME=PATH, repeatable; 'default' = the "
+        "shipped default model (used when no --model is given)",
+    )
+    ap.add_argument(
+        "--sets", action="append", default=[], help="comma-separated sets to use (default: all): " + ",".join(SETS)
+    )
+    ap.add_argument(
+        "--set-bands",
+        action="append",
+        default=[],
+        metavar="SET=B1,B2,B3",
+        help="bands of a set, e.g. oscd=1,2,3 (default) or cold-springs=7,5,4 (product band numbers)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer images: 4 identical-pair images per set, 10 UCMerced tiles, 1 pseudo-change image per set",
+    )
+    ap.add_argument(
+        "--ucm-sample",
+        type=int,
+        default=None,
+        help="UCMerced tiles for identical pairs (default 30, --quick 10; 0 = all 600)",
+    )
+    ap.add_argument(
+        "--identical-per-set",
+        type=int,
+        default=None,
+        help="at most this many identical-pair images per set (default: all, --quick 4)",
+    )
+    ap.add_argument(
+        "--pc-per-set", type=int, default=None, help="pseudo-change images per set (default 4, --quick 1; 0 = all)"
+    )
     ap.add_argument("--pc-crop", type=int, default=512, help="pseudo-change crop side, px (default 512)")
-    ap.add_argument("--pairs", default="",
-                    help="comma-separated name parts: only the pairs and images whose name contains one "
-                         "(e.g. tiszadob: a site held out of a research model's training)")
+    ap.add_argument(
+        "--pairs",
+        default="",
+        help="comma-separated name parts: only the pairs and images whose name contains one "
+        "(e.g. tiszadob: a site held out of a research model's training)",
+    )
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--no-baselines", action="store_true", help="models only")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -867,8 +1017,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     t_all = time.perf_counter()
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, "
-               f"torch {torch.__version__}, cuda={torch.cuda.is_available()}, Python {platform.python_version()}")
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, cuda={torch.cuda.is_available()}, Python {platform.python_version()}"
+    )
     log(f"realdata benchmark: {summary(cat)}")
     log(f"models: {', '.join(f'{n} = {p}' for n, p in models)}; {machine}")
     with tempfile.TemporaryDirectory(prefix="s2m-realdata-") as tmp:
@@ -878,17 +1030,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run(cat, runners, tmp, baselines=not args.no_baselines, seed=args.seed, pc_crop=args.pc_crop)
     wall = time.perf_counter() - t_all
     cmd = "python benchmarks/realdata.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(f"# Real-imagery benchmark\n\n`{cmd.strip()}` — {summary(cat)}; {machine}; "
-          f"wall {wall / 60:.1f} min.\n")
+    print(f"# Real-imagery benchmark\n\n`{cmd.strip()}` — {summary(cat)}; {machine}; wall {wall / 60:.1f} min.\n")
     print(tables(results, cat))
     if args.json:
         out = {
-            "command": cmd.strip(), "shared": str(args.shared), "quick": args.quick, "seed": args.seed,
-            "machine": machine, "wall_seconds": wall,
-            "options": {"ucm_sample": ucm, "identical_per_set": ident, "pc_per_set": pcn, "pc_crop": args.pc_crop,
-                        "set_bands": {s: list(bands.get(s, SETS[s].bands)) for s in sets}},
-            "sets": {s: {"pairs": [p.name for p in cat.pairs.get(s, [])],
-                         "identical_images": [i.name for i in cat.images.get(s, [])]} for s in sets},
+            "command": cmd.strip(),
+            "shared": str(args.shared),
+            "quick": args.quick,
+            "seed": args.seed,
+            "machine": machine,
+            "wall_seconds": wall,
+            "options": {
+                "ucm_sample": ucm,
+                "identical_per_set": ident,
+                "pc_per_set": pcn,
+                "pc_crop": args.pc_crop,
+                "set_bands": {s: list(bands.get(s, SETS[s].bands)) for s in sets},
+            },
+            "sets": {
+                s: {
+                    "pairs": [p.name for p in cat.pairs.get(s, [])],
+                    "identical_images": [i.name for i in cat.images.get(s, [])],
+                }
+                for s in sets
+            },
             "pseudo_change_images": [f"{i.set}/{i.name}" for i in cat.pseudo],
             "perturbations": list(PERTURBATIONS),
             "results": {r.name: r.to_dict() for r in results},

@@ -30,12 +30,12 @@ def main(sizes: list[int]) -> None:
     print(f"{'scene':>13} {'Mpx':>8} {'seconds':>9} {'Mpx/s':>7} {'peak RSS MiB':>13}")
     for size in sizes:
         with tempfile.TemporaryDirectory() as out:
-            res = subprocess.run([sys.executable, "-c", CHILD, str(size), out], check=True,
-                                 capture_output=True, text=True)
+            res = subprocess.run(
+                [sys.executable, "-c", CHILD, str(size), out], check=True, capture_output=True, text=True
+            )
         r = json.loads(res.stdout)
         mpx = size * size / 1e6
-        print(f"{size:>6}x{size:<6} {mpx:8.1f} {r['seconds']:9.1f} {mpx / r['seconds']:7.2f} "
-              f"{r['peak_rss_mib']:13.0f}")
+        print(f"{size:>6}x{size:<6} {mpx:8.1f} {r['seconds']:9.1f} {mpx / r['seconds']:7.2f} {r['peak_rss_mib']:13.0f}")
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ def main() -> None:
 
     import s2m_geo.vector.vectorize as vz
     from s2m_geo.predict.stitch import core_rects
-    from s2m_geo.synthetic import SceneSpec, write_scene
     from s2m_geo.predict.tiling import TileLayout
+    from s2m_geo.synthetic import SceneSpec, write_scene
 
     seam = {"t": 0.0}
 
@@ -42,6 +42,7 @@ def main() -> None:
                 return fn(*a, **k)
             finally:
                 seam["t"] += time.perf_counter() - t
+
         return wrapper
 
     vz.Vectorizer._pairs = timed(vz.Vectorizer._pairs)
@@ -66,8 +67,11 @@ def main() -> None:
                 vec.add(c, classes[c.slices()], conf[c.slices()])
             regions = vec.finish()
             dt = time.perf_counter() - t0
-            print(f"{size:>5}x{size:<5} {len(cores):>5} {len(regions):>8} {dt:8.2f} {size * size / 1e6 / dt:7.1f} "
-                  f"{len(regions) / dt:10.0f} {seam['t'] / dt:6.1%}", flush=True)
+            print(
+                f"{size:>5}x{size:<5} {len(cores):>5} {len(regions):>8} {dt:8.2f} {size * size / 1e6 / dt:7.1f} "
+                f"{len(regions) / dt:10.0f} {seam['t'] / dt:6.1%}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,12 @@ def build(output):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-o", "--output", default=os.path.join(HERE, "dist", PLUGIN + ".zip"),
-                    help="zip to write (default: %(default)s)")
+    ap.add_argument(
+        "-o",
+        "--output",
+        default=os.path.join(HERE, "dist", PLUGIN + ".zip"),
+        help="zip to write (default: %(default)s)",
+    )
     args = ap.parse_args(argv)
     print(build(args.output))
 

@@ -40,8 +40,7 @@ def is_partial(name: str) -> bool:
 def temp_path(final: str | Path, create: bool = True) -> Path:
     """A new unique temporary name beside ``final`` (an empty file when ``create``)."""
     final = Path(final)
-    fd, name = tempfile.mkstemp(prefix=temp_prefix(final), suffix=PARTIAL_MARK + final.suffix,
-                                dir=final.parent)
+    fd, name = tempfile.mkstemp(prefix=temp_prefix(final), suffix=PARTIAL_MARK + final.suffix, dir=final.parent)
     os.close(fd)
     if not create:
         os.unlink(name)

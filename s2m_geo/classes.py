@@ -16,10 +16,11 @@ and the change raster stores the id of the winning logit.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import yaml
 
@@ -109,15 +110,18 @@ class ClassTable:
         """A plain dict that :func:`class_table_from_dict` reads back (used in model packages)."""
         rows = []
         for c in self.classes:
-            row = {"id": c.id, "name": c.name, "category": c.category,
-                   "change_type": c.change_type, "color": c.color}
+            row = {"id": c.id, "name": c.name, "category": c.category, "change_type": c.change_type, "color": c.color}
             if c.noun:
                 row["noun"] = c.noun
             if c.plural:
                 row["plural"] = c.plural
             rows.append(row)
-        return {"name": self.name, "description": self.description,
-                "reference_gsd_m": self.reference_gsd_m, "classes": rows}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "reference_gsd_m": self.reference_gsd_m,
+            "classes": rows,
+        }
 
 
 def class_table_from_dict(data: Any, source: str = "<dict>") -> ClassTable:
@@ -141,33 +145,11 @@ def class_table_from_dict(data: Any, source: str = "<dict>") -> ClassTable:
     classes: list[ChangeClass] = []
     seen: set[int] = set()
     for i, row in enumerate(rows):
-        where = f"classes[{i}]"
-        if not isinstance(row, Mapping):
-            raise bad(f"{where} must be a mapping")
-        unknown = set(row) - _CLASS_KEYS
-        if unknown:
-            raise bad(f"{where} has unknown key(s) {sorted(unknown)}; allowed: {sorted(_CLASS_KEYS)}")
-        missing = _REQUIRED_CLASS_KEYS - set(row)
-        if missing:
-            raise bad(f"{where} lacks key(s) {sorted(missing)}")
-        cid = row["id"]
-        if not isinstance(cid, int) or isinstance(cid, bool) or not 0 <= cid <= 254:
-            raise bad(f"{where}: id must be an integer 0-254, got {cid!r}")
-        if cid in seen:
-            raise bad(f"duplicate id {cid}; each class needs its own id")
-        seen.add(cid)
-        for key in ("name", "category", "change_type"):
-            if not isinstance(row[key], str) or not row[key].strip():
-                raise bad(f"{where}: '{key}' must be a non-empty string")
-        color = row["color"]
-        if not isinstance(color, str) or not _COLOR_RE.match(color):
-            raise bad(f"{where}: color must look like '#rrggbb', got {color!r}")
-        for key in ("noun", "plural"):
-            if key in row and (not isinstance(row[key], str) or not row[key].strip()):
-                raise bad(f"{where}: '{key}' must be a non-empty string")
-        classes.append(ChangeClass(id=cid, name=row["name"], category=row["category"],
-                                   change_type=row["change_type"], color=color.lower(),
-                                   noun=row.get("noun", ""), plural=row.get("plural", "")))
+        c = _class_from_row(row, f"classes[{i}]", bad)
+        if c.id in seen:
+            raise bad(f"duplicate id {c.id}; each class needs its own id")
+        seen.add(c.id)
+        classes.append(c)
     if 0 not in seen:
         raise bad("no class with id 0; add the 'no change' class as id 0")
     classes.sort(key=lambda c: c.id)
@@ -180,8 +162,46 @@ def class_table_from_dict(data: Any, source: str = "<dict>") -> ClassTable:
     name = data.get("name", Path(source).stem)
     if not isinstance(name, str) or not name:
         raise bad("'name' must be a non-empty string")
-    return ClassTable(name=name, classes=tuple(classes), reference_gsd_m=float(gsd),
-                      description=str(data.get("description", "")), source=source)
+    return ClassTable(
+        name=name,
+        classes=tuple(classes),
+        reference_gsd_m=float(gsd),
+        description=str(data.get("description", "")),
+        source=source,
+    )
+
+
+def _class_from_row(row: Any, where: str, bad: Callable[[str], InputError]) -> ChangeClass:
+    """One checked row of a class table."""
+    if not isinstance(row, Mapping):
+        raise bad(f"{where} must be a mapping")
+    unknown = set(row) - _CLASS_KEYS
+    if unknown:
+        raise bad(f"{where} has unknown key(s) {sorted(unknown)}; allowed: {sorted(_CLASS_KEYS)}")
+    missing = _REQUIRED_CLASS_KEYS - set(row)
+    if missing:
+        raise bad(f"{where} lacks key(s) {sorted(missing)}")
+    cid = row["id"]
+    if not isinstance(cid, int) or isinstance(cid, bool) or not 0 <= cid <= 254:
+        raise bad(f"{where}: id must be an integer 0-254, got {cid!r}")
+    for key in ("name", "category", "change_type"):
+        if not isinstance(row[key], str) or not row[key].strip():
+            raise bad(f"{where}: '{key}' must be a non-empty string")
+    color = row["color"]
+    if not isinstance(color, str) or not _COLOR_RE.match(color):
+        raise bad(f"{where}: color must look like '#rrggbb', got {color!r}")
+    for key in ("noun", "plural"):
+        if key in row and (not isinstance(row[key], str) or not row[key].strip()):
+            raise bad(f"{where}: '{key}' must be a non-empty string")
+    return ChangeClass(
+        id=cid,
+        name=row["name"],
+        category=row["category"],
+        change_type=row["change_type"],
+        color=color.lower(),
+        noun=row.get("noun", ""),
+        plural=row.get("plural", ""),
+    )
 
 
 def load_class_table(path_or_name: str | Path = DEFAULT_TABLE) -> ClassTable:
@@ -190,8 +210,10 @@ def load_class_table(path_or_name: str | Path = DEFAULT_TABLE) -> ClassTable:
     if p.suffix.lower() not in (".yaml", ".yml") and not p.exists():
         packaged = resources.files("s2m_geo.configs") / "classes" / f"{path_or_name}.yaml"
         if not packaged.is_file():
-            raise InputError(f"{path_or_name}: no such class table file or packaged table "
-                             f"(packaged: {', '.join(packaged_class_tables())})")
+            raise InputError(
+                f"{path_or_name}: no such class table file or packaged table "
+                f"(packaged: {', '.join(packaged_class_tables())})"
+            )
         text, source = packaged.read_text(encoding="utf-8"), f"{path_or_name} (packaged)"
     else:
         if not p.is_file():

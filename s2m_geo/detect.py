@@ -8,9 +8,10 @@ this.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import InputError
 from .predict.pipeline import PredictOptions, PredictResult, check_output, predict
@@ -28,12 +29,21 @@ class DetectResult:
     scene_sentences: list[str]
 
 
-def detect_changes(pre: str | Path, post: str | Path, output: str | Path, model: Any,
-                   options: PredictOptions | None = None, raster: str | Path | None = None,
-                   probabilities: str | Path | None = None, min_area_m2: float = 0.0,
-                   simplify_m: float = 0.0, scene_id: str | None = None, overwrite: bool = False,
-                   progress: Callable[[str, int, int], None] | None = None,
-                   client: Any = None) -> DetectResult:
+def detect_changes(
+    pre: str | Path,
+    post: str | Path,
+    output: str | Path,
+    model: Any,
+    options: PredictOptions | None = None,
+    raster: str | Path | None = None,
+    probabilities: str | Path | None = None,
+    min_area_m2: float = 0.0,
+    simplify_m: float = 0.0,
+    scene_id: str | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+    client: Any = None,
+) -> DetectResult:
     """Detect, vectorise and describe the changes between ``pre`` and ``post``.
 
     ``output``: ``.gpkg`` (both layers, QGIS styles), ``.geojson``, ``.fgb`` or ``.parquet``.
@@ -55,27 +65,38 @@ def detect_changes(pre: str | Path, post: str | Path, output: str | Path, model:
 
     def sinks(grid, meta):
         frame = GeoFrame.from_grid(grid.crs, grid.transform, grid.width, grid.height)
-        collector = ChangeCollector(frame, meta.class_table, scene_id, state["model_name"],
-                                    min_area_m2=min_area_m2, simplify_m=simplify_m)
+        collector = ChangeCollector(
+            frame, meta.class_table, scene_id, state["model_name"], min_area_m2=min_area_m2, simplify_m=simplify_m
+        )
         vec = Vectorizer(grid.transform, grid.height, grid.width, on_region=collector)
         state.update(collector=collector, vectorizer=vec, table=meta.class_table)
         return [vec]
 
     state["model_name"] = model.name if hasattr(model, "name") else Path(model).name
-    result = predict(pre, post, raster, model, options, probabilities=probabilities,
-                     overwrite=overwrite, progress=progress, client=client, sink_factory=sinks)
+    result = predict(
+        pre,
+        post,
+        raster,
+        model,
+        options,
+        probabilities=probabilities,
+        overwrite=overwrite,
+        progress=progress,
+        client=client,
+        sink_factory=sinks,
+    )
     if progress:
         progress("vectorize", 0, 1)
     state["vectorizer"].finish()
     collector: ChangeCollector = state["collector"]
     try:
-        files = write_vectors(output, collector.changes_frame(), collector.scenes_frame(pre, post),
-                              state["table"])
+        files = write_vectors(output, collector.changes_frame(), collector.scenes_frame(pre, post), state["table"])
     except BaseException:
         if raster is not None:  # the job failed as a whole: leave no raster from it either
             Path(raster).unlink(missing_ok=True)
         raise
     if progress:
         progress("vectorize", 1, 1)
-    return DetectResult(files, result.raster, result, len(collector.rows),
-                        [s for _, s, _ in collector.scene_quadruples()])
+    return DetectResult(
+        files, result.raster, result, len(collector.rows), [s for _, s, _ in collector.scene_quadruples()]
+    )

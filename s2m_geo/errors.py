@@ -1,4 +1,4 @@
-"""Errors the command line turns into one-line messages and exit codes (DESIGN.md §3)."""
+"""Errors the command line turns into one-line messages and exit codes (docs/design.md §3.7)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ raster, or 255 (ignore) in the label, are left out.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -49,16 +50,19 @@ def pair_files(pred: Path, label: Path) -> list[tuple[Path, Path]]:
         raise InputError(f"{pred}: no file name matches one in {label}; predictions and labels are paired by name")
     missing = sorted(set(labels) - set(preds))
     if missing:
-        raise InputError(f"{pred}: no prediction for label '{missing[0]}' ({len(missing)} missing); "
-                         f"predict every label first")
+        raise InputError(
+            f"{pred}: no prediction for label '{missing[0]}' ({len(missing)} missing); predict every label first"
+        )
     return [(preds[s], labels[s]) for s in common]
 
 
 def _check_values(a: np.ndarray, valid: np.ndarray, k: int, path: Path, table: ClassTable) -> None:
     bad = valid & (a >= k)
     if bad.any():
-        raise InputError(f"{path}: value {int(a[bad][0])} is not a class id of '{table.name}' "
-                         f"(0..{k - 1}); pass the matching --classes table")
+        raise InputError(
+            f"{path}: value {int(a[bad][0])} is not a class id of '{table.name}' "
+            f"(0..{k - 1}); pass the matching --classes table"
+        )
 
 
 def accumulate(pred_path: Path, label_path: Path, table: ClassTable) -> np.ndarray:
@@ -67,8 +71,10 @@ def accumulate(pred_path: Path, label_path: Path, table: ClassTable) -> np.ndarr
     hist = np.zeros((k, k), np.int64)
     with open_raster(pred_path) as p, open_raster(label_path) as lab:
         if (p.height, p.width) != (lab.height, lab.width):
-            raise InputError(f"{pred_path}: {p.width}x{p.height} pixels but the label {label_path} is "
-                             f"{lab.width}x{lab.height}; predict on the label's grid")
+            raise InputError(
+                f"{pred_path}: {p.width}x{p.height} pixels but the label {label_path} is "
+                f"{lab.width}x{lab.height}; predict on the label's grid"
+            )
         if p.crs and lab.crs and (p.crs != lab.crs or not p.transform.almost_equals(lab.transform)):
             raise InputError(f"{pred_path}: not on the same grid as {label_path}; predict on the label's grid")
         for _, win in p.block_windows(1):
@@ -85,8 +91,9 @@ def accumulate(pred_path: Path, label_path: Path, table: ClassTable) -> np.ndarr
     return hist
 
 
-def evaluate_rasters(pred: str | Path, label: str | Path, table: ClassTable,
-                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def evaluate_rasters(
+    pred: str | Path, label: str | Path, table: ClassTable, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """SCD scores of class rasters (two files or two folders) plus the confusion matrix."""
     pairs = pair_files(Path(pred), Path(label))
     k = table.num_classes

@@ -58,8 +58,9 @@ def _check_ids(name: str, a: np.ndarray, num_classes: int) -> None:
         raise ValueError(f"{name} contains value {bad!r} outside the class ids 0..{num_classes - 1}")
 
 
-def confusion_matrix(pred: np.ndarray, label: np.ndarray, num_classes: int,
-                     valid: np.ndarray | None = None) -> np.ndarray:
+def confusion_matrix(
+    pred: np.ndarray, label: np.ndarray, num_classes: int, valid: np.ndarray | None = None
+) -> np.ndarray:
     """The (num_classes × num_classes) int64 matrix ``hist[pred, label]`` (rows = prediction).
 
     ``pred`` and ``label`` are integer class-id arrays of one shape; ``valid`` (same shape,
@@ -169,19 +170,20 @@ def scd_scores(hist: np.ndarray) -> dict[str, Any]:
         e = 1.0 if absent else 0.0
         p_c = _ratio(q[c][c], pred_tot[c], e)
         r_c = _ratio(q[c][c], label_tot[c], e)
-        per_class.append({
-            "class_id": c,
-            "iou": _ratio(q[c][c], pred_tot[c] + label_tot[c] - q[c][c], e),
-            "f1": _hmean(p_c, r_c),
-            "precision": p_c,
-            "recall": r_c,
-            "predicted": pred_tot[c],
-            "support": label_tot[c],
-        })
+        per_class.append(
+            {
+                "class_id": c,
+                "iou": _ratio(q[c][c], pred_tot[c] + label_tot[c] - q[c][c], e),
+                "f1": _hmean(p_c, r_c),
+                "precision": p_c,
+                "recall": r_c,
+                "predicted": pred_tot[c],
+                "support": label_tot[c],
+            }
+        )
 
     def macro_f1(ids: range) -> float:
-        f = [per_class[c]["f1"] for c in ids
-             if per_class[c]["predicted"] or per_class[c]["support"]]
+        f = [per_class[c]["f1"] for c in ids if per_class[c]["predicted"] or per_class[c]["support"]]
         return sum(f) / len(f) if f else 1.0
 
     out: dict[str, Any] = {

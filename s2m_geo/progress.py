@@ -1,4 +1,4 @@
-"""Progress reporting (DESIGN.md §3): a bar on a terminal, JSON lines for machines.
+"""Progress reporting (docs/design.md §3.5): a bar on a terminal, JSON lines for machines.
 
 ``--progress json`` writes one object per line to stderr, e.g.
 ``{"stage": "infer", "done": 12, "total": 96}``; the QGIS plugin reads these.
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 MODES = ("auto", "bar", "json", "none")
 
@@ -36,12 +37,13 @@ class Progress:
 
             if stage != self._stage or self._bar is None:
                 self._close_bar()
-                self._bar = tqdm(total=total, desc=stage, file=self.stream, leave=True,
-                                 dynamic_ncols=True)
+                self._bar = tqdm(total=total, desc=stage, file=self.stream, leave=True, dynamic_ncols=True)
                 self._stage = stage
-            self._bar.total = total
-            self._bar.n = done
-            self._bar.refresh()
+            bar = self._bar
+            assert bar is not None
+            bar.total = total
+            bar.n = done
+            bar.refresh()
 
     def callback(self, stage: str) -> Callable[[int, int], None]:
         """A ``(done, total)`` callback bound to one stage."""
@@ -79,7 +81,7 @@ class Progress:
     def close(self) -> None:
         self._close_bar()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

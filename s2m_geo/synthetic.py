@@ -23,11 +23,9 @@ repainted roofs, and look-alikes (ploughed bare fields with furrows, often next 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import rasterio
@@ -99,12 +97,13 @@ def hash01(rows: np.ndarray, cols: np.ndarray, salt: int) -> np.ndarray:
     """Uniform [0, 1) float32 from integer coordinates and a salt."""
     with np.errstate(over="ignore"):
         key = (rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ _mix(
-            cols.astype(np.uint64) + np.uint64(salt & 0xFFFFFFFFFFFF) * np.uint64(0x632BE59BD9B4E019))
+            cols.astype(np.uint64) + np.uint64(salt & 0xFFFFFFFFFFFF) * np.uint64(0x632BE59BD9B4E019)
+        )
         return (_mix(key) >> np.uint64(40)).astype(np.float32) / np.float32(1 << 24)
 
 
 def _pixel_noise(r0: int, c0: int, h: int, w: int, salt: int) -> np.ndarray:
-    rr, cc = np.mgrid[r0:r0 + h, c0:c0 + w]
+    rr, cc = np.mgrid[r0 : r0 + h, c0 : c0 + w]
     return hash01(rr, cc, salt)
 
 
@@ -154,8 +153,15 @@ class _Canvas:
             return None
         return (slice(t - self.r0, b - self.r0), slice(l - self.c0, r - self.c0)), (t, l, b, r)
 
-    def paint(self, which: str, rect, color, texture: Callable | None = None,
-              mask: Callable | None = None, label: int | None = None) -> None:
+    def paint(
+        self,
+        which: str,
+        rect,
+        color,
+        texture: Callable | None = None,
+        mask: Callable | None = None,
+        label: int | None = None,
+    ) -> None:
         """Paint an absolute rectangle in ``pre``, ``post`` or ``both`` with a colour (3,),
         optionally modulated by ``texture(rows, cols) -> (h, w) factor`` and limited to
         ``mask(rows, cols) -> bool``; ``label`` writes the class id where painted."""
@@ -185,6 +191,7 @@ class _Canvas:
 
         def tex(rows, cols, amp=0.08):
             return 1.0 + amp * (2 * hash01(rows, cols, seed * 131 + salt) - 1)
+
         return tex
 
 
@@ -218,8 +225,9 @@ def _draw_parcel(cv: _Canvas, seed: int, pi: int, pj: int) -> None:
         _draw_sand(cv, rng, inner)
 
 
-_ROOFS = np.array([[205, 200, 190], [185, 180, 172], [222, 214, 196], [168, 120, 96],
-                   [196, 188, 160], [150, 150, 150]], np.float32)
+_ROOFS = np.array(
+    [[205, 200, 190], [185, 180, 172], [222, 214, 196], [168, 120, 96], [196, 188, 160], [150, 150, 150]], np.float32
+)
 
 
 def _building_footprints(rng: np.random.Generator, inner) -> list[tuple[int, int, int, int]]:
@@ -247,7 +255,7 @@ def _draw_building(cv: _Canvas, fp, which: str, roof: np.ndarray, detail_seed: i
     y0, x0, y1, x1 = fp
     rng = np.random.default_rng(detail_seed)
     shadows = {"pre": (4, 3), "post": (2, 5)}  # sun differs between epochs: a pseudo-change
-    for epoch in (("pre", "post") if which == "both" else (which,)):
+    for epoch in ("pre", "post") if which == "both" else (which,):
         dy, dx = shadows[epoch]
         cv.paint(epoch, (y0 + dy, x0 + dx, y1 + dy, x1 + dx), (38, 36, 40), cv.noise(11))
     tex = cv.noise(13)
@@ -304,6 +312,7 @@ def _rows_texture(cv: _Canvas, period: int, vertical: bool, depth: float):
     def tex(rows, cols):
         k = cols if vertical else rows
         return (1.0 - depth * (k % period < period // 2)) * cv.noise(41)(rows, cols, 0.05)
+
     return tex
 
 
@@ -376,10 +385,14 @@ def _draw_greenhouses(cv: _Canvas, rng: np.random.Generator, inner, where: str) 
     for s in strips:
         cv.paint("pre", s, white, ribbed)
         if rng.random() < 0.85 and destroyed and cv.changes:
+
             def torn(rows, cols):
                 holes = value_noise(int(rows[0, 0]), int(cols[0, 0]), rows.shape[0], rows.shape[1], 5, seed + 61) < 0.55
                 frame = (rows if vertical else cols) % ribs == 0
-                return np.where(frame, 0.55, np.where(holes, 0.42, 0.92)) * (1 + 0.15 * (hash01(rows, cols, seed + 67) - 0.5))
+                return np.where(frame, 0.55, np.where(holes, 0.42, 0.92)) * (
+                    1 + 0.15 * (hash01(rows, cols, seed + 67) - 0.5)
+                )
+
             cv.paint("post", s, (205, 200, 190), torn, label=DESTROYED_GREENHOUSE)
         else:
             cv.paint("post", s, white, ribbed)
@@ -407,7 +420,9 @@ def _draw_sand(cv: _Canvas, rng: np.random.Generator, inner) -> None:
             while x + 4 < w1:
                 tw = int(rng.integers(4, 8))
                 if rng.random() < 0.85:
-                    cv.paint("post", (y, x, min(y + th, h1), min(x + tw, w1)), tents[rng.integers(len(tents))], cv.noise(71))
+                    cv.paint(
+                        "post", (y, x, min(y + th, h1), min(x + tw, w1)), tents[rng.integers(len(tents))], cv.noise(71)
+                    )
                 x += tw + int(rng.integers(2, 4))
             y += th + int(rng.integers(2, 4))
     elif fate < 0.55:  # new buildings
@@ -434,9 +449,15 @@ def _draw_roads(cv: _Canvas, seed: int) -> None:
             cv.paint("both", (cv.r0, x - _ROAD_HALF, cv.r0 + cv.h, x + _ROAD_HALF), asphalt, cv.noise(83))
 
 
-def render_block(seed: int, r0: int, c0: int, h: int, w: int,
-                 misregistration: tuple[float, float] = (0.35, -0.25),
-                 changes: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_block(
+    seed: int,
+    r0: int,
+    c0: int,
+    h: int,
+    w: int,
+    misregistration: tuple[float, float] = (0.35, -0.25),
+    changes: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render pre (3,h,w uint8), post (3,h,w uint8) and label (h,w uint8) of one block.
 
     Pixels depend only on absolute position and seed, never on the block split.
@@ -463,7 +484,7 @@ def render_block(seed: int, r0: int, c0: int, h: int, w: int,
     pre = cv.pre + 5 * (_pixel_noise(cv.r0, cv.c0, cv.h, cv.w, seed * 7 + 5)[None] - 0.5)
     core = (slice(None), slice(halo, halo + h), slice(halo, halo + w))
     to8 = lambda a: np.clip(np.rint(a), 1, 255).astype(np.uint8)  # noqa: E731  (0 = nodata)
-    return to8(pre[core]), to8(post[core]), cv.label[halo:halo + h, halo:halo + w].copy()
+    return to8(pre[core]), to8(post[core]), cv.label[halo : halo + h, halo : halo + w].copy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -477,19 +498,49 @@ def _blocks(height: int, width: int, size: int = BLOCK) -> Iterator[Window]:
 
 
 def _image_profile(crs, transform, width: int, height: int, count: int = 3) -> dict:
-    return dict(driver="GTiff", dtype="uint8", count=count, width=width, height=height, crs=crs,
-                transform=transform, nodata=NODATA, tiled=True, blockxsize=256, blockysize=256,
-                compress="deflate", predictor=2, interleave="pixel", photometric="RGB", BIGTIFF="IF_SAFER")
+    return dict(
+        driver="GTiff",
+        dtype="uint8",
+        count=count,
+        width=width,
+        height=height,
+        crs=crs,
+        transform=transform,
+        nodata=NODATA,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        predictor=2,
+        interleave="pixel",
+        photometric="RGB",
+        BIGTIFF="IF_SAFER",
+    )
 
 
 def _label_profile(crs, transform, width: int, height: int) -> dict:
-    return dict(driver="GTiff", dtype="uint8", count=1, width=width, height=height, crs=crs,
-                transform=transform, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
-                BIGTIFF="IF_SAFER")
+    return dict(
+        driver="GTiff",
+        dtype="uint8",
+        count=1,
+        width=width,
+        height=height,
+        crs=crs,
+        transform=transform,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        BIGTIFF="IF_SAFER",
+    )
 
 
-def write_scene(outdir: str | Path, spec: SceneSpec = SceneSpec(), table: ClassTable | None = None,
-                progress: Callable[[int, int], None] | None = None) -> dict[str, Path]:
+def write_scene(
+    outdir: str | Path,
+    spec: SceneSpec = SceneSpec(),
+    table: ClassTable | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Path]:
     """Write ``pre.tif``, ``post.tif`` and ``label.tif`` into ``outdir``; return their paths.
 
     Every file is written under a temporary name and renamed when complete.
@@ -506,13 +557,22 @@ def write_scene(outdir: str | Path, spec: SceneSpec = SceneSpec(), table: ClassT
     windows = list(_blocks(n, n))
     total = len(windows) * (1 if same_grid else 2)
     try:
-        with rasterio.open(tmps["pre"], "w", **_image_profile(crs, spec.transform, n, n)) as pre, \
-                rasterio.open(tmps["post"], "w", **_image_profile(crs, spec.transform, n, n)) as post, \
-                rasterio.open(tmps["label"], "w", **_label_profile(crs, spec.transform, n, n)) as lab:
+        with (
+            rasterio.open(tmps["pre"], "w", **_image_profile(crs, spec.transform, n, n)) as pre,
+            rasterio.open(tmps["post"], "w", **_image_profile(crs, spec.transform, n, n)) as post,
+            rasterio.open(tmps["label"], "w", **_label_profile(crs, spec.transform, n, n)) as lab,
+        ):
             lab.write_colormap(1, table.colormap())
             for i, win in enumerate(windows):
-                a, b, y = render_block(spec.seed, int(win.row_off), int(win.col_off), int(win.height),
-                                       int(win.width), spec.misregistration, spec.changes)
+                a, b, y = render_block(
+                    spec.seed,
+                    int(win.row_off),
+                    int(win.col_off),
+                    int(win.height),
+                    int(win.width),
+                    spec.misregistration,
+                    spec.changes,
+                )
                 if spec.nodata_border:
                     collar = _collar_mask(win, n, spec.nodata_border)
                     b[:, collar] = NODATA
@@ -539,7 +599,7 @@ def write_scene(outdir: str | Path, spec: SceneSpec = SceneSpec(), table: ClassT
 
 
 def _collar_mask(win: Window, n: int, border: int) -> np.ndarray:
-    rr, cc = np.mgrid[int(win.row_off):int(win.row_off + win.height), int(win.col_off):int(win.col_off + win.width)]
+    rr, cc = np.mgrid[int(win.row_off) : int(win.row_off + win.height), int(win.col_off) : int(win.col_off + win.width)]
     return (rr < border) | (cc < border) | (rr >= n - border) | (cc >= n - border)
 
 
@@ -555,7 +615,8 @@ def _warp_post(src_path: Path, dst_path: Path, spec: SceneSpec, progress, done0:
                 mid = math.radians((south + north) / 2)
                 res = (spec.post_gsd / (111_320.0 * math.cos(mid)), spec.post_gsd / 110_574.0)
             transform, width, height = calculate_default_transform(
-                src.crs, dst_crs, src.width, src.height, *src.bounds, resolution=res)
+                src.crs, dst_crs, src.width, src.height, *src.bounds, resolution=res
+            )
             kw.update(transform=transform, width=width, height=height)
         with WarpedVRT(src, **kw) as vrt:
             profile = _image_profile(vrt.crs, vrt.transform, vrt.width, vrt.height)

@@ -27,7 +27,7 @@ if [ ! -f "$venv/.complete" ] || [ ! -x "$venv/bin/python" ]; then
     rm -rf "$venv"
     "$py" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-    "$venv/bin/python" -m pip install --quiet -e "$here[test,train]" >&2
+    "$venv/bin/python" -m pip install --quiet -e "$here[test,train,lint]" >&2
     touch "$venv/.complete"
 fi
 # The project itself is (re)installed in editable mode from this clone every time: cheap,

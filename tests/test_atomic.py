@@ -31,7 +31,7 @@ def test_temp_name_pattern(tmp_path):
     assert tmp.parent == tmp_path and tmp.is_file()
     assert tmp.name.startswith(".changes.gpkg.") and tmp.name.endswith(".partial.gpkg")
     assert atomic.is_partial(tmp.name) and not atomic.is_partial(final.name)
-    assert not atomic.is_partial("changes.partial.gpkg")   # not hidden: a user's own file
+    assert not atomic.is_partial("changes.partial.gpkg")  # not hidden: a user's own file
     d = atomic.temp_dir(tmp_path / "scene1.gpkg")
     assert d.is_dir() and atomic.is_partial(d.name) and d.name.startswith(".scene1.gpkg.")
     assert atomic.temp_path(final, create=False).exists() is False
@@ -44,7 +44,7 @@ def test_qgis_runner_copy_is_equal(tmp_path):
     assert runner.temp_prefix(final) == atomic.temp_prefix(final)
     made = {str(atomic.temp_path(final)), str(atomic.temp_dir(final))}
     (tmp_path / "other.tif").write_bytes(b"x")
-    atomic.temp_path(tmp_path / "other.tif")        # another output's temp file is not ours
+    atomic.temp_path(tmp_path / "other.tif")  # another output's temp file is not ours
     assert set(runner._temp_siblings(final)) == made
 
 

@@ -17,8 +17,15 @@ import numpy as np
 import pytest
 import rasterio
 
-from s2m_geo.batch import (BatchSettings, SceneJob, pair_folders, read_manifest, scene_files, sweep_partials,
-                           verify_scene)
+from s2m_geo.batch import (
+    BatchSettings,
+    SceneJob,
+    pair_folders,
+    read_manifest,
+    scene_files,
+    sweep_partials,
+    verify_scene,
+)
 from s2m_geo.errors import InputError
 
 PY = sys.executable
@@ -35,8 +42,13 @@ def pairs(tmp_path_factory) -> dict[str, dict[str, Path]]:
 
 
 def _batch(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-m", "s2m_geo.cli", "batch", *map(str, args)], capture_output=True, text=True,
-                          timeout=kw.pop("timeout", 300), **kw)
+    return subprocess.run(
+        [PY, "-m", "s2m_geo.cli", "batch", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=kw.pop("timeout", 300),
+        **kw,
+    )
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -62,7 +74,9 @@ def test_manifest_csv_and_yaml_relative_and_literal_paths(tmp_path):
         "Scene_ID, pre ,post,pre_date,post_date,notes\n"
         "alpha,my data/scene [1].tif,my data/post *.tif,2023-10-01,2024-02-01,extra column ignored\n"
         ",/abs/pre.tif,~/post.tif,,,\n"
-        "gamma,\"my data/a,b.tif\",$HOME/b.tif,,,\n", encoding="utf-8")
+        'gamma,"my data/a,b.tif",$HOME/b.tif,,,\n',
+        encoding="utf-8",
+    )
     jobs = read_manifest(tmp_path / "m.csv")
     assert [j.scene_id for j in jobs] == ["alpha", "pre", "gamma"]  # empty id -> pre's stem
     assert jobs[0].pre == str(data / "scene [1].tif") and jobs[0].post == str(data / "post *.tif")
@@ -75,10 +89,16 @@ def test_manifest_csv_and_yaml_relative_and_literal_paths(tmp_path):
     (tmp_path / "sub" / "m.yaml").write_text(
         "scenes:\n"
         "  - {scene_id: one, pre: '../my data/scene [1].tif', post: 'x y.tif', pre_date: 2023-10-07}\n"
-        "  - scene_id: two\n    pre: /vsicurl/https://example.org/a.tif\n    post: s3://bucket/b.tif\n")
+        "  - scene_id: two\n    pre: /vsicurl/https://example.org/a.tif\n    post: s3://bucket/b.tif\n"
+    )
     y = read_manifest(tmp_path / "sub" / "m.yaml")
-    assert y[0] == SceneJob("one", os.path.abspath(tmp_path / "sub" / ".." / "my data" / "scene [1].tif"),
-                            str(tmp_path / "sub" / "x y.tif"), "2023-10-07", None)
+    assert y[0] == SceneJob(
+        "one",
+        os.path.abspath(tmp_path / "sub" / ".." / "my data" / "scene [1].tif"),
+        str(tmp_path / "sub" / "x y.tif"),
+        "2023-10-07",
+        None,
+    )
     assert (y[1].pre, y[1].post) == ("/vsicurl/https://example.org/a.tif", "s3://bucket/b.tif")
     (tmp_path / "list.yml").write_text("- {pre: a.tif, post: b.tif}\n")
     assert read_manifest(tmp_path / "list.yml")[0].scene_id == "a"
@@ -86,18 +106,21 @@ def test_manifest_csv_and_yaml_relative_and_literal_paths(tmp_path):
     assert read_manifest(tmp_path / "semi.csv")[0].post == str(tmp_path / "b.tif")
 
 
-@pytest.mark.parametrize("name,text,expect", [
-    ("m.csv", "scene_id,pre\na,a.tif\n", "row 1: missing 'post'"),
-    ("m.csv", "scene_id,pre,post\na,a.tif,b.tif\nA,c.tif,d.tif\n", "appears twice"),
-    ("m.csv", "scene_id,pre,post\nx/y,a.tif,b.tif\n", "contains '/'"),
-    ("m.csv", "scene_id,pre,post\nall_changes,a.tif,b.tif\n", "cannot be used"),
-    ("m.csv", "scene_id,pre,post\na,a.tif,b.tif,c.tif\n", "more cells than header columns"),
-    ("m.csv", "", "empty manifest"),
-    ("m.yaml", "scenes: [a, b]\n", "scene 1: expected a mapping"),
-    ("m.yaml", "scenes: [{pre: a.tif\n", "not valid YAML"),
-    ("m.yaml", "{}\n", "expected a list of scenes"),
-    ("m.json", "[]", "unknown manifest type"),
-])
+@pytest.mark.parametrize(
+    "name,text,expect",
+    [
+        ("m.csv", "scene_id,pre\na,a.tif\n", "row 1: missing 'post'"),
+        ("m.csv", "scene_id,pre,post\na,a.tif,b.tif\nA,c.tif,d.tif\n", "appears twice"),
+        ("m.csv", "scene_id,pre,post\nx/y,a.tif,b.tif\n", "contains '/'"),
+        ("m.csv", "scene_id,pre,post\nall_changes,a.tif,b.tif\n", "cannot be used"),
+        ("m.csv", "scene_id,pre,post\na,a.tif,b.tif,c.tif\n", "more cells than header columns"),
+        ("m.csv", "", "empty manifest"),
+        ("m.yaml", "scenes: [a, b]\n", "scene 1: expected a mapping"),
+        ("m.yaml", "scenes: [{pre: a.tif\n", "not valid YAML"),
+        ("m.yaml", "{}\n", "expected a list of scenes"),
+        ("m.json", "[]", "unknown manifest type"),
+    ],
+)
 def test_bad_manifest_is_an_input_error_naming_the_file(tmp_path, name, text, expect):
     path = tmp_path / name
     path.write_text(text)
@@ -170,8 +193,9 @@ def _assert_same_vectors(a: Path, b: Path) -> None:
     for layer in ("changes", "scenes"):
         x, y = gpd.read_file(a, layer=layer), gpd.read_file(b, layer=layer)
         assert len(x) == len(y)
-        pd.testing.assert_frame_equal(pd.DataFrame(x.drop(columns="geometry")),
-                                      pd.DataFrame(y.drop(columns="geometry")))
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(x.drop(columns="geometry")), pd.DataFrame(y.drop(columns="geometry"))
+        )
         assert x.geometry.geom_equals_exact(y.geometry, tolerance=0).all()
 
 
@@ -187,8 +211,9 @@ def test_local_cluster_two_workers_three_pairs_and_a_corrupt_one(tmp_path, pairs
     manifest = tmp_path / "scenes.csv"
     manifest.write_text("scene_id,pre,post,pre_date,post_date\n" + "\n".join(rows) + "\n")
     out = tmp_path / "out"
-    proc = _batch(manifest, "-o", out, "--model", tiny_model, "--workers", 2, "--threads-per-worker", 1,
-                  "--progress", "json")
+    proc = _batch(
+        manifest, "-o", out, "--model", tiny_model, "--workers", 2, "--threads-per-worker", 1, "--progress", "json"
+    )
     assert proc.returncode == 3, proc.stderr
     assert "1 of 4 scenes failed" in proc.stderr.splitlines()[-1]
     progress = [json.loads(x) for x in proc.stderr.splitlines()[:-1]]
@@ -197,8 +222,7 @@ def test_local_cluster_two_workers_three_pairs_and_a_corrupt_one(tmp_path, pairs
 
     rep = _report(out)
     status = {s["scene_id"]: s for s in rep["scenes"]}
-    assert {k: v["status"] for k, v in status.items()} == {"s1": "done", "s2": "done", "broken": "failed",
-                                                            "s3": "done"}
+    assert {k: v["status"] for k, v in status.items()} == {"s1": "done", "s2": "done", "broken": "failed", "s3": "done"}
     assert rep["exit_code"] == 3 and rep["failed"] == 1 and rep["complete"] == 3
     assert len({status[s]["worker"] for s in pairs}) == 2  # both worker processes ran scenes
     assert "broken.tif" in status["broken"]["error"]
@@ -275,11 +299,29 @@ def test_sigterm_mid_batch_then_rerun_resumes_without_redoing(tmp_path, pairs, t
 
     ids = [f"scene {i}" for i in range(6)]  # spaces in ids and paths
     manifest = tmp_path / "the manifest.yaml"
-    manifest.write_text("".join(f"- {{scene_id: '{sid}', pre: '{pairs[f's{i % 3 + 1}']['pre']}', "
-                                f"post: '{pairs[f's{i % 3 + 1}']['post']}'}}\n" for i, sid in enumerate(ids)))
+    manifest.write_text(
+        "".join(
+            f"- {{scene_id: '{sid}', pre: '{pairs[f's{i % 3 + 1}']['pre']}', "
+            f"post: '{pairs[f's{i % 3 + 1}']['post']}'}}\n"
+            for i, sid in enumerate(ids)
+        )
+    )
     out = tmp_path / "out dir"
-    cmd = [PY, "-m", "s2m_geo.cli", "batch", str(manifest), "-o", str(out), "--model", str(tiny_model),
-           "--workers", "1", "--progress", "json"]
+    cmd = [
+        PY,
+        "-m",
+        "s2m_geo.cli",
+        "batch",
+        str(manifest),
+        "-o",
+        str(out),
+        "--model",
+        str(tiny_model),
+        "--workers",
+        "1",
+        "--progress",
+        "json",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         t0 = time.monotonic()
@@ -299,22 +341,26 @@ def test_sigterm_mid_batch_then_rerun_resumes_without_redoing(tmp_path, pairs, t
     gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, f"worker processes left behind: {alive}"
     assert _leftovers(out) == []
-    done = sorted(p.name[:-len(".done.json")] for p in out.glob("*.done.json"))
+    done = sorted(p.name[: -len(".done.json")] for p in out.glob("*.done.json"))
     assert 1 <= len(done) < len(ids)
     for sid in done:  # a marker exists only beside complete outputs
         assert all(p.exists() for p in scene_files(out, sid).values())
     for f in out.iterdir():
         sid = f.name.split("_")[0].split(".")[0]
         assert sid in done, f"{f.name}: output of an unfinished scene"
-    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()
-              if any(p.name.startswith(s + ".") or p.name.startswith(s + "_") for s in done)}
+    before = {
+        p.name: p.stat().st_mtime_ns
+        for p in out.iterdir()
+        if any(p.name.startswith(s + ".") or p.name.startswith(s + "_") for s in done)
+    }
 
     # the rerun also asks for a GPU resource per scene: the local workers advertise it
     again = subprocess.run(cmd + ["--gpu-per-task", "1"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     rep = _report(out)
     assert {s["scene_id"]: s["status"] for s in rep["scenes"]} == {
-        sid: ("skipped" if sid in done else "done") for sid in ids}
+        sid: ("skipped" if sid in done else "done") for sid in ids
+    }
     assert {name: (out / name).stat().st_mtime_ns for name in before} == before  # not redone
     assert f"{len(ids)} scenes, {len(ids) - len(done)} done, {len(done)} already complete, 0 failed" in again.stdout
     assert _leftovers(out) == []
@@ -372,16 +418,48 @@ def test_batch_on_a_scheduler_and_worker_started_by_hand(tmp_path, pairs, tiny_m
     logs.mkdir()
     procs = []
     try:
-        procs.append(subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                       "--no-dashboard"], stdout=open(logs / "scheduler.log", "w"),
-                                      stderr=subprocess.STDOUT, start_new_session=True))
-        procs.append(subprocess.Popen([DASK, "worker", address, "--host", "127.0.0.1", "--nworkers", "1",
-                                       "--nthreads", "1", "--no-dashboard"],
-                                      stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT,
-                                      start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                stdout=open(logs / "scheduler.log", "w"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    DASK,
+                    "worker",
+                    address,
+                    "--host",
+                    "127.0.0.1",
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                ],
+                stdout=open(logs / "worker.log", "w"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         out = tmp_path / "out"
-        proc = _batch("--pre-dir", pre, "--post-dir", post, "-o", out, "--model", tiny_model,
-                      "--scheduler", address, "--torch-threads", 1)
+        proc = _batch(
+            "--pre-dir",
+            pre,
+            "--post-dir",
+            post,
+            "-o",
+            out,
+            "--model",
+            tiny_model,
+            "--scheduler",
+            address,
+            "--torch-threads",
+            1,
+        )
         assert proc.returncode == 3, proc.stderr + (logs / "worker.log").read_text()
         rep = _report(out)
         status = {s["scene_id"]: s for s in rep["scenes"]}
@@ -396,8 +474,9 @@ def test_batch_on_a_scheduler_and_worker_started_by_hand(tmp_path, pairs, tiny_m
         os.remove(post / "disjoint.tif")
         marker = scene_files(out, "s1")["marker"]
         was = marker.stat().st_mtime_ns
-        forced = _batch("--pre-dir", pre, "--post-dir", post, "-o", out, "--model", tiny_model,
-                        "--scheduler", address, "--force")
+        forced = _batch(
+            "--pre-dir", pre, "--post-dir", post, "-o", out, "--model", tiny_model, "--scheduler", address, "--force"
+        )
         assert forced.returncode == 0, forced.stderr
         assert marker.stat().st_mtime_ns != was
         assert [s["status"] for s in _report(out)["scenes"]] == ["done", "done"]
@@ -408,9 +487,25 @@ def test_batch_on_a_scheduler_and_worker_started_by_hand(tmp_path, pairs, tiny_m
         for sid in ("s1", "s2"):
             for key in ("gpkg", "raster"):
                 shutil.copy(scene_files(out, sid)[key], ref / scene_files(out, sid)[key].name)
-        split = _batch("--pre-dir", pre, "--post-dir", post, "-o", out, "--model", tiny_model,
-                       "--scheduler", address, "--force", "--split-above", 0.01, "--block-tiles", 2,
-                       "--progress", "json")
+        split = _batch(
+            "--pre-dir",
+            pre,
+            "--post-dir",
+            post,
+            "-o",
+            out,
+            "--model",
+            tiny_model,
+            "--scheduler",
+            address,
+            "--force",
+            "--split-above",
+            0.01,
+            "--block-tiles",
+            2,
+            "--progress",
+            "json",
+        )
         assert split.returncode == 0, split.stderr
         assert [s["worker"] for s in _report(out)["scenes"]] == ["(split over the cluster)"] * 2
         assert '"stage": "tiles"' in split.stderr
@@ -420,8 +515,21 @@ def test_batch_on_a_scheduler_and_worker_started_by_hand(tmp_path, pairs, tiny_m
                 assert np.array_equal(a.read(), b.read())
             _assert_same_vectors(files["gpkg"], ref / files["gpkg"].name)
 
-        nogpu = _batch("--pre-dir", pre, "--post-dir", post, "-o", out, "--model", tiny_model,
-                       "--scheduler", address, "--gpu-per-task", 1, "--force")
+        nogpu = _batch(
+            "--pre-dir",
+            pre,
+            "--post-dir",
+            post,
+            "-o",
+            out,
+            "--model",
+            tiny_model,
+            "--scheduler",
+            address,
+            "--gpu-per-task",
+            1,
+            "--force",
+        )
         assert nogpu.returncode == 2 and "no worker offers the resource GPU=1" in nogpu.stderr
         assert _leftovers(out) == []
     finally:

@@ -16,9 +16,14 @@ def test_default_table_matches_design():
     assert t.num_classes == 7
     assert t[0].name == "no_change"
     got = [(c.category, c.change_type) for c in t.change_classes]
-    assert got == [("building", "destroyed"), ("building", "newly built"),
-                   ("refugee camp", "newly established"), ("agricultural land", "destroyed"),
-                   ("greenhouse", "destroyed"), ("greenhouse", "newly built")]
+    assert got == [
+        ("building", "destroyed"),
+        ("building", "newly built"),
+        ("refugee camp", "newly established"),
+        ("agricultural land", "destroyed"),
+        ("greenhouse", "destroyed"),
+        ("greenhouse", "newly built"),
+    ]
     assert t.reference_gsd_m == 0.5
     assert t[1].rgb == (0xE3, 0x1A, 0x1C)
     assert t.colormap()[1] == (0xE3, 0x1A, 0x1C, 255)
@@ -38,19 +43,22 @@ def test_load_from_file(tmp_path):
     assert load_class_table(path).num_classes == 7
 
 
-@pytest.mark.parametrize("mutate, needle", [
-    (lambda d: d["classes"].append(dict(d["classes"][1])), "duplicate id 1"),
-    (lambda d: d["classes"].pop(0), "no class with id 0"),
-    (lambda d: d["classes"][2].update(shape="square"), "unknown key(s) ['shape']"),
-    (lambda d: d.update(colour="red"), "unknown key(s) ['colour']"),
-    (lambda d: d["classes"][1].update(color="red"), "color must look like '#rrggbb'"),
-    (lambda d: d["classes"][1].update(color="#12345"), "color must look like '#rrggbb'"),
-    (lambda d: d["classes"][1].update(id=9), "without gaps"),
-    (lambda d: d["classes"][1].pop("category"), "lacks key(s) ['category']"),
-    (lambda d: d["classes"][1].update(id="one"), "id must be an integer"),
-    (lambda d: d.update(reference_gsd_m=-1), "reference_gsd_m"),
-    (lambda d: d.update(classes=[]), "non-empty list"),
-])
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda d: d["classes"].append(dict(d["classes"][1])), "duplicate id 1"),
+        (lambda d: d["classes"].pop(0), "no class with id 0"),
+        (lambda d: d["classes"][2].update(shape="square"), "unknown key(s) ['shape']"),
+        (lambda d: d.update(colour="red"), "unknown key(s) ['colour']"),
+        (lambda d: d["classes"][1].update(color="red"), "color must look like '#rrggbb'"),
+        (lambda d: d["classes"][1].update(color="#12345"), "color must look like '#rrggbb'"),
+        (lambda d: d["classes"][1].update(id=9), "without gaps"),
+        (lambda d: d["classes"][1].pop("category"), "lacks key(s) ['category']"),
+        (lambda d: d["classes"][1].update(id="one"), "id must be an integer"),
+        (lambda d: d.update(reference_gsd_m=-1), "reference_gsd_m"),
+        (lambda d: d.update(classes=[]), "non-empty list"),
+    ],
+)
 def test_bad_tables_are_rejected_with_a_clear_message(tmp_path, mutate, needle):
     data = _table()
     mutate(data)

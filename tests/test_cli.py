@@ -27,8 +27,23 @@ def test_version():
 
 def test_sample_data_writes_three_rasters_with_json_progress(tmp_path):
     out = tmp_path / "demo dir ü"  # spaces and non-ASCII in paths must work
-    proc = subprocess.run([sys.executable, "-m", "s2m_geo.cli", "sample-data", str(out), "--size", "256",
-                           "--seed", "2", "--progress", "json"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "s2m_geo.cli",
+            "sample-data",
+            str(out),
+            "--size",
+            "256",
+            "--seed",
+            "2",
+            "--progress",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(x) for x in proc.stderr.splitlines()]
     assert lines[-1] == {"stage": "synthesize", "done": 1, "total": 1}
@@ -39,8 +54,11 @@ def test_sample_data_writes_three_rasters_with_json_progress(tmp_path):
 
 def test_sample_data_refuses_to_overwrite(tmp_path):
     assert run("sample-data", str(tmp_path), "--size", "64").exit_code == 0
-    proc = subprocess.run([sys.executable, "-m", "s2m_geo.cli", "sample-data", str(tmp_path), "--size", "64"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "s2m_geo.cli", "sample-data", str(tmp_path), "--size", "64"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "pre.tif: already exists; pass --overwrite" in proc.stderr
@@ -48,7 +66,10 @@ def test_sample_data_refuses_to_overwrite(tmp_path):
 
 
 def test_sample_data_bad_crs_is_exit_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "s2m_geo.cli", "sample-data", str(tmp_path / "x"),
-                           "--post-crs", "EPSG:999999"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "s2m_geo.cli", "sample-data", str(tmp_path / "x"), "--post-crs", "EPSG:999999"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "--post-crs EPSG:999999" in proc.stderr
     assert not (tmp_path / "x").exists()

@@ -20,16 +20,14 @@ def run(*args):
 
 
 def cli_proc(*args):
-    return subprocess.run([sys.executable, "-m", "s2m_geo.cli", *map(str, args)],
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "s2m_geo.cli", *map(str, args)], capture_output=True, text=True)
 
 
 def test_describe_text_and_json(small_scene):
     res = run("describe", small_scene["label"], "--json")
     assert res.exit_code == 0, res.output
     items = json.loads(res.output)
-    assert items and {"class_id", "category", "change_type", "quantity", "direction",
-                      "sentence"} <= set(items[0])
+    assert items and {"class_id", "category", "change_type", "quantity", "direction", "sentence"} <= set(items[0])
     with rasterio.open(small_scene["label"]) as ds:
         present = sorted(set(np.unique(ds.read(1)).tolist()) - {0})
     assert [i["class_id"] for i in items] == present
@@ -76,13 +74,19 @@ def test_evaluate_size_mismatch_is_exit_2(tmp_path, small_scene):
 def test_train_model_info_export(tmp_path):
     scene = write_scene(tmp_path / "scene", SceneSpec(size=128, seed=1))
     triplet = {k: str(scene[k]) for k in ("pre", "post", "label")}
-    cfg = {"seed": 1, "model": {"backbone": "vit_small_patch16_dinov3",
-                                "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
-                                "decoder_channels": 16, "attn_heads": 2, "align_heads": 2},
-           "text_encoder": {"text_cfg": {"width": 32, "layers": 1, "heads": 2}, "embed_dim": 32},
-           "data": {"tile_size": 64, "train": [{"scenes": [triplet]}], "val": [{"scenes": [triplet]}]},
-           "train": {"batch_size": 2, "stage1_epochs": 1, "stage2_epochs": 1, "max_steps_per_epoch": 2,
-                     "device": "cpu"}}
+    cfg = {
+        "seed": 1,
+        "model": {
+            "backbone": "vit_small_patch16_dinov3",
+            "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
+            "decoder_channels": 16,
+            "attn_heads": 2,
+            "align_heads": 2,
+        },
+        "text_encoder": {"text_cfg": {"width": 32, "layers": 1, "heads": 2}, "embed_dim": 32},
+        "data": {"tile_size": 64, "train": [{"scenes": [triplet]}], "val": [{"scenes": [triplet]}]},
+        "train": {"batch_size": 2, "stage1_epochs": 1, "stage2_epochs": 1, "max_steps_per_epoch": 2, "device": "cpu"},
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     proc = cli_proc("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run", "--progress", "json")
     assert proc.returncode == 0, proc.stderr
@@ -121,13 +125,35 @@ def test_predict_warns_when_pre_and_post_are_one_file(tmp_path, tiny_model, smal
     link = tmp_path / "again.tif"
     link.symlink_to(small_scene["pre"])
     for mode, expect in (("none", "warning: "), ("json", '{"warning": ')):
-        res = CliRunner().invoke(cli, ["predict", str(small_scene["pre"]), str(link), "-o",
-                                       str(tmp_path / f"{mode}.tif"), "--model", str(tiny_model),
-                                       "--progress", mode], catch_exceptions=False)
+        res = CliRunner().invoke(
+            cli,
+            [
+                "predict",
+                str(small_scene["pre"]),
+                str(link),
+                "-o",
+                str(tmp_path / f"{mode}.tif"),
+                "--model",
+                str(tiny_model),
+                "--progress",
+                mode,
+            ],
+            catch_exceptions=False,
+        )
         assert res.exit_code == 0, res.output
         lines = [ln for ln in res.stderr.splitlines() if "both pre and post" in ln]
         assert len(lines) == 1 and lines[0].startswith(expect)
-    res = CliRunner().invoke(cli, ["predict", str(small_scene["pre"]), str(small_scene["post"]),
-                                   "-o", str(tmp_path / "b.tif"), "--model", str(tiny_model)],
-                             catch_exceptions=False)
+    res = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            str(small_scene["pre"]),
+            str(small_scene["post"]),
+            "-o",
+            str(tmp_path / "b.tif"),
+            "--model",
+            str(tiny_model),
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0 and "warning" not in res.stderr

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import rasterio
 
-from s2m_geo.predict.runners import default_model_path
 from s2m_geo.model import read_package_meta
 from s2m_geo.predict.pipeline import predict
+from s2m_geo.predict.runners import default_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,13 +43,16 @@ def test_sample_scene_against_itself_is_no_change(tmp_path, name):
 
 @pytest.mark.slow
 @pytest.mark.realdata
-@pytest.mark.parametrize("rel", [
-    "rasterio-rgb-byte/RGB.byte.tif",                                   # Landsat 7, nodata frame
-    "changeformer-levir-dsifn-samples/samples_LEVIR/A/train_386_0512_0768.png",
-    "sztaki-airchange/A/szada_1.png",                                   # no georeference
-    "oscd-sentinel2-urban/beirut/pre.tif",                              # Sentinel-2 uint16, 4 bands
-    "usgs-ucmerced-urban/images/denseresidential/denseresidential00.png",
-])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "rasterio-rgb-byte/RGB.byte.tif",  # Landsat 7, nodata frame
+        "changeformer-levir-dsifn-samples/samples_LEVIR/A/train_386_0512_0768.png",
+        "sztaki-airchange/A/szada_1.png",  # no georeference
+        "oscd-sentinel2-urban/beirut/pre.tif",  # Sentinel-2 uint16, 4 bands
+        "usgs-ucmerced-urban/images/denseresidential/denseresidential00.png",
+    ],
+)
 def test_real_image_against_itself_is_no_change(tmp_path, realdata, rel):
     image = realdata / rel
     if not image.is_file():

@@ -36,6 +36,7 @@ TABLE = load_class_table("gaza_change")
 
 # ---------------------------------------------------------------- empty / tiny masks
 
+
 @pytest.mark.parametrize("shape", [(0, 0), (1, 1), (64, 48)])
 def test_empty_mask_has_no_quadruples(shape):
     mask = np.zeros(shape, dtype=np.uint8)
@@ -49,8 +50,15 @@ def test_one_pixel():
     mask = np.zeros((90, 90), dtype=np.uint8)
     mask[0, 89] = 5
     assert quadruples_from_mask(mask, TABLE) == [
-        Quadruple(class_id=5, category="greenhouse", change_type="destroyed",
-                  quantity="a single", direction="northeast", pixels=1)]
+        Quadruple(
+            class_id=5,
+            category="greenhouse",
+            change_type="destroyed",
+            quantity="a single",
+            direction="northeast",
+            pixels=1,
+        )
+    ]
     assert mask_caption(mask, TABLE) == "There is a single destroyed greenhouse in the northeast region."
 
 
@@ -58,13 +66,12 @@ def test_one_pixel_image():
     mask = np.array([[3]], dtype=np.int64)
     (q,) = quadruples_from_mask(mask, TABLE)
     assert (q.direction, q.quantity, q.pixels) == ("center", "a single", 1)
-    assert mask_caption(mask, TABLE) == ("There is a single newly established refugee camp "
-                                         "in the center of the image.")
+    assert mask_caption(mask, TABLE) == ("There is a single newly established refugee camp in the center of the image.")
 
 
 def test_class_touching_borders():
     mask = np.zeros((120, 120), dtype=np.int32)
-    mask[:, 117:] = 1     # full-height strip on the east border
+    mask[:, 117:] = 1  # full-height strip on the east border
     mask[119, 10:30] = 2  # on the bottom row, west third
     qs = {q.class_id: q for q in quadruples_from_mask(mask, TABLE)}
     assert qs[1].direction == "east" and qs[1].pixels == 360
@@ -74,6 +81,7 @@ def test_class_touching_borders():
 
 
 # ---------------------------------------------------------------- third lines
+
 
 def test_centroid_exactly_on_third_lines():
     # 9x9: pixels in rows 2 and 3 -> mean centre row (2.5 + 3.5) / 2 = 3.0 = H/3 -> center band
@@ -117,10 +125,11 @@ def test_centroid_out_of_image():
 
 # ---------------------------------------------------------------- several classes
 
+
 def test_several_classes_sorted_by_id():
     mask = np.zeros((300, 300), dtype=np.uint8)
     mask[250:300, 0:100] = 6  # 5000 px, southwest
-    mask[0:60, 240:300] = 1   # 3600 px, northeast
+    mask[0:60, 240:300] = 1  # 3600 px, northeast
     mask[100:200, 100:200] = 3  # 10000 px, center
     qs = quadruples_from_mask(mask, TABLE)
     assert [(q.class_id, q.quantity, q.direction, q.pixels) for q in qs] == [
@@ -131,7 +140,8 @@ def test_several_classes_sorted_by_id():
     assert mask_caption(mask, TABLE) == (
         "There are a few destroyed buildings in the northeast region. "
         "There are multiple newly established refugee camps in the center of the image. "
-        "There are several newly built greenhouses in the southwest region.")
+        "There are several newly built greenhouses in the southwest region."
+    )
     pairs = describe_mask(mask, TABLE)
     assert [q for q, _ in pairs] == qs
     assert " ".join(s for _, s in pairs) == mask_caption(mask, TABLE)
@@ -149,10 +159,20 @@ def test_large_mask_chunked_sums_match():
 
 # ---------------------------------------------------------------- quantity thresholds
 
-@pytest.mark.parametrize("n,expected", [
-    (1, "a single"), (799, "a single"), (800, "a few"), (3999, "a few"), (4000, "several"),
-    (7999, "several"), (8000, "multiple"), (10000, "multiple"),
-])
+
+@pytest.mark.parametrize(
+    "n,expected",
+    [
+        (1, "a single"),
+        (799, "a single"),
+        (800, "a few"),
+        (3999, "a few"),
+        (4000, "several"),
+        (7999, "several"),
+        (8000, "multiple"),
+        (10000, "multiple"),
+    ],
+)
 def test_quantity_boundaries_in_masks(n, expected):
     mask = np.zeros((100, 100), dtype=np.uint8)
     mask.ravel()[:n] = 2
@@ -167,7 +187,7 @@ def test_quantity_from_area_values():
     assert QUANTITIES == ("a single", "a few", "several", "multiple")
     assert quantity_from_pixels(0) == "a single"
     assert quantity_from_area(199.99, 0.5) == "a single"
-    assert quantity_from_area(200.0, 0.5) == "a few"   # 800 px * 0.25 m2
+    assert quantity_from_area(200.0, 0.5) == "a few"  # 800 px * 0.25 m2
     assert quantity_from_area(1000.0, 0.5) == "several"
     assert quantity_from_area(2000.0, 0.5) == "multiple"
     with pytest.raises(ValueError):
@@ -179,6 +199,7 @@ def test_quantity_from_area_values():
 
 
 # ---------------------------------------------------------------- bad masks
+
 
 def test_unknown_ids_raise():
     mask = np.zeros((4, 4), dtype=np.uint8)
@@ -263,8 +284,10 @@ def test_exact_wording_of_the_five_templates():
         "The central region of the image contains multiple newly established refugee camps.",
         "Multiple newly established refugee camps appear in the middle of the image.",
     ]
-    assert sentence(Quadruple(1, "building", "destroyed", "a few", "south", 900), TABLE) == \
-        "There are a few destroyed buildings in the south region."
+    assert (
+        sentence(Quadruple(1, "building", "destroyed", "a few", "south", 900), TABLE)
+        == "There are a few destroyed buildings in the south region."
+    )
 
 
 def test_bad_template_index():
@@ -277,10 +300,11 @@ def test_bad_template_index():
 
 # ---------------------------------------------------------------- determinism
 
+
 def _multi_class_mask() -> np.ndarray:
     mask = np.zeros((200, 200), dtype=np.uint8)
     for cid in range(1, 7):
-        mask[(cid - 1) * 30:(cid - 1) * 30 + 25, cid * 25:cid * 25 + 40] = cid
+        mask[(cid - 1) * 30 : (cid - 1) * 30 + 25, cid * 25 : cid * 25 + 40] = cid
     return mask
 
 
@@ -293,8 +317,7 @@ def test_seeded_rng_is_deterministic_and_varies():
         captions = {mask_caption(mask, TABLE, rng=make(seed)) for seed in range(10)}
         assert len(captions) > 1  # templates really are drawn
     # no rng -> template 0 everywhere
-    assert mask_caption(mask, TABLE) == " ".join(
-        sentence(q, TABLE, 0) for q in quadruples_from_mask(mask, TABLE))
+    assert mask_caption(mask, TABLE) == " ".join(sentence(q, TABLE, 0) for q in quadruples_from_mask(mask, TABLE))
     assert all(s.startswith("There ") for _, s in describe_mask(mask, TABLE))
 
 
@@ -304,10 +327,12 @@ def test_template_choice_follows_rng_draws():
     r = random.Random(11)
     draws = [r.randrange(NUM_TEMPLATES) for _ in qs]
     assert [s for _, s in describe_mask(mask, TABLE, rng=random.Random(11))] == [
-        sentence(q, TABLE, t) for q, t in zip(qs, draws)]
+        sentence(q, TABLE, t) for q, t in zip(qs, draws)
+    ]
 
 
 # ---------------------------------------------------------------- properties
+
 
 def _reference_direction(mask: np.ndarray, cid: int) -> str:
     rows, cols = np.nonzero(mask == cid)
@@ -322,8 +347,7 @@ def _reference_direction(mask: np.ndarray, cid: int) -> str:
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
-@given(arrays(np.uint8, st.tuples(st.integers(1, 24), st.integers(1, 24)),
-              elements=st.integers(0, 6)))
+@given(arrays(np.uint8, st.tuples(st.integers(1, 24), st.integers(1, 24)), elements=st.integers(0, 6)))
 def test_property_directions_and_purity(mask):
     qs = quadruples_from_mask(mask, TABLE)
     assert [q.class_id for q in qs] == sorted(set(np.unique(mask).tolist()) - {0})
@@ -332,13 +356,11 @@ def test_property_directions_and_purity(mask):
         assert q.quantity == "a single"  # at most 576 pixels
         assert q.pixels == int((mask == q.class_id).sum())
         assert q.direction == _reference_direction(mask, q.class_id)
-        assert (q.category, q.change_type) == (TABLE[q.class_id].category,
-                                              TABLE[q.class_id].change_type)
+        assert (q.category, q.change_type) == (TABLE[q.class_id].category, TABLE[q.class_id].change_type)
     # a pure function: same mask (and a copy of it) -> same output
     assert quadruples_from_mask(mask.copy(), TABLE) == qs
     assert mask_caption(mask, TABLE) == mask_caption(mask.astype(np.int64), TABLE)
-    assert mask_caption(mask, TABLE, rng=random.Random(5)) == \
-        mask_caption(mask, TABLE, rng=random.Random(5))
+    assert mask_caption(mask, TABLE, rng=random.Random(5)) == mask_caption(mask, TABLE, rng=random.Random(5))
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)

@@ -14,7 +14,6 @@ from pyproj import CRS, Geod, Proj, Transformer
 
 from s2m_geo.classes import load_class_table
 from s2m_geo.describe import MaskError, quadruples_from_mask
-from s2m_geo.errors import InputError
 from s2m_geo.describe.geo import (
     GeoError,
     GeoFrame,
@@ -23,6 +22,7 @@ from s2m_geo.describe.geo import (
     pixel_areas,
     pixel_ground_area_m2,
 )
+from s2m_geo.errors import InputError
 
 TABLE = load_class_table("gaza_change")  # reference_gsd_m 0.5
 GEOD = Geod(ellps="WGS84")
@@ -54,7 +54,7 @@ def metres_per_degree(lat: float) -> tuple[float, float]:
     e2 = f * (2 - f)
     phi = math.radians(lat)
     w = math.sqrt(1 - e2 * math.sin(phi) ** 2)
-    m_lat = math.pi / 180 * a * (1 - e2) / w ** 3
+    m_lat = math.pi / 180 * a * (1 - e2) / w**3
     m_lon = math.pi / 180 * a * math.cos(phi) / w
     return m_lon, m_lat
 
@@ -87,8 +87,7 @@ def independent_bearing(transform: Affine, crs, cy: float, cx: float, shape=(N, 
     return GEOD.inv(lon0, lat0, lon1, lat1)[0] % 360.0
 
 
-def check_northeast(transform: Affine, crs, mask: np.ndarray,
-                    distance_m: float = 166.67 * math.sqrt(2)) -> dict:
+def check_northeast(transform: Affine, crs, mask: np.ndarray, distance_m: float = 166.67 * math.sqrt(2)) -> dict:
     """The change in ``mask`` reads northeast, bearing ~45 deg, equal to an independent Geod.inv."""
     items, image_terms = describe_mask_geo(mask, transform, crs, TABLE)
     assert image_terms is False
@@ -113,6 +112,7 @@ NE_ROWS, NE_COLS = slice(151, 182), slice(818, 849)  # 31x31 block, mean index 1
 
 
 # ---------------------------------------------------------------- north-east, four georeferencings
+
 
 def test_northeast_utm_north_up():
     t = utm_north_up()
@@ -156,8 +156,7 @@ def test_northeast_rotated_90():
 def test_northeast_rotated_30_degrees():
     x0, y0 = utm_xy(*GAZA)
     # rotate a north-up grid 30 deg about its centre
-    t = (Affine.translation(x0, y0) * Affine.rotation(30.0) * Affine.translation(-250.0, 250.0)
-         * Affine.scale(PX, -PX))
+    t = Affine.translation(x0, y0) * Affine.rotation(30.0) * Affine.translation(-250.0, 250.0) * Affine.scale(PX, -PX)
     frame = GeoFrame.from_grid(UTM36, t, N, N)
     assert frame.center_xy == pytest.approx((x0, y0))
     # a point 180 m true-NE of the centre, as grid pixels
@@ -170,6 +169,7 @@ def test_northeast_rotated_30_degrees():
 
 
 # ---------------------------------------------------------------- meridian convergence
+
 
 @pytest.mark.parametrize("lon", [36.0, 30.0])
 def test_convergence_grid_north_vs_true_north(lon):
@@ -229,6 +229,7 @@ def test_frame_extent_and_centre():
     assert frame.direction(*frame.center_xy) == "center"
     # arrays in, arrays out; pixel centres agree with rasterio's convention
     from rasterio.transform import xy
+
     rows, cols = np.array([0, 10, 999]), np.array([5, 500, 999])
     xs, ys = frame.pixel_centers_to_crs(rows, cols)
     rx, ry = xy(t, rows, cols, offset="center")
@@ -246,8 +247,16 @@ def test_bearings_all_around_are_0_360():
         b, d = frame.bearing_distance(*utm_xy(lon, lat))
         assert angdiff(b, az) < 1e-6 and 0 <= b < 360
         assert d == pytest.approx(200.0, abs=1e-6)
-    expected = {0: "north", 90: "east", 180: "south", 270: "west", 45: "northeast",
-                135: "southeast", 225: "southwest", 315: "northwest"}
+    expected = {
+        0: "north",
+        90: "east",
+        180: "south",
+        270: "west",
+        45: "northeast",
+        135: "southeast",
+        225: "southwest",
+        315: "northwest",
+    }
     for az, word in expected.items():
         lon, lat, _ = GEOD.fwd(*GAZA, az, 200.0 if az % 90 == 0 else 250.0)
         assert frame.direction(*utm_xy(lon, lat)) == word
@@ -255,6 +264,7 @@ def test_bearings_all_around_are_0_360():
 
 def test_rasterio_crs_and_wkt_accepted():
     from rasterio.crs import CRS as RioCRS
+
     t = utm_north_up()
     f1 = GeoFrame.from_grid(UTM36, t, N, N)
     f2 = GeoFrame.from_grid(RioCRS.from_epsg(32636), t, N, N)
@@ -278,6 +288,7 @@ def test_bad_inputs():
 
 
 # ---------------------------------------------------------------- ground areas
+
 
 def test_ground_area_utm_square():
     t = utm_north_up()
@@ -352,8 +363,9 @@ def test_ground_area_holes_orientation_and_empty():
     a_outer, a_hole = ground_area_m2(outer, UTM36), ground_area_m2(hole, UTM36)
     assert ground_area_m2(with_hole, UTM36) == pytest.approx(a_outer - a_hole, rel=1e-8)
     assert ground_area_m2(shapely.Polygon(outer.exterior.coords[::-1]), UTM36) == pytest.approx(a_outer)
-    assert ground_area_m2(shapely.Polygon(with_hole.exterior.coords[::-1],
-                                          [hole.exterior.coords]), UTM36) == pytest.approx(a_outer - a_hole)
+    assert ground_area_m2(
+        shapely.Polygon(with_hole.exterior.coords[::-1], [hole.exterior.coords]), UTM36
+    ) == pytest.approx(a_outer - a_hole)
     multi = shapely.MultiPolygon([outer, shapely.box(x + 200, y - 100, x + 300, y)])
     assert ground_area_m2(multi, UTM36) == pytest.approx(2 * a_outer, rel=1e-5)
     assert ground_area_m2(shapely.Polygon(), UTM36) == 0.0
@@ -371,10 +383,11 @@ def test_ground_area_large_polygon_is_densified():
 
 # ---------------------------------------------------------------- image terms
 
+
 def test_image_terms_when_no_crs():
     mask = np.zeros((300, 600), dtype=np.uint8)
-    mask[10:40, 500:590] = 1   # top right
-    mask[250:290, 20:60] = 4   # bottom left
+    mask[10:40, 500:590] = 1  # top right
+    mask[250:290, 20:60] = 4  # bottom left
     items, image_terms = describe_mask_geo(mask, None, None, TABLE)
     assert image_terms is True
     by_id = {q.class_id: (q, text, extras) for q, text, extras in items}
@@ -404,20 +417,21 @@ def test_image_terms_ignore_transform_orientation():
 
 # ---------------------------------------------------------------- describe_mask_geo
 
+
 def test_image_terms_third_lines_match_image_rule():
     # centroids exactly on third lines: the same (exact) bands as quadruples_from_mask
     for h, w in ((9, 9), (30, 30), (999, 3)):
         mask = np.zeros((h, w), dtype=np.uint8)
-        mask[h // 3 - 1:h // 3 + 1, w // 3 - 1:w // 3 + 1] = 1  # mean centre on the lines
-        mask[2 * h // 3 - 1:2 * h // 3 + 1, 0] = 2
+        mask[h // 3 - 1 : h // 3 + 1, w // 3 - 1 : w // 3 + 1] = 1  # mean centre on the lines
+        mask[2 * h // 3 - 1 : 2 * h // 3 + 1, 0] = 2
         items, _ = describe_mask_geo(mask, None, None, TABLE)
         assert [q for q, _, _ in items] == quadruples_from_mask(mask, TABLE)
 
 
 def two_class_mask() -> np.ndarray:
     mask = np.zeros((N, N), dtype=np.uint8)
-    mask[100:130, 850:880] = 1   # 900 px, north-east
-    mask[850:950, 50:150] = 4    # 10000 px, south-west
+    mask[100:130, 850:880] = 1  # 900 px, north-east
+    mask[850:950, 50:150] = 4  # 10000 px, south-west
     return mask
 
 
@@ -443,8 +457,7 @@ def test_describe_mask_geo_two_classes_ground_quantities():
         assert 0 <= e["bearing_deg"] < 360 and e["distance_m"] > 0
     assert angdiff(e1["bearing_deg"], 45) < 5 and angdiff(e4["bearing_deg"], 225) < 5
     # lon/lat are those of the centroid
-    lon, lat = Transformer.from_crs(UTM36, "EPSG:4326", always_xy=True).transform(
-        *t.__mul__((865.0, 115.0)))
+    lon, lat = Transformer.from_crs(UTM36, "EPSG:4326", always_xy=True).transform(*t.__mul__((865.0, 115.0)))
     assert (e1["lon"], e1["lat"]) == pytest.approx((lon, lat), abs=1e-9)
 
 

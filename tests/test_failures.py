@@ -6,7 +6,6 @@ One test per row of the table in docs/errors.md.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -45,8 +44,14 @@ def _tif(path, data, crs=UTM, transform=None, nodata=None, dtype=None, **extra):
     data = np.asarray(data)
     if data.ndim == 2:
         data = data[None]
-    kw = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-              dtype=dtype or data.dtype, **extra)
+    kw = dict(
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=dtype or data.dtype,
+        **extra,
+    )
     if crs:
         kw.update(crs=crs, transform=transform or from_origin(637000, 3486500, 0.5, 0.5))
     if nodata is not None:
@@ -87,8 +92,9 @@ def test_no_crs(tmp_path, pair, tiny_model):
 
 
 def test_disjoint_footprints(tmp_path, pair, tiny_model):
-    far = _tif(tmp_path / "far.tif", np.full((3, 128, 128), 100, np.uint8),
-               transform=from_origin(700000, 3486500, 0.5, 0.5))
+    far = _tif(
+        tmp_path / "far.tif", np.full((3, 128, 128), 100, np.uint8), transform=from_origin(700000, 3486500, 0.5, 0.5)
+    )
     out = tmp_path / "c.gpkg"
     _fails_well(predict(pair["pre"], far, out, tiny_model), "far.tif", "do not overlap", out=out)
 
@@ -99,8 +105,7 @@ def test_footprints_overlap_by_less_than_one_tile(tmp_path, pair, tiny_model):
         data = ds.read()
     shifted = _tif(tmp_path / "shifted.tif", data, transform=from_origin(637000 + 108 * 0.5, 3486500, 0.5, 0.5))
     out = tmp_path / "c.gpkg"
-    _fails_well(predict(pair["pre"], shifted, out, tiny_model), "shifted.tif", "less than one 64-pixel tile",
-                out=out)
+    _fails_well(predict(pair["pre"], shifted, out, tiny_model), "shifted.tif", "less than one 64-pixel tile", out=out)
 
 
 def test_band_counts_differ_without_bands(tmp_path, pair, tiny_model):
@@ -198,8 +203,14 @@ def test_onnx_model_with_wrong_inputs(tmp_path, pair):
             return torch.cat([a, b], 1)
 
     bad = tmp_path / "wrong.onnx"
-    torch.onnx.export(Two(), (torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 64, 64)), str(bad),
-                      input_names=["a", "b"], output_names=["out"], dynamo=False)
+    torch.onnx.export(
+        Two(),
+        (torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 64, 64)),
+        str(bad),
+        input_names=["a", "b"],
+        output_names=["out"],
+        dynamo=False,
+    )
     out = tmp_path / "c.gpkg"
     _fails_well(predict(pair["pre"], pair["post"], out, bad), "wrong.onnx", "'pre' and 'post'", out=out)
 
@@ -241,14 +252,31 @@ def test_disk_full_writer_made_to_fail(tmp_path, pair, tiny_model, monkeypatch):
 def test_disk_full_on_a_tiny_tmpfs(tmp_path, pair, tiny_model):
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         out = mnt / "c.gpkg"
-        proc = subprocess.run([sys.executable, "-m", "s2m_geo.cli", "predict", str(pair["pre"]), str(pair["post"]),
-                               "-o", str(out), "--model", str(tiny_model), "--probabilities", str(mnt / "p.tif")],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "s2m_geo.cli",
+                "predict",
+                str(pair["pre"]),
+                str(pair["post"]),
+                "-o",
+                str(out),
+                "--model",
+                str(tiny_model),
+                "--probabilities",
+                str(mnt / "p.tif"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith("s2m-geo: error:")
         assert "Traceback" not in proc.stderr
@@ -294,9 +322,24 @@ def _interrupt_cli(tmp_path, model, sig, stage):
     scene = write_scene(tmp_path / "big", SceneSpec(size=512, seed=8))
     out = tmp_path / "out" / "c.gpkg"
     out.parent.mkdir()
-    cmd = [sys.executable, "-m", "s2m_geo.cli", "predict", str(scene["pre"]), str(scene["post"]), "-o", str(out),
-           "--model", str(model), "--raster", str(out.with_suffix(".tif")), "--batch-size", "1",
-           "--progress", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "s2m_geo.cli",
+        "predict",
+        str(scene["pre"]),
+        str(scene["post"]),
+        "-o",
+        str(out),
+        "--model",
+        str(model),
+        "--raster",
+        str(out.with_suffix(".tif")),
+        "--batch-size",
+        "1",
+        "--progress",
+        "json",
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     for line in proc.stderr:
@@ -332,6 +375,7 @@ def test_interrupt_during_reading_stitching_writing(tmp_path, pair, tiny_model, 
             if calls["n"] >= 2:
                 raise KeyboardInterrupt
             return orig(*a, **k)
+
         return wrapper
 
     if where == "read":
@@ -342,8 +386,7 @@ def test_interrupt_during_reading_stitching_writing(tmp_path, pair, tiny_model, 
         calls["n"] = 1
         monkeypatch.setattr(pl, "_cog", boom(pl._cog))
     out = tmp_path / "c.gpkg"
-    res = predict(pair["pre"], pair["post"], out, tiny_model, "--raster", tmp_path / "c.tif",
-                  "--block-tiles", "1")
+    res = predict(pair["pre"], pair["post"], out, tiny_model, "--raster", tmp_path / "c.tif", "--block-tiles", "1")
     assert res.exit_code == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
     monkeypatch.undo()

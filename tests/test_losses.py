@@ -29,12 +29,14 @@ def _batch(seed: int = 0, b: int = 2, c: int = 4, h: int = 5, w: int = 6, dtype=
 
 # ---------------------------------------------------------------- focal
 
+
 def test_focal_gamma0_is_cross_entropy():
     logits, target = _batch()
     assert torch.allclose(focal_loss(logits, target, gamma=0.0), F.cross_entropy(logits, target))
     target[0, :2] = 255
-    assert torch.allclose(focal_loss(logits, target, gamma=0.0, ignore_index=255),
-                          F.cross_entropy(logits, target, ignore_index=255))
+    assert torch.allclose(
+        focal_loss(logits, target, gamma=0.0, ignore_index=255), F.cross_entropy(logits, target, ignore_index=255)
+    )
 
 
 def test_focal_known_values():
@@ -45,7 +47,7 @@ def test_focal_known_values():
     # general formula on random input
     logits, target = _batch(3)
     p = F.softmax(logits, 1).gather(1, target[:, None]).squeeze(1)
-    expected = (-(1 - p) ** 2 * p.log()).mean()
+    expected = (-((1 - p) ** 2) * p.log()).mean()
     assert torch.allclose(focal_loss(logits, target, gamma=2.0), expected)
     assert focal_loss(logits, target, gamma=2.0) < focal_loss(logits, target, gamma=0.0)
 
@@ -61,6 +63,7 @@ def test_all_ignored_gives_zero_with_graph():
 
 
 # ---------------------------------------------------------------- dice
+
 
 def test_dice_known_values():
     logits = torch.zeros(1, 2, 1, 2)  # every pixel p = (0.5, 0.5)
@@ -83,6 +86,7 @@ def test_dice_perfect_is_zero():
 
 # ---------------------------------------------------------------- Lovász
 
+
 def _lovasz_bruteforce(probas: torch.Tensor, labels: torch.Tensor, classes: str = "present") -> float:
     """Lovász extension of the Jaccard set loss, evaluated from the set function itself."""
     p, c = probas.shape
@@ -94,7 +98,7 @@ def _lovasz_bruteforce(probas: torch.Tensor, labels: torch.Tensor, classes: str 
         err = [abs((1.0 if i in fg else 0.0) - probas[i, k].item()) for i in range(p)]
         order = sorted(range(p), key=lambda i: -err[i])
 
-        def jaccard_loss(mistakes: set[int]) -> float:
+        def jaccard_loss(mistakes: set[int], fg: set[int] = fg) -> float:
             union = fg | mistakes
             return 1.0 - len(fg - mistakes) / len(union) if union else 0.0
 
@@ -140,23 +144,23 @@ def test_lovasz_matches_bruteforce(seed, classes):
 def test_lovasz_logits_api_and_ignore():
     logits, target = _batch(4)
     probas = F.softmax(logits, 1).permute(0, 2, 3, 1).reshape(-1, 4)
-    assert torch.allclose(lovasz_softmax(logits, target),
-                          lovasz_softmax_flat(probas, target.reshape(-1)))
+    assert torch.allclose(lovasz_softmax(logits, target), lovasz_softmax_flat(probas, target.reshape(-1)))
     target[1] = 255
     keep = target.reshape(-1) != 255
-    assert torch.allclose(lovasz_softmax(logits, target, ignore_index=255),
-                          lovasz_softmax_flat(probas[keep], target.reshape(-1)[keep]))
+    assert torch.allclose(
+        lovasz_softmax(logits, target, ignore_index=255), lovasz_softmax_flat(probas[keep], target.reshape(-1)[keep])
+    )
     with pytest.raises(ValueError):
         lovasz_softmax_flat(probas, target.reshape(-1).clamp(0, 3), classes="some")
 
 
 # ---------------------------------------------------------------- gradients
 
+
 def test_gradcheck_float64():
     logits, target = _batch(5, b=1, c=3, h=2, w=3, dtype=torch.float64)
     logits.requires_grad_(True)
-    for fn in (lambda x: focal_loss(x, target), lambda x: dice_loss(x, target),
-               lambda x: lovasz_softmax(x, target)):
+    for fn in (lambda x: focal_loss(x, target), lambda x: dice_loss(x, target), lambda x: lovasz_softmax(x, target)):
         assert torch.autograd.gradcheck(fn, (logits,), eps=1e-6, atol=1e-5)
 
 
@@ -191,8 +195,8 @@ def test_segmentation_loss_weights():
     total, parts = SegmentationLoss()(logits, target)
     assert set(parts) == {"focal", "dice", "lovasz"}
     assert total.item() == pytest.approx(
-        0.4 * parts["focal"].item() + 0.3 * parts["dice"].item() + 0.3 * parts["lovasz"].item(),
-        rel=1e-6)
+        0.4 * parts["focal"].item() + 0.3 * parts["dice"].item() + 0.3 * parts["lovasz"].item(), rel=1e-6
+    )
     only_dice, _ = SegmentationLoss(0.0, 1.0, 0.0)(logits, target)
     assert only_dice.item() == pytest.approx(dice_loss(logits, target).item())
     with pytest.raises(ValueError):
@@ -200,6 +204,7 @@ def test_segmentation_loss_weights():
 
 
 # ---------------------------------------------------------------- InfoNCE
+
 
 def _pairs(seed: int = 0, b: int = 8, d: int = 16):
     g = torch.Generator().manual_seed(seed)
@@ -285,6 +290,7 @@ def test_info_nce_errors_and_grad():
 
 
 # ---------------------------------------------------------------- S2M total
+
 
 def test_s2m_loss_total():
     logits, target = _batch(9)

@@ -12,13 +12,9 @@ from hypothesis.extra.numpy import arrays
 
 from s2m_geo.metrics import confusion_matrix, scd_scores
 
-HIST = np.array([[900, 10, 5, 5],
-                 [20, 30, 4, 1],
-                 [10, 3, 8, 2],
-                 [5, 2, 1, 6]])
+HIST = np.array([[900, 10, 5, 5], [20, 30, 4, 1], [10, 3, 8, 2], [5, 2, 1, 6]])
 
-SCALARS = ("sek", "fscd", "precision", "recall", "miou", "oa", "mf1", "mf1_all", "kappa",
-           "iou_change", "iou_nochange")
+SCALARS = ("sek", "fscd", "precision", "recall", "miou", "oa", "mf1", "mf1_all", "kappa", "iou_change", "iou_nochange")
 
 
 def _bisrnet_reference(hist: np.ndarray) -> dict[str, float]:
@@ -35,18 +31,35 @@ def _bisrnet_reference(hist: np.ndarray) -> dict[str, float]:
     kappa = (po - pe) / (1 - pe)
     pre = np.diag(h)[1:].sum() / (n - h[0, :].sum())
     rec = np.diag(h)[1:].sum() / (n - h[:, 0].sum())
-    return {"oa": np.trace(h) / n, "iou_nochange": iu[0], "iou_change": iu[1],
-            "miou": iu.mean(), "kappa": kappa, "sek": kappa * math.exp(iu[1]) / math.e,
-            "precision": pre, "recall": rec, "fscd": 2 * pre * rec / (pre + rec)}
+    return {
+        "oa": np.trace(h) / n,
+        "iou_nochange": iu[0],
+        "iou_change": iu[1],
+        "miou": iu.mean(),
+        "kappa": kappa,
+        "sek": kappa * math.exp(iu[1]) / math.e,
+        "precision": pre,
+        "recall": rec,
+        "fscd": 2 * pre * rec / (pre + rec),
+    }
 
 
 # ---------------------------------------------------------------- reference vector
 
+
 def test_reference_vector():
     r = scd_scores(HIST)
-    expected = {"oa": 0.932806, "miou": 0.725668, "sek": 0.079859, "precision": 0.478261,
-                "recall": 0.571429, "fscd": 0.520710, "kappa": 0.130494,
-                "iou_nochange": 0.942408, "iou_change": 0.508929}
+    expected = {
+        "oa": 0.932806,
+        "miou": 0.725668,
+        "sek": 0.079859,
+        "precision": 0.478261,
+        "recall": 0.571429,
+        "fscd": 0.520710,
+        "kappa": 0.130494,
+        "iou_nochange": 0.942408,
+        "iou_change": 0.508929,
+    }
     for k, v in expected.items():
         assert r[k] == pytest.approx(v, abs=1e-6), k
     ref = _bisrnet_reference(HIST)
@@ -84,6 +97,7 @@ def test_transpose_swaps_precision_and_recall():
 
 
 # ---------------------------------------------------------------- empty cases
+
 
 def test_no_change_anywhere_is_perfect():
     r = scd_scores(np.array([[100, 0, 0], [0, 0, 0], [0, 0, 0]]))
@@ -133,10 +147,18 @@ def test_absent_class_left_out_of_macro_f1():
     assert r["per_class"][2]["f1"] == 1.0
 
 
-@pytest.mark.parametrize("bad", [
-    np.zeros((3, 3), dtype=np.int64), np.ones((1, 1)), np.ones((2, 3)), np.ones(4),
-    np.array([[1, -1], [0, 3]]), np.array([[1.5, 0], [0, 1]]), np.array([[np.nan, 0], [0, 1]]),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((3, 3), dtype=np.int64),
+        np.ones((1, 1)),
+        np.ones((2, 3)),
+        np.ones(4),
+        np.array([[1, -1], [0, 3]]),
+        np.array([[1.5, 0], [0, 1]]),
+        np.array([[np.nan, 0], [0, 1]]),
+    ],
+)
 def test_bad_hist(bad):
     with pytest.raises(ValueError):
         scd_scores(bad)
@@ -148,6 +170,7 @@ def test_float_counts_accepted():
 
 
 # ---------------------------------------------------------------- confusion matrix
+
 
 def test_confusion_matrix_orientation_and_counts():
     pred = np.array([[0, 1, 1], [2, 2, 0]], dtype=np.uint8)
@@ -212,9 +235,9 @@ def test_confusion_matrix_large_input():
 
 # ---------------------------------------------------------------- properties
 
+
 @settings(max_examples=300, deadline=None, derandomize=True)
-@given(arrays(np.int64, st.sampled_from([(2, 2), (3, 3), (7, 7)]),
-              elements=st.integers(0, 1000)))
+@given(arrays(np.int64, st.sampled_from([(2, 2), (3, 3), (7, 7)]), elements=st.integers(0, 1000)))
 def test_property_scores_in_range_and_never_nan(hist):
     assume(hist.sum() > 0)
     r = scd_scores(hist)

@@ -9,8 +9,7 @@ import torch
 
 from s2m_geo.classes import load_class_table
 from s2m_geo.errors import InputError
-from s2m_geo.model import (S2MConfig, S2MNet, TextEncoder, build_model, create_backbone,
-                           evenly_spaced_taps)
+from s2m_geo.model import S2MConfig, S2MNet, TextEncoder, build_model, create_backbone, evenly_spaced_taps
 
 TINY_VIT = dict(depth=4, embed_dim=64, num_heads=2)
 K1 = load_class_table("gaza_change").num_classes
@@ -18,8 +17,16 @@ K1 = load_class_table("gaza_change").num_classes
 
 def tiny_cfg(backbone: str = "vit_small_patch16_dinov3", **kw) -> S2MConfig:
     bkw = TINY_VIT if backbone == "vit_small_patch16_dinov3" else {}
-    return S2MConfig(backbone=backbone, backbone_kwargs=dict(bkw), num_classes=K1,
-                     decoder_channels=32, attn_heads=2, align_heads=2, text_dim=48, **kw)
+    return S2MConfig(
+        backbone=backbone,
+        backbone_kwargs=dict(bkw),
+        num_classes=K1,
+        decoder_channels=32,
+        attn_heads=2,
+        align_heads=2,
+        text_dim=48,
+        **kw,
+    )
 
 
 def seeded_model(cfg: S2MConfig, seed: int = 0) -> S2MNet:
@@ -53,8 +60,7 @@ def test_evenly_spaced_taps():
         evenly_spaced_taps(3)
 
 
-@pytest.mark.parametrize("name,kwargs", [("resnet18", {}),
-                                         ("vit_small_patch16_dinov3", TINY_VIT)])
+@pytest.mark.parametrize("name,kwargs", [("resnet18", {}), ("vit_small_patch16_dinov3", TINY_VIT)])
 def test_backbone_pyramid(name, kwargs):
     torch.manual_seed(0)
     bb = create_backbone(name, **kwargs)
@@ -97,8 +103,7 @@ def test_pretrained_file_is_loaded_locally(tmp_path):
     # a checkpoint of another shape is a clear error naming the file
     torch.manual_seed(5)
     with pytest.raises(InputError, match="vit.safetensors"):
-        create_backbone("vit_small_patch16_dinov3", pretrained_file=path, depth=4,
-                        embed_dim=32, num_heads=2)
+        create_backbone("vit_small_patch16_dinov3", pretrained_file=path, depth=4, embed_dim=32, num_heads=2)
 
 
 def test_cnn_pretrained_file_is_loaded_and_checked(tmp_path):
@@ -106,7 +111,7 @@ def test_cnn_pretrained_file_is_loaded_and_checked(tmp_path):
     from safetensors.torch import save_file
 
     torch.manual_seed(3)
-    src = timm.create_model("resnet18", pretrained=False)      # full model, with its fc head
+    src = timm.create_model("resnet18", pretrained=False)  # full model, with its fc head
     path = tmp_path / "resnet18.safetensors"
     save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
     bb = create_backbone("resnet18", pretrained_file=path)
@@ -116,8 +121,7 @@ def test_cnn_pretrained_file_is_loaded_and_checked(tmp_path):
     wrong = tmp_path / "vit.safetensors"
     vit = timm.create_model("vit_small_patch16_dinov3", pretrained=False, num_classes=0, **TINY_VIT)
     save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(wrong))
-    with pytest.raises(InputError,
-                       match="vit.safetensors: these weights do not fit backbone 'resnet18'"):
+    with pytest.raises(InputError, match="vit.safetensors: these weights do not fit backbone 'resnet18'"):
         create_backbone("resnet18", pretrained_file=wrong)
 
 
@@ -184,12 +188,16 @@ def test_gradients_reach_alignment_module():
         model.align.gate.fill_(0.5)
     out = model.forward_train(pre, post, text)
     torch.nn.functional.cross_entropy(out.logits, target).backward()
-    for p in (model.align.q.weight, model.align.kv.weight, model.align.text_proj.weight,
-              model.align.out.weight, model.align.bridge.weight):
+    for p in (
+        model.align.q.weight,
+        model.align.kv.weight,
+        model.align.text_proj.weight,
+        model.align.out.weight,
+        model.align.bridge.weight,
+    ):
         assert p.grad is not None and p.grad.abs().sum() > 0
     with torch.no_grad():
-        assert not torch.allclose(model.forward_train(pre, post, text).logits,
-                                  model.forward_train(pre, post).logits)
+        assert not torch.allclose(model.forward_train(pre, post, text).logits, model.forward_train(pre, post).logits)
 
 
 def test_inference_does_not_use_text_modules():
@@ -222,8 +230,7 @@ def test_channels_last(vit_model):
     with torch.no_grad():
         ref = vit_model(pre, post)
         m = vit_model.to(memory_format=torch.channels_last)
-        got = m(pre.contiguous(memory_format=torch.channels_last),
-                post.contiguous(memory_format=torch.channels_last))
+        got = m(pre.contiguous(memory_format=torch.channels_last), post.contiguous(memory_format=torch.channels_last))
         vit_model.to(memory_format=torch.contiguous_format)
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
 
@@ -262,9 +269,11 @@ def test_text_encoder_unit_vectors_and_cache(text_encoder, monkeypatch):
     te = text_encoder
     te.clear_cache()
     before = te.num_encoded
-    sents = ["There are several destroyed buildings in the northeast region.",
-             "There is a single newly built greenhouse in the center.",
-             "There are multiple destroyed agricultural lands in the south region."]
+    sents = [
+        "There are several destroyed buildings in the northeast region.",
+        "There is a single newly built greenhouse in the center.",
+        "There are multiple destroyed agricultural lands in the south region.",
+    ]
     e = te.encode(sents)
     assert e.shape == (3, 48) and not e.requires_grad
     torch.testing.assert_close(e.norm(dim=1), torch.ones(3))
@@ -284,7 +293,7 @@ def test_text_encoder_loads_local_checkpoint(text_encoder, tmp_path):
     from safetensors.torch import save_file
 
     sd = {k: v.contiguous() for k, v in text_encoder.tower.state_dict().items()}
-    sd["visual.conv1.weight"] = torch.zeros(2, 3)     # a full CLIP file: visual tower skipped
+    sd["visual.conv1.weight"] = torch.zeros(2, 3)  # a full CLIP file: visual tower skipped
     sd["logit_scale"] = torch.ones(())
     path = tmp_path / "clip.safetensors"
     save_file(sd, str(path))
@@ -315,8 +324,10 @@ def test_vit_small_dinov3_real_size_forward_backward_512():
     loss = out.logits.logsumexp(1).mean() + out.visual_embed.pow(2).mean()
     loss.backward()
     t2 = time.perf_counter()
-    print(f"\nS2MNet ViT-S/16: {n / 1e6:.2f} M params ({n_bb / 1e6:.2f} M backbone); "
-          f"512x512 train forward {t1 - t0:.2f} s, backward {t2 - t1:.2f} s")
+    print(
+        f"\nS2MNet ViT-S/16: {n / 1e6:.2f} M params ({n_bb / 1e6:.2f} M backbone); "
+        f"512x512 train forward {t1 - t0:.2f} s, backward {t2 - t1:.2f} s"
+    )
     assert out.logits.shape == (1, K1, 512, 512) and out.visual_embed.shape == (1, 512)
     assert 21e6 < n_bb < 22.5e6
     assert model.backbone.model.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
@@ -339,9 +350,11 @@ def test_text_encoder_matches_open_clip_full_model(tmp_path):
     path = tmp_path / "open_clip_model.safetensors"
     save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(path))
     te = TextEncoder("ViT-B-32", checkpoint=path)
-    assert sum(p.numel() for p in te.parameters()) < 70e6     # no visual tower
-    sents = ["There are several destroyed buildings in the northeast region.",
-             "There is a single newly built greenhouse in the center."]
+    assert sum(p.numel() for p in te.parameters()) < 70e6  # no visual tower
+    sents = [
+        "There are several destroyed buildings in the northeast region.",
+        "There is a single newly built greenhouse in the center.",
+    ]
     tok = open_clip.get_tokenizer("ViT-B-32")
     with torch.no_grad():
         ref = clip.encode_text(tok(sents), normalize=True)

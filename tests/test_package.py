@@ -17,8 +17,17 @@ from safetensors.torch import save_model
 
 from s2m_geo.classes import load_class_table
 from s2m_geo.errors import InputError
-from s2m_geo.model import (META_KEY, PackageMeta, S2MConfig, build_model, export_onnx,
-                           load_onnx_model, load_package, read_package_meta, save_package)
+from s2m_geo.model import (
+    META_KEY,
+    PackageMeta,
+    S2MConfig,
+    build_model,
+    export_onnx,
+    load_onnx_model,
+    load_package,
+    read_package_meta,
+    save_package,
+)
 
 TABLE = load_class_table("gaza_change")
 TINY_VIT = dict(depth=4, embed_dim=64, num_heads=2)
@@ -26,17 +35,28 @@ TINY_VIT = dict(depth=4, embed_dim=64, num_heads=2)
 
 def tiny_cfg(backbone: str = "vit_small_patch16_dinov3", **kw) -> S2MConfig:
     bkw = TINY_VIT if backbone == "vit_small_patch16_dinov3" else {}
-    args = dict(backbone=backbone, backbone_kwargs=dict(bkw), num_classes=TABLE.num_classes,
-                decoder_channels=32, attn_heads=2, align_heads=2)
+    args = dict(
+        backbone=backbone,
+        backbone_kwargs=dict(bkw),
+        num_classes=TABLE.num_classes,
+        decoder_channels=32,
+        attn_heads=2,
+        align_heads=2,
+    )
     args.update(kw)
     return S2MConfig(**args)
 
 
 def make_meta(cfg: S2MConfig | None = None) -> PackageMeta:
-    return PackageMeta(class_table=TABLE, config=cfg, tile_size=64, default_overlap=16,
-                       training_gsd_m=0.5,
-                       training={"epochs": [3, 2], "seed": 0, "dataset": "synthetic"},
-                       metrics={"SeK": 0.178, "Fscd": 0.6614, "mIoU": 0.71})
+    return PackageMeta(
+        class_table=TABLE,
+        config=cfg,
+        tile_size=64,
+        default_overlap=16,
+        training_gsd_m=0.5,
+        training={"epochs": [3, 2], "seed": 0, "dataset": "synthetic"},
+        metrics={"SeK": 0.178, "Fscd": 0.6614, "mIoU": 0.71},
+    )
 
 
 def pair(b: int = 2, h: int = 64, w: int = 64, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,12 +123,13 @@ def test_metadata_round_trip(package):
 
 def test_read_package_meta_needs_no_torch(package):
     path, _ = package
-    code = ("import sys; from s2m_geo.model import read_package_meta; "
-            f"m = read_package_meta({str(path)!r}); "
-            "assert 'torch' not in sys.modules, 'torch was imported'; "
-            "print(m.class_table.num_classes, m.backbone)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import sys; from s2m_geo.model import read_package_meta; "
+        f"m = read_package_meta({str(path)!r}); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; "
+        "print(m.class_table.num_classes, m.backbone)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(TABLE.num_classes), "vit_small_patch16_dinov3"]
 
@@ -191,8 +212,7 @@ def test_other_architecture_or_version_is_refused(tmp_path, package):
     p = write_with_meta(tmp_path / "v0.safetensors", model, {**good, "format_version": 0})
     with pytest.raises(InputError, match="format_version 0"):
         read_package_meta(p)
-    p = write_with_meta(tmp_path / "k.safetensors", model,
-                        {**good, "config": {**good["config"], "num_classes": 3}})
+    p = write_with_meta(tmp_path / "k.safetensors", model, {**good, "config": {**good["config"], "num_classes": 3}})
     with pytest.raises(InputError, match="class table"):
         read_package_meta(p)
 
@@ -245,8 +265,9 @@ def _export_toy(path: Path, names: list[str], meta_json: str | None = None) -> P
             return torch.cat([a - b, a + b, a, b, a * b, a, b], 1)[:, :7]
 
     x = torch.zeros(1, 1, 32, 32)
-    torch.onnx.export(Toy(), (x, x), str(path), input_names=names, output_names=["logits"],
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        Toy(), (x, x), str(path), input_names=names, output_names=["logits"], opset_version=17, dynamo=False
+    )
     if meta_json is not None:
         import onnx
 
@@ -259,12 +280,20 @@ def _export_toy(path: Path, names: list[str], meta_json: str | None = None) -> P
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_onnx_with_wrong_inputs_is_refused(tmp_path):
-    meta = PackageMeta(class_table=TABLE, architecture="toy", bands={"pre": [1], "post": [1]},
-                       normalization={"mean": [0.5], "std": [0.5], "scale": 255.0},
-                       tile_size=32, default_overlap=0)
+    meta = PackageMeta(
+        class_table=TABLE,
+        architecture="toy",
+        bands={"pre": [1], "post": [1]},
+        normalization={"mean": [0.5], "std": [0.5], "scale": 255.0},
+        tile_size=32,
+        default_overlap=0,
+    )
     bad = _export_toy(tmp_path / "wrong.onnx", ["image_a", "image_b"], meta.to_json())
-    with pytest.raises(InputError, match=r"wrong.onnx: ONNX inputs are "
-                                         r"\['image_a', 'image_b'\].*'pre' and 'post'"):
+    with pytest.raises(
+        InputError,
+        match=r"wrong.onnx: ONNX inputs are "
+        r"\['image_a', 'image_b'\].*'pre' and 'post'",
+    ):
         load_onnx_model(bad)
     nometa = _export_toy(tmp_path / "nometa.onnx", ["pre", "post"])
     with pytest.raises(InputError, match="nometa.onnx: ONNX model has no s2m-geo metadata"):
@@ -287,8 +316,9 @@ def test_onnx_with_wrong_inputs_is_refused(tmp_path):
 def test_onnx_export_real_size_vit_small_512(tmp_path):
     torch.manual_seed(0)
     model = build_model(S2MConfig(num_classes=TABLE.num_classes)).eval()
-    pkg = save_package(tmp_path / "vits.safetensors", model,
-                       PackageMeta(class_table=TABLE, tile_size=512, default_overlap=64))
+    pkg = save_package(
+        tmp_path / "vits.safetensors", model, PackageMeta(class_table=TABLE, tile_size=512, default_overlap=64)
+    )
     om = load_onnx_model(export_onnx(pkg, tmp_path / "vits.onnx"))
     assert om.fixed_size is None and om.meta.tile_size == 512
     pre, post = pair(1, 512, 512)

@@ -6,7 +6,6 @@ import sys
 import numpy as np
 import pytest
 import rasterio
-from rasterio.windows import Window
 
 from s2m_geo.classes import load_class_table
 from s2m_geo.model import PackageMeta
@@ -41,8 +40,9 @@ def _read(path, band=1):
 
 def test_georeference_is_exact_with_an_echo_model(tmp_path, small_scene):
     out = tmp_path / "changes.tif"
-    res = predict(small_scene["pre"], small_scene["post"], out, EchoModel(),
-                  PredictOptions(batch_size=3, block_tiles=2))
+    res = predict(
+        small_scene["pre"], small_scene["post"], out, EchoModel(), PredictOptions(batch_size=3, block_tiles=2)
+    )
     with rasterio.open(out) as ds, rasterio.open(small_scene["pre"]) as pre:
         assert ds.crs == pre.crs and ds.transform == pre.transform and ds.shape == pre.shape
         assert ds.nodata == NODATA_CLASS and ds.colormap(1)[1][:3] == (0xE3, 0x1A, 0x1C)
@@ -79,10 +79,22 @@ def test_nodata_collar_yields_no_change(tmp_path, tiny_model):
 def test_no_seams_one_block_equals_many_blocks(tmp_path, tiny_model, small_scene):
     one, many = tmp_path / "one.tif", tmp_path / "many.tif"
     p1, p2 = tmp_path / "p1.tif", tmp_path / "p2.tif"
-    predict(small_scene["pre"], small_scene["post"], one, tiny_model,
-            PredictOptions(block_tiles=1000, batch_size=5), probabilities=p1)
-    predict(small_scene["pre"], small_scene["post"], many, tiny_model,
-            PredictOptions(block_tiles=1, batch_size=2), probabilities=p2)
+    predict(
+        small_scene["pre"],
+        small_scene["post"],
+        one,
+        tiny_model,
+        PredictOptions(block_tiles=1000, batch_size=5),
+        probabilities=p1,
+    )
+    predict(
+        small_scene["pre"],
+        small_scene["post"],
+        many,
+        tiny_model,
+        PredictOptions(block_tiles=1, batch_size=2),
+        probabilities=p2,
+    )
     assert np.array_equal(_read(one)[0], _read(many)[0])
     with rasterio.open(p1) as a, rasterio.open(p2) as b:
         assert a.count == 7 and np.array_equal(a.read(), b.read())
@@ -122,8 +134,10 @@ def test_dask_cluster_gives_the_same_raster(tmp_path, tiny_model, small_scene):
     local, dist = tmp_path / "local.tif", tmp_path / "dist.tif"
     opts = PredictOptions(block_tiles=2)
     predict(small_scene["pre"], small_scene["post"], local, tiny_model, opts)
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         predict(small_scene["pre"], small_scene["post"], dist, tiny_model, opts, client=client)
     assert np.array_equal(_read(local)[0], _read(dist)[0])
 
@@ -131,15 +145,28 @@ def test_dask_cluster_gives_the_same_raster(tmp_path, tiny_model, small_scene):
 def test_cli_predict(tmp_path, tiny_model, small_scene):
     out = tmp_path / "out dir é" / "changes.tif"
     out.parent.mkdir()
-    cmd = [sys.executable, "-m", "s2m_geo.cli", "predict", str(small_scene["pre"]), str(small_scene["post"]),
-           "-o", str(out), "--model", str(tiny_model), "--progress", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "s2m_geo.cli",
+        "predict",
+        str(small_scene["pre"]),
+        str(small_scene["post"]),
+        "-o",
+        str(out),
+        "--model",
+        str(tiny_model),
+        "--progress",
+        "json",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert '"stage": "infer"' in proc.stderr and out.exists()
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 2 and "already exists; pass --overwrite" in again.stderr
-    missing = subprocess.run(cmd[:4] + [str(tmp_path / "nope.tif")] + cmd[5:] + ["--overwrite"],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        cmd[:4] + [str(tmp_path / "nope.tif")] + cmd[5:] + ["--overwrite"], capture_output=True, text=True
+    )
     assert missing.returncode == 2 and "nope.tif" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
 
@@ -170,20 +197,32 @@ def _stack(files, out):
 
 
 def test_realdata_landsat8_int16_pair_smaller_than_a_tile(tmp_path, realdata):
-    from s2m_geo.model import build_model, save_package
     import torch
+
+    from s2m_geo.model import build_model, save_package
 
     root = realdata / "cold-springs-fire-landsat8"
     pre_files = [next((root / "pre_20160707").glob(f"*sr_band{b}_crop.tif")) for b in (4, 3, 2)]
     post_files = [next((root / "post_20160723").glob(f"*sr_band{b}_crop.tif")) for b in (4, 3, 2)]
     pre, post = _stack(pre_files, tmp_path / "pre.tif"), _stack(post_files, tmp_path / "post.tif")
     torch.manual_seed(0)
-    model = build_model({"backbone": "vit_small_patch16_dinov3",
-                         "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
-                         "decoder_channels": 16, "attn_heads": 2, "align_heads": 2, "text_dim": 32})
+    model = build_model(
+        {
+            "backbone": "vit_small_patch16_dinov3",
+            "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
+            "decoder_channels": 16,
+            "attn_heads": 2,
+            "align_heads": 2,
+            "text_dim": 32,
+        }
+    )
     # a package trained on reflectance scaled by 10000 (Landsat SR)
-    meta = PackageMeta(class_table=load_class_table(), tile_size=512, default_overlap=64,
-                       normalization={"mean": [0.1, 0.1, 0.1], "std": [0.1, 0.1, 0.1], "scale": 10000.0})
+    meta = PackageMeta(
+        class_table=load_class_table(),
+        tile_size=512,
+        default_overlap=64,
+        normalization={"mean": [0.1, 0.1, 0.1], "std": [0.1, 0.1, 0.1], "scale": 10000.0},
+    )
     pkg = save_package(tmp_path / "sr.safetensors", model, meta)
     out = tmp_path / "c.tif"
     res = predict(pre, post, out, pkg)

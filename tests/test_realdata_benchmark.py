@@ -123,8 +123,12 @@ def test_baselines_on_one_levir_pair(realdata, tmp_path):
         pytest.skip("LEVIR samples not in realdata")
     cat = rb.discover(realdata, ["levir"], {}, ucm_sample=0, identical_per_set=1, pc_per_set=1)
     pair = cat.pairs["levir"][0]
-    results = rb.run(rb.Catalogue(pairs={"levir": [pair]}, images={"levir": cat.images["levir"]},
-                                  pseudo=cat.pseudo), [], tmp_path, pc_crop=128)
+    results = rb.run(
+        rb.Catalogue(pairs={"levir": [pair]}, images={"levir": cat.images["levir"]}, pseudo=cat.pseudo),
+        [],
+        tmp_path,
+        pc_crop=128,
+    )
     everything, cva = results
     h = everything.pooled()
     assert h.sum() == 256 * 256 and h[0].sum() == 0  # every pixel flagged
@@ -148,9 +152,16 @@ def test_select_keeps_only_named_pairs_and_images():
     rd = rb
     pre = rd._img("airchange", "A/szada_1", Path("a.png"), (1, 2, 3))
     held = rd._img("airchange", "A/tiszadob_2", Path("b.png"), (1, 2, 3))
-    cat = rd.Catalogue({"airchange": [rd.PairSpec("airchange", "szada_1", pre, pre, Path("l.png")),
-                                      rd.PairSpec("airchange", "tiszadob_2", held, held, Path("m.png"))]},
-                       {"airchange": [pre, held]}, [pre, held])
+    cat = rd.Catalogue(
+        {
+            "airchange": [
+                rd.PairSpec("airchange", "szada_1", pre, pre, Path("l.png")),
+                rd.PairSpec("airchange", "tiszadob_2", held, held, Path("m.png")),
+            ]
+        },
+        {"airchange": [pre, held]},
+        [pre, held],
+    )
     out = rd.select(cat, ["tiszadob"])
     assert [p.name for p in out.pairs["airchange"]] == ["tiszadob_2"]
     assert out.images["airchange"] == [held] and out.pseudo == [held]

@@ -28,7 +28,7 @@ def _bg(seed: int, n: int = 160) -> np.ndarray:
     for _ in range(6):
         y, x = r.integers(0, n - 20, 2)
         h, w = r.integers(8, 30, 2)
-        img[y:y + h, x:x + w] = r.uniform(80, 220, 3)
+        img[y : y + h, x : x + w] = r.uniform(80, 220, 3)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -48,7 +48,7 @@ def test_pseudo_change_keeps_dtype_shape_and_is_bounded():
         assert 0.3 < d.mean() < 35, d.mean()  # it changes pixels, but not wholesale
         assert np.percentile(d, 99) < 90
     # other layouts and dtypes
-    u16 = (img[..., 0].astype(np.uint16) * 200)
+    u16 = img[..., 0].astype(np.uint16) * 200
     o16 = rm.pseudo_change(u16, np.random.default_rng(1))
     assert o16.dtype == np.uint16 and o16.shape == u16.shape
     assert np.abs(o16.astype(np.float64) - u16).mean() < 0.15 * 65535
@@ -76,8 +76,11 @@ def test_synthesize_pair_is_deterministic():
     for s in range(4):
         p = rm.synthesize_pair(_bg(s), np.random.default_rng([9, s]), [_bg(50 + s)])
         q = rm.synthesize_pair(_bg(s), np.random.default_rng([9, s]), [_bg(50 + s)])
-        assert (p.pre.tobytes(), p.post.tobytes(), p.label.tobytes()) == \
-            (q.pre.tobytes(), q.post.tobytes(), q.label.tobytes())
+        assert (p.pre.tobytes(), p.post.tobytes(), p.label.tobytes()) == (
+            q.pre.tobytes(),
+            q.post.tobytes(),
+            q.label.tobytes(),
+        )
         assert p.kind == q.kind and p.objects == q.objects
 
 
@@ -126,14 +129,26 @@ def test_label_ids_follow_the_table():
         p = rm.synthesize_pair(_bg(s), np.random.default_rng(s), ids=only, kind="change")
         assert set(np.unique(p.label)) <= {0, 2, 6}
     # a two-class table gets every change as 1; a table without those classes is refused
-    binary = class_table_from_dict({"name": "bin", "classes": [
-        {"id": 0, "name": "no_change", "category": "none", "change_type": "none", "color": "#000000"},
-        {"id": 1, "name": "change", "category": "change", "change_type": "changed", "color": "#ffffff"}]})
+    binary = class_table_from_dict(
+        {
+            "name": "bin",
+            "classes": [
+                {"id": 0, "name": "no_change", "category": "none", "change_type": "none", "color": "#000000"},
+                {"id": 1, "name": "change", "category": "change", "change_type": "changed", "color": "#ffffff"},
+            ],
+        }
+    )
     assert set(rm.class_ids(binary).values()) == {1}
-    other = class_table_from_dict({"name": "x", "classes": [
-        {"id": 0, "name": "no_change", "category": "none", "change_type": "none", "color": "#000000"},
-        {"id": 1, "name": "tree_lost", "category": "tree", "change_type": "lost", "color": "#00ff00"},
-        {"id": 2, "name": "tree_new", "category": "tree", "change_type": "new", "color": "#00aa00"}]})
+    other = class_table_from_dict(
+        {
+            "name": "x",
+            "classes": [
+                {"id": 0, "name": "no_change", "category": "none", "change_type": "none", "color": "#000000"},
+                {"id": 1, "name": "tree_lost", "category": "tree", "change_type": "lost", "color": "#00ff00"},
+                {"id": 2, "name": "tree_new", "category": "tree", "change_type": "new", "color": "#00aa00"},
+            ],
+        }
+    )
     with pytest.raises(InputError, match="none of the realmix classes"):
         rm.class_ids(other)
 
@@ -172,8 +187,10 @@ def test_find_images_skips_labels_and_reports_missing(image_dir, tmp_path):
 
 
 def _digest(folder) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*.png"))}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.png"))
+    }
 
 
 def test_write_realmix_layout_determinism_and_idempotence(image_dir, tmp_path):

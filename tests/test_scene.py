@@ -17,8 +17,16 @@ from rasterio.warp import transform as warp_points
 from rasterio.windows import Window
 
 from s2m_geo.errors import InputError
-from s2m_geo.predict.scene import (Grid, clip_window, coarse_shape, footprint_overlap_fraction, integer_offset,
-                           open_pair, percentile_stretch, snap_box)
+from s2m_geo.predict.scene import (
+    Grid,
+    clip_window,
+    coarse_shape,
+    footprint_overlap_fraction,
+    integer_offset,
+    open_pair,
+    percentile_stretch,
+    snap_box,
+)
 from s2m_geo.synthetic import SceneSpec, write_scene
 
 # ---------------------------------------------------------------------------------------------
@@ -38,8 +46,7 @@ def _profile(path):
 def _write(path, data, **profile):
     """Write (C,h,w) ``data`` as a GeoTIFF; ``profile`` overrides the defaults."""
     data = np.asarray(data)
-    prof = dict(driver="GTiff", count=data.shape[0], height=data.shape[1], width=data.shape[2],
-                dtype=data.dtype.name)
+    prof = dict(driver="GTiff", count=data.shape[0], height=data.shape[1], width=data.shape[2], dtype=data.dtype.name)
     prof.update(profile)
     with rasterio.open(path, "w", **prof) as ds:
         ds.write(data)
@@ -73,8 +80,9 @@ def uint16_pair(tmp_path_factory):
     for k in ("pre", "post"):
         data = _read(base[k]).astype(np.uint16) * 40 + 300
         data[_read(base[k]) == 0] = 0
-        out[k] = _write(root / f"{k}16.tif", data, **{kk: _profile(base[k])[kk] for kk in ("crs", "transform")},
-                        nodata=0)
+        out[k] = _write(
+            root / f"{k}16.tif", data, **{kk: _profile(base[k])[kk] for kk in ("crs", "transform")}, nodata=0
+        )
     return out
 
 
@@ -97,7 +105,7 @@ def test_pure_window_math():
     assert coarse_shape(5000, 300) == (5, 1000, 60)
     assert coarse_shape(100, 90) == (1, 100, 90)
     vals = np.arange(100, dtype=np.float32).reshape(1, 10, 10)
-    (lo, hi), = percentile_stretch(vals, np.ones((10, 10), bool))
+    ((lo, hi),) = percentile_stretch(vals, np.ones((10, 10), bool))
     assert lo == pytest.approx(1.98) and hi == pytest.approx(97.02)
     g = Grid(CRS.from_epsg(32636), t, 40, 20)
     assert g.res == (0.5, 0.5) and g.shape == (20, 40)
@@ -145,8 +153,11 @@ def test_post_on_another_crs_and_gsd_is_aligned_to_the_pixel(warped_scene):
     inner = valid.copy()
     inner[:4], inner[-4:], inner[:, :4], inner[:, -4:] = False, False, False, False
     assert inner.mean() > 0.9
-    mad = {(dy, dx): float(np.abs(post - np.roll(ref, (dy, dx), axis=(1, 2)))[:, inner].mean())
-           for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    mad = {
+        (dy, dx): float(np.abs(post - np.roll(ref, (dy, dx), axis=(1, 2)))[:, inner].mean())
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+    }
     assert mad[0, 0] < 6.0
     # alignment to the pixel: any one-pixel shift matches clearly worse
     assert all(mad[0, 0] < 0.8 * v for k, v in mad.items() if k != (0, 0))
@@ -183,8 +194,13 @@ def test_post_reaching_beyond_pre(small_scene, tmp_path):
     # post shifted 50 px west and 30 px north of pre: the grid keeps pre's part only
     data = _read(small_scene["post"])
     prof = _profile(small_scene["post"])
-    post = _write(tmp_path / "post_shift.tif", data, crs=prof["crs"], nodata=0,
-                  transform=prof["transform"] * Affine.translation(-50, -30))
+    post = _write(
+        tmp_path / "post_shift.tif",
+        data,
+        crs=prof["crs"],
+        nodata=0,
+        transform=prof["transform"] * Affine.translation(-50, -30),
+    )
     with open_pair(small_scene["pre"], post) as pair:
         assert pair.grid.transform == prof["transform"]
         assert (pair.grid.width, pair.grid.height) == (462, 482)
@@ -267,10 +283,10 @@ def test_alpha_band_and_internal_mask_are_respected(small_scene, tmp_path):
     geo = dict(crs=prof["crs"], transform=prof["transform"])
     masked = np.full((512, 512), 255, np.uint8)
     masked[200:260, 300:400] = 0
-    alpha = _write(tmp_path / "rgba.tif", np.concatenate([data, masked[None]]), photometric="RGB",
-                   alpha="YES", **geo)
-    with rasterio.open(tmp_path / "imask.tif", "w", driver="GTiff", count=3, width=512, height=512,
-                       dtype="uint8", **geo) as ds:
+    alpha = _write(tmp_path / "rgba.tif", np.concatenate([data, masked[None]]), photometric="RGB", alpha="YES", **geo)
+    with rasterio.open(
+        tmp_path / "imask.tif", "w", driver="GTiff", count=3, width=512, height=512, dtype="uint8", **geo
+    ) as ds:
         ds.write(data)
         ds.write_mask(masked)
     for post in (alpha, tmp_path / "imask.tif"):
@@ -302,7 +318,7 @@ def test_warped_in_area_outside_post_footprint_is_invalid(small_scene, tmp_path)
         assert 300 < g.width < 312  # the footprint's bounding box, clipped to pre
         valid = pair.read(g.window())[2]
     # where is each grid pixel centre in post's pixels?
-    rows, cols = np.mgrid[0:g.height, 0:g.width] + 0.5
+    rows, cols = np.mgrid[0 : g.height, 0 : g.width] + 0.5
     xs, ys = g.transform * (cols.ravel(), rows.ravel())
     lon, lat = warp_points(g.crs, "EPSG:4326", xs, ys)
     pc, pr = ~t * (np.asarray(lon), np.asarray(lat))
@@ -364,25 +380,37 @@ def test_error_no_crs_on_one(small_scene, tmp_path):
 def test_error_disjoint_and_subpixel_overlap(small_scene, tmp_path):
     data = _read(small_scene["post"])
     prof = _profile(small_scene["post"])
-    far = _write(tmp_path / "far.tif", data, crs=prof["crs"], nodata=0,
-                 transform=prof["transform"] * Affine.translation(10_000, 0))
+    far = _write(
+        tmp_path / "far.tif",
+        data,
+        crs=prof["crs"],
+        nodata=0,
+        transform=prof["transform"] * Affine.translation(10_000, 0),
+    )
     _assert_input_error(far, small_scene["pre"], far, match="footprints do not overlap")
-    sliver = _write(tmp_path / "sliver.tif", data, crs=prof["crs"], nodata=0,
-                    transform=prof["transform"] * Affine.translation(511.5, 0))
+    sliver = _write(
+        tmp_path / "sliver.tif",
+        data,
+        crs=prof["crs"],
+        nodata=0,
+        transform=prof["transform"] * Affine.translation(511.5, 0),
+    )
     _assert_input_error(sliver, small_scene["pre"], sliver, match="smaller than one pixel")
 
 
 def test_error_bands(small_scene, tmp_path):
     msg = _assert_input_error(small_scene["pre"], small_scene["pre"], small_scene["post"], bands=[1, 2, 4])
     assert "has 3 band(s); --bands 1,2,4 asks for band 4" in msg
-    msg = _assert_input_error(small_scene["post"], small_scene["pre"], small_scene["post"],
-                              bands=[1, 2, 3], post_bands=[3, 2, 5])
+    msg = _assert_input_error(
+        small_scene["post"], small_scene["pre"], small_scene["post"], bands=[1, 2, 3], post_bands=[3, 2, 5]
+    )
     assert "--post-bands 3,2,5 asks for band 5" in msg
     prof = _profile(small_scene["pre"])
     geo = dict(crs=prof["crs"], transform=prof["transform"])
     # RGB + NIR (MINISBLACK: GDAL would take a 4th uint8 band of a default GeoTIFF for alpha)
-    four = _write(tmp_path / "four.tif", np.concatenate([_read(small_scene["pre"])] * 2)[:4],
-                  photometric="MINISBLACK", **geo)
+    four = _write(
+        tmp_path / "four.tif", np.concatenate([_read(small_scene["pre"])] * 2)[:4], photometric="MINISBLACK", **geo
+    )
     msg = _assert_input_error(small_scene["post"], four, small_scene["post"], match="pre has 4 bands, post 3")
     assert "--bands/--post-bands" in msg
     with open_pair(four, small_scene["post"], bands=[3, 2, 1]) as pair:  # a choice resolves it
@@ -399,15 +427,24 @@ def test_error_bands(small_scene, tmp_path):
 
 def test_error_complex_dtype(small_scene, tmp_path):
     prof = _profile(small_scene["pre"])
-    cplx = _write(tmp_path / "cplx.tif", _read(small_scene["post"]).astype(np.complex64),
-                  crs=prof["crs"], transform=prof["transform"])
+    cplx = _write(
+        tmp_path / "cplx.tif",
+        _read(small_scene["post"]).astype(np.complex64),
+        crs=prof["crs"],
+        transform=prof["transform"],
+    )
     _assert_input_error(cplx, small_scene["pre"], cplx, match="unsupported data type complex64; convert to real bands")
 
 
 def test_error_all_nodata(small_scene, tmp_path):
     prof = _profile(small_scene["pre"])
-    empty = _write(tmp_path / "empty.tif", np.zeros((3, 512, 512), np.uint8), crs=prof["crs"],
-                   transform=prof["transform"], nodata=0)
+    empty = _write(
+        tmp_path / "empty.tif",
+        np.zeros((3, 512, 512), np.uint8),
+        crs=prof["crs"],
+        transform=prof["transform"],
+        nodata=0,
+    )
     _assert_input_error(empty, small_scene["pre"], empty, match="no valid pixel where both scenes overlap")
 
 
@@ -444,8 +481,9 @@ def test_uint16_percentile_stretch_is_computed_once_per_scene(uint16_pair):
 
 
 def test_normalization_scale_maps_linearly(uint16_pair):
-    with open_pair(uint16_pair["pre"], uint16_pair["post"], normalization={"mean": [0.5] * 3, "std": [0.2] * 3,
-                                                                          "scale": 10000.0}) as pair:
+    with open_pair(
+        uint16_pair["pre"], uint16_pair["post"], normalization={"mean": [0.5] * 3, "std": [0.2] * 3, "scale": 10000.0}
+    ) as pair:
         assert pair.scaling == {"pre": "scale", "post": "scale"} and pair.stretch["pre"] is None
         pre, _, valid = pair.read(pair.grid.window())
     raw = _read(uint16_pair["pre"]).astype(np.float32)
@@ -463,8 +501,7 @@ def test_all_nodata_check_does_not_trust_the_decimated_read_alone(small_scene, t
     monkeypatch.setattr(scene, "COARSE_MAX", 64)  # 512 px -> a 1-in-8 decimated scan
     calls = []
     full_scan = scene.ScenePair._any_valid_full
-    monkeypatch.setattr(scene.ScenePair, "_any_valid_full",
-                        lambda self, *a: calls.append(1) or full_scan(self, *a))
+    monkeypatch.setattr(scene.ScenePair, "_any_valid_full", lambda self, *a: calls.append(1) or full_scan(self, *a))
     prof = _profile(small_scene["pre"])
     data = np.zeros((3, 512, 512), np.uint8)
     data[:, 301, 301] = 77  # one valid pixel, between the decimated samples
@@ -556,10 +593,12 @@ def test_real_landsat5_uint8_pair(realdata, tmp_path):
 @pytest.mark.realdata
 def test_real_landsat8_int16_pair(realdata, tmp_path):
     root = realdata / "cold-springs-fire-landsat8"
-    pre = _stack([next((root / "pre_20160707").glob(f"*_sr_band{b}_crop.tif")) for b in (4, 3, 2)],
-                 tmp_path / "pre.tif")
-    post = _stack([next((root / "post_20160723").glob(f"*_sr_band{b}_crop.tif")) for b in (4, 3, 2)],
-                  tmp_path / "post.tif")
+    pre = _stack(
+        [next((root / "pre_20160707").glob(f"*_sr_band{b}_crop.tif")) for b in (4, 3, 2)], tmp_path / "pre.tif"
+    )
+    post = _stack(
+        [next((root / "post_20160723").glob(f"*_sr_band{b}_crop.tif")) for b in (4, 3, 2)], tmp_path / "post.tif"
+    )
     raw = _read(pre).astype(np.float32)
     with open_pair(pre, post) as pair:
         assert (pair.grid.width, pair.grid.height) == (246, 177)

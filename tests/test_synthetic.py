@@ -82,8 +82,9 @@ def test_post_on_another_crs_and_gsd_overlaps_pre(tmp_path):
         assert post.crs.to_epsg() == 4326
         pre_b = transform_bounds(pre.crs, "EPSG:4326", *pre.bounds)
         post_b = post.bounds
-        overlap = ((min(pre_b[2], post_b.right) - max(pre_b[0], post_b.left)) *
-                   (min(pre_b[3], post_b.top) - max(pre_b[1], post_b.bottom)))
+        overlap = (min(pre_b[2], post_b.right) - max(pre_b[0], post_b.left)) * (
+            min(pre_b[3], post_b.top) - max(pre_b[1], post_b.bottom)
+        )
         area = (pre_b[2] - pre_b[0]) * (pre_b[3] - pre_b[1])
         assert overlap / area > 0.98
         # about 0.7 m pixels: 200 m of scene in ~286 pixels

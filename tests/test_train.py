@@ -16,14 +16,24 @@ from s2m_geo.train.trainer import train
 TINY = {
     "seed": 3,
     "classes": "gaza_change",
-    "model": {"backbone": "vit_small_patch16_dinov3",
-              "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
-              "decoder_channels": 16, "attn_heads": 2, "align_heads": 2},
-    "text_encoder": {"name": "ViT-B-32", "text_cfg": {"width": 32, "layers": 1, "heads": 2},
-                     "embed_dim": 32},
+    "model": {
+        "backbone": "vit_small_patch16_dinov3",
+        "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
+        "decoder_channels": 16,
+        "attn_heads": 2,
+        "align_heads": 2,
+    },
+    "text_encoder": {"name": "ViT-B-32", "text_cfg": {"width": 32, "layers": 1, "heads": 2}, "embed_dim": 32},
     "data": {"tile_size": 64, "train": [], "val": []},
-    "train": {"batch_size": 4, "lr": 0.001, "lr_schedule": "cosine", "stage1_epochs": 2, "stage2_epochs": 1,
-              "max_steps_per_epoch": 3, "device": "cpu"},
+    "train": {
+        "batch_size": 4,
+        "lr": 0.001,
+        "lr_schedule": "cosine",
+        "stage1_epochs": 2,
+        "stage2_epochs": 1,
+        "max_steps_per_epoch": 3,
+        "device": "cpu",
+    },
 }
 
 

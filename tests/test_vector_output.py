@@ -11,8 +11,8 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from s2m_geo.detect import detect_changes
 from s2m_geo.classes import load_class_table
+from s2m_geo.detect import detect_changes
 from s2m_geo.model import PackageMeta
 from s2m_geo.predict.pipeline import PredictOptions
 from s2m_geo.vector.output import CHANGE_COLUMNS
@@ -45,8 +45,9 @@ def _pair(tmp_path, bright, size=300, crs="EPSG:32636", transform=TRANSFORM):
     paths = []
     for name in ("pre", "post"):
         p = tmp_path / f"{name}.tif"
-        with rasterio.open(p, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8",
-                           crs=crs, transform=transform) as ds:
+        with rasterio.open(
+            p, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs=crs, transform=transform
+        ) as ds:
             ds.write(img)
         paths.append(p)
     return paths
@@ -143,14 +144,43 @@ def test_failures_leave_no_output(tmp_path):
 
 def test_cli_predict_to_geopackage(tmp_path, tiny_model, small_scene):
     out = tmp_path / "changes.gpkg"
-    proc = subprocess.run([sys.executable, "-m", "s2m_geo.cli", "predict", str(small_scene["pre"]),
-                           str(small_scene["post"]), "-o", str(out), "--model", str(tiny_model),
-                           "--raster", str(tmp_path / "changes.tif"), "--min-area", "1"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "s2m_geo.cli",
+            "predict",
+            str(small_scene["pre"]),
+            str(small_scene["post"]),
+            "-o",
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--raster",
+            str(tmp_path / "changes.tif"),
+            "--min-area",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert out.exists() and (tmp_path / "changes.tif").exists()
     assert "change polygons" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "s2m_geo.cli", "predict", str(small_scene["pre"]),
-                          str(small_scene["post"]), "-o", str(tmp_path / "x.shp"), "--model", str(tiny_model)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "s2m_geo.cli",
+            "predict",
+            str(small_scene["pre"]),
+            str(small_scene["post"]),
+            "-o",
+            str(tmp_path / "x.shp"),
+            "--model",
+            str(tiny_model),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "x.shp" in bad.stderr and ".gpkg" in bad.stderr

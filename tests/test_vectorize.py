@@ -26,8 +26,9 @@ PX = 0.25
 def grid_cores(h: int, w: int, rows: list[int], cols: list[int]) -> list[Rect]:
     re = [0, *sorted(rows), h]
     ce = [0, *sorted(cols), w]
-    return [Rect(re[i], ce[j], re[i + 1] - re[i], ce[j + 1] - ce[j])
-            for i in range(len(re) - 1) for j in range(len(ce) - 1)]
+    return [
+        Rect(re[i], ce[j], re[i + 1] - re[i], ce[j + 1] - ce[j]) for i in range(len(re) - 1) for j in range(len(ce) - 1)
+    ]
 
 
 def run_cores(classes, confidence, cores, transform=T05, connectivity=4) -> list[Region]:
@@ -52,8 +53,7 @@ def assert_same(regions, reference, exact=True):
     assert a.keys() == b.keys()
     for k, r in a.items():
         ref = b[k]
-        assert (r.class_id, r.pixels, r.row_sum, r.col_sum) == \
-            (ref.class_id, ref.pixels, ref.row_sum, ref.col_sum)
+        assert (r.class_id, r.pixels, r.row_sum, r.col_sum) == (ref.class_id, ref.pixels, ref.row_sum, ref.col_sum)
         assert r.confidence_sum == pytest.approx(ref.confidence_sum, rel=1e-9, abs=1e-9)
         assert r.geometry.is_valid
         assert r.geometry.equals(ref.geometry)
@@ -117,8 +117,13 @@ def test_region_spanning_many_cores_and_t_junctions():
     a[2:38, 2:38] = 1
     a[8:30, 9:12] = 0
     a[20, 5:35] = 0  # splits nothing: still connected around the ends
-    cores = [Rect(0, 0, 13, 40), Rect(13, 0, 27, 7), Rect(13, 7, 9, 33), Rect(22, 7, 18, 19),
-             Rect(22, 26, 18, 14)]  # T-junctions, not a grid
+    cores = [
+        Rect(0, 0, 13, 40),
+        Rect(13, 0, 27, 7),
+        Rect(13, 7, 9, 33),
+        Rect(22, 7, 18, 19),
+        Rect(22, 26, 18, 14),
+    ]  # T-junctions, not a grid
     assert sum(c.height * c.width for c in cores) == 1600
     one = vectorize(a, None, T05)
     for seed in range(5):
@@ -239,7 +244,7 @@ def test_fed_by_the_stitcher_in_block_order():
         for t in b.tiles:
             valid = np.ones((t.height, t.width), bool)
             valid[:, : max(0, 20 - t.col)] = False  # a nodata strip on the west edge
-            p.add_tile(t, probs_all[:, t.row:t.row_end, t.col:t.col_end], layout.tile_weights(t), valid)
+            p.add_tile(t, probs_all[:, t.row : t.row_end, t.col : t.col_end], layout.tile_weights(t), valid)
         partials.append(p)
     random.Random(2).shuffle(partials)
     for p in partials:
@@ -274,8 +279,7 @@ def test_as_a_predict_sink(tmp_path, small_scene):
         transform, (h, w) = ds.transform, ds.shape
     vec = Vectorizer(transform, h, w)
     out = tmp_path / "changes.tif"
-    predict(small_scene["pre"], small_scene["post"], out, Bright(), PredictOptions(block_tiles=2),
-            sinks=[vec])
+    predict(small_scene["pre"], small_scene["post"], out, Bright(), PredictOptions(block_tiles=2), sinks=[vec])
     regions = vec.finish()
     with rasterio.open(out) as ds:
         raster = ds.read(1)
@@ -355,8 +359,7 @@ def test_any_cut_any_order_equals_one_core(scene):
     cut = run_cores(classes, conf, cores, connectivity=conn)
 
     def key(rs):
-        return Counter((r.class_id, r.pixels, round(r.geometry.area, 6), round(r.confidence_sum, 4))
-                       for r in rs)
+        return Counter((r.class_id, r.pixels, round(r.geometry.area, 6), round(r.confidence_sum, 4)) for r in rs)
 
     assert key(cut) == key(one)
     assert_same(cut, one)
@@ -376,10 +379,13 @@ def test_any_cut_any_order_equals_one_core(scene):
 # --- georeferencing ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("transform", [
-    Affine(0.5, 0.0, 1000.0, 0.0, 0.5, 2000.0),  # south-up
-    Affine.translation(500000.0, 4000000.0) * Affine.rotation(30.0) * Affine.scale(2.0, -2.0),  # rotated
-])
+@pytest.mark.parametrize(
+    "transform",
+    [
+        Affine(0.5, 0.0, 1000.0, 0.0, 0.5, 2000.0),  # south-up
+        Affine.translation(500000.0, 4000000.0) * Affine.rotation(30.0) * Affine.scale(2.0, -2.0),  # rotated
+    ],
+)
 def test_polygons_follow_the_affine(transform):
     a = np.zeros((8, 9), np.uint8)
     a[5, 6] = 1
@@ -457,8 +463,7 @@ def test_spacenet_buildings_round_trip(realdata):
         return shapely.intersection(a, b).area / shapely.union(a, b).area
 
     # one class id per building keeps buildings apart even if they touched
-    ids = rasterize([(g, i + 1) for i, g in enumerate(buildings)], out_shape=(h, w),
-                    transform=transform, dtype="uint8")
+    ids = rasterize([(g, i + 1) for i, g in enumerate(buildings)], out_shape=(h, w), transform=transform, dtype="uint8")
     cores = grid_cores(h, w, [300, 450], [450, 600])
     random.Random(0).shuffle(cores)
     regions = run_cores(ids, None, cores, transform=transform)

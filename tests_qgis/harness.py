@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_PARENT = ROOT / "qgis_plugin"
 PLUGIN_NAME = "s2m_geo_qgis"
-QGIS_PROCESS = "/usr/bin/qgis_process.bin"   # not /usr/bin/qgis_process: Debian's wrapper is broken
-PROCESSING_PLUGINS = "/usr/share/qgis/python/plugins"   # `processing`
-QGIS_PYTHON = "/usr/share/qgis/python"                   # `pyplugin_installer`
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # not /usr/bin/qgis_process: Debian's wrapper is broken
+PROCESSING_PLUGINS = "/usr/share/qgis/python/plugins"  # `processing`
+QGIS_PYTHON = "/usr/share/qgis/python"  # `pyplugin_installer`
 
 # Before any Qt object exists: no display here, and a throwaway QGIS profile.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -74,14 +74,14 @@ def need(reason):
 def qgis_app():
     from qgis.testing import start_app
 
-    app = start_app(cleanup=False)   # exit handled above
+    app = start_app(cleanup=False)  # exit handled above
     # processing.* does `from qgis.utils import iface` at import time: install the mock first.
     import qgis.utils
     from qgis.gui import QgsBrowserGuiModel, QgsMessageBar
     from qgis.testing.mocked import get_iface
 
     iface = get_iface()
-    iface.browserModel.return_value = QgsBrowserGuiModel()   # sip rejects a Mock here
+    iface.browserModel.return_value = QgsBrowserGuiModel()  # sip rejects a Mock here
     iface.messageBar.return_value = QgsMessageBar()
     iface.activeLayer.return_value = None
     qgis.utils.iface = iface
@@ -95,7 +95,7 @@ def qgis_app():
 def iface(qgis_app):
     import qgis.utils
 
-    qgis.utils.iface.reset_mock()   # keeps the return values set above
+    qgis.utils.iface.reset_mock()  # keeps the return values set above
     return qgis.utils.iface
 
 
@@ -103,11 +103,10 @@ def iface(qgis_app):
 def provider(qgis_app):
     """The S2M provider, registered for one test (the GUI tests register their own)."""
     from qgis.core import QgsApplication
-
     from s2m_geo_qgis.provider import S2MProvider
 
     reg = QgsApplication.processingRegistry()
-    prov = S2MProvider()          # keep the reference for the whole test
+    prov = S2MProvider()  # keep the reference for the whole test
     assert reg.addProvider(prov)
     yield prov
     if reg.providerById("s2m") is not None:
@@ -120,14 +119,13 @@ def project(qgis_app):
 
     QgsProject.instance().removeAllMapLayers()
     yield QgsProject.instance()
-    QgsProject.instance().removeAllMapLayers()   # no live layers at exit
+    QgsProject.instance().removeAllMapLayers()  # no live layers at exit
 
 
 @pytest.fixture
 def clean_settings(qgis_app):
     """No executable set in the plugin settings (restored afterwards)."""
     from qgis.core import QgsSettings
-
     from s2m_geo_qgis import runner
 
     s = QgsSettings()
@@ -182,7 +180,7 @@ class RecordingFeedback:
                 return "\n".join(m for _, m in self.log)
 
             def child_pid(self):
-                for kind, msg in self.log:
+                for _kind, msg in self.log:
                     if msg.startswith("s2m-geo started as process "):
                         return int(msg.rsplit(" ", 1)[1])
                 return None
@@ -224,8 +222,12 @@ def _clean_env():
 def scene(cli, tmp_path_factory):
     """A 256x256 synthetic pre/post pair written by the CLI (`s2m-geo sample-data`)."""
     out = tmp_path_factory.mktemp("scene")
-    subprocess.run([cli, "sample-data", str(out), "--size", "256", "--seed", "0", "--progress", "none"],
-                   check=True, env=_clean_env(), stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [cli, "sample-data", str(out), "--size", "256", "--seed", "0", "--progress", "none"],
+        check=True,
+        env=_clean_env(),
+        stdout=subprocess.DEVNULL,
+    )
     return {"pre": str(out / "pre.tif"), "post": str(out / "post.tif")}
 
 
@@ -246,8 +248,9 @@ print(save_package(sys.argv[1], model, meta))
 def tiny_model(cli, tmp_path_factory):
     """A random, tiny S2M package (64-px tiles): a real model that runs in a second."""
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    subprocess.run([_cli_python(cli), "-c", TINY_MODEL, str(path)], check=True, env=_clean_env(),
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [_cli_python(cli), "-c", TINY_MODEL, str(path)], check=True, env=_clean_env(), stdout=subprocess.DEVNULL
+    )
     return str(path)
 
 
@@ -316,7 +319,6 @@ def fake_cli(tmp_path, monkeypatch):
 
 def qgis_process_env(plugin_parent, profile):
     env = dict(os.environ)
-    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(profile),
-               QGIS_PLUGINPATH=str(plugin_parent))
+    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(profile), QGIS_PLUGINPATH=str(plugin_parent))
     env.pop("PYTHONPATH", None)
     return env

@@ -21,8 +21,17 @@ def test_algorithm_registered_with_its_parameters(provider):
     assert alg is not None and alg.displayName() == "Detect changes (S2M)"
     assert provider.name() == "S2M"
     params = {p.name(): p for p in alg.parameterDefinitions()}
-    assert list(params) == ["PRE", "POST", "MODEL", "TILE_SIZE", "OVERLAP", "DEVICE", "MIN_AREA",
-                            "OUTPUT", "OUTPUT_RASTER"]
+    assert list(params) == [
+        "PRE",
+        "POST",
+        "MODEL",
+        "TILE_SIZE",
+        "OVERLAP",
+        "DEVICE",
+        "MIN_AREA",
+        "OUTPUT",
+        "OUTPUT_RASTER",
+    ]
     optional = {n for n, p in params.items() if p.flags() & p.FlagOptional}
     assert optional == {"MODEL", "TILE_SIZE", "OVERLAP", "OUTPUT_RASTER"}
     assert params["DEVICE"].options() == ["auto", "cpu", "cuda"]
@@ -33,20 +42,37 @@ def test_algorithm_registered_with_its_parameters(provider):
 def test_arguments_passed_to_the_cli(provider, fake_cli, tmp_path, scene, feedback):
     """Empty model/tile/overlap are left to the CLI (its default model); the enum maps to names."""
     out = tmp_path / "c.gpkg"
-    _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": str(out),
-                            "DEVICE": 1}, feedback=feedback)
+    _processing().run(
+        ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": str(out), "DEVICE": 1}, feedback=feedback
+    )
     argv = fake_cli.record()["argv"]
     assert argv[:5] == ["predict", scene["pre"], scene["post"], "-o", str(out)]
     assert "--model" not in argv and "--tile-size" not in argv and "--raster" not in argv
     assert argv[argv.index("--device") + 1] == "cpu"
     assert argv[argv.index("--progress") + 1] == "json"
     assert feedback.progress[-1] == 100
-    _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": str(out),
-                            "MODEL": __file__, "TILE_SIZE": 128, "OVERLAP": 0, "MIN_AREA": 12.5,
-                            "OUTPUT_RASTER": str(tmp_path / "c.tif")}, feedback=feedback)
+    _processing().run(
+        ALG,
+        {
+            "PRE": scene["pre"],
+            "POST": scene["post"],
+            "OUTPUT": str(out),
+            "MODEL": __file__,
+            "TILE_SIZE": 128,
+            "OVERLAP": 0,
+            "MIN_AREA": 12.5,
+            "OUTPUT_RASTER": str(tmp_path / "c.tif"),
+        },
+        feedback=feedback,
+    )
     argv = fake_cli.record()["argv"]
-    for flag, value in (("--model", __file__), ("--tile-size", "128"), ("--overlap", "0"),
-                        ("--min-area", "12.5"), ("--raster", str(tmp_path / "c.tif"))):
+    for flag, value in (
+        ("--model", __file__),
+        ("--tile-size", "128"),
+        ("--overlap", "0"),
+        ("--min-area", "12.5"),
+        ("--raster", str(tmp_path / "c.tif")),
+    ):
         assert argv[argv.index(flag) + 1] == value
     res = _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": "TEMPORARY_OUTPUT"})
     argv = fake_cli.record()["argv"]
@@ -56,26 +82,24 @@ def test_arguments_passed_to_the_cli(provider, fake_cli, tmp_path, scene, feedba
 def test_same_scene_as_pre_and_post_is_warned(provider, fake_cli, tmp_path, scene, feedback):
     """The plugin warns itself, and the CLI's own warning reaches the log as a warning too."""
     out = tmp_path / "same.gpkg"
-    _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["pre"], "OUTPUT": str(out)},
-                      feedback=feedback)
+    _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["pre"], "OUTPUT": str(out)}, feedback=feedback)
     warnings = [m for kind, m in feedback.log if kind == "warning"]
     assert len(warnings) == 2
     assert "same file" in warnings[0] and scene["pre"] in warnings[0]
     assert warnings[1] == scene["pre"] + " is given as both pre and post"
     other = RecordingFeedback.make()
-    _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"],
-                            "OUTPUT": str(tmp_path / "two.gpkg")}, feedback=other)
+    _processing().run(
+        ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": str(tmp_path / "two.gpkg")}, feedback=other
+    )
     assert not [m for kind, m in other.log if kind == "warning"]
 
 
-def test_plugin_setting_wins_over_the_environment(provider, fake_cli, clean_settings, tmp_path, scene,
-                                                  monkeypatch):
+def test_plugin_setting_wins_over_the_environment(provider, fake_cli, clean_settings, tmp_path, scene, monkeypatch):
     from s2m_geo_qgis import runner
 
     monkeypatch.setenv("S2M_GEO_EXECUTABLE", "/nonexistent/s2m-geo")
     clean_settings.setValue(runner.SETTINGS_KEY, fake_cli.path)
-    res = _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"],
-                                  "OUTPUT": str(tmp_path / "c.gpkg")})
+    res = _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": str(tmp_path / "c.gpkg")})
     assert res["OUTPUT"] == str(tmp_path / "c.gpkg") and fake_cli.log_path.exists()
 
 
@@ -83,7 +107,6 @@ def test_executable_setting_in_processing_options(provider, fake_cli, clean_sett
     """Options > Processing > Providers > S2M writes the QgsSettings key the algorithm reads."""
     from processing.core.ProcessingConfig import ProcessingConfig
     from qgis.core import QgsSettings
-
     from s2m_geo_qgis import runner
     from s2m_geo_qgis.algorithm import find_executable
 
@@ -94,35 +117,31 @@ def test_executable_setting_in_processing_options(provider, fake_cli, clean_sett
     assert find_executable() == fake_cli.path
 
 
-def test_missing_executable_gives_the_install_command(provider, clean_settings, tmp_path, scene,
-                                                      monkeypatch, feedback):
+def test_missing_executable_gives_the_install_command(provider, clean_settings, tmp_path, scene, monkeypatch, feedback):
     from qgis.core import QgsApplication, QgsProcessingException
 
     monkeypatch.delenv("S2M_GEO_EXECUTABLE", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     out = tmp_path / "c.gpkg"
     with pytest.raises(QgsProcessingException) as exc:
-        _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": str(out)},
-                          feedback=feedback)
+        _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": str(out)}, feedback=feedback)
     msg = str(exc.value)
     assert "s2m-geo command line was not found" in msg and "pip install s2m-geo" in msg
     assert "Traceback" not in msg and "Traceback" not in feedback.text()
     assert not out.exists()
     alg = QgsApplication.processingRegistry().createAlgorithmById(ALG)
-    ok, why = alg.canExecute()      # the toolbox shows this instead of opening the dialog
+    ok, why = alg.canExecute()  # the toolbox shows this instead of opening the dialog
     assert not ok and "pip install s2m-geo" in why
 
 
-def test_cli_failure_is_reported_without_traceback(provider, fake_cli, tmp_path, scene, feedback,
-                                                   monkeypatch):
+def test_cli_failure_is_reported_without_traceback(provider, fake_cli, tmp_path, scene, feedback, monkeypatch):
     """The CLI's own one-line error becomes the exception's message; nothing is left behind."""
     from qgis.core import QgsProcessingException
 
     monkeypatch.setenv("FAKE_S2M_MODE", "fail")
     out = tmp_path / "out" / "c.gpkg"
     with pytest.raises(QgsProcessingException) as exc:
-        _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": str(out)},
-                          feedback=feedback)
+        _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": str(out)}, feedback=feedback)
     msg = str(exc.value)
     assert msg.startswith("s2m-geo failed (exit code 2)") and "s2m-geo: error:" in msg, msg
     assert "Traceback" not in msg + feedback.text()
@@ -147,15 +166,24 @@ def test_run_and_load_styled_results(provider, project, cli, tiny_model, scene, 
     fb = RecordingFeedback.make()
     out, ras = tmp_path / "changes.gpkg", tmp_path / "changes.tif"
     res = _processing().runAndLoadResults(
-        ALG, {"PRE": scene["pre"], "POST": scene["post"], "MODEL": tiny_model, "DEVICE": 1,
-              "OUTPUT": str(out), "OUTPUT_RASTER": str(ras)}, feedback=fb)
+        ALG,
+        {
+            "PRE": scene["pre"],
+            "POST": scene["post"],
+            "MODEL": tiny_model,
+            "DEVICE": 1,
+            "OUTPUT": str(out),
+            "OUTPUT_RASTER": str(ras),
+        },
+        feedback=fb,
+    )
     assert res["OUTPUT"] == str(out) and out.is_file() and ras.is_file()
     assert res["N_CHANGES"] > 0
     # progress from the JSON lines: rising to 100 (then Processing's own for loading 3 layers)
-    run = fb.progress[:fb.progress.index(100) + 1]
+    run = fb.progress[: fb.progress.index(100) + 1]
     assert len(run) >= 5 and run == sorted(run) and run[0] < 50
     text = fb.text()
-    assert "infer:" in text and "change polygons" in text and "There " in text   # the CLI's sentences
+    assert "infer:" in text and "change polygons" in text and "There " in text  # the CLI's sentences
     layers = {l.name(): l for l in project.mapLayers().values()}
     assert {"Changes", "Scenes", "Change raster"} <= set(layers), list(layers)
     changes = layers["Changes"]
@@ -165,8 +193,7 @@ def test_run_and_load_styled_results(provider, project, cli, tiny_model, scene, 
     assert changes.featureCount() == res["N_CHANGES"]
     _renderer_by_class(changes)
     names = changes.fields().names()
-    for field in ("class_id", "category", "change_type", "quantity", "direction", "area_m2",
-                  "description"):
+    for field in ("class_id", "category", "change_type", "quantity", "direction", "area_m2", "description"):
         assert field in names
     f = next(changes.getFeatures())
     assert f["description"] and f["class_id"] >= 1
@@ -183,13 +210,22 @@ def test_cancel_stops_the_child_and_leaves_no_output(provider, cli, tiny_model, 
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     with pytest.raises(QgsProcessingException, match="Cancelled"):
-        _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"], "MODEL": tiny_model,
-                                "DEVICE": 1, "OUTPUT": str(out_dir / "c.gpkg"),
-                                "OUTPUT_RASTER": str(out_dir / "c.tif")}, feedback=fb)
+        _processing().run(
+            ALG,
+            {
+                "PRE": scene["pre"],
+                "POST": scene["post"],
+                "MODEL": tiny_model,
+                "DEVICE": 1,
+                "OUTPUT": str(out_dir / "c.gpkg"),
+                "OUTPUT_RASTER": str(out_dir / "c.tif"),
+            },
+            feedback=fb,
+        )
     pid = fb.child_pid()
     assert pid and fb.isCanceled()
-    for kill in (os.kill, os.killpg):   # neither the child nor anything in its process group
+    for kill in (os.kill, os.killpg):  # neither the child nor anything in its process group
         with pytest.raises(ProcessLookupError):
             kill(pid, 0)
-    assert os.listdir(out_dir) == []     # no output, no .partial temp files
+    assert os.listdir(out_dir) == []  # no output, no .partial temp files
     assert fb.progress and max(fb.progress) < 90

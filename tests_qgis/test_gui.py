@@ -31,14 +31,13 @@ def no_exec(monkeypatch):
 
 def test_initgui_registers_provider_button_and_menu_and_unload_removes_them(iface, project):
     from qgis.core import QgsApplication
-
     from s2m_geo_qgis import classFactory
     from s2m_geo_qgis.plugin import MENU
 
     reg = QgsApplication.processingRegistry()
     assert reg.providerById("s2m") is None
     plugin = classFactory(iface)
-    plugin.initGui()                       # the desktop calls only initGui
+    plugin.initGui()  # the desktop calls only initGui
     action = plugin.action
     assert reg.providerById("s2m") is plugin.provider
     assert reg.algorithmById(ALG) is not None
@@ -51,15 +50,13 @@ def test_initgui_registers_provider_button_and_menu_and_unload_removes_them(ifac
     assert reg.providerById("s2m") is None and reg.algorithmById(ALG) is None
     assert plugin.action is None and plugin.provider is None
     from processing.core.ProcessingConfig import ProcessingConfig
-
     from s2m_geo_qgis import runner
 
-    assert runner.SETTING_NAME not in ProcessingConfig.settings   # the option went with it
+    assert runner.SETTING_NAME not in ProcessingConfig.settings  # the option went with it
 
 
 def test_initprocessing_alone_as_qgis_process_does(iface):
     from qgis.core import QgsApplication
-
     from s2m_geo_qgis import classFactory
 
     plugin = classFactory(iface)
@@ -77,11 +74,12 @@ def test_toolbar_action_opens_the_algorithm_dialog(plugin, no_exec, fake_cli, cl
     assert len(no_exec) == 1
     dlg = no_exec[0]
     assert dlg.algorithm().id() == ALG
-    assert dlg.messageBar().currentItem() is None     # s2m-geo found: no warning
+    assert dlg.messageBar().currentItem() is None  # s2m-geo found: no warning
 
 
-def test_dialog_warns_with_the_install_command_when_s2m_geo_is_missing(plugin, no_exec, clean_settings,
-                                                                       monkeypatch, tmp_path):
+def test_dialog_warns_with_the_install_command_when_s2m_geo_is_missing(
+    plugin, no_exec, clean_settings, monkeypatch, tmp_path
+):
     monkeypatch.delenv("S2M_GEO_EXECUTABLE", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     plugin.action.trigger()
@@ -90,7 +88,7 @@ def test_dialog_warns_with_the_install_command_when_s2m_geo_is_missing(plugin, n
     assert item is not None and "pip install s2m-geo" in item.text()
     from qgis.core import QgsProcessingContext
 
-    ok, msg = dlg.algorithm().checkParameterValues({}, QgsProcessingContext())   # what Run shows
+    ok, msg = dlg.algorithm().checkParameterValues({}, QgsProcessingContext())  # what Run shows
     assert not ok and "s2m-geo command line was not found" in msg and "Traceback" not in msg
 
 
@@ -113,8 +111,9 @@ def _png_ok(path):
     assert len(colours) > 20, "the screenshot looks blank"
 
 
-def test_dialog_screenshot_then_run_loads_even_an_empty_result(plugin, project, cli, tiny_model, scene,
-                                                               tmp_path, clean_settings):
+def test_dialog_screenshot_then_run_loads_even_an_empty_result(
+    plugin, project, cli, tiny_model, scene, tmp_path, clean_settings
+):
     """The real dialog, offscreen: screenshot it, fill it, click Run (a worker-thread task),
     and get the result layer loaded into the project, styled, even when no change is left."""
     from processing import createAlgorithmDialog
@@ -130,12 +129,13 @@ def test_dialog_screenshot_then_run_loads_even_an_empty_result(plugin, project, 
     png = tmp_path / "qgis_dialog.png"
     assert dlg.grab().save(str(png))
     _png_ok(png)
-    if os.environ.get("S2M_QGIS_DIALOG_PNG"):       # scripts/test_qgis.sh --screenshot
+    if os.environ.get("S2M_QGIS_DIALOG_PNG"):  # scripts/test_qgis.sh --screenshot
         shutil.copyfile(png, os.environ["S2M_QGIS_DIALOG_PNG"])
 
     out = tmp_path / "dialog_changes.gpkg"
-    dlg.setParameters({"PRE": pre.id(), "POST": post.id(), "MODEL": tiny_model, "DEVICE": 1,
-                       "MIN_AREA": 1e12, "OUTPUT": str(out)})
+    dlg.setParameters(
+        {"PRE": pre.id(), "POST": post.id(), "MODEL": tiny_model, "DEVICE": 1, "MIN_AREA": 1e12, "OUTPUT": str(out)}
+    )
     finished = []
     dlg.algorithmFinished.connect(lambda ok, res: finished.append((ok, res)))
     dlg.runButton().click()
@@ -144,7 +144,7 @@ def test_dialog_screenshot_then_run_loads_even_an_empty_result(plugin, project, 
     assert ok and res["N_CHANGES"] == 0 and out.is_file()
     layer = project.mapLayersByName("Changes")[0]
     assert layer.isValid() and layer.featureCount() == 0
-    assert layer.geometryType() == QgsWkbTypes.PolygonGeometry      # not a geometry-less table
+    assert layer.geometryType() == QgsWkbTypes.PolygonGeometry  # not a geometry-less table
     assert layer.renderer().type() == "categorizedSymbol" and layer.renderer().classAttribute() == "class_id"
     dlg.close()
     del layer, pre, post

@@ -18,8 +18,11 @@ def installed(tmp_path_factory):
     """Build the zip with the project's command, unpack it with QGIS's installer code."""
     tmp = tmp_path_factory.mktemp("zip")
     zpath = tmp / "s2m_geo_qgis.zip"
-    subprocess.run([sys.executable, str(ROOT / "qgis_plugin" / "build_zip.py"), "-o", str(zpath)],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(ROOT / "qgis_plugin" / "build_zip.py"), "-o", str(zpath)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     with zipfile.ZipFile(zpath) as zf:
         names = zf.namelist()
     # installFromZipFile: the plugin is the folder of the shortest metadata.txt
@@ -39,8 +42,9 @@ def installed(tmp_path_factory):
     profile = tmp / "profile"
     profile.mkdir()
     env = qgis_process_env(plugins, profile)
-    r = subprocess.run([QGIS_PROCESS, "plugins", "enable", PLUGIN_NAME], env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [QGIS_PROCESS, "plugins", "enable", PLUGIN_NAME], env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     return env
 
@@ -50,14 +54,24 @@ def _run(env, params, timeout=300):
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_qgis_process_run_writes_a_geopackage_with_both_layers(installed, cli, tiny_model, scene,
-                                                               tmp_path):
+def test_qgis_process_run_writes_a_geopackage_with_both_layers(installed, cli, tiny_model, scene, tmp_path):
     env = dict(installed, S2M_GEO_EXECUTABLE=cli)
     out = tmp_path / "changes.gpkg"
-    r = _run(env, {"PRE": scene["pre"], "POST": scene["post"], "MODEL": tiny_model, "DEVICE": 1,
-                   "TILE_SIZE": 64, "OVERLAP": 16, "OUTPUT": out, "OUTPUT_RASTER": tmp_path / "changes.tif"})
+    r = _run(
+        env,
+        {
+            "PRE": scene["pre"],
+            "POST": scene["post"],
+            "MODEL": tiny_model,
+            "DEVICE": 1,
+            "TILE_SIZE": 64,
+            "OVERLAP": 16,
+            "OUTPUT": out,
+            "OUTPUT_RASTER": tmp_path / "changes.tif",
+        },
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    report = json.loads(r.stdout)          # stdout is pure JSON with --json
+    report = json.loads(r.stdout)  # stdout is pure JSON with --json
     res = report["results"]
     assert res["OUTPUT"] == str(out) and res["N_CHANGES"] > 0
     assert res["SCENES"] == f"{out}|layername=scenes"
@@ -65,9 +79,13 @@ def test_qgis_process_run_writes_a_geopackage_with_both_layers(installed, cli, t
     assert "--tile-size 64 --overlap 16" in report["log"]["info"][0]
     con = sqlite3.connect(str(out))
     try:
-        tables = {t: g for t, g in con.execute(
-            "SELECT c.table_name, g.geometry_type_name FROM gpkg_contents c "
-            "LEFT JOIN gpkg_geometry_columns g USING (table_name)")}
+        tables = {
+            t: g
+            for t, g in con.execute(
+                "SELECT c.table_name, g.geometry_type_name FROM gpkg_contents c "
+                "LEFT JOIN gpkg_geometry_columns g USING (table_name)"
+            )
+        }
         styles = {t for (t,) in con.execute("SELECT f_table_name FROM layer_styles WHERE useAsDefault")}
         n = con.execute("SELECT count(*) FROM changes").fetchone()[0]
     finally:
@@ -76,7 +94,7 @@ def test_qgis_process_run_writes_a_geopackage_with_both_layers(installed, cli, t
     assert styles == {"changes", "scenes"} and n == res["N_CHANGES"]
     from qgis.core import QgsVectorLayer
 
-    layer = QgsVectorLayer(f"{out}|layername=changes", "changes", "ogr")   # opens styled
+    layer = QgsVectorLayer(f"{out}|layername=changes", "changes", "ogr")  # opens styled
     assert layer.isValid() and layer.renderer().type() == "categorizedSymbol"
     del layer
 

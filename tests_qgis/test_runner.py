@@ -8,7 +8,6 @@ import signal
 import time
 
 import pytest
-
 from s2m_geo_qgis import runner
 
 
@@ -23,9 +22,9 @@ def test_executable_order_setting_env_path(tmp_path):
     (tmp_path / "onpath").mkdir()
     c = _exe(tmp_path / "onpath" / "s2m-geo")
     env = {"S2M_GEO_EXECUTABLE": b, "PATH": str(tmp_path / "onpath")}
-    assert runner.find_executable(a, env) == a                        # the setting wins
-    assert runner.find_executable("", env) == b                       # then the variable
-    assert runner.find_executable(None, {"PATH": env["PATH"]}) == c   # then PATH
+    assert runner.find_executable(a, env) == a  # the setting wins
+    assert runner.find_executable("", env) == b  # then the variable
+    assert runner.find_executable(None, {"PATH": env["PATH"]}) == c  # then PATH
 
 
 def test_missing_executable_message_says_how_to_install(tmp_path):
@@ -40,9 +39,18 @@ def test_missing_executable_message_says_how_to_install(tmp_path):
 
 
 def test_clean_env_drops_qgis_python_and_gdal_settings():
-    env = runner.clean_env({"PATH": "/usr/bin", "HOME": "/root", "PYTHONPATH": "/usr/share/qgis/python",
-                            "PYTHONHOME": "/usr", "QGIS_PREFIX_PATH": "/usr", "PROJ_LIB": "/usr/share/proj",
-                            "GDAL_DATA": "/usr/share/gdal", "CUDA_VISIBLE_DEVICES": "0"})
+    env = runner.clean_env(
+        {
+            "PATH": "/usr/bin",
+            "HOME": "/root",
+            "PYTHONPATH": "/usr/share/qgis/python",
+            "PYTHONHOME": "/usr",
+            "QGIS_PREFIX_PATH": "/usr",
+            "PROJ_LIB": "/usr/share/proj",
+            "GDAL_DATA": "/usr/share/gdal",
+            "CUDA_VISIBLE_DEVICES": "0",
+        }
+    )
     assert env["PATH"] == "/usr/bin" and env["HOME"] == "/root" and env["CUDA_VISIBLE_DEVICES"] == "0"
     for k in ("PYTHONPATH", "PYTHONHOME", "QGIS_PREFIX_PATH", "PROJ_LIB", "GDAL_DATA"):
         assert k not in env
@@ -55,10 +63,26 @@ def test_command_is_a_list_and_omits_defaults():
     assert "--model" not in cmd and "--tile-size" not in cmd and "--overlap" not in cmd
     assert "--raster" not in cmd
     assert cmd[-2:] == ["--progress", "json"] and "--overwrite" in cmd
-    cmd = runner.build_command("s", "a", "b", "c.gpkg", model="m.safetensors", raster="r.tif",
-                               tile_size=256, overlap=0, device="cuda", min_area=25)
-    for flag, value in (("--model", "m.safetensors"), ("--raster", "r.tif"), ("--tile-size", "256"),
-                        ("--overlap", "0"), ("--device", "cuda"), ("--min-area", "25.0")):
+    cmd = runner.build_command(
+        "s",
+        "a",
+        "b",
+        "c.gpkg",
+        model="m.safetensors",
+        raster="r.tif",
+        tile_size=256,
+        overlap=0,
+        device="cuda",
+        min_area=25,
+    )
+    for flag, value in (
+        ("--model", "m.safetensors"),
+        ("--raster", "r.tif"),
+        ("--tile-size", "256"),
+        ("--overlap", "0"),
+        ("--device", "cuda"),
+        ("--min-area", "25.0"),
+    ):
         assert cmd[cmd.index(flag) + 1] == value
 
 
@@ -76,23 +100,26 @@ def test_run_reads_progress_messages_and_output(fake_cli, tmp_path, monkeypatch)
     monkeypatch.setenv("PYTHONHOME", "/usr")
     out = tmp_path / "c.gpkg"
     seen, messages, lines = [], [], []
-    res = runner.run_cli(runner.build_command(fake_cli.path, "pre.tif", "post.tif", str(out)),
-                         outputs=[str(out)], on_progress=lambda s, d, t: seen.append((s, d, t)),
-                         on_message=messages.append, on_output=lines.append)
+    res = runner.run_cli(
+        runner.build_command(fake_cli.path, "pre.tif", "post.tif", str(out)),
+        outputs=[str(out)],
+        on_progress=lambda s, d, t: seen.append((s, d, t)),
+        on_message=messages.append,
+        on_output=lines.append,
+    )
     assert res.returncode == 0 and not res.canceled and out.exists()
     assert seen[0] == ("infer", 1, 4) and seen[-1] == ("vectorize", 1, 1)
     assert messages == ["fake model loaded"]
     assert lines == [f"{out}: fake run, 0 change polygons"]
     env = fake_cli.record()["env"]
-    assert "PYTHONPATH" not in env and "PYTHONHOME" not in env   # the child gets a clean env
+    assert "PYTHONPATH" not in env and "PYTHONHOME" not in env  # the child gets a clean env
 
 
 def test_warnings_reach_on_warning_and_fall_back_to_on_message(fake_cli, tmp_path):
     out = tmp_path / "c.gpkg"
     cmd = runner.build_command(fake_cli.path, "same.tif", "same.tif", str(out))
     warned, messages = [], []
-    res = runner.run_cli(cmd, outputs=[str(out)], on_message=messages.append,
-                         on_warning=warned.append)
+    res = runner.run_cli(cmd, outputs=[str(out)], on_message=messages.append, on_warning=warned.append)
     assert res.returncode == 0 and warned == ["same.tif is given as both pre and post"]
     assert messages == ["fake model loaded"] and not res.errors
     out.unlink()
@@ -113,8 +140,7 @@ def test_same_file_resolves_links(tmp_path):
 def test_failure_keeps_the_cli_message(fake_cli, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_S2M_MODE", "fail")
     out = tmp_path / "c.gpkg"
-    res = runner.run_cli(runner.build_command(fake_cli.path, "pre.tif", "post.tif", str(out)),
-                         outputs=[str(out)])
+    res = runner.run_cli(runner.build_command(fake_cli.path, "pre.tif", "post.tif", str(out)), outputs=[str(out)])
     assert res.returncode == 2
     msg = runner.describe_failure(res)
     assert "exit code 2" in msg and "s2m-geo: error: pre.tif: not a raster" in msg
@@ -134,24 +160,27 @@ def _gone(pid):
         return True
 
 
-def test_cancel_kills_a_stubborn_child_and_its_group_and_removes_leftovers(fake_cli, tmp_path,
-                                                                          monkeypatch):
-    monkeypatch.setenv("FAKE_S2M_MODE", "hang")   # ignores SIGTERM, leaves .partial files
+def test_cancel_kills_a_stubborn_child_and_its_group_and_removes_leftovers(fake_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_S2M_MODE", "hang")  # ignores SIGTERM, leaves .partial files
     out, ras = tmp_path / "o" / "c.gpkg", tmp_path / "o" / "c.tif"
     out.parent.mkdir()
     (out.parent / "unrelated.txt").write_text("keep me")
     seen = []
     t0 = time.monotonic()
-    res = runner.run_cli(runner.build_command(fake_cli.path, "pre.tif", "post.tif", str(out), raster=str(ras)),
-                         outputs=[str(out), str(ras)], on_progress=lambda s, d, t: seen.append(d),
-                         is_canceled=lambda: len(seen) >= 3, grace=0.5)
+    res = runner.run_cli(
+        runner.build_command(fake_cli.path, "pre.tif", "post.tif", str(out), raster=str(ras)),
+        outputs=[str(out), str(ras)],
+        on_progress=lambda s, d, t: seen.append(d),
+        is_canceled=lambda: len(seen) >= 3,
+        grace=0.5,
+    )
     assert res.canceled and res.returncode == -signal.SIGKILL
     assert time.monotonic() - t0 < 10
     assert _gone(res.pid)
     grandchild = int(open(str(fake_cli.log_path) + ".grandchild").read())
     deadline = time.monotonic() + 5
-    while not _gone(grandchild) and time.monotonic() < deadline:   # reaped by init
+    while not _gone(grandchild) and time.monotonic() < deadline:  # reaped by init
         time.sleep(0.05)
     assert _gone(grandchild), "the child's own child survived the cancel"
-    assert sorted(os.listdir(out.parent)) == ["unrelated.txt"]        # partial files removed
+    assert sorted(os.listdir(out.parent)) == ["unrelated.txt"]  # partial files removed
     assert len(res.removed) == 2

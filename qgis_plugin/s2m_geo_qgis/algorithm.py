@@ -3,14 +3,24 @@
 import collections
 import os
 
-from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingContext,
-                       QgsProcessingException, QgsProcessingLayerPostProcessorInterface,
-                       QgsProcessingOutputNumber,
-                       QgsProcessingOutputVectorLayer, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFile, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterVectorDestination, QgsProcessingUtils, QgsSettings,
-                       QgsVectorLayer)
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
+    QgsProcessingUtils,
+    QgsSettings,
+    QgsVectorLayer,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 
 from . import runner
@@ -104,7 +114,8 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             "Tile size and overlap: empty = the model's. Minimum area drops smaller change "
             "polygons (m²).\n\n"
             "The s2m-geo executable is taken from Settings > Options > Processing > Providers > S2M, "
-            "else from the S2M_GEO_EXECUTABLE environment variable, else from PATH.")
+            "else from the S2M_GEO_EXECUTABLE environment variable, else from PATH."
+        )
 
     def helpUrl(self):
         return "https://github.com/s2m-geo/s2m-geo#qgis-plugin"
@@ -112,31 +123,58 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.PRE, self.tr("Pre scene (before)")))
         self.addParameter(QgsProcessingParameterRasterLayer(self.POST, self.tr("Post scene (after)")))
-        self.addParameter(QgsProcessingParameterFile(
-            self.MODEL, self.tr("Model package (empty: the default model)"),
-            behavior=QgsProcessingParameterFile.File, optional=True,
-            fileFilter=self.tr("S2M model (*.safetensors *.onnx);;All files (*)")))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.TILE_SIZE, self.tr("Tile size in pixels (empty: the model's)"),
-            type=QgsProcessingParameterNumber.Integer, defaultValue=None, optional=True,
-            minValue=32, maxValue=8192))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.OVERLAP, self.tr("Tile overlap in pixels (empty: the model's)"),
-            type=QgsProcessingParameterNumber.Integer, defaultValue=None, optional=True,
-            minValue=0, maxValue=4096))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue=0))
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MODEL,
+                self.tr("Model package (empty: the default model)"),
+                behavior=QgsProcessingParameterFile.File,
+                optional=True,
+                fileFilter=self.tr("S2M model (*.safetensors *.onnx);;All files (*)"),
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.TILE_SIZE,
+                self.tr("Tile size in pixels (empty: the model's)"),
+                type=QgsProcessingParameterNumber.Integer,
+                defaultValue=None,
+                optional=True,
+                minValue=32,
+                maxValue=8192,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.OVERLAP,
+                self.tr("Tile overlap in pixels (empty: the model's)"),
+                type=QgsProcessingParameterNumber.Integer,
+                defaultValue=None,
+                optional=True,
+                minValue=0,
+                maxValue=4096,
+            )
+        )
+        self.addParameter(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue=0))
         min_area = QgsProcessingParameterNumber(
-            self.MIN_AREA, self.tr("Minimum change area, m²"),
-            type=QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0)
+            self.MIN_AREA,
+            self.tr("Minimum change area, m²"),
+            type=QgsProcessingParameterNumber.Double,
+            defaultValue=0.0,
+            minValue=0.0,
+        )
         min_area.setMetadata({"widget_wrapper": {"decimals": 1}})
         self.addParameter(min_area)
-        self.addParameter(QgsProcessingParameterVectorDestination(
-            self.OUTPUT, self.tr("Changes"), type=QgsProcessing.TypeVectorPolygon))
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            self.OUTPUT_RASTER, self.tr("Change raster"), optional=True, createByDefault=False))
-        self.addOutput(QgsProcessingOutputVectorLayer(
-            self.SCENES, self.tr("Scenes"), QgsProcessing.TypeVectorPolygon))
+        self.addParameter(
+            QgsProcessingParameterVectorDestination(
+                self.OUTPUT, self.tr("Changes"), type=QgsProcessing.TypeVectorPolygon
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(
+                self.OUTPUT_RASTER, self.tr("Change raster"), optional=True, createByDefault=False
+            )
+        )
+        self.addOutput(QgsProcessingOutputVectorLayer(self.SCENES, self.tr("Scenes"), QgsProcessing.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber(self.N_CHANGES, self.tr("Number of change polygons")))
 
     # -- checks -------------------------------------------------------------------------
@@ -160,9 +198,11 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(self.invalidRasterError(parameters, name))
         if layer.providerType() != "gdal":
             raise QgsProcessingException(
-                self.tr("{0}: layer '{1}' is not a GDAL raster (provider '{2}'); s2m-geo reads files "
-                        "(GeoTIFF, VRT, ...). Export it to a GeoTIFF first.").format(
-                    name, layer.name(), layer.providerType()))
+                self.tr(
+                    "{0}: layer '{1}' is not a GDAL raster (provider '{2}'); s2m-geo reads files "
+                    "(GeoTIFF, VRT, ...). Export it to a GeoTIFF first."
+                ).format(name, layer.name(), layer.providerType())
+            )
         return layer.source()
 
     @staticmethod
@@ -177,13 +217,16 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         try:
             exe = find_executable()
         except runner.ExecutableNotFound as exc:
-            raise QgsProcessingException(str(exc))
+            raise QgsProcessingException(str(exc)) from None
         pre = self._raster_path(parameters, self.PRE, context)
         post = self._raster_path(parameters, self.POST, context)
         if runner.same_file(pre, post):
-            feedback.pushWarning(self.tr(
-                "Pre-event and post-event scene are the same file ({0}): there is nothing to "
-                "compare, so no change will be found. Choose the two dates' scenes.").format(pre))
+            feedback.pushWarning(
+                self.tr(
+                    "Pre-event and post-event scene are the same file ({0}): there is nothing to "
+                    "compare, so no change will be found. Choose the two dates' scenes."
+                ).format(pre)
+            )
         model = self.parameterAsFile(parameters, self.MODEL, context) or None
         if model and not os.path.isfile(model):
             raise QgsProcessingException(self.tr("Model package not found: {0}").format(model))
@@ -193,18 +236,28 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         min_area = self.parameterAsDouble(parameters, self.MIN_AREA, context)
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         if not out.lower().endswith(".gpkg"):
-            raise QgsProcessingException(
-                self.tr("Changes must be a GeoPackage file (.gpkg), got: {0}").format(out))
+            raise QgsProcessingException(self.tr("Changes must be a GeoPackage file (.gpkg), got: {0}").format(out))
         raster = self.parameterAsOutputLayer(parameters, self.OUTPUT_RASTER, context) or None
         if raster and not raster.lower().endswith((".tif", ".tiff")):
             raise QgsProcessingException(
-                self.tr("Change raster must be a GeoTIFF file (.tif), got: {0}").format(raster))
+                self.tr("Change raster must be a GeoTIFF file (.tif), got: {0}").format(raster)
+            )
         for path in filter(None, (out, raster)):
             folder = os.path.dirname(os.path.abspath(path))
             os.makedirs(folder, exist_ok=True)
 
-        cmd = runner.build_command(exe, pre, post, out, model=model, raster=raster, tile_size=tile,
-                                   overlap=overlap, device=device, min_area=min_area)
+        cmd = runner.build_command(
+            exe,
+            pre,
+            post,
+            out,
+            model=model,
+            raster=raster,
+            tile_size=tile,
+            overlap=overlap,
+            device=device,
+            min_area=min_area,
+        )
         feedback.pushCommandInfo(" ".join(_quote(a) for a in cmd))
         stage_seen = set()
 
@@ -217,20 +270,21 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
                 feedback.setProgress(pct)
 
         result = runner.run_cli(
-            cmd, outputs=[out, raster],
+            cmd,
+            outputs=[out, raster],
             on_start=lambda pid: feedback.pushDebugInfo("s2m-geo started as process {0}".format(pid)),
             on_progress=on_progress,
             on_message=feedback.pushInfo,
             on_warning=feedback.pushWarning,
             on_output=lambda line: feedback.pushInfo(line) if line.strip() else None,
             on_error=feedback.pushConsoleInfo,
-            is_canceled=feedback.isCanceled)
+            is_canceled=feedback.isCanceled,
+        )
 
         if result.canceled:
             for path in result.removed:
                 feedback.pushDebugInfo("removed {0}".format(path))
-            raise QgsProcessingException(
-                self.tr("Cancelled: s2m-geo was stopped and no output was written."))
+            raise QgsProcessingException(self.tr("Cancelled: s2m-geo was stopped and no output was written."))
         if result.returncode != 0:
             raise QgsProcessingException(runner.describe_failure(result))
         if not os.path.isfile(out):
@@ -243,8 +297,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         del layer
         self._load_both_layers(context, out, changes_uri, scenes_uri)
         feedback.setProgress(100)
-        return {self.OUTPUT: out, self.OUTPUT_RASTER: raster, self.SCENES: scenes_uri,
-                self.N_CHANGES: n_changes}
+        return {self.OUTPUT: out, self.OUTPUT_RASTER: raster, self.SCENES: scenes_uri, self.N_CHANGES: n_changes}
 
     def _load_both_layers(self, context, out, changes_uri, scenes_uri):
         """Load the GeoPackage's two layers by name (not "the first layer of the file")."""
@@ -253,11 +306,12 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         details = context.layerToLoadOnCompletionDetails(out)
         layers = dict(context.layersToLoadOnCompletion())
         layers.pop(out, None)
-        changes = QgsProcessingContext.LayerDetails(details.name or self.tr("Changes"),
-                                                    details.project, self.OUTPUT,
-                                                    QgsProcessingUtils.LayerHint.Vector)
-        scenes = QgsProcessingContext.LayerDetails(self.tr("Scenes"), details.project, self.SCENES,
-                                                   QgsProcessingUtils.LayerHint.Vector)
+        changes = QgsProcessingContext.LayerDetails(
+            details.name or self.tr("Changes"), details.project, self.OUTPUT, QgsProcessingUtils.LayerHint.Vector
+        )
+        scenes = QgsProcessingContext.LayerDetails(
+            self.tr("Scenes"), details.project, self.SCENES, QgsProcessingUtils.LayerHint.Vector
+        )
         changes.setPostProcessor(LoadStoredStyle.create())
         scenes.setPostProcessor(LoadStoredStyle.create())
         layers[changes_uri] = changes

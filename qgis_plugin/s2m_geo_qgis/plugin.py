@@ -14,7 +14,7 @@ MENU = "&S2M change detection"
 class S2MPlugin:
     def __init__(self, iface):
         self.iface = iface
-        self.provider = None   # keep a reference: a provider without one is garbage collected
+        self.provider = None  # keep a reference: a provider without one is garbage collected
         self.action = None
 
     # qgis_process calls only this; the desktop calls only initGui (which calls this).

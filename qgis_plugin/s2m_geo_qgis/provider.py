@@ -28,16 +28,22 @@ class S2MProvider(QgsProcessingProvider):
         except ImportError:  # Processing plugin disabled: the algorithm still reads QgsSettings
             return super().load()
         ProcessingConfig.settingIcons[self.name()] = self.icon()
-        ProcessingConfig.addSetting(Setting(
-            self.name(), runner.SETTING_NAME,
-            "s2m-geo executable (empty: S2M_GEO_EXECUTABLE, then PATH)", "",
-            valuetype=Setting.FILE))
+        ProcessingConfig.addSetting(
+            Setting(
+                self.name(),
+                runner.SETTING_NAME,
+                "s2m-geo executable (empty: S2M_GEO_EXECUTABLE, then PATH)",
+                "",
+                valuetype=Setting.FILE,
+            )
+        )
         ProcessingConfig.readSettings()
         return super().load()
 
     def unload(self):
         try:
             from processing.core.ProcessingConfig import ProcessingConfig
+
             ProcessingConfig.removeSetting(runner.SETTING_NAME)
         except (ImportError, KeyError):
             pass
@@ -47,7 +53,7 @@ class S2MProvider(QgsProcessingProvider):
         self.addAlgorithm(DetectChangesAlgorithm())
 
     def supportsNonFileBasedOutput(self):
-        return False   # the CLI writes files: a temporary output becomes a .gpkg path
+        return False  # the CLI writes files: a temporary output becomes a .gpkg path
 
     def supportedOutputVectorLayerExtensions(self):
         return ["gpkg"]

@@ -41,16 +41,26 @@ INSTALL_HINT = (
     "(from a source checkout: ./scripts/venv.sh, which prints the environment's folder).\n"
     "Then point the plugin at the executable, ~/s2m-geo-env/bin/s2m-geo\n"
     "(Windows: Scripts\\s2m-geo.exe): QGIS Settings > Options > Processing > Providers > S2M >\n"
-    "\"s2m-geo executable\", or the S2M_GEO_EXECUTABLE environment variable, or put it on PATH."
+    '"s2m-geo executable", or the S2M_GEO_EXECUTABLE environment variable, or put it on PATH.'
 )
 
 #: Seconds a cancelled child gets to clean up after SIGTERM before it is killed.
 TERMINATE_GRACE_S = 5.0
 
 # Variables that would make the child's Python or its GDAL/PROJ wheels load QGIS's copies.
-_DROP_EXACT = {"GDAL_DATA", "GDAL_DRIVER_PATH", "PROJ_LIB", "PROJ_DATA", "PYTHONPATH", "PYTHONHOME",
-               "SIP_API_ARGS", "__PYVENV_LAUNCHER__", "DYLD_LIBRARY_PATH", "DYLD_FALLBACK_LIBRARY_PATH",
-               "DYLD_FRAMEWORK_PATH"}
+_DROP_EXACT = {
+    "GDAL_DATA",
+    "GDAL_DRIVER_PATH",
+    "PROJ_LIB",
+    "PROJ_DATA",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "SIP_API_ARGS",
+    "__PYVENV_LAUNCHER__",
+    "DYLD_LIBRARY_PATH",
+    "DYLD_FALLBACK_LIBRARY_PATH",
+    "DYLD_FRAMEWORK_PATH",
+}
 _DROP_PREFIXES = ("PYTHON", "QGIS_")
 
 
@@ -81,37 +91,46 @@ def find_executable(setting: Optional[str] = None, environ: Optional[dict] = Non
         raise ExecutableNotFound(
             f"The s2m-geo executable set in the plugin settings does not exist or is not "
             f"executable: {setting}\nFix it in QGIS Settings > Options > Processing > Providers > "
-            f"S2M, or clear it to use S2M_GEO_EXECUTABLE or PATH.\n\n{INSTALL_HINT}")
+            f"S2M, or clear it to use S2M_GEO_EXECUTABLE or PATH.\n\n{INSTALL_HINT}"
+        )
     env_value = (environ.get(ENV_VAR) or "").strip()
     if env_value:
         path = os.path.expanduser(env_value)
         if _usable(path):
             return os.path.abspath(path)
         raise ExecutableNotFound(
-            f"{ENV_VAR} names a file that does not exist or is not executable: {env_value}\n\n"
-            f"{INSTALL_HINT}")
+            f"{ENV_VAR} names a file that does not exist or is not executable: {env_value}\n\n{INSTALL_HINT}"
+        )
     found = shutil.which(EXECUTABLE_NAME, path=environ.get("PATH", os.defpath))
     if found:
         return os.path.abspath(found)
     raise ExecutableNotFound(
-        f"The s2m-geo command line was not found (no plugin setting, no {ENV_VAR}, "
-        f"not on PATH).\n\n{INSTALL_HINT}")
+        f"The s2m-geo command line was not found (no plugin setting, no {ENV_VAR}, not on PATH).\n\n{INSTALL_HINT}"
+    )
 
 
 def clean_env(environ: Optional[dict] = None) -> dict:
     """The environment for the child: QGIS's Python, GDAL and PROJ settings removed."""
     environ = os.environ if environ is None else environ
-    env = {k: v for k, v in environ.items()
-           if k not in _DROP_EXACT and not k.startswith(_DROP_PREFIXES)}
+    env = {k: v for k, v in environ.items() if k not in _DROP_EXACT and not k.startswith(_DROP_PREFIXES)}
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
     return env
 
 
-def build_command(exe: str, pre: str, post: str, output: str, *, model: Optional[str] = None,
-                  raster: Optional[str] = None, tile_size: Optional[int] = None,
-                  overlap: Optional[int] = None, device: str = "auto",
-                  min_area: float = 0.0) -> list:
+def build_command(
+    exe: str,
+    pre: str,
+    post: str,
+    output: str,
+    *,
+    model: Optional[str] = None,
+    raster: Optional[str] = None,
+    tile_size: Optional[int] = None,
+    overlap: Optional[int] = None,
+    device: str = "auto",
+    min_area: float = 0.0,
+) -> list:
     """The argument list of ``s2m-geo predict`` (never a shell string)."""
     cmd = [exe, "predict", pre, post, "-o", output]
     if raster:
@@ -136,7 +155,7 @@ def overall_percent(stage: str, done: float, total: float) -> Optional[float]:
         frac = float(done) / float(total)
     except (TypeError, ValueError, ZeroDivisionError):
         return None
-    if not frac == frac or float(total) < 0:   # NaN or nonsense: ignore the line
+    if not frac == frac or float(total) < 0:  # NaN or nonsense: ignore the line
         return None
     frac = min(max(frac, 0.0), 1.0)
     start, end = STAGE_SPAN.get(stage, (0.0, 100.0))
@@ -147,7 +166,7 @@ def overall_percent(stage: str, done: float, total: float) -> Optional[float]:
 class RunResult:
     returncode: Optional[int]
     canceled: bool = False
-    errors: list = field(default_factory=list)   # plain-text stderr lines (the CLI's messages)
+    errors: list = field(default_factory=list)  # plain-text stderr lines (the CLI's messages)
     stdout: list = field(default_factory=list)
     pid: Optional[int] = None
     removed: list = field(default_factory=list)  # leftovers deleted after a cancel or failure
@@ -258,16 +277,73 @@ def _kill_tree(proc: subprocess.Popen, grace: float) -> None:
     proc.wait()
 
 
-def run_cli(cmd: list, *, outputs: Iterable[str] = (),
-            on_progress: Callable[[str, float, float], None] = lambda s, d, t: None,
-            on_message: Callable[[str], None] = lambda m: None,
-            on_warning: Optional[Callable[[str], None]] = None,
-            on_output: Callable[[str], None] = lambda line: None,
-            on_error: Callable[[str], None] = lambda line: None,
-            on_start: Callable[[int], None] = lambda pid: None,
-            is_canceled: Callable[[], bool] = lambda: False,
-            env: Optional[dict] = None, grace: Optional[float] = None,
-            poll_s: float = 0.1) -> RunResult:
+def _start(cmd: list, env: Optional[dict]) -> subprocess.Popen:
+    """Start the CLI in its own process group (so cancel stops it and all it started)."""
+    kwargs = {}
+    if os.name == "posix":
+        kwargs["start_new_session"] = True
+    else:
+        kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(
+            subprocess, "CREATE_NO_WINDOW", 0
+        )
+    return subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env() if env is None else env,
+        shell=False,
+        **kwargs,
+    )
+
+
+def _wait_exit(proc: subprocess.Popen, is_canceled: Callable[[], bool], grace: float, poll_s: float) -> bool:
+    """Its streams closed, the child is exiting: wait for it; True when canceled meanwhile."""
+    while proc.poll() is None:
+        if is_canceled():
+            _kill_tree(proc, grace)
+            return True
+        time.sleep(poll_s)
+    return False
+
+
+def _dispatch_event(line: str, on_progress, on_message, on_warning) -> bool:
+    """Send one stderr line of the CLI's JSON progress protocol to its callback; False when
+    the line is not such an event (then it is one of the CLI's error lines)."""
+    if not line.startswith("{"):
+        return False
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(event, dict):
+        return False
+    if "stage" in event:
+        on_progress(str(event["stage"]), event.get("done", 0), event.get("total", 0))
+    elif "message" in event:
+        on_message(str(event["message"]))
+    elif "warning" in event:
+        on_warning(str(event["warning"]))
+    else:
+        return False
+    return True
+
+
+def run_cli(
+    cmd: list,
+    *,
+    outputs: Iterable[str] = (),
+    on_progress: Callable[[str, float, float], None] = lambda s, d, t: None,
+    on_message: Callable[[str], None] = lambda m: None,
+    on_warning: Optional[Callable[[str], None]] = None,
+    on_output: Callable[[str], None] = lambda line: None,
+    on_error: Callable[[str], None] = lambda line: None,
+    on_start: Callable[[int], None] = lambda pid: None,
+    is_canceled: Callable[[], bool] = lambda: False,
+    env: Optional[dict] = None,
+    grace: Optional[float] = None,
+    poll_s: float = 0.1,
+) -> RunResult:
     """Run ``cmd`` and report its ``--progress json`` lines; stop it when ``is_canceled()``.
 
     stderr JSON lines go to ``on_progress(stage, done, total)``, ``on_message(text)`` or
@@ -280,15 +356,7 @@ def run_cli(cmd: list, *, outputs: Iterable[str] = (),
     on_warning = on_warning or on_message
     grace = TERMINATE_GRACE_S if grace is None else grace
     snap = _snapshot(outputs)
-    kwargs = {}
-    if os.name == "posix":
-        kwargs["start_new_session"] = True          # own process group: cancel kills it all
-    else:
-        kwargs["creationflags"] = (getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
-                                   | getattr(subprocess, "CREATE_NO_WINDOW", 0))
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=clean_env() if env is None else env,
-                            shell=False, **kwargs)
+    proc = _start(cmd, env)
     result = RunResult(returncode=None, pid=proc.pid)
     on_start(proc.pid)
     lines: "queue.Queue" = queue.Queue()
@@ -301,8 +369,10 @@ def run_cli(cmd: list, *, outputs: Iterable[str] = (),
             stream.close()
             lines.put((name, None))
 
-    readers = [threading.Thread(target=pump, args=(proc.stdout, "out"), daemon=True),
-               threading.Thread(target=pump, args=(proc.stderr, "err"), daemon=True)]
+    readers = [
+        threading.Thread(target=pump, args=(proc.stdout, "out"), daemon=True),
+        threading.Thread(target=pump, args=(proc.stderr, "err"), daemon=True),
+    ]
     for t in readers:
         t.start()
     open_streams = 2
@@ -323,28 +393,11 @@ def run_cli(cmd: list, *, outputs: Iterable[str] = (),
                 result.stdout.append(line)
                 on_output(line)
                 continue
-            event = None
-            if line.startswith("{"):
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    event = None
-            if isinstance(event, dict) and "stage" in event:
-                on_progress(str(event["stage"]), event.get("done", 0), event.get("total", 0))
-            elif isinstance(event, dict) and "message" in event:
-                on_message(str(event["message"]))
-            elif isinstance(event, dict) and "warning" in event:
-                on_warning(str(event["warning"]))
-            elif line.strip():
+            if not _dispatch_event(line, on_progress, on_message, on_warning) and line.strip():
                 result.errors.append(line)
                 on_error(line)
         if not result.canceled:
-            while proc.poll() is None:          # streams closed; the child is exiting
-                if is_canceled():
-                    result.canceled = True
-                    _kill_tree(proc, grace)
-                    break
-                time.sleep(poll_s)
+            result.canceled = _wait_exit(proc, is_canceled, grace, poll_s)
     except BaseException:
         _kill_tree(proc, grace)
         remove_leftovers(snap, outputs)
@@ -369,6 +422,18 @@ def describe_failure(result: RunResult) -> str:
     return f"s2m-geo {how}" + (f":\n{detail}" if detail else ".")
 
 
-__all__ = ["ENV_VAR", "ExecutableNotFound", "INSTALL_HINT", "RunResult", "SETTINGS_KEY",
-           "SETTING_NAME", "build_command", "clean_env", "describe_failure", "find_executable",
-           "overall_percent", "remove_leftovers", "run_cli"]
+__all__ = [
+    "ENV_VAR",
+    "ExecutableNotFound",
+    "INSTALL_HINT",
+    "RunResult",
+    "SETTINGS_KEY",
+    "SETTING_NAME",
+    "build_command",
+    "clean_env",
+    "describe_failure",
+    "find_executable",
+    "overall_percent",
+    "remove_leftovers",
+    "run_cli",
+]

@@ -45,6 +45,21 @@ from .results import BatchResult, SceneOutcome, ScenesFailed
 from .resume import sweep_partials, verify_scene
 from .run import run_batch
 
-__all__ = ["SceneJob", "SceneOutcome", "BatchResult", "BatchSettings", "ScenesFailed", "read_manifest",
-           "pair_folders", "run_batch", "run_scene", "produce_scene", "verify_scene", "sweep_partials",
-           "scene_files", "default_workers", "read_model_meta", "MERGED_NAME"]
+__all__ = [
+    "SceneJob",
+    "SceneOutcome",
+    "BatchResult",
+    "BatchSettings",
+    "ScenesFailed",
+    "read_manifest",
+    "pair_folders",
+    "run_batch",
+    "run_scene",
+    "produce_scene",
+    "verify_scene",
+    "sweep_partials",
+    "scene_files",
+    "default_workers",
+    "read_model_meta",
+    "MERGED_NAME",
+]

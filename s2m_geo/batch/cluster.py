@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import InputError
 from .produce import error_text
@@ -49,8 +50,14 @@ def megapixels(path: str) -> float:
         return 0.0
 
 
-def start_client(scheduler: str | None, workers: int, threads_per_worker: int, memory_limit: Any,
-                  gpu_per_task: float | None, connect_timeout: float):
+def start_client(
+    scheduler: str | None,
+    workers: int,
+    threads_per_worker: int,
+    memory_limit: Any,
+    gpu_per_task: float | None,
+    connect_timeout: float,
+):
     """A client on the given scheduler, or on a new LocalCluster; returns (client, cluster)."""
     import logging
 
@@ -60,28 +67,40 @@ def start_client(scheduler: str | None, workers: int, threads_per_worker: int, m
         try:
             client = Client(scheduler, timeout=f"{connect_timeout}s")
         except (OSError, TimeoutError) as exc:
-            raise InputError(f"{scheduler}: cannot reach a Dask scheduler there ({error_text(exc)}); "
-                             f"start one (dask scheduler) or check --scheduler") from None
+            raise InputError(
+                f"{scheduler}: cannot reach a Dask scheduler there ({error_text(exc)}); "
+                f"start one (dask scheduler) or check --scheduler"
+            ) from None
         except ValueError as exc:
             raise InputError(f"{scheduler}: not a scheduler address ({exc}); give e.g. tcp://HOST:8786") from None
         try:
             client.wait_for_workers(1, timeout=connect_timeout)
         except (TimeoutError, OSError):
             client.close()
-            raise InputError(f"{scheduler}: the scheduler has no workers; start some "
-                             f"(dask worker {scheduler})") from None
+            raise InputError(
+                f"{scheduler}: the scheduler has no workers; start some (dask worker {scheduler})"
+            ) from None
         if gpu_per_task:
             info = client.scheduler_info(n_workers=-1) if _accepts_n_workers(client) else client.scheduler_info()
-            if not any((w.get("resources") or {}).get("GPU", 0) >= gpu_per_task
-                       for w in info.get("workers", {}).values()):
+            if not any(
+                (w.get("resources") or {}).get("GPU", 0) >= gpu_per_task for w in info.get("workers", {}).values()
+            ):
                 client.close()
-                raise InputError(f"{scheduler}: no worker offers the resource GPU={gpu_per_task}; start "
-                                 f"workers with --resources GPU=1 or drop --gpu-per-task")
+                raise InputError(
+                    f"{scheduler}: no worker offers the resource GPU={gpu_per_task}; start "
+                    f"workers with --resources GPU=1 or drop --gpu-per-task"
+                )
         return client, None
     resources = {"GPU": max(1.0, float(gpu_per_task))} if gpu_per_task else None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                           dashboard_address=None, memory_limit=memory_limit, resources=resources,
-                           silence_logs=logging.ERROR)
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=threads_per_worker,
+        processes=True,
+        dashboard_address=None,
+        memory_limit=memory_limit,
+        resources=resources,
+        silence_logs=logging.ERROR,
+    )
     try:
         client = Client(cluster)
         # Ctrl-C reaches the whole process group: let this process stop the workers cleanly

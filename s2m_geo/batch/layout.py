@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 MARKER_VERSION = 1
 
 
@@ -22,5 +21,9 @@ LOCK_NAME = ".s2m-batch.lock"
 def scene_files(out_dir: str | Path, scene_id: str) -> dict[str, Path]:
     """The output files of one scene."""
     out = Path(out_dir)
-    return {"gpkg": out / f"{scene_id}.gpkg", "raster": out / f"{scene_id}_changes.tif",
-            "quicklook": out / f"{scene_id}_quicklook.png", "marker": out / f"{scene_id}.done.json"}
+    return {
+        "gpkg": out / f"{scene_id}.gpkg",
+        "raster": out / f"{scene_id}_changes.tif",
+        "quicklook": out / f"{scene_id}_quicklook.png",
+        "marker": out / f"{scene_id}.done.json",
+    }

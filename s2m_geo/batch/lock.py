@@ -16,7 +16,7 @@ class FolderLock:
         self.path = out / LOCK_NAME
         self.fd: int | None = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         try:
             import fcntl
         except ImportError:  # not POSIX (Windows): no lock
@@ -27,8 +27,10 @@ class FolderLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 os.close(fd)
-                raise InputError(f"{self.path.parent}: another s2m-geo batch is writing into this folder; "
-                                 f"wait for it or choose another output folder") from None
+                raise InputError(
+                    f"{self.path.parent}: another s2m-geo batch is writing into this folder; "
+                    f"wait for it or choose another output folder"
+                ) from None
             try:  # the file may have been removed by the previous holder between open and lock
                 if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
                     break

@@ -14,7 +14,6 @@ from typing import Any
 from ..errors import InputError
 from .layout import MERGED_NAME
 
-
 RESERVED_IDS = {Path(MERGED_NAME).stem}  # the merged layer's file
 
 
@@ -41,11 +40,15 @@ def check_scene_id(scene_id: str, where: str) -> str:
         raise InputError(f"{where}: empty scene_id; give every scene a name")
     bad = sorted(set(sid) & _BAD_ID_CHARS) or [c for c in sid if ord(c) < 32][:1]
     if bad:
-        raise InputError(f"{where}: scene_id {sid!r} contains {''.join(bad)!r}; scene ids become file "
-                         f"names, use letters, digits, spaces, '-', '_' or '.'")
+        raise InputError(
+            f"{where}: scene_id {sid!r} contains {''.join(bad)!r}; scene ids become file "
+            f"names, use letters, digits, spaces, '-', '_' or '.'"
+        )
     if sid.startswith(".") or sid in RESERVED_IDS or len(sid) > 200:
-        raise InputError(f"{where}: scene_id {sid!r} cannot be used (it would collide with the batch's "
-                         f"own files or is too long); choose another name")
+        raise InputError(
+            f"{where}: scene_id {sid!r} cannot be used (it would collide with the batch's "
+            f"own files or is too long); choose another name"
+        )
     return sid
 
 
@@ -55,8 +58,10 @@ def check_unique(jobs: list[SceneJob], where: str) -> None:
     for job in jobs:
         key = job.scene_id.casefold()
         if key in seen:
-            raise InputError(f"{where}: scene_id {job.scene_id!r} appears twice (as {seen[key]!r} before); "
-                             f"scene ids must be unique (case-insensitively)")
+            raise InputError(
+                f"{where}: scene_id {job.scene_id!r} appears twice (as {seen[key]!r} before); "
+                f"scene ids must be unique (case-insensitively)"
+            )
         seen[key] = job.scene_id
 
 
@@ -87,8 +92,9 @@ def _rows_from_csv(path: Path, text: str) -> list[dict[str, Any]]:
     if not lines:
         raise InputError(f"{path}: empty manifest; give a header 'scene_id,pre,post' and one row per scene")
     header = lines[0]
-    delimiter = ";" if header.count(";") > header.count(",") else ("\t" if "\t" in header and "," not in header
-                                                                    else ",")
+    delimiter = (
+        ";" if header.count(";") > header.count(",") else ("\t" if "\t" in header and "," not in header else ",")
+    )
     reader = csv.DictReader(io.StringIO("\n".join(lines)), delimiter=delimiter)
     if reader.fieldnames is None:
         raise InputError(f"{path}: no header; the first line must name the columns, e.g. scene_id,pre,post")
@@ -96,8 +102,10 @@ def _rows_from_csv(path: Path, text: str) -> list[dict[str, Any]]:
     rows = []
     for i, row in enumerate(reader, 1):
         if None in row:  # more cells than header columns
-            raise InputError(f"{path}: row {i}: more cells than header columns "
-                             f"({', '.join(reader.fieldnames)}); quote paths that contain '{delimiter}'")
+            raise InputError(
+                f"{path}: row {i}: more cells than header columns "
+                f"({', '.join(reader.fieldnames)}); quote paths that contain '{delimiter}'"
+            )
         rows.append({k: (v.strip() if isinstance(v, str) else v) for k, v in row.items()})
     return rows
 
@@ -114,8 +122,7 @@ def _rows_from_yaml(path: Path, text: str) -> list[dict[str, Any]]:
     if isinstance(data, dict) and "scenes" in data:
         data = data["scenes"]
     if not isinstance(data, list) or not data:
-        raise InputError(f"{path}: expected a list of scenes (or 'scenes:' with a list), each with "
-                         f"scene_id, pre, post")
+        raise InputError(f"{path}: expected a list of scenes (or 'scenes:' with a list), each with scene_id, pre, post")
     rows = []
     for i, item in enumerate(data, 1):
         if not isinstance(item, dict):
@@ -161,9 +168,15 @@ def read_manifest(path: str | Path) -> list[SceneJob]:
             values[key] = v
         sid = row.get("scene_id")
         sid = Path(values["pre"]).stem if sid is None or str(sid).strip() == "" else str(sid)
-        jobs.append(SceneJob(check_scene_id(sid, where), _resolve(values["pre"], base),
-                             _resolve(values["post"], base), _date_text(row.get("pre_date")),
-                             _date_text(row.get("post_date"))))
+        jobs.append(
+            SceneJob(
+                check_scene_id(sid, where),
+                _resolve(values["pre"], base),
+                _resolve(values["post"], base),
+                _date_text(row.get("pre_date")),
+                _date_text(row.get("post_date")),
+            )
+        )
     check_unique(jobs, str(path))
     return jobs
 
@@ -184,23 +197,40 @@ def pair_folders(pre_dir: str | Path, post_dir: str | Path, pattern: str = "*.ti
     pat = pattern.lower()
 
     def files(d: Path) -> dict[str, Path]:
-        return {p.name: p for p in sorted(d.iterdir())
-                if not p.name.startswith(".") and fnmatch.fnmatchcase(p.name.lower(), pat) and not p.is_dir()}
+        return {
+            p.name: p
+            for p in sorted(d.iterdir())
+            if not p.name.startswith(".") and fnmatch.fnmatchcase(p.name.lower(), pat) and not p.is_dir()
+        }
 
     pre, post = files(dirs[0]), files(dirs[1])
     if not set(pre) & set(post):
-        raise InputError(f"{dirs[0]}: no file matching '{pattern}' has a partner of the same name in "
-                         f"{dirs[1]}; check the folders and --pattern")
+        raise InputError(
+            f"{dirs[0]}: no file matching '{pattern}' has a partner of the same name in "
+            f"{dirs[1]}; check the folders and --pattern"
+        )
     jobs = []
     for name in sorted(set(pre) | set(post)):
         sid = check_scene_id(Path(name).stem, f"{pre.get(name) or post.get(name)}")
         if name in pre and name in post:
             jobs.append(SceneJob(sid, os.path.abspath(pre[name]), os.path.abspath(post[name])))
         elif name in pre:
-            jobs.append(SceneJob(sid, os.path.abspath(pre[name]), "",
-                                 error=f"{pre[name]}: no file named {name} in {dirs[1]} (the post folder)"))
+            jobs.append(
+                SceneJob(
+                    sid,
+                    os.path.abspath(pre[name]),
+                    "",
+                    error=f"{pre[name]}: no file named {name} in {dirs[1]} (the post folder)",
+                )
+            )
         else:
-            jobs.append(SceneJob(sid, "", os.path.abspath(post[name]),
-                                 error=f"{post[name]}: no file named {name} in {dirs[0]} (the pre folder)"))
+            jobs.append(
+                SceneJob(
+                    sid,
+                    "",
+                    os.path.abspath(post[name]),
+                    error=f"{post[name]}: no file named {name} in {dirs[0]} (the pre folder)",
+                )
+            )
     check_unique(jobs, str(dirs[0]))
     return jobs

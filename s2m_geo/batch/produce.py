@@ -7,10 +7,11 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import atomic
 from ..atomic import discard, temp_dir
@@ -45,10 +46,19 @@ def result_config(settings: BatchSettings) -> dict[str, Any]:
     """What decides a scene's result: a marker made with another config is stale. (Batch
     size, block size, device and threads only change how fast, not what.)"""
     o = settings.options
-    return {"model_sha256": settings.model_sha256, "tile_size": o.tile_size, "overlap": o.overlap,
-            "blend": o.blend, "bands": o.bands, "post_bands": o.post_bands, "crs": o.crs,
-            "resolution": o.resolution, "zero_as_nodata": o.zero_as_nodata,
-            "min_area_m2": settings.min_area_m2, "simplify_m": settings.simplify_m}
+    return {
+        "model_sha256": settings.model_sha256,
+        "tile_size": o.tile_size,
+        "overlap": o.overlap,
+        "blend": o.blend,
+        "bands": o.bands,
+        "post_bands": o.post_bands,
+        "crs": o.crs,
+        "resolution": o.resolution,
+        "zero_as_nodata": o.zero_as_nodata,
+        "min_area_m2": settings.min_area_m2,
+        "simplify_m": settings.simplify_m,
+    }
 
 
 def config_hash(settings: BatchSettings) -> str:
@@ -89,20 +99,29 @@ def _scene_summary(gpkg: Path, table) -> dict[str, Any]:
     row = df.iloc[0]
     classes = {}
     for c in table.change_classes:
-        classes[c.name] = {"count": int(row.get(f"n_{c.name}", 0) or 0),
-                           "area_m2": float(row.get(f"area_m2_{c.name}", 0.0) or 0.0)}
+        classes[c.name] = {
+            "count": int(row.get(f"n_{c.name}", 0) or 0),
+            "area_m2": float(row.get(f"area_m2_{c.name}", 0.0) or 0.0),
+        }
     try:
         sentences = [q["sentence"] for q in json.loads(row.get("quadruples") or "[]")]
     except (TypeError, ValueError):
         sentences = []
-    return {"changes": int(row["changes"]), "changed_area_m2": float(row["changed_area_m2"]),
-            "classes": classes, "sentences": sentences, "description": str(row["description"]),
-            "width": int(row["width"]), "height": int(row["height"]),
-            "direction_terms": str(row["direction_terms"])}
+    return {
+        "changes": int(row["changes"]),
+        "changed_area_m2": float(row["changed_area_m2"]),
+        "classes": classes,
+        "sentences": sentences,
+        "description": str(row["description"]),
+        "width": int(row["width"]),
+        "height": int(row["height"]),
+        "direction_terms": str(row["direction_terms"]),
+    }
 
 
-def produce_scene(job: SceneJob, settings: BatchSettings, model: Any, client: Any = None,
-                  progress: Progress | None = None) -> dict[str, Any]:
+def produce_scene(
+    job: SceneJob, settings: BatchSettings, model: Any, client: Any = None, progress: Progress | None = None
+) -> dict[str, Any]:
     """Make one scene's outputs (staged, renamed into place, done marker last); return its
     marker. ``model``: a loaded model, or its path when ``client`` spreads blocks over a
     cluster. Raises on failure (the staging folder is removed)."""
@@ -115,27 +134,55 @@ def produce_scene(job: SceneJob, settings: BatchSettings, model: Any, client: An
     staging = temp_dir(finals["gpkg"])
     try:
         staged = {k: staging / p.name for k, p in finals.items() if k != "marker"}
-        inputs = {"pre": {"path": job.pre, **(input_stat(job.pre) or {})},
-                  "post": {"path": job.post, **(input_stat(job.post) or {})}}
-        res = detect_changes(job.pre, job.post, staged["gpkg"], model, settings.options,
-                             raster=staged["raster"], min_area_m2=settings.min_area_m2,
-                             simplify_m=settings.simplify_m, scene_id=job.scene_id, overwrite=True,
-                             progress=progress, client=client)
+        inputs = {
+            "pre": {"path": job.pre, **(input_stat(job.pre) or {})},
+            "post": {"path": job.post, **(input_stat(job.post) or {})},
+        }
+        res = detect_changes(
+            job.pre,
+            job.post,
+            staged["gpkg"],
+            model,
+            settings.options,
+            raster=staged["raster"],
+            min_area_m2=settings.min_area_m2,
+            simplify_m=settings.simplify_m,
+            scene_id=job.scene_id,
+            overwrite=True,
+            progress=progress,
+            client=client,
+        )
         table = _table_of(model)
-        render_quicklook(staged["raster"], job.post, staged["quicklook"], table, title=job.scene_id,
-                         bands=settings.options.post_bands or settings.options.bands,
-                         max_size=settings.quicklook_size)
+        render_quicklook(
+            staged["raster"],
+            job.post,
+            staged["quicklook"],
+            table,
+            title=job.scene_id,
+            bands=settings.options.post_bands or settings.options.bands,
+            max_size=settings.quicklook_size,
+        )
         summary = _scene_summary(staged["gpkg"], table)
-        outputs = {k: {"file": finals[k].name, "size": p.stat().st_size, "sha256": sha256_file(p)}
-                   for k, p in staged.items()}
+        outputs = {
+            k: {"file": finals[k].name, "size": p.stat().st_size, "sha256": sha256_file(p)} for k, p in staged.items()
+        }
         marker = {
-            "s2m_geo_batch_marker": MARKER_VERSION, "scene_id": job.scene_id, "pre": job.pre,
-            "post": job.post, "pre_date": job.pre_date, "post_date": job.post_date, "inputs": inputs,
+            "s2m_geo_batch_marker": MARKER_VERSION,
+            "scene_id": job.scene_id,
+            "pre": job.pre,
+            "post": job.post,
+            "pre_date": job.pre_date,
+            "post_date": job.post_date,
+            "inputs": inputs,
             "model": {"name": Path(str(settings.model)).name, "sha256": settings.model_sha256},
-            "config": result_config(settings), "config_hash": settings.config_hash,
-            "outputs": outputs, "layers": {"changes": res.changes, "scenes": 1},
-            "tiles": res.prediction.tiles, "tiles_skipped": res.prediction.tiles_skipped,
-            "summary": summary, "seconds": round(time.perf_counter() - t0, 3),
+            "config": result_config(settings),
+            "config_hash": settings.config_hash,
+            "outputs": outputs,
+            "layers": {"changes": res.changes, "scenes": 1},
+            "tiles": res.prediction.tiles,
+            "tiles_skipped": res.prediction.tiles_skipped,
+            "summary": summary,
+            "seconds": round(time.perf_counter() - t0, 3),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         from .. import __version__
@@ -206,11 +253,21 @@ def run_scene(job: SceneJob, settings: BatchSettings) -> dict[str, Any]:
                 torch.set_num_threads(settings.torch_threads)
         model = worker_model(settings.model, settings.options.device)
         marker = produce_scene(job, settings, model, progress=_tile_reporter(settings.topic, job.scene_id))
-        return {"scene_id": job.scene_id, "status": "done", "marker": marker,
-                "seconds": time.perf_counter() - t0, "worker": _worker_address()}
+        return {
+            "scene_id": job.scene_id,
+            "status": "done",
+            "marker": marker,
+            "seconds": time.perf_counter() - t0,
+            "worker": _worker_address(),
+        }
     except Exception as exc:
-        return {"scene_id": job.scene_id, "status": "failed", "error": error_text(exc),
-                "seconds": time.perf_counter() - t0, "worker": _worker_address()}
+        return {
+            "scene_id": job.scene_id,
+            "status": "failed",
+            "error": error_text(exc),
+            "seconds": time.perf_counter() - t0,
+            "worker": _worker_address(),
+        }
 
 
 def _worker_address() -> str | None:

@@ -22,45 +22,56 @@ def verify_scene(job: SceneJob, settings: BatchSettings) -> tuple[dict[str, Any]
         return None, "not done yet"
     except (OSError, ValueError):
         return None, "unreadable done marker"
+    why = _marker_mismatch(marker, job, settings) or _files_mismatch(marker, files)
+    return (None, why) if why else (marker, "")
+
+
+def _marker_mismatch(marker: Any, job: SceneJob, settings: BatchSettings) -> str:
+    """Why the marker is not this job's (empty when it is)."""
     if not isinstance(marker, dict) or marker.get("s2m_geo_batch_marker") != MARKER_VERSION:
-        return None, "done marker of another version"
+        return "done marker of another version"
     if (marker.get("scene_id"), marker.get("pre"), marker.get("post")) != (job.scene_id, job.pre, job.post):
-        return None, "made from other inputs"
+        return "made from other inputs"
     if marker.get("config_hash") != settings.config_hash:
-        return None, "made with another model or options"
+        return "made with another model or options"
     for key in ("pre", "post"):
         now = input_stat(getattr(job, key))
         was = (marker.get("inputs") or {}).get(key) or {}
         if now is not None and (now["size"], now["mtime_ns"]) != (was.get("size"), was.get("mtime_ns")):
-            return None, f"{key} changed since"
+            return f"{key} changed since"
+    return ""
+
+
+def _files_mismatch(marker: dict[str, Any], files: dict[str, Path]) -> str:
+    """Why the files differ from what the marker records (empty when they match)."""
     outputs = marker.get("outputs") or {}
     if set(outputs) != {"gpkg", "raster", "quicklook"}:
-        return None, "done marker lists other files"
+        return "done marker lists other files"
     for key, rec in outputs.items():
         p = files[key]
         try:
             if p.stat().st_size != rec.get("size") or sha256_file(p) != rec.get("sha256"):
-                return None, f"{p.name} differs from what was written"
+                return f"{p.name} differs from what was written"
         except OSError:
-            return None, f"{p.name} is missing"
+            return f"{p.name} is missing"
     try:
         import pyogrio
 
         layers = {name for name, _ in pyogrio.list_layers(files["gpkg"])}
         if not {"changes", "scenes"} <= layers:
-            return None, f"{files['gpkg'].name} lacks a layer"
+            return f"{files['gpkg'].name} lacks a layer"
         for layer, n in (marker.get("layers") or {}).items():
             if pyogrio.read_info(files["gpkg"], layer=layer)["features"] != n:
-                return None, f"{files['gpkg'].name}: layer {layer} has another row count"
+                return f"{files['gpkg'].name}: layer {layer} has another row count"
     except Exception:
-        return None, f"{files['gpkg'].name} does not open"
-    return marker, ""
+        return f"{files['gpkg'].name} does not open"
+    return ""
 
 
 def sweep_partials(out_dir: str | Path) -> list[Path]:
     """Remove what interrupted or killed runs left in ``out_dir``: staging folders and
     temporary files (hidden names containing ``.partial``). Returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     out = Path(out_dir)
     if not out.is_dir():
         return removed

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
-from .options import prediction_options
 from ..errors import InputError
 from ..progress import MODES, Progress
+from .options import prediction_options
 
 
 class BatchProgress:
@@ -25,7 +26,7 @@ class BatchProgress:
     def __init__(self, mode: str) -> None:
         self.base = Progress(mode)
         self.mode = self.base.mode
-        self.bars: dict[str, object] = {}
+        self.bars: dict[str, Any] = {}
         self.lock = threading.Lock()
 
     def update(self, stage: str, done: int, total: int) -> None:
@@ -37,9 +38,14 @@ class BatchProgress:
 
                 bar = self.bars.get(stage)
                 if bar is None:
-                    bar = self.bars[stage] = tqdm(total=total, desc=stage, file=self.base.stream,
-                                                  position=0 if stage == "scenes" else 1, leave=True,
-                                                  dynamic_ncols=True)
+                    bar = self.bars[stage] = tqdm(
+                        total=total,
+                        desc=stage,
+                        file=self.base.stream,
+                        position=0 if stage == "scenes" else 1,
+                        leave=True,
+                        dynamic_ncols=True,
+                    )
                 bar.total = total
                 bar.n = done
                 bar.refresh()
@@ -53,12 +59,11 @@ class BatchProgress:
             bar.close()
         self.bars.clear()
 
-    def __enter__(self) -> "BatchProgress":
+    def __enter__(self) -> BatchProgress:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
 
 
 def _memory_limit(value: str):
@@ -76,48 +81,139 @@ def _memory_limit(value: str):
 
 @click.command("batch")
 @click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder (created if needed): per scene SCENE.gpkg, SCENE_changes.tif, "
-                   "SCENE_quicklook.png; all_changes.gpkg, report.md, report.html.")
-@click.option("--pre-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Instead of a manifest: folder of pre scenes, paired with --post-dir by file name.")
-@click.option("--post-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder of post scenes (same file names as in --pre-dir).")
-@click.option("--pattern", default="*.tif", show_default=True,
-              help="Which files of --pre-dir/--post-dir are scenes (wildcards, case-insensitive).")
-@click.option("--model", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Model package (.safetensors) or two-input ONNX model (default: the shipped model).")
-@click.option("--workers", type=click.IntRange(1), default=None,
-              help="Local cluster: worker processes (default: one per CPU core, at most one per 2 GiB of RAM).")
-@click.option("--threads-per-worker", type=click.IntRange(1), default=1, show_default=True,
-              help="Local cluster: scenes one worker runs at a time.")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Use a running Dask cluster, e.g. tcp://10.0.0.5:8786, instead of a local one. Inputs, "
-                   "model and output folder must be at the same paths on its workers.")
-@click.option("--gpu-per-task", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Each scene needs this much of the workers' GPU resource (dask worker --resources GPU=1).")
-@click.option("--split-above", "split_above", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="MPX", help="Scenes larger than this (megapixels of pre) are spread over all workers "
-                                  "block by block instead of running as one task.")
-@click.option("--torch-threads", type=click.IntRange(1), default=None,
-              help="Torch threads per scene (default on a local cluster: cores / (workers x threads)).")
-@click.option("--memory-limit", default="auto", show_default=True,
-              help="Local cluster: memory limit per worker (e.g. 4GiB), or auto.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (created if needed): per scene SCENE.gpkg, SCENE_changes.tif, "
+    "SCENE_quicklook.png; all_changes.gpkg, report.md, report.html.",
+)
+@click.option(
+    "--pre-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Instead of a manifest: folder of pre scenes, paired with --post-dir by file name.",
+)
+@click.option(
+    "--post-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of post scenes (same file names as in --pre-dir).",
+)
+@click.option(
+    "--pattern",
+    default="*.tif",
+    show_default=True,
+    help="Which files of --pre-dir/--post-dir are scenes (wildcards, case-insensitive).",
+)
+@click.option(
+    "--model",
+    "model",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Model package (.safetensors) or two-input ONNX model (default: the shipped model).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="Local cluster: worker processes (default: one per CPU core, at most one per 2 GiB of RAM).",
+)
+@click.option(
+    "--threads-per-worker",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Local cluster: scenes one worker runs at a time.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Use a running Dask cluster, e.g. tcp://10.0.0.5:8786, instead of a local one. Inputs, "
+    "model and output folder must be at the same paths on its workers.",
+)
+@click.option(
+    "--gpu-per-task",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Each scene needs this much of the workers' GPU resource (dask worker --resources GPU=1).",
+)
+@click.option(
+    "--split-above",
+    "split_above",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="MPX",
+    help="Scenes larger than this (megapixels of pre) are spread over all workers "
+    "block by block instead of running as one task.",
+)
+@click.option(
+    "--torch-threads",
+    type=click.IntRange(1),
+    default=None,
+    help="Torch threads per scene (default on a local cluster: cores / (workers x threads)).",
+)
+@click.option(
+    "--memory-limit",
+    default="auto",
+    show_default=True,
+    help="Local cluster: memory limit per worker (e.g. 4GiB), or auto.",
+)
 @click.option("--force", is_flag=True, help="Redo scenes whose outputs are already complete.")
-@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Drop change polygons smaller than this ground area, m².")
-@click.option("--simplify", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Simplify polygon outlines with this tolerance, metres (topology kept).")
+@click.option(
+    "--min-area",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Drop change polygons smaller than this ground area, m².",
+)
+@click.option(
+    "--simplify",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Simplify polygon outlines with this tolerance, metres (topology kept).",
+)
 @prediction_options
-@click.option("--quicklook-size", type=click.IntRange(64, 8192), default=1024, show_default=True,
-              help="Longest side of the quicklook PNGs, pixels.")
-@click.option("--progress", "progress_mode", type=click.Choice(MODES), default="auto", show_default=True,
-              help="Progress display: bars on a terminal, or one JSON object per line on stderr.")
-def batch(manifest: Path | None, out_dir: Path, pre_dir: Path | None, post_dir: Path | None, pattern: str,
-          model: Path | None, workers: int | None, threads_per_worker: int, scheduler: str | None,
-          gpu_per_task: float | None, split_above: float | None, torch_threads: int | None,
-          memory_limit: str, force: bool, min_area: float, simplify: float, options,
-          quicklook_size: int, progress_mode: str) -> None:
+@click.option(
+    "--quicklook-size",
+    type=click.IntRange(64, 8192),
+    default=1024,
+    show_default=True,
+    help="Longest side of the quicklook PNGs, pixels.",
+)
+@click.option(
+    "--progress",
+    "progress_mode",
+    type=click.Choice(MODES),
+    default="auto",
+    show_default=True,
+    help="Progress display: bars on a terminal, or one JSON object per line on stderr.",
+)
+def batch(
+    manifest: Path | None,
+    out_dir: Path,
+    pre_dir: Path | None,
+    post_dir: Path | None,
+    pattern: str,
+    model: Path | None,
+    workers: int | None,
+    threads_per_worker: int,
+    scheduler: str | None,
+    gpu_per_task: float | None,
+    split_above: float | None,
+    torch_threads: int | None,
+    memory_limit: str,
+    force: bool,
+    min_area: float,
+    simplify: float,
+    options,
+    quicklook_size: int,
+    progress_mode: str,
+) -> None:
     """Detect and describe changes in many scene pairs: a MANIFEST or two folders.
 
     MANIFEST is a CSV (header scene_id,pre,post[,pre_date,post_date]) or YAML list of the
@@ -153,6 +249,7 @@ def batch(manifest: Path | None, out_dir: Path, pre_dir: Path | None, post_dir: 
         jobs = read_manifest(manifest)
         source = str(manifest)
     else:
+        assert pre_dir is not None and post_dir is not None
         jobs = pair_folders(pre_dir, post_dir, pattern)
         source = f"{pre_dir} + {post_dir} ({pattern})"
     if model is None:
@@ -161,16 +258,32 @@ def batch(manifest: Path | None, out_dir: Path, pre_dir: Path | None, post_dir: 
         model = default_model_path()
     opts = options
     with BatchProgress(progress_mode) as progress:
-        result = run_batch(jobs, out_dir, model, opts, min_area_m2=min_area, simplify_m=simplify, force=force,
-                           scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
-                           memory_limit=_memory_limit(memory_limit), gpu_per_task=gpu_per_task,
-                           split_above_mpx=split_above, torch_threads=torch_threads,
-                           quicklook_size=quicklook_size, progress=progress.update, message=progress.message,
-                           source=source)
+        result = run_batch(
+            jobs,
+            out_dir,
+            model,
+            opts,
+            min_area_m2=min_area,
+            simplify_m=simplify,
+            force=force,
+            scheduler=scheduler,
+            workers=workers,
+            threads_per_worker=threads_per_worker,
+            memory_limit=_memory_limit(memory_limit),
+            gpu_per_task=gpu_per_task,
+            split_above_mpx=split_above,
+            torch_threads=torch_threads,
+            quicklook_size=quicklook_size,
+            progress=progress.update,
+            message=progress.message,
+            source=source,
+        )
     counts = {k: sum(o.status == k for o in result.outcomes) for k in ("done", "skipped", "failed")}
     report = result.reports[0] if result.reports else Path(out_dir) / "report.md"
-    click.echo(f"{report}: {len(result.outcomes)} scenes, {counts['done']} done, {counts['skipped']} already "
-               f"complete, {counts['failed']} failed ({result.seconds:.1f} s)")
+    click.echo(
+        f"{report}: {len(result.outcomes)} scenes, {counts['done']} done, {counts['skipped']} already "
+        f"complete, {counts['failed']} failed ({result.seconds:.1f} s)"
+    )
     for o in result.failed:
         click.echo(f"  failed {o.scene_id}: {o.error}")
     if result.failed:

@@ -1,6 +1,6 @@
 """The ``s2m-geo`` command line: a thin layer over the Python API.
 
-Exit codes (DESIGN.md §3): 0 done; 2 bad usage or bad input; 1 unexpected failure;
+Exit codes (docs/design.md §3.7): 0 done; 2 bad usage or bad input; 1 unexpected failure;
 130 interrupted.
 """
 
@@ -13,13 +13,19 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from .options import prediction_options
 from ..errors import InputError, S2MError
 from ..progress import MODES, Progress
+from .batch import batch as batch_command
+from .options import prediction_options
 
 progress_option = click.option(
-    "--progress", "progress_mode", type=click.Choice(MODES), default="auto", show_default=True,
-    help="Progress display: a bar on a terminal, or one JSON object per line on stderr.")
+    "--progress",
+    "progress_mode",
+    type=click.Choice(MODES),
+    default="auto",
+    show_default=True,
+    help="Progress display: a bar on a terminal, or one JSON object per line on stderr.",
+)
 
 
 class _Group(click.Group):
@@ -43,15 +49,20 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
         except OSError as exc:  # disk full, permissions, read-only or vanished folders
             where = exc.filename or "a file"
-            click.echo(f"s2m-geo: error: {where}: {exc.strerror or exc}; check the path, "
-                       f"permissions and free disk space", err=True)
+            click.echo(
+                f"s2m-geo: error: {where}: {exc.strerror or exc}; check the path, permissions and free disk space",
+                err=True,
+            )
             sys.exit(2)
         except Exception as exc:
             if not isinstance(exc, _gis_errors()):
                 raise
             msg = " ".join(str(exc.__cause__ or exc).split())[:300]
-            click.echo(f"s2m-geo: error: GDAL could not read or write a file ({msg}); check the "
-                       f"paths, permissions and free disk space", err=True)
+            click.echo(
+                f"s2m-geo: error: GDAL could not read or write a file ({msg}); check the "
+                f"paths, permissions and free disk space",
+                err=True,
+            )
             sys.exit(2)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
@@ -88,20 +99,48 @@ def cli(ctx: click.Context) -> None:
 
 @cli.command("sample-data")
 @click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--size", default=1536, show_default=True, type=click.IntRange(64, 200_000),
-              help="Scene side in pixels (square scene).")
+@click.option(
+    "--size",
+    default=1536,
+    show_default=True,
+    type=click.IntRange(64, 200_000),
+    help="Scene side in pixels (square scene).",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed: same seed, same scene.")
-@click.option("--gsd", default=0.5, show_default=True, type=click.FloatRange(min=0.01),
-              help="Ground sample distance of pre (and label), metres.")
+@click.option(
+    "--gsd",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Ground sample distance of pre (and label), metres.",
+)
 @click.option("--post-crs", default=None, help="Write post on another CRS, e.g. EPSG:4326.")
-@click.option("--post-gsd", default=None, type=click.FloatRange(min=0.01),
-              help="Write post at another ground sample distance, metres.")
-@click.option("--nodata-border", default=0, show_default=True, type=click.IntRange(0),
-              help="Add a nodata collar of this many pixels to post.")
+@click.option(
+    "--post-gsd",
+    default=None,
+    type=click.FloatRange(min=0.01),
+    help="Write post at another ground sample distance, metres.",
+)
+@click.option(
+    "--nodata-border",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Add a nodata collar of this many pixels to post.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing pre.tif/post.tif/label.tif.")
 @progress_option
-def sample_data(outdir: Path, size: int, seed: int, gsd: float, post_crs: str | None,
-                post_gsd: float | None, nodata_border: int, overwrite: bool, progress_mode: str) -> None:
+def sample_data(
+    outdir: Path,
+    size: int,
+    seed: int,
+    gsd: float,
+    post_crs: str | None,
+    post_gsd: float | None,
+    nodata_border: int,
+    overwrite: bool,
+    progress_mode: str,
+) -> None:
     """Write a synthetic Gaza-like scene pair into OUTDIR: pre.tif, post.tif, label.tif.
 
     \b
@@ -126,38 +165,76 @@ def sample_data(outdir: Path, size: int, seed: int, gsd: float, post_crs: str | 
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{outdir}: cannot create the folder ({exc.strerror}); choose a writable place") from None
-    spec = SceneSpec(size=size, seed=seed, gsd=gsd, post_crs=post_crs, post_gsd=post_gsd,
-                     nodata_border=nodata_border)
+    spec = SceneSpec(size=size, seed=seed, gsd=gsd, post_crs=post_crs, post_gsd=post_gsd, nodata_border=nodata_border)
     with Progress(progress_mode) as progress:
         paths = write_scene(outdir, spec, progress=progress.callback("synthesize"))
     for p in paths.values():
         click.echo(str(p))
 
 
-
 @cli.command()
 @click.argument("pre", type=click.Path(path_type=Path))
 @click.argument("post", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output: .gpkg (change polygons + scene summary, QGIS styles), .geojson, .fgb, "
-                   ".parquet, or .tif for the change raster alone.")
-@click.option("--raster", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also keep the change raster (Cloud Optimized GeoTIFF) here.")
-@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Drop change polygons smaller than this ground area, m².")
-@click.option("--simplify", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Simplify polygon outlines with this tolerance, metres (topology kept).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output: .gpkg (change polygons + scene summary, QGIS styles), .geojson, .fgb, "
+    ".parquet, or .tif for the change raster alone.",
+)
+@click.option(
+    "--raster",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also keep the change raster (Cloud Optimized GeoTIFF) here.",
+)
+@click.option(
+    "--min-area",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Drop change polygons smaller than this ground area, m².",
+)
+@click.option(
+    "--simplify",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Simplify polygon outlines with this tolerance, metres (topology kept).",
+)
 @click.option("--scene-id", default=None, help="Scene id in the outputs (default: pre's file name).")
-@click.option("--model", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Model package (.safetensors) or two-input ONNX model (default: the shipped model).")
-@click.option("--probabilities", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write per-class probabilities (float32, one band per class).")
+@click.option(
+    "--model",
+    "model",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Model package (.safetensors) or two-input ONNX model (default: the shipped model).",
+)
+@click.option(
+    "--probabilities",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write per-class probabilities (float32, one band per class).",
+)
 @prediction_options
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @progress_option
-def predict(pre: Path, post: Path, output: Path, raster: Path | None, min_area: float, simplify: float,
-            scene_id: str | None, model: Path | None, probabilities: Path | None, options,
-            overwrite: bool, progress_mode: str) -> None:
+def predict(
+    pre: Path,
+    post: Path,
+    output: Path,
+    raster: Path | None,
+    min_area: float,
+    simplify: float,
+    scene_id: str | None,
+    model: Path | None,
+    probabilities: Path | None,
+    options,
+    overwrite: bool,
+    progress_mode: str,
+) -> None:
     """Detect change between PRE and POST; write described change polygons (or a raster).
 
     Both scenes are put on one grid (pre's by default), cut into overlapping tiles, run
@@ -187,29 +264,53 @@ def predict(pre: Path, post: Path, output: Path, raster: Path | None, min_area: 
         for text in input_warnings(pre, post):
             progress.warning(text)
         if raster_only:
-            result = run_predict(pre, post, output, model, opts, probabilities=probabilities,
-                                 overwrite=overwrite, progress=progress.update)
+            result = run_predict(
+                pre,
+                post,
+                output,
+                model,
+                opts,
+                probabilities=probabilities,
+                overwrite=overwrite,
+                progress=progress.update,
+            )
         else:
             from ..detect import detect_changes
 
-            detected = detect_changes(pre, post, output, model, opts, raster=raster,
-                                      probabilities=probabilities, min_area_m2=min_area,
-                                      simplify_m=simplify, scene_id=scene_id, overwrite=overwrite,
-                                      progress=progress.update)
+            detected = detect_changes(
+                pre,
+                post,
+                output,
+                model,
+                opts,
+                raster=raster,
+                probabilities=probabilities,
+                min_area_m2=min_area,
+                simplify_m=simplify,
+                scene_id=scene_id,
+                overwrite=overwrite,
+                progress=progress.update,
+            )
             result = detected.prediction
     changed = sum(n for cid, n in result.class_counts.items() if cid > 0)
     where = result.raster if raster_only else ", ".join(map(str, detected.vectors))
-    click.echo(f"{where}: {result.grid.width}x{result.grid.height} px, {result.tiles} tiles "
-               f"({result.tiles_skipped} skipped as nodata), {changed} changed px"
-               + ("" if raster_only else f", {detected.changes} change polygons"))
+    click.echo(
+        f"{where}: {result.grid.width}x{result.grid.height} px, {result.tiles} tiles "
+        f"({result.tiles_skipped} skipped as nodata), {changed} changed px"
+        + ("" if raster_only else f", {detected.changes} change polygons")
+    )
     if not raster_only:
         for sentence in detected.scene_sentences:
             click.echo(f"  {sentence}")
 
 
 classes_option = click.option(
-    "--classes", "classes", default="gaza_change", show_default=True,
-    help="Class table: a packaged name or a YAML file.")
+    "--classes",
+    "classes",
+    default="gaza_change",
+    show_default=True,
+    help="Class table: a packaged name or a YAML file.",
+)
 
 
 def _table(classes: str):
@@ -222,8 +323,12 @@ def _table(classes: str):
 @click.argument("mask", type=click.Path(path_type=Path))
 @classes_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of text.")
-@click.option("--seed", default=None, type=int,
-              help="Draw each sentence's template at random with this seed (default: template 0).")
+@click.option(
+    "--seed",
+    default=None,
+    type=int,
+    help="Draw each sentence's template at random with this seed (default: template 0).",
+)
 def describe(mask: Path, classes: str, as_json: bool, seed: int | None) -> None:
     """Say what a class raster shows: per class, where / what / how / how many, and a sentence.
 
@@ -247,17 +352,36 @@ def describe(mask: Path, classes: str, as_json: bool, seed: int | None) -> None:
     data, profile = read_mask(mask)
     crs = profile.get("crs")
     try:
-        items, image_terms = describe_mask_geo(data, profile["transform"] if crs else None, crs or None,
-                                               table, random.Random(seed) if seed is not None else None)
+        items, image_terms = describe_mask_geo(
+            data,
+            profile["transform"] if crs else None,
+            crs or None,
+            table,
+            random.Random(seed) if seed is not None else None,
+        )
     except InputError as exc:
         raise InputError(f"{mask}: {exc}") from None
     terms = "image terms (no CRS: top = north, pixel counts)" if image_terms else "true-north compass terms"
     if as_json:
-        click.echo(json.dumps([{"class_id": q.class_id, "category": q.category,
-                                "change_type": q.change_type, "quantity": q.quantity,
-                                "direction": q.direction, "pixels": q.pixels, "sentence": s,
-                                "terms": "image" if image_terms else "compass", **extra}
-                               for q, s, extra in items], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "class_id": q.class_id,
+                        "category": q.category,
+                        "change_type": q.change_type,
+                        "quantity": q.quantity,
+                        "direction": q.direction,
+                        "pixels": q.pixels,
+                        "sentence": s,
+                        "terms": "image" if image_terms else "compass",
+                        **extra,
+                    }
+                    for q, s, extra in items
+                ],
+                indent=2,
+            )
+        )
         return
     if not items:
         click.echo(f"{mask}: no change. There is no change in the image.")
@@ -306,10 +430,20 @@ def evaluate(pred: Path, label: Path, classes: str, as_json: bool, progress_mode
 
 
 @cli.command()
-@click.option("--config", "config", required=True, type=click.Path(path_type=Path),
-              help="Training config YAML (see configs/s2m_small_cpu.yaml).")
-@click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder (checkpoints, log, model.safetensors). Default: runs/CONFIG-NAME.")
+@click.option(
+    "--config",
+    "config",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Training config YAML (see configs/s2m_small_cpu.yaml).",
+)
+@click.option(
+    "--out",
+    "out",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder (checkpoints, log, model.safetensors). Default: runs/CONFIG-NAME.",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @progress_option
 def train(config: Path, out: Path | None, resume: bool, progress_mode: str) -> None:
@@ -356,22 +490,25 @@ def model_info(model: Path, as_json: bool) -> None:
     d = meta.to_dict()
     click.echo(f"{model}")
     click.echo(f"  architecture   {d['architecture']} (format {d['format_version']}), backbone {d['backbone']}")
-    click.echo(f"  classes        {meta.class_table.name}: " +
-               ", ".join(c.name for c in meta.class_table))
+    click.echo(f"  classes        {meta.class_table.name}: " + ", ".join(c.name for c in meta.class_table))
     click.echo(f"  bands          pre {d['bands']['pre']}, post {d['bands']['post']}")
     click.echo(f"  tile           {d['tile_size']} px, default overlap {d['default_overlap']} px")
     if d.get("training_gsd_m"):
         click.echo(f"  training GSD   {d['training_gsd_m']} m")
     t = d.get("training") or {}
     if t:
-        click.echo(f"  training       stage {t.get('stage')}, epoch {t.get('epoch')}, "
-                   f"{t.get('train_tiles')} tiles, config {t.get('config_file')}")
+        click.echo(
+            f"  training       stage {t.get('stage')}, epoch {t.get('epoch')}, "
+            f"{t.get('train_tiles')} tiles, config {t.get('config_file')}"
+        )
     te = t.get("text_encoder") or {}
     if isinstance(te, dict) and te.get("embed_dim"):
         click.echo(f"  text encoder   {te.get('name')} ({te['embed_dim']}-d, {te.get('source')})")
     if d.get("metrics"):
-        click.echo("  metrics        " + ", ".join(f"{k} {v:.4f}" for k, v in d["metrics"].items()
-                                                  if isinstance(v, (int, float))))
+        click.echo(
+            "  metrics        "
+            + ", ".join(f"{k} {v:.4f}" for k, v in d["metrics"].items() if isinstance(v, (int, float)))
+        )
 
 
 def _read_meta(model: Path):
@@ -388,8 +525,13 @@ def _read_meta(model: Path):
 
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--onnx", "onnx_out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output ONNX file (two inputs pre, post; output logits).")
+@click.option(
+    "--onnx",
+    "onnx_out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output ONNX file (two inputs pre, post; output logits).",
+)
 @click.option("--tile-size", default=None, type=click.IntRange(32), help="Tile size of the export sample.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 def export(model: Path, onnx_out: Path, tile_size: int | None, overwrite: bool) -> None:
@@ -407,7 +549,7 @@ def export(model: Path, onnx_out: Path, tile_size: int | None, overwrite: bool) 
     click.echo(str(export_onnx(model, onnx_out, tile_size=tile_size)))
 
 
-from .batch import batch as _batch; cli.add_command(_batch)
+cli.add_command(batch_command)
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import click
 
@@ -25,20 +25,34 @@ def int_list(value: str | None, option: str) -> list[int] | None:
 
 _OPTIONS = [
     click.option("--tile-size", type=click.IntRange(32, 8192), default=None, help="Tile size (default: the model's)."),
-    click.option("--overlap", type=click.IntRange(0), default=None,
-                 help="Tile overlap in pixels (default: the model's)."),
-    click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True,
-                 help="Tile pairs per forward pass."),
-    click.option("--block-tiles", type=click.IntRange(1), default=4, show_default=True,
-                 help="Tiles per block side (the unit of parallel work; memory grows with its square)."),
+    click.option(
+        "--overlap", type=click.IntRange(0), default=None, help="Tile overlap in pixels (default: the model's)."
+    ),
+    click.option(
+        "--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Tile pairs per forward pass."
+    ),
+    click.option(
+        "--block-tiles",
+        type=click.IntRange(1),
+        default=4,
+        show_default=True,
+        help="Tiles per block side (the unit of parallel work; memory grows with its square).",
+    ),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True),
     click.option("--bands", default=None, help="Bands of pre (and post) to use, e.g. 1,2,3."),
     click.option("--post-bands", default=None, help="Bands of post, when they differ from pre's."),
     click.option("--crs", default=None, help="Target CRS (default: pre's)."),
-    click.option("--resolution", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="Target pixel size in CRS units (default: pre's)."),
-    click.option("--zero-nodata", is_flag=True,
-                 help="Treat pixels that are 0 in every band as nodata when a raster declares no nodata value."),
+    click.option(
+        "--resolution",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Target pixel size in CRS units (default: pre's).",
+    ),
+    click.option(
+        "--zero-nodata",
+        is_flag=True,
+        help="Treat pixels that are 0 in every band as nodata when a raster declares no nodata value.",
+    ),
 ]
 
 
@@ -46,14 +60,34 @@ def prediction_options(f: Callable) -> Callable:
     """Add the shared options; the command receives them as one ``options: PredictOptions``."""
 
     @functools.wraps(f)
-    def wrapper(*args, tile_size, overlap, batch_size, block_tiles, device, bands, post_bands, crs,
-                resolution, zero_nodata, **kwargs):
+    def wrapper(
+        *args,
+        tile_size,
+        overlap,
+        batch_size,
+        block_tiles,
+        device,
+        bands,
+        post_bands,
+        crs,
+        resolution,
+        zero_nodata,
+        **kwargs,
+    ):
         from ..predict.pipeline import PredictOptions
 
         kwargs["options"] = PredictOptions(
-            tile_size=tile_size, overlap=overlap, batch_size=batch_size, block_tiles=block_tiles,
-            device=device, bands=int_list(bands, "--bands"), post_bands=int_list(post_bands, "--post-bands"),
-            crs=crs, resolution=resolution, zero_as_nodata=zero_nodata)
+            tile_size=tile_size,
+            overlap=overlap,
+            batch_size=batch_size,
+            block_tiles=block_tiles,
+            device=device,
+            bands=int_list(bands, "--bands"),
+            post_bands=int_list(post_bands, "--post-bands"),
+            crs=crs,
+            resolution=resolution,
+            zero_as_nodata=zero_nodata,
+        )
         return f(*args, **kwargs)
 
     for option in reversed(_OPTIONS):

@@ -1,6 +1,6 @@
 """The S2M quadruple in real compass terms: a true-north frame, true bearings, ground areas.
 
-DESIGN.md §3 "Quadruple": in geo outputs the 3×3 *where* rule runs in a north-up,
+docs/design.md §3.3: in geo outputs the 3×3 *where* rule runs in a north-up,
 **true-north** local frame centred on the scene, ``bearing_deg`` is the true geodesic
 azimuth from the scene centre, and the pixel thresholds of *how many* become ground areas
 (threshold × ``reference_gsd_m``²). A raster with no CRS falls back to image terms and
@@ -115,8 +115,10 @@ def _lonlat_transformer(crs: CRS) -> Transformer:
 def _check_finite(*arrays: np.ndarray, what: str) -> None:
     for a in arrays:
         if not np.all(np.isfinite(a)):
-            raise GeoError(f"{what}: coordinates could not be transformed (outside the area of "
-                           f"use of the CRS, or no transformation to WGS84)")
+            raise GeoError(
+                f"{what}: coordinates could not be transformed (outside the area of "
+                f"use of the CRS, or no transformation to WGS84)"
+            )
 
 
 def _check_lonlat(lon: Any, lat: Any, what: str) -> None:
@@ -174,7 +176,7 @@ class GeoFrame:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_grid(cls, crs: Any, transform: Any, width: int, height: int) -> "GeoFrame":
+    def from_grid(cls, crs: Any, transform: Any, width: int, height: int) -> GeoFrame:
         """The frame of a ``width`` × ``height`` pixel grid placed by ``transform`` in ``crs``.
 
         ``crs``: anything :meth:`pyproj.CRS.from_user_input` takes (EPSG code, WKT,
@@ -190,10 +192,17 @@ class GeoFrame:
         cx, cy = _apply(t, width / 2.0, height / 2.0)
         center_xy = (float(cx), float(cy))
         if c is None:
-            return cls(crs=None, transform=t, width=width, height=height, image_terms=True,
-                       center_xy=center_xy, center_lonlat=None,
-                       extent=(-width / 2.0, width / 2.0, -height / 2.0, height / 2.0),
-                       local_proj=None)
+            return cls(
+                crs=None,
+                transform=t,
+                width=width,
+                height=height,
+                image_terms=True,
+                center_xy=center_xy,
+                center_lonlat=None,
+                extent=(-width / 2.0, width / 2.0, -height / 2.0, height / 2.0),
+                local_proj=None,
+            )
         to_wgs84 = _lonlat_transformer(c)
         lon0, lat0 = to_wgs84.transform(center_xy[0], center_xy[1])
         _check_lonlat(lon0, lat0, what=f"scene centre {center_xy} in {c.name}")
@@ -207,23 +216,36 @@ class GeoFrame:
         e, n = wgs84_to_local.transform(lon, lat)
         _check_finite(e, n, what=f"scene footprint in {c.name}")
         extent = (float(np.min(e)), float(np.max(e)), float(np.min(n)), float(np.max(n)))
-        return cls(crs=c, transform=t, width=width, height=height, image_terms=False,
-                   center_xy=center_xy, center_lonlat=(lon0, float(lat0)), extent=extent,
-                   local_proj=local_proj, _to_wgs84=to_wgs84, _wgs84_to_local=wgs84_to_local)
+        return cls(
+            crs=c,
+            transform=t,
+            width=width,
+            height=height,
+            image_terms=False,
+            center_xy=center_xy,
+            center_lonlat=(lon0, float(lat0)),
+            extent=extent,
+            local_proj=local_proj,
+            _to_wgs84=to_wgs84,
+            _wgs84_to_local=wgs84_to_local,
+        )
 
     def __repr__(self) -> str:
         crs = "None (image terms)" if self.crs is None else repr(self.crs.to_string())
-        return (f"GeoFrame(crs={crs}, grid={self.width}x{self.height}, "
-                f"transform={tuple(self.transform[:6])}, center_lonlat={self.center_lonlat}, "
-                f"extent={self.extent})")
+        return (
+            f"GeoFrame(crs={crs}, grid={self.width}x{self.height}, "
+            f"transform={tuple(self.transform[:6])}, center_lonlat={self.center_lonlat}, "
+            f"extent={self.extent})"
+        )
 
     # ------------------------------------------------------------------ coordinates
     def pixel_centers_to_crs(self, rows: Any, cols: Any) -> tuple[Any, Any]:
         """CRS (x, y) of pixel centres: row/col *indices* (fractional ok, e.g. a mean index);
         the centre of pixel (i, j) is grid coordinate (i + 0.5, j + 0.5)."""
         scalar = np.ndim(rows) == 0 and np.ndim(cols) == 0
-        x, y = _apply(self.transform, np.asarray(cols, dtype=np.float64) + 0.5,
-                      np.asarray(rows, dtype=np.float64) + 0.5)
+        x, y = _apply(
+            self.transform, np.asarray(cols, dtype=np.float64) + 0.5, np.asarray(rows, dtype=np.float64) + 0.5
+        )
         return _scalar_or_array(x, scalar), _scalar_or_array(y, scalar)
 
     def crs_to_grid(self, x: Any, y: Any) -> tuple[Any, Any]:
@@ -234,15 +256,19 @@ class GeoFrame:
         col, row = _apply(inv, x, y)
         return _scalar_or_array(row, scalar), _scalar_or_array(col, scalar)
 
+    @property
+    def _crs_name(self) -> str:
+        return "image terms" if self.crs is None else str(self.crs.name)
+
     def to_lonlat(self, x: Any, y: Any) -> tuple[Any, Any]:
         """WGS84 (lon, lat) of CRS points. Raises ValueError in image terms (no CRS)."""
         if self.image_terms:
             raise ValueError("the raster has no CRS: there is no lon/lat (image terms only)")
         scalar = np.ndim(x) == 0 and np.ndim(y) == 0
-        lon, lat = self._to_wgs84.transform(np.asarray(x, dtype=np.float64),
-                                            np.asarray(y, dtype=np.float64))
+        assert self._to_wgs84 is not None  # set whenever there is a CRS
+        lon, lat = self._to_wgs84.transform(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
         lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
-        _check_lonlat(lon, lat, what=f"points in {self.crs.name}")
+        _check_lonlat(lon, lat, what=f"points in {self._crs_name}")
         return _scalar_or_array(lon, scalar), _scalar_or_array(lat, scalar)
 
     def to_local(self, x: Any, y: Any) -> tuple[Any, Any]:
@@ -256,11 +282,13 @@ class GeoFrame:
             e, n = col - self.width / 2.0, self.height / 2.0 - row
         else:
             lon, lat = self.to_lonlat(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+            assert self._wgs84_to_local is not None
             e, n = self._wgs84_to_local.transform(lon, lat)
             e, n = np.asarray(e, dtype=np.float64), np.asarray(n, dtype=np.float64)
-            _check_finite(e, n, what=f"points in {self.crs.name}")
-        return _scalar_or_array(np.asarray(e, dtype=np.float64), scalar), \
-            _scalar_or_array(np.asarray(n, dtype=np.float64), scalar)
+            _check_finite(e, n, what=f"points in {self._crs_name}")
+        return _scalar_or_array(np.asarray(e, dtype=np.float64), scalar), _scalar_or_array(
+            np.asarray(n, dtype=np.float64), scalar
+        )
 
     # ------------------------------------------------------------------ the S2M rule
     def fractions(self, x: Any, y: Any) -> tuple[Any, Any]:
@@ -278,8 +306,7 @@ class GeoFrame:
         fy, fx = self.fractions(x, y)
         if np.ndim(fy) == 0:
             return direction_from_fractions(float(fy), float(fx))
-        return [direction_from_fractions(float(a), float(b))
-                for a, b in zip(np.ravel(fy), np.ravel(fx))]
+        return [direction_from_fractions(float(a), float(b)) for a, b in zip(np.ravel(fy), np.ravel(fx))]
 
     def bearing_distance(self, x: Any, y: Any) -> tuple[Any, Any]:
         """(bearing_deg, distance) of CRS points from the scene centre.
@@ -296,8 +323,8 @@ class GeoFrame:
             dist = np.hypot(e, n)
         else:
             lon, lat = self.to_lonlat(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
-            lon, lat = np.broadcast_arrays(np.asarray(lon, dtype=np.float64),
-                                           np.asarray(lat, dtype=np.float64))
+            lon, lat = np.broadcast_arrays(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+            assert self.center_lonlat is not None
             lon0, lat0 = self.center_lonlat
             az, _, dist = GEOD.inv(np.full(lon.shape, lon0), np.full(lat.shape, lat0), lon, lat)
             az, dist = np.asarray(az, dtype=np.float64), np.asarray(dist, dtype=np.float64)
@@ -315,8 +342,8 @@ class GeoFrame:
         ``lon``, ``lat``; in image terms ``distance_m``, ``lon`` and ``lat`` are None and
         ``distance_px`` holds the distance in pixels.
         """
-        x, y = _apply(self.transform, float(cx), float(cy))
-        x, y = float(x), float(y)
+        gx, gy = _apply(self.transform, float(cx), float(cy))
+        x, y = float(gx), float(gy)
         bearing, dist = self.bearing_distance(x, y)
         out: dict[str, Any] = {"direction": self.direction(x, y), "bearing_deg": float(bearing)}
         if self.image_terms:
@@ -327,15 +354,15 @@ class GeoFrame:
         return out
 
     # ------------------------------------------------------------------ areas
-    def pixel_areas(self) -> "PixelAreas":
+    def pixel_areas(self) -> PixelAreas:
         """Ground areas of this grid's pixels (:func:`pixel_areas`). Needs a CRS."""
         if self.image_terms:
             raise ValueError("the raster has no CRS: pixels have no ground area (image terms only)")
-        return pixel_areas(self.transform, self.crs, self.height, self.width,
-                           center_lonlat=self.center_lonlat)
+        return pixel_areas(self.transform, self.crs, self.height, self.width, center_lonlat=self.center_lonlat)
 
 
 # ---------------------------------------------------------------------- ground areas
+
 
 def _max_segment(geom: shapely.Geometry) -> float:
     x0, y0, x1, y1 = geom.bounds
@@ -382,8 +409,7 @@ def ground_area_m2(geom: Any, crs: Any, max_segment: float | None = None) -> flo
 
 
 def _equal_area_transformer(crs: CRS, lon0: float, lat0: float) -> Transformer:
-    laea = CRS.from_proj4(f"+proj=laea +lat_0={float(lat0)!r} +lon_0={float(lon0)!r} "
-                          f"+datum=WGS84 +units=m +no_defs")
+    laea = CRS.from_proj4(f"+proj=laea +lat_0={float(lat0)!r} +lon_0={float(lon0)!r} +datum=WGS84 +units=m +no_defs")
     return Transformer.from_crs(crs, laea, always_xy=True)
 
 
@@ -412,8 +438,9 @@ def _pixel_areas_at(t: Affine, tr: Transformer, rows: np.ndarray, cols: np.ndarr
     return 0.5 * np.abs((du1 * dv2 - du2 * dv1) + (du2 * dv3 - du3 * dv2))
 
 
-def pixel_ground_area_m2(transform: Any, crs: Any, rows: Any, cols: Any,
-                         center_lonlat: tuple[float, float] | None = None) -> Any:
+def pixel_ground_area_m2(
+    transform: Any, crs: Any, rows: Any, cols: Any, center_lonlat: tuple[float, float] | None = None
+) -> Any:
     """Ground area (m², WGS84 ellipsoid) of the pixels at row/col indices (arrays ok).
 
     Each pixel is mapped corner by corner into a Lambert azimuthal equal-area frame
@@ -467,12 +494,12 @@ class PixelAreas:
 
     def at(self, rows: Any, cols: Any) -> Any:
         """Modelled area of the pixels at row/col indices."""
-        return (np.asarray(self.row_m2)[np.asarray(rows)] + np.asarray(self.col_m2)[np.asarray(cols)]
-                - self.mean_m2)
+        return np.asarray(self.row_m2)[np.asarray(rows)] + np.asarray(self.col_m2)[np.asarray(cols)] - self.mean_m2
 
 
-def pixel_areas(transform: Any, crs: Any, height: int, width: int,
-                center_lonlat: tuple[float, float] | None = None) -> PixelAreas:
+def pixel_areas(
+    transform: Any, crs: Any, height: int, width: int, center_lonlat: tuple[float, float] | None = None
+) -> PixelAreas:
     """The :class:`PixelAreas` of a ``height`` × ``width`` grid (per-row and per-column areas).
 
     For an EPSG:4326 grid ``pixel_areas(...).row_m2`` is the ground area of a pixel in each
@@ -501,6 +528,7 @@ def pixel_areas(transform: Any, crs: Any, height: int, width: int,
 
 # ---------------------------------------------------------------------- describe a mask
 
+
 def class_row_col_counts(mask: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Per class id 0..num_classes-1: pixel counts per row (K+1, H) and per column (K+1, W).
 
@@ -516,18 +544,18 @@ def class_row_col_counts(mask: np.ndarray, num_classes: int) -> tuple[np.ndarray
     cols = np.arange(w, dtype=np.int64)
     chunk = max(1, _CHUNK_PIXELS // w)
     for r0 in range(0, h, chunk):
-        block = m[r0:r0 + chunk].astype(np.int64)
+        block = m[r0 : r0 + chunk].astype(np.int64)
         bh = block.shape[0]
-        per_row[:, r0:r0 + bh] = np.bincount(
-            (block * bh + np.arange(bh, dtype=np.int64)[:, None]).ravel(),
-            minlength=num_classes * bh).reshape(num_classes, bh)
-        per_col += np.bincount((block * w + cols[None, :]).ravel(),
-                               minlength=num_classes * w).reshape(num_classes, w)
+        per_row[:, r0 : r0 + bh] = np.bincount(
+            (block * bh + np.arange(bh, dtype=np.int64)[:, None]).ravel(), minlength=num_classes * bh
+        ).reshape(num_classes, bh)
+        per_col += np.bincount((block * w + cols[None, :]).ravel(), minlength=num_classes * w).reshape(num_classes, w)
     return per_row, per_col
 
 
-def describe_mask_geo(mask: np.ndarray, transform: Any, crs: Any, table: ClassTable,
-                      rng: Rng | None = None) -> tuple[list[tuple[Quadruple, str, dict[str, Any]]], bool]:
+def describe_mask_geo(
+    mask: np.ndarray, transform: Any, crs: Any, table: ClassTable, rng: Rng | None = None
+) -> tuple[list[tuple[Quadruple, str, dict[str, Any]]], bool]:
     """The ``s2m-geo describe`` of a georeferenced class raster, in real compass terms.
 
     For each change class present (ids 1..K, ascending): its pixel centroid (mean row and
@@ -573,10 +601,21 @@ def describe_mask_geo(mask: np.ndarray, transform: Any, crs: Any, table: ClassTa
             area = areas.total(per_row[cid], per_col[cid])
             quantity = quantity_from_area(area, table.reference_gsd_m)
         cls = table[cid]
-        q = Quadruple(class_id=cid, category=cls.category, change_type=cls.change_type,
-                      quantity=quantity, direction=loc["direction"], pixels=n)
-        extras: dict[str, Any] = {"bearing_deg": loc["bearing_deg"], "distance_m": loc["distance_m"],
-                                  "area_m2": area, "lon": loc["lon"], "lat": loc["lat"]}
+        q = Quadruple(
+            class_id=cid,
+            category=cls.category,
+            change_type=cls.change_type,
+            quantity=quantity,
+            direction=loc["direction"],
+            pixels=n,
+        )
+        extras: dict[str, Any] = {
+            "bearing_deg": loc["bearing_deg"],
+            "distance_m": loc["distance_m"],
+            "area_m2": area,
+            "lon": loc["lon"],
+            "lat": loc["lat"],
+        }
         if frame.image_terms:
             extras["distance_px"] = loc["distance_px"]
         out.append((q, sentence(q, table, rng=rng), extras))

@@ -1,6 +1,6 @@
 """The S2M quadruple rule: where, how many, what and how for each class of a change mask.
 
-DESIGN.md §3 "Quadruple". For a class occupying N pixels of an H×W mask:
+docs/design.md §3.3. For a class occupying N pixels of an H×W mask:
 
 * **how many** – N < 800 → ``a single``; N < 4000 → ``a few``; N < 8000 → ``several``;
   otherwise ``multiple`` (:func:`quantity_from_pixels`). Geo outputs apply the same
@@ -39,9 +39,15 @@ _ROW_BANDS = ("north", "center", "south")
 _COL_BANDS = ("west", "center", "east")
 #: The nine direction names, row-major from the top-left cell.
 DIRECTIONS: tuple[str, ...] = (
-    "northwest", "north", "northeast",
-    "west", "center", "east",
-    "southwest", "south", "southeast",
+    "northwest",
+    "north",
+    "northeast",
+    "west",
+    "center",
+    "east",
+    "southwest",
+    "south",
+    "southeast",
 )
 
 # Rows of the mask processed at once when summing coordinates (bounds temporary memory).
@@ -151,8 +157,10 @@ def _check_mask(mask: np.ndarray, table: ClassTable) -> np.ndarray:
         k = table.num_classes - 1
         bad = lo if lo < 0 else (hi if hi > k else None)
         if bad is not None:
-            raise MaskError(f"mask value {bad} is not a class id of table '{table.name}' "
-                            f"(ids 0..{k}); use the class table the mask was made with")
+            raise MaskError(
+                f"mask value {bad} is not a class id of table '{table.name}' "
+                f"(ids 0..{k}); use the class table the mask was made with"
+            )
     return m
 
 
@@ -172,12 +180,12 @@ def class_pixel_stats(mask: np.ndarray, table: ClassTable) -> tuple[np.ndarray, 
         return counts, row_sums, col_sums
     cols = np.arange(w, dtype=np.int64)
     for r0 in range(0, h, _ROW_CHUNK):
-        block = m[r0:r0 + _ROW_CHUNK].astype(np.int64)
+        block = m[r0 : r0 + _ROW_CHUNK].astype(np.int64)
         bh = block.shape[0]
-        per_row = np.bincount((block * bh + np.arange(bh, dtype=np.int64)[:, None]).ravel(),
-                              minlength=k1 * bh).reshape(k1, bh)
-        per_col = np.bincount((block * w + cols[None, :]).ravel(),
-                              minlength=k1 * w).reshape(k1, w)
+        per_row = np.bincount((block * bh + np.arange(bh, dtype=np.int64)[:, None]).ravel(), minlength=k1 * bh).reshape(
+            k1, bh
+        )
+        per_col = np.bincount((block * w + cols[None, :]).ravel(), minlength=k1 * w).reshape(k1, w)
         counts += per_row.sum(axis=1)
         row_sums += per_row @ np.arange(r0, r0 + bh, dtype=np.int64)
         col_sums += per_col @ cols
@@ -199,8 +207,15 @@ def quadruples_from_mask(mask: np.ndarray, table: ClassTable) -> list[Quadruple]
         if n == 0:
             continue
         cls = table[cid]
-        direction = _direction(_exact_band(int(row_sums[cid]), n, h),
-                               _exact_band(int(col_sums[cid]), n, w))
-        out.append(Quadruple(class_id=cid, category=cls.category, change_type=cls.change_type,
-                             quantity=quantity_from_pixels(n), direction=direction, pixels=n))
+        direction = _direction(_exact_band(int(row_sums[cid]), n, h), _exact_band(int(col_sums[cid]), n, w))
+        out.append(
+            Quadruple(
+                class_id=cid,
+                category=cls.category,
+                change_type=cls.change_type,
+                quantity=quantity_from_pixels(n),
+                direction=direction,
+                pixels=n,
+            )
+        )
     return out

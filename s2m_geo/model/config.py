@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import InputError
 
@@ -65,7 +66,7 @@ class S2MConfig:
             self.vit_taps = tuple(int(v) for v in self.vit_taps)  # type: ignore[assignment]
         self.backbone_kwargs = dict(self.backbone_kwargs)
 
-    def validate(self, source: str = "<config>") -> "S2MConfig":
+    def validate(self, source: str = "<config>") -> S2MConfig:
         """Check value ranges; raise :class:`InputError` naming ``source`` and the fix."""
 
         def bad(msg: str) -> InputError:
@@ -80,20 +81,20 @@ class S2MConfig:
         if self.num_classes < 2:
             raise bad("'num_classes' must be at least 2 (no change + one change class)")
         if self.attn_heads < 0 or (self.attn_heads and self.decoder_channels % self.attn_heads):
-            raise bad(f"'decoder_channels' ({self.decoder_channels}) must be divisible by "
-                      f"'attn_heads' ({self.attn_heads})")
+            raise bad(
+                f"'decoder_channels' ({self.decoder_channels}) must be divisible by 'attn_heads' ({self.attn_heads})"
+            )
         if self.align_heads < 1 or self.decoder_channels % self.align_heads:
-            raise bad(f"'decoder_channels' ({self.decoder_channels}) must be divisible by "
-                      f"'align_heads' ({self.align_heads})")
+            raise bad(
+                f"'decoder_channels' ({self.decoder_channels}) must be divisible by 'align_heads' ({self.align_heads})"
+            )
         if len(self.attn_kv_pool) != 4 or any(p not in (1, 2, 4, 8) for p in self.attn_kv_pool):
-            raise bad(f"'attn_kv_pool' must be 4 factors from (1, 2, 4, 8), "
-                      f"got {self.attn_kv_pool}")
+            raise bad(f"'attn_kv_pool' must be 4 factors from (1, 2, 4, 8), got {self.attn_kv_pool}")
         for p, s in zip(self.attn_kv_pool, (4, 8, 16, 32)):
             if p * s > 32:
                 raise bad(f"'attn_kv_pool' factor {p} at stride {s} exceeds stride 32")
         m = self.no_change_margin
-        if (not isinstance(m, (int, float)) or isinstance(m, bool) or not math.isfinite(m)
-                or not 0.0 <= m <= 100.0):
+        if not isinstance(m, (int, float)) or isinstance(m, bool) or not math.isfinite(m) or not 0.0 <= m <= 100.0:
             raise bad(f"'no_change_margin' must be a number in [0, 100], got {m!r}")
         if self.vit_taps is not None and len(self.vit_taps) != 4:
             raise bad(f"'vit_taps' must list 4 block indices, got {self.vit_taps}")
@@ -107,16 +108,18 @@ class S2MConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "<config>") -> "S2MConfig":
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<config>") -> S2MConfig:
         """Read :meth:`to_dict` output back; unknown keys are an :class:`InputError`."""
         if not isinstance(data, Mapping):
             raise InputError(f"{source}: invalid S2M model config: expected a mapping")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise InputError(f"{source}: invalid S2M model config: unknown key(s) "
-                             f"{sorted(unknown)}; allowed: {sorted(known)} (was the model "
-                             f"written by a newer s2m-geo? upgrade s2m-geo)")
+            raise InputError(
+                f"{source}: invalid S2M model config: unknown key(s) "
+                f"{sorted(unknown)}; allowed: {sorted(known)} (was the model "
+                f"written by a newer s2m-geo? upgrade s2m-geo)"
+            )
         try:
             cfg = cls(**dict(data))
         except (TypeError, ValueError) as exc:

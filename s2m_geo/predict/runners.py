@@ -10,17 +10,20 @@ on a GPU, autocast (bf16 where supported).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from ..errors import InputError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..model.package import PackageMeta
+
 
 class ChangeModel(Protocol):
     """What the pipeline needs of a model."""
 
-    meta: "object"
+    meta: PackageMeta
     num_classes: int
     name: str
 
@@ -59,8 +62,10 @@ class TorchChangeModel:
         b = torch.from_numpy((post - self._mean) / self._std).to(self.device)
         a = a.contiguous(memory_format=torch.channels_last)
         b = b.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
-                                                    enabled=self.dtype is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None),
+        ):
             logits = self.model(a, b)
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
@@ -77,8 +82,10 @@ class OnnxChangeModelRunner:
         if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         elif device == "cuda":
-            raise InputError(f"{path}: --device cuda but onnxruntime has no CUDA provider here; "
-                             f"install onnxruntime-gpu or use --device cpu")
+            raise InputError(
+                f"{path}: --device cuda but onnxruntime has no CUDA provider here; "
+                f"install onnxruntime-gpu or use --device cpu"
+            )
         self.onnx = load_onnx_model(path, providers)
         self.meta = self.onnx.meta
         self.num_classes = self.meta.num_classes
@@ -99,8 +106,10 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "s2m_small_cpu
 def default_model_path() -> Path:
     """The shipped default model package; an :class:`InputError` if this install has none."""
     if not DEFAULT_MODEL.is_file():
-        raise InputError(f"{DEFAULT_MODEL}: this s2m-geo install has no default model; "
-                         f"pass --model FILE (train one with s2m-geo train)")
+        raise InputError(
+            f"{DEFAULT_MODEL}: this s2m-geo install has no default model; "
+            f"pass --model FILE (train one with s2m-geo train)"
+        )
     return DEFAULT_MODEL
 
 

@@ -1,4 +1,4 @@
-"""Open a pre/post scene pair and put both epochs on one target grid (DESIGN.md §2 "scene").
+"""Open a pre/post scene pair and put both epochs on one target grid (docs/design.md §2, "scene grid").
 
 :func:`open_pair` returns a :class:`ScenePair`. Its :attr:`ScenePair.grid` is the processing
 grid; :meth:`ScenePair.read` returns both epochs and the joint valid mask for a window of it.
@@ -51,8 +51,9 @@ import math
 import os
 import threading
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -69,9 +70,20 @@ from rasterio.windows import Window
 from ..errors import InputError
 
 __all__ = [
-    "Grid", "ScenePair", "open_pair", "footprint_box", "intersect_boxes", "box_area",
-    "footprint_overlap_fraction", "snap_box", "integer_offset", "clip_window", "target_frame",
-    "coarse_shape", "percentile_stretch", "apply_stretch",
+    "Grid",
+    "ScenePair",
+    "open_pair",
+    "footprint_box",
+    "intersect_boxes",
+    "box_area",
+    "footprint_overlap_fraction",
+    "snap_box",
+    "integer_offset",
+    "clip_window",
+    "target_frame",
+    "coarse_shape",
+    "percentile_stretch",
+    "apply_stretch",
 ]
 
 SNAP_TOL = 1e-3  # pixels: float noise below this never adds or removes a row/column
@@ -110,8 +122,10 @@ class Grid:
     @property
     def bounds(self) -> BoundingBox:
         """(left, bottom, right, top) of the grid's corners (their envelope if rotated)."""
-        xs, ys = self.transform * (np.array([0, self.width, self.width, 0], float),
-                                   np.array([0, 0, self.height, self.height], float))
+        xs, ys = self.transform * (
+            np.array([0, self.width, self.width, 0], float),
+            np.array([0, 0, self.height, self.height], float),
+        )
         return BoundingBox(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
 
     def window_transform(self, window: Window) -> Affine:
@@ -123,7 +137,7 @@ class Grid:
         return Window(0, 0, self.width, self.height)
 
     @classmethod
-    def of(cls, ds: Any) -> "Grid":
+    def of(cls, ds: Any) -> Grid:
         """The native grid of an open rasterio dataset."""
         return cls(ds.crs if ds.crs else None, ds.transform, ds.width, ds.height)
 
@@ -175,8 +189,7 @@ def footprint_overlap_fraction(a: Box, b: Box) -> float:
 
 def snap_box(box: Box, tol: float = SNAP_TOL) -> tuple[int, int, int, int]:
     """Snap a box outward to whole pixels; ``tol`` pixels of float noise are ignored."""
-    return (math.floor(box[0] + tol), math.floor(box[1] + tol),
-            math.ceil(box[2] - tol), math.ceil(box[3] - tol))
+    return (math.floor(box[0] + tol), math.floor(box[1] + tol), math.ceil(box[2] - tol), math.ceil(box[3] - tol))
 
 
 def integer_offset(src: Affine, grid: Affine, tol: float = OFFSET_TOL) -> tuple[int, int] | None:
@@ -200,8 +213,7 @@ def clip_window(window: Window, height: int, width: int) -> tuple[Window, tuple[
     ir0, ic0, ir1, ic1 = max(r0, 0), max(c0, 0), min(r1, height), min(c1, width)
     if ir1 <= ir0 or ic1 <= ic0:
         return None
-    return (Window(ic0, ir0, ic1 - ic0, ir1 - ir0),
-            (slice(ir0 - r0, ir1 - r0), slice(ic0 - c0, ic1 - c0)))
+    return (Window(ic0, ir0, ic1 - ic0, ir1 - ir0), (slice(ir0 - r0, ir1 - r0), slice(ic0 - c0, ic1 - c0)))
 
 
 def target_frame(pre: Grid, crs: CRS | None = None, resolution: float | None = None) -> tuple[CRS | None, Affine, bool]:
@@ -231,8 +243,9 @@ def coarse_shape(height: int, width: int, max_side: int = COARSE_MAX) -> tuple[i
     return f, math.ceil(height / f), math.ceil(width / f)
 
 
-def percentile_stretch(values: np.ndarray, valid: np.ndarray,
-                       pct: tuple[float, float] = STRETCH_PCT) -> tuple[tuple[float, float], ...]:
+def percentile_stretch(
+    values: np.ndarray, valid: np.ndarray, pct: tuple[float, float] = STRETCH_PCT
+) -> tuple[tuple[float, float], ...]:
     """Per-band (lo, hi) percentiles of ``values`` (C,h,w) over ``valid`` (h,w) pixels."""
     out = []
     for band in values:
@@ -289,7 +302,7 @@ class _Epoch:
 
     def validity(self, data: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Valid (h,w) from the band data and GDAL masks (C or 1,h,w)."""
-        valid = (masks > 0).any(axis=0)
+        valid = np.asarray((masks > 0).any(axis=0))
         if np.dtype(self.dtype).kind == "f":
             valid &= np.isfinite(data).all(axis=0)
         if self.zero_rule:
@@ -313,12 +326,14 @@ def _open_dataset(path: str, name: str):
             ds = rasterio.open(path)
     except (RasterioError, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: not a raster GDAL can read ({reason}); give a GeoTIFF or another "
-                         f"GDAL raster as {name}") from None
+        raise InputError(
+            f"{path}: not a raster GDAL can read ({reason}); give a GeoTIFF or another GDAL raster as {name}"
+        ) from None
     if ds.count == 0:
         ds.close()
-        raise InputError(f"{path}: not a raster GDAL can read (no raster band); give a GeoTIFF or "
-                         f"another GDAL raster as {name}")
+        raise InputError(
+            f"{path}: not a raster GDAL can read (no raster band); give a GeoTIFF or another GDAL raster as {name}"
+        )
     return ds
 
 
@@ -326,21 +341,28 @@ def _flag(bands: Sequence[int]) -> str:
     return ",".join(str(b) for b in bands)
 
 
-def _select_bands(ds, path: str, name: str, bands: Sequence[int] | None, option: str,
-                  model_bands: int) -> tuple[int, ...]:
+def _select_bands(
+    ds, path: str, name: str, bands: Sequence[int] | None, option: str, model_bands: int
+) -> tuple[int, ...]:
     """Validate a 1-based band selection against the raster and the model."""
     chosen = tuple(range(1, model_bands + 1)) if bands is None else tuple(int(b) for b in bands)
     for b in chosen:
         if not 1 <= b <= ds.count:
             if bands is None:
-                raise InputError(f"{path}: has {ds.count} band(s); the model takes {model_bands}; "
-                                 f"choose {model_bands} bands with {option} (a band may repeat, e.g. "
-                                 f"{option} {_flag([1] * model_bands)})")
-            raise InputError(f"{path}: has {ds.count} band(s); {option} {_flag(chosen)} asks for band {b}; "
-                             f"choose bands between 1 and {ds.count}")
+                raise InputError(
+                    f"{path}: has {ds.count} band(s); the model takes {model_bands}; "
+                    f"choose {model_bands} bands with {option} (a band may repeat, e.g. "
+                    f"{option} {_flag([1] * model_bands)})"
+                )
+            raise InputError(
+                f"{path}: has {ds.count} band(s); {option} {_flag(chosen)} asks for band {b}; "
+                f"choose bands between 1 and {ds.count}"
+            )
     if len(chosen) != model_bands:
-        raise InputError(f"{path}: {option} {_flag(chosen)} selects {len(chosen)} band(s) of {name}; "
-                         f"the model takes {model_bands}; give {model_bands} band indexes")
+        raise InputError(
+            f"{path}: {option} {_flag(chosen)} selects {len(chosen)} band(s) of {name}; "
+            f"the model takes {model_bands}; give {model_bands} band indexes"
+        )
     return chosen
 
 
@@ -348,35 +370,51 @@ def _data_band_count(ds) -> int:
     return sum(ci != ColorInterp.alpha for ci in ds.colorinterp)
 
 
-def _describe_epoch(ds, path: str, name: str, bands: tuple[int, ...], zero_as_nodata: bool,
-                    normalization: Mapping[str, Any] | None) -> _Epoch:
+def _describe_epoch(
+    ds, path: str, name: str, bands: tuple[int, ...], zero_as_nodata: bool, normalization: Mapping[str, Any] | None
+) -> _Epoch:
     dtypes = {ds.dtypes[b - 1] for b in bands}
     for dt in dtypes:
         if "complex" in dt:
-            raise InputError(f"{path}: unsupported data type {dt}; convert to real bands "
-                             f"(e.g. gdal_translate -ot Float32 of the amplitude)")
+            raise InputError(
+                f"{path}: unsupported data type {dt}; convert to real bands "
+                f"(e.g. gdal_translate -ot Float32 of the amplitude)"
+            )
     dtype = str(np.result_type(*[np.dtype(d) for d in dtypes]))
     flags = [ds.mask_flag_enums[b - 1] for b in bands]
     has_alpha = any(ci == ColorInterp.alpha for ci in ds.colorinterp)
     per_dataset = all(MaskFlags.per_dataset in f for f in flags)
     all_valid = all(f == [MaskFlags.all_valid] for f in flags)
     nodata = ds.nodata
+    scale: float | None = 255.0
     if dtype == "uint8":
-        scaling, scale = "uint8", 255.0
+        scaling = "uint8"
     else:
         scale = _norm_scale(normalization, name)
         scaling = "scale" if scale is not None and scale != 255.0 else "stretch"
-        scale = scale if scaling == "scale" else 255.0
-    return _Epoch(name=name, path=path, bands=bands, dtype=dtype, nodata=nodata, native=Grid.of(ds),
-                  has_alpha=has_alpha, per_dataset_mask=per_dataset, all_valid=all_valid,
-                  zero_rule=bool(zero_as_nodata and nodata is None), scaling=scaling, scale=scale)
+        scale = scale if scale is not None and scaling == "scale" else 255.0
+    return _Epoch(
+        name=name,
+        path=path,
+        bands=bands,
+        dtype=dtype,
+        nodata=nodata,
+        native=Grid.of(ds),
+        has_alpha=has_alpha,
+        per_dataset_mask=per_dataset,
+        all_valid=all_valid,
+        zero_rule=bool(zero_as_nodata and nodata is None),
+        scaling=scaling,
+        scale=255.0 if scale is None else scale,
+    )
 
 
 def _norm_scale(normalization: Mapping[str, Any] | None, epoch: str) -> float | None:
     """``scale`` of a model package's normalisation, flat or per epoch ({"pre": {...}, ...})."""
     if not normalization:
         return None
-    norm = normalization.get(epoch) if isinstance(normalization.get(epoch), Mapping) else normalization
+    sub = normalization.get(epoch)
+    norm = sub if isinstance(sub, Mapping) else normalization
     scale = norm.get("scale")
     if scale is None:
         return None
@@ -489,8 +527,10 @@ class ScenePair:
 
     def __repr__(self) -> str:
         g = self.grid
-        return (f"ScenePair(pre={self.pre_path!r}, post={self.post_path!r}, grid={g.width}x{g.height} "
-                f"{g.crs.to_string() if g.crs else 'pixel space'} res={g.res}, warped={self.warped})")
+        return (
+            f"ScenePair(pre={self.pre_path!r}, post={self.post_path!r}, grid={g.width}x{g.height} "
+            f"{g.crs.to_string() if g.crs else 'pixel space'} res={g.res}, warped={self.warped})"
+        )
 
     # -- handles --
     def _handles(self) -> _Handles:
@@ -512,8 +552,14 @@ class ScenePair:
 
     def _vrt_kwargs(self, ep: _Epoch, grid: Grid | None = None, resampling: Resampling = Resampling.bilinear) -> dict:
         g = grid or self.grid
-        kw: dict[str, Any] = dict(crs=g.crs, transform=g.transform, width=g.width, height=g.height,
-                                  resampling=resampling, add_alpha=not ep.has_alpha)
+        kw: dict[str, Any] = dict(
+            crs=g.crs,
+            transform=g.transform,
+            width=g.width,
+            height=g.height,
+            resampling=resampling,
+            add_alpha=not ep.has_alpha,
+        )
         if ep.zero_rule and ep.all_valid:
             kw["src_nodata"] = 0  # do not blend zero (no-data) pixels into their neighbours
         return kw
@@ -526,15 +572,21 @@ class ScenePair:
         for h in handles:
             h.close()
 
-    def __enter__(self) -> "ScenePair":
+    def __enter__(self) -> ScenePair:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     # -- reading --
-    def _read_epoch(self, ep: _Epoch, reader, inner: Window, out_shape: tuple[int, int] | None = None,
-                    resampling: Resampling = Resampling.nearest) -> tuple[np.ndarray, np.ndarray]:
+    def _read_epoch(
+        self,
+        ep: _Epoch,
+        reader,
+        inner: Window,
+        out_shape: tuple[int, int] | None = None,
+        resampling: Resampling = Resampling.nearest,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Native data (C,h,w) and valid (h,w) of ``inner`` (grid coordinates, inside the grid)."""
         h, w = out_shape or (int(inner.height), int(inner.width))
         data = np.zeros((len(ep.bands), h, w), ep.dtype)
@@ -559,14 +611,18 @@ class ScenePair:
                 d = reader.read(list(ep.bands), window=src_win)
                 m = reader.read_masks(mask_bands, window=src_win)
             else:
-                d = reader.read(list(ep.bands), window=src_win, out_shape=(len(ep.bands), sub_h, sub_w),
-                                resampling=resampling)
-                m = reader.read_masks(mask_bands, window=src_win, out_shape=(len(mask_bands), sub_h, sub_w),
-                                      resampling=resampling)
+                d = reader.read(
+                    list(ep.bands), window=src_win, out_shape=(len(ep.bands), sub_h, sub_w), resampling=resampling
+                )
+                m = reader.read_masks(
+                    mask_bands, window=src_win, out_shape=(len(mask_bands), sub_h, sub_w), resampling=resampling
+                )
         except RasterioError as exc:  # e.g. a truncated file: the header is fine, the data is cut
             cause = " ".join(str(exc.__cause__ or exc).split())[:160]
-            raise InputError(f"{ep.path}: cannot read its pixels ({cause}); the file is truncated "
-                             f"or corrupt: download or export it again") from None
+            raise InputError(
+                f"{ep.path}: cannot read its pixels ({cause}); the file is truncated "
+                f"or corrupt: download or export it again"
+            ) from None
         data[:, dst[0], dst[1]] = d
         valid[dst] = ep.validity(d, m)
         return data, valid
@@ -649,8 +705,10 @@ class ScenePair:
                 bad = self.post_path
             else:
                 bad = f"{self.pre_path} and {self.post_path}"
-            raise InputError(f"{bad}: no valid pixel where both scenes overlap (all nodata or masked); "
-                             f"check the nodata value and masks, or give another pair")
+            raise InputError(
+                f"{bad}: no valid pixel where both scenes overlap (all nodata or masked); "
+                f"check the nodata value and masks, or give another pair"
+            )
         for name, data, own in (("pre", pre_d, pre_v), ("post", post_d, post_v)):
             ep = self._epochs[name]
             if ep.scaling == "stretch":
@@ -685,21 +743,28 @@ def _parse_crs(crs: Any) -> CRS | None:
     return out
 
 
-def _build_grid(pre: Grid, post: Grid, pre_path: str, post_path: str, crs: CRS | None,
-                resolution: float | None) -> Grid:
+def _build_grid(
+    pre: Grid, post: Grid, pre_path: str, post_path: str, crs: CRS | None, resolution: float | None
+) -> Grid:
     """The processing grid of a pair (see the module docstring); raises InputError."""
     if pre.crs is None or post.crs is None:
         if pre.crs is not None or post.crs is not None:
             bad, other = (pre_path, post_path) if pre.crs is None else (post_path, pre_path)
-            raise InputError(f"{bad}: has no CRS (not georeferenced) but {other} has one; "
-                             f"georeference it (e.g. gdal_edit.py -a_srs/-a_ullr) or give a georeferenced file")
+            raise InputError(
+                f"{bad}: has no CRS (not georeferenced) but {other} has one; "
+                f"georeference it (e.g. gdal_edit.py -a_srs/-a_ullr) or give a georeferenced file"
+            )
         if crs is not None or resolution is not None:
-            raise InputError(f"{pre_path}: has no CRS, so --crs/--resolution cannot apply; "
-                             f"georeference both scenes or drop those options")
+            raise InputError(
+                f"{pre_path}: has no CRS, so --crs/--resolution cannot apply; "
+                f"georeference both scenes or drop those options"
+            )
         if (pre.width, pre.height) != (post.width, post.height):
-            raise InputError(f"{post_path}: neither scene has a CRS and their sizes differ "
-                             f"(pre {pre.width}x{pre.height}, post {post.width}x{post.height}); "
-                             f"georeference them or give images of the same size")
+            raise InputError(
+                f"{post_path}: neither scene has a CRS and their sizes differ "
+                f"(pre {pre.width}x{pre.height}, post {post.width}x{post.height}); "
+                f"georeference them or give images of the same size"
+            )
         return Grid(None, Affine.identity(), pre.width, pre.height)
     if resolution is not None:
         try:
@@ -714,24 +779,38 @@ def _build_grid(pre: Grid, post: Grid, pre_path: str, post_path: str, crs: CRS |
     for g, path in ((pre, pre_path), (post, post_path)):
         box = footprint_box(g, dst_crs, frame)
         if box is None:
-            raise InputError(f"{path}: its footprint cannot be transformed to {dst_crs.to_string()}; "
-                             f"choose another --crs")
+            raise InputError(
+                f"{path}: its footprint cannot be transformed to "
+                f"{dst_crs.to_string() if dst_crs is not None else 'the target grid'}; choose another --crs"
+            )
         boxes.append(box)
     inter = intersect_boxes(*boxes)
     if inter is None:
-        raise InputError(f"{post_path}: footprints do not overlap ({pre_path} and {post_path} cover "
-                         f"different places); give a pair of the same area")
+        raise InputError(
+            f"{post_path}: footprints do not overlap ({pre_path} and {post_path} cover "
+            f"different places); give a pair of the same area"
+        )
     if inter[2] - inter[0] < 1 - SNAP_TOL or inter[3] - inter[1] < 1 - SNAP_TOL:
-        raise InputError(f"{post_path}: the overlap with {pre_path} is smaller than one pixel "
-                         f"({inter[2] - inter[0]:.3g} x {inter[3] - inter[1]:.3g}); give a pair of the same area")
+        raise InputError(
+            f"{post_path}: the overlap with {pre_path} is smaller than one pixel "
+            f"({inter[2] - inter[0]:.3g} x {inter[3] - inter[1]:.3g}); give a pair of the same area"
+        )
     c0, r0, c1, r1 = snap_box(inter)
     return Grid(dst_crs, frame * Affine.translation(c0, r0), c1 - c0, r1 - r0)
 
 
-def open_pair(pre: str | os.PathLike, post: str | os.PathLike, *, bands: Sequence[int] | None = None,
-              post_bands: Sequence[int] | None = None, crs: Any = None, resolution: float | None = None,
-              zero_as_nodata: bool = False, model_bands: int = 3,
-              normalization: Mapping[str, Any] | None = None) -> ScenePair:
+def open_pair(
+    pre: str | os.PathLike,
+    post: str | os.PathLike,
+    *,
+    bands: Sequence[int] | None = None,
+    post_bands: Sequence[int] | None = None,
+    crs: Any = None,
+    resolution: float | None = None,
+    zero_as_nodata: bool = False,
+    model_bands: int = 3,
+    normalization: Mapping[str, Any] | None = None,
+) -> ScenePair:
     """Open a pre/post pair on one target grid; see the module docstring for the rules.
 
     ``bands``: 1-based pre bands (default 1..model_bands); ``post_bands``: default ``bands``.
@@ -751,11 +830,19 @@ def open_pair(pre: str | os.PathLike, post: str | os.PathLike, *, bands: Sequenc
         if bands is None and post_bands is None:
             n_pre, n_post = _data_band_count(pre_ds), _data_band_count(post_ds)
             if n_pre != n_post:
-                raise InputError(f"{post_path}: pre has {n_pre} bands, post {n_post}; choose with "
-                                 f"--bands/--post-bands (e.g. --bands 1,2,3 --post-bands 1,2,3)")
+                raise InputError(
+                    f"{post_path}: pre has {n_pre} bands, post {n_post}; choose with "
+                    f"--bands/--post-bands (e.g. --bands 1,2,3 --post-bands 1,2,3)"
+                )
         pre_b = _select_bands(pre_ds, pre_path, "pre", bands, "--bands", model_bands)
-        post_b = _select_bands(post_ds, post_path, "post", post_bands if post_bands is not None else bands,
-                               "--post-bands" if post_bands is not None else "--bands", model_bands)
+        post_b = _select_bands(
+            post_ds,
+            post_path,
+            "post",
+            post_bands if post_bands is not None else bands,
+            "--post-bands" if post_bands is not None else "--bands",
+            model_bands,
+        )
         pre_ep = _describe_epoch(pre_ds, pre_path, "pre", pre_b, zero_as_nodata, normalization)
         post_ep = _describe_epoch(post_ds, post_path, "post", post_b, zero_as_nodata, normalization)
         grid = _build_grid(pre_ep.native, post_ep.native, pre_path, post_path, target_crs, resolution)

@@ -12,8 +12,8 @@ Memory: the blocks in flight plus the spill strips waiting for their core.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -32,10 +32,9 @@ class BlockPartial:
     valid: np.ndarray  # bool (h, w)
 
     @classmethod
-    def empty(cls, block: Block, num_classes: int) -> "BlockPartial":
+    def empty(cls, block: Block, num_classes: int) -> BlockPartial:
         h, w = block.extent.height, block.extent.width
-        return cls(block, np.zeros((num_classes, h, w), np.int32), np.zeros((h, w), np.int32),
-                   np.zeros((h, w), bool))
+        return cls(block, np.zeros((num_classes, h, w), np.int32), np.zeros((h, w), np.int32), np.zeros((h, w), bool))
 
     def add_tile(self, tile: Rect, probs: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> None:
         """Add one tile's (K+1, T, T) probabilities with (T, T) weights and its valid mask."""
@@ -55,9 +54,15 @@ def core_rects(layout: TileLayout, blocks: list[Block], block_tiles: int) -> dic
     rs, cs = layout.row_starts, layout.col_starts
     row_edges = [rs[i] for i in range(0, len(rs), block_tiles)] + [layout.height]
     col_edges = [cs[j] for j in range(0, len(cs), block_tiles)] + [layout.width]
-    return {b.index: Rect(row_edges[b.index[0]], col_edges[b.index[1]],
-                          row_edges[b.index[0] + 1] - row_edges[b.index[0]],
-                          col_edges[b.index[1] + 1] - col_edges[b.index[1]]) for b in blocks}
+    return {
+        b.index: Rect(
+            row_edges[b.index[0]],
+            col_edges[b.index[1]],
+            row_edges[b.index[0] + 1] - row_edges[b.index[0]],
+            col_edges[b.index[1] + 1] - col_edges[b.index[1]],
+        )
+        for b in blocks
+    }
 
 
 @dataclass
@@ -83,7 +88,7 @@ class Stitcher:
     num_classes: int
     sink: Callable[[Rect, np.ndarray, np.ndarray, np.ndarray | None], None]
     want_probabilities: bool = True
-    _pending: dict = field(default_factory=dict)
+    _pending: dict[tuple[int, int], _Pending] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         cores = core_rects(self.layout, self.blocks, self.block_tiles)
@@ -111,6 +116,7 @@ class Stitcher:
                 p.acc = np.zeros((self.num_classes, h, w), np.int32)
                 p.wsum = np.zeros((h, w), np.int32)
                 p.valid = np.zeros((h, w), bool)
+            assert p.wsum is not None and p.valid is not None
             src, dst = part.slices(ext), part.slices(p.core)
             p.acc[(slice(None), *dst)] += partial.acc[(slice(None), *src)]
             p.wsum[dst] += partial.wsum[src]
@@ -119,8 +125,9 @@ class Stitcher:
             if p.arrived == p.expected:
                 self._finish(key)
 
-    def _finish(self, key) -> None:
+    def _finish(self, key: tuple[int, int]) -> None:
         p = self._pending.pop(key)
+        assert p.acc is not None and p.wsum is not None and p.valid is not None  # every core gets >= 1 block
         ok = p.valid & (p.wsum > 0)
         wsum = np.maximum(p.wsum, 1).astype(np.float32)
         # the blend divides every class by the same positive weight sum, so the argmax and

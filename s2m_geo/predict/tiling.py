@@ -59,12 +59,12 @@ class Rect:
     def col_end(self) -> int:
         return self.col + self.width
 
-    def intersect(self, other: "Rect") -> "Rect | None":
+    def intersect(self, other: Rect) -> Rect | None:
         r0, c0 = max(self.row, other.row), max(self.col, other.col)
         r1, c1 = min(self.row_end, other.row_end), min(self.col_end, other.col_end)
         return Rect(r0, c0, r1 - r0, c1 - c0) if r0 < r1 and c0 < c1 else None
 
-    def slices(self, origin: "Rect | None" = None) -> tuple[slice, slice]:
+    def slices(self, origin: Rect | None = None) -> tuple[slice, slice]:
         """Array slices of this rect inside an array whose [0, 0] is ``origin``'s corner."""
         r, c = (origin.row, origin.col) if origin else (0, 0)
         return slice(self.row - r, self.row_end - r), slice(self.col - c, self.col_end - c)
@@ -117,8 +117,11 @@ class TileLayout:
         out = []
         for bi, i0 in enumerate(range(0, len(rs), block_tiles)):
             for bj, j0 in enumerate(range(0, len(cs), block_tiles)):
-                tiles = tuple(Rect(r, c, self.tile, self.tile)
-                              for r in rs[i0:i0 + block_tiles] for c in cs[j0:j0 + block_tiles])
+                tiles = tuple(
+                    Rect(r, c, self.tile, self.tile)
+                    for r in rs[i0 : i0 + block_tiles]
+                    for c in cs[j0 : j0 + block_tiles]
+                )
                 r0, c0 = tiles[0].row, tiles[0].col
                 r1, c1 = tiles[-1].row_end, tiles[-1].col_end
                 extent = Rect(r0, c0, r1 - r0, c1 - c0).intersect(self.scene)
@@ -151,11 +154,12 @@ def _ramp(n: int, overlap: int, start: bool, end: bool, blend: str) -> np.ndarra
         if start:
             w[:overlap] = ramp
         if end:
-            w[n - overlap:] = np.minimum(w[n - overlap:], ramp[::-1])
+            w[n - overlap :] = np.minimum(w[n - overlap :], ramp[::-1])
     w.setflags(write=False)
     return w
 
 
 def quantize(weighted: np.ndarray) -> np.ndarray:
     """Weighted probabilities (or weights) in [0, 1] -> int32 fixed point."""
-    return np.rint(weighted * FIXED_ONE).astype(np.int32)
+    out: np.ndarray = np.rint(weighted * FIXED_ONE).astype(np.int32)
+    return out

@@ -16,5 +16,12 @@ from .merge import write_merged
 from .quicklook import nice_length, render_quicklook
 from .render import render_html, render_markdown, report_data, write_reports
 
-__all__ = ["render_quicklook", "write_merged", "write_reports", "report_data", "render_markdown",
-           "render_html", "nice_length"]
+__all__ = [
+    "render_quicklook",
+    "write_merged",
+    "write_reports",
+    "report_data",
+    "render_markdown",
+    "render_html",
+    "nice_length",
+]

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 MERGE_CHUNK_ROWS = 50_000  # rows of the merged layers held in memory at once
 
 
-def write_merged(path: Path, outcomes: list["SceneOutcome"], table: "ClassTable") -> Path | None:
+def write_merged(path: Path, outcomes: list[SceneOutcome], table: ClassTable) -> Path | None:
     """``all_changes.gpkg``: both layers of every complete scene (appended scene by scene), in
     their common CRS or, when scenes differ, EPSG:4326; QGIS styles as for one scene.
     With no complete scene there is no merged file (a stale one is removed)."""
@@ -37,38 +37,10 @@ def write_merged(path: Path, outcomes: list["SceneOutcome"], table: "ClassTable"
         crss.append(CRS.from_user_input(info["crs"]) if info.get("crs") else None)
     first = crss[0]
     target = first if all(c == first for c in crss) else CRS.from_epsg(4326)
-    import pandas as pd
-
     tmp = temp_path(path, create=False)  # GDAL creates the file itself
     try:
-        created = False
         for layer in ("changes", "scenes"):
-            buffer: list = []
-            rows = 0
-            written = False
-
-            def flush() -> None:  # one write per chunk: GeoPackage writes cost per call, memory per row
-                nonlocal buffer, rows, written, created
-                if not buffer:
-                    return
-                df = pd.concat(buffer, ignore_index=True) if len(buffer) > 1 else buffer[0]
-                df.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio", geometry_type="Polygon",
-                           append=created and (written or layer == "scenes"))
-                created = written = True
-                buffer, rows = [], 0
-
-            for o, f, crs in zip(outcomes, files, crss):
-                df = pyogrio.read_dataframe(f, layer=layer)
-                if crs is not None and target is not None and crs != target:
-                    df = df.to_crs(target)
-                if layer == "scenes":
-                    df["pre_date"] = pd.Series([o.job.pre_date] * len(df), dtype=object)
-                    df["post_date"] = pd.Series([o.job.post_date] * len(df), dtype=object)
-                buffer.append(df)
-                rows += len(df)
-                if rows >= MERGE_CHUNK_ROWS:
-                    flush()
-            flush()
+            _append_layer(tmp, layer, outcomes, files, crss, target, first_layer=layer == "changes")
         write_layer_styles(tmp, {"changes": changes_qml(table), "scenes": scenes_qml()})
         publish(tmp, path)
     finally:
@@ -76,3 +48,37 @@ def write_merged(path: Path, outcomes: list["SceneOutcome"], table: "ClassTable"
         for extra in tmp.parent.glob(tmp.name + "-*"):  # SQLite journal of an interrupted write
             extra.unlink(missing_ok=True)
     return path
+
+
+def _append_layer(
+    tmp: Path, layer: str, outcomes: list[SceneOutcome], files: list[Path], crss: list, target, first_layer: bool
+) -> None:
+    """Append one layer of every scene to ``tmp``, one write per chunk of rows (GeoPackage
+    writes cost per call, memory per row held)."""
+    import pandas as pd
+    import pyogrio
+
+    buffer: list = []
+    rows = 0
+    written = False
+    for i, (o, f, crs) in enumerate(zip(outcomes, files, crss)):
+        df = pyogrio.read_dataframe(f, layer=layer)
+        if crs is not None and target is not None and crs != target:
+            df = df.to_crs(target)
+        if layer == "scenes":
+            df["pre_date"] = pd.Series([o.job.pre_date] * len(df), dtype=object)
+            df["post_date"] = pd.Series([o.job.post_date] * len(df), dtype=object)
+        buffer.append(df)
+        rows += len(df)
+        if rows >= MERGE_CHUNK_ROWS or i == len(outcomes) - 1:
+            out = pd.concat(buffer, ignore_index=True) if len(buffer) > 1 else buffer[0]
+            out.to_file(
+                tmp,
+                layer=layer,
+                driver="GPKG",
+                engine="pyogrio",
+                geometry_type="Polygon",
+                append=written or not first_layer,
+            )
+            written = True
+            buffer, rows = [], 0

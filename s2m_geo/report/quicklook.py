@@ -42,8 +42,9 @@ def _stretch(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read_post_on_grid(post: str, crs, transform, width: int, height: int,
-                       bands: list[int] | None) -> tuple[np.ndarray, np.ndarray]:
+def _read_post_on_grid(
+    post: str, crs, transform, width: int, height: int, bands: list[int] | None
+) -> tuple[np.ndarray, np.ndarray]:
     """The post image on the quicklook grid: (3, H, W) uint8 and the valid mask."""
     import rasterio
     from rasterio.enums import Resampling
@@ -60,8 +61,9 @@ def _read_post_on_grid(post: str, crs, transform, width: int, height: int,
             data = ds.read(idx, out_shape=(3, height, width), resampling=Resampling.bilinear)
             valid = ds.dataset_mask(out_shape=(height, width)) > 0
         else:
-            with WarpedVRT(ds, crs=crs, transform=transform, width=width, height=height,
-                           resampling=Resampling.bilinear) as vrt:
+            with WarpedVRT(
+                ds, crs=crs, transform=transform, width=width, height=height, resampling=Resampling.bilinear
+            ) as vrt:
                 data = vrt.read(idx)
                 valid = vrt.dataset_mask() > 0
     return _stretch(data, valid), valid
@@ -118,8 +120,8 @@ def nice_length(limit: float) -> float:
         return 0.0
     k = math.floor(math.log10(limit))
     for m in (5, 2, 1):
-        if m * 10 ** k <= limit:
-            return float(m * 10 ** k)
+        if m * 10**k <= limit:
+            return float(m * 10**k)
     return float(10 ** (k - 1) * 5)
 
 
@@ -130,8 +132,15 @@ def _length_text(metres: float) -> str:
     return f"{metres:g} m"
 
 
-def render_quicklook(changes_tif: str | Path, post: str | Path, png: str | Path, table: "ClassTable",
-                     title: str = "", bands: list[int] | None = None, max_size: int = 1024) -> Path:
+def render_quicklook(
+    changes_tif: str | Path,
+    post: str | Path,
+    png: str | Path,
+    table: ClassTable,
+    title: str = "",
+    bands: list[int] | None = None,
+    max_size: int = 1024,
+) -> Path:
     """Write a PNG: change classes over the post image, legend, scale bar, north arrow.
 
     The image is the change raster's grid reduced to at most ``max_size`` pixels a side;
@@ -162,7 +171,7 @@ def render_quicklook(changes_tif: str | Path, post: str | Path, png: str | Path,
     edge = np.zeros_like(change)
     padded = np.pad(classes, 1, mode="edge")
     for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        edge |= padded[dy:dy + qh, dx:dx + qw] != classes
+        edge |= padded[dy : dy + qh, dx : dx + qw] != classes
     edge &= change
     for c in table.change_classes:
         sel = classes == c.id
@@ -185,7 +194,9 @@ def render_quicklook(changes_tif: str | Path, post: str | Path, png: str | Path,
     items = [(c.label, c.rgb) for c in table.change_classes]
     if nodata.any():
         items.append(("no prediction (nodata)", (60, 60, 60)))
-    rows, line, x = [], [], pad
+    rows: list[list[tuple[str, tuple[int, int, int], int]]] = []
+    line: list[tuple[str, tuple[int, int, int], int]] = []
+    x = pad
     for label, color in items:
         iw = sw + 4 + text_w(label, small) + 14
         if line and x + iw > width - pad:
@@ -238,8 +249,11 @@ def render_quicklook(changes_tif: str | Path, post: str | Path, png: str | Path,
         segs = 4
         for i in range(segs):
             x0 = pad + i * bar / segs
-            d.rectangle((x0, y, pad + (i + 1) * bar / segs, y + 6), fill=(0, 0, 0) if i % 2 == 0 else (255, 255, 255),
-                        outline=(0, 0, 0))
+            d.rectangle(
+                (x0, y, pad + (i + 1) * bar / segs, y + 6),
+                fill=(0, 0, 0) if i % 2 == 0 else (255, 255, 255),
+                outline=(0, 0, 0),
+            )
         d.text((pad, y + 9), "0", font=small, fill=(0, 0, 0))
         d.text((pad + bar, y + 9), _length_text(length), font=small, fill=(0, 0, 0), anchor="ma")
     else:

@@ -19,28 +19,43 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..classes import ClassTable
 
 
-def _summary(outcome: "SceneOutcome") -> dict[str, Any]:
+def _summary(outcome: SceneOutcome) -> dict[str, Any]:
     return ((outcome.marker or {}).get("summary")) or {}
 
 
-def report_data(result: "BatchResult", table: "ClassTable") -> dict[str, Any]:
+def report_data(result: BatchResult, table: ClassTable) -> dict[str, Any]:
     """Everything the reports show, as plain data (also written as report.json)."""
     from .. import __version__
 
     scenes = []
-    totals = {c.name: {"label": c.label, "color": c.color, "count": 0, "area_m2": 0.0, "scenes": 0}
-              for c in table.change_classes}
+    totals: dict[str, dict[str, Any]] = {
+        c.name: {"label": c.label, "color": c.color, "count": 0, "area_m2": 0.0, "scenes": 0}
+        for c in table.change_classes
+    }
     for o in result.outcomes:
         s = _summary(o)
         files = {k: p.name for k, p in scene_files(result.out_dir, o.scene_id).items() if k != "marker"}
-        row = {"scene_id": o.scene_id, "status": o.status, "error": o.error, "pre": o.job.pre,
-               "post": o.job.post, "pre_date": o.job.pre_date, "post_date": o.job.post_date,
-               "seconds": round(o.seconds, 3), "worker": o.worker}
+        row: dict[str, Any] = {
+            "scene_id": o.scene_id,
+            "status": o.status,
+            "error": o.error,
+            "pre": o.job.pre,
+            "post": o.job.post,
+            "pre_date": o.job.pre_date,
+            "post_date": o.job.post_date,
+            "seconds": round(o.seconds, 3),
+            "worker": o.worker,
+        }
         if o.complete:
-            row.update(changes=s.get("changes", 0), changed_area_m2=s.get("changed_area_m2", 0.0),
-                       classes=s.get("classes", {}), sentences=s.get("sentences", []),
-                       description=s.get("description", ""), files=files,
-                       size_px=[s.get("width"), s.get("height")])
+            row.update(
+                changes=s.get("changes", 0),
+                changed_area_m2=s.get("changed_area_m2", 0.0),
+                classes=s.get("classes", {}),
+                sentences=s.get("sentences", []),
+                description=s.get("description", ""),
+                files=files,
+                size_px=[s.get("width"), s.get("height")],
+            )
             for name, v in (s.get("classes") or {}).items():
                 if name in totals:
                     totals[name]["count"] += int(v.get("count", 0))
@@ -50,13 +65,22 @@ def report_data(result: "BatchResult", table: "ClassTable") -> dict[str, Any]:
     n = len(result.outcomes)
     counts = {k: sum(o.status == k for o in result.outcomes) for k in ("done", "skipped", "failed")}
     return {
-        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "s2m_geo": __version__,
-        "source": result.source, "model": result.model, "out_dir": str(result.out_dir),
-        "merged": result.merged.name if result.merged else None, "seconds": round(result.seconds, 3),
-        "scenes_total": n, "complete": counts["done"] + counts["skipped"], **counts,
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "s2m_geo": __version__,
+        "source": result.source,
+        "model": result.model,
+        "out_dir": str(result.out_dir),
+        "merged": result.merged.name if result.merged else None,
+        "seconds": round(result.seconds, 3),
+        "scenes_total": n,
+        "complete": counts["done"] + counts["skipped"],
+        **counts,
         "exit_code": result.exit_code,
-        "totals": {"classes": totals, "changes": sum(v["count"] for v in totals.values()),
-                   "changed_area_m2": sum(v["area_m2"] for v in totals.values())},
+        "totals": {
+            "classes": totals,
+            "changes": sum(v["count"] for v in totals.values()),
+            "changed_area_m2": sum(v["area_m2"] for v in totals.values()),
+        },
         "scenes": scenes,
     }
 
@@ -83,28 +107,40 @@ def _exit_text(code: int) -> str:
     return "0 — every scene complete" if code == 0 else f"{code} — some scenes failed (see below)"
 
 
-def render_markdown(d: dict[str, Any], table: "ClassTable") -> str:
+def render_markdown(d: dict[str, Any], table: ClassTable) -> str:
     classes = list(table.change_classes)
-    out = ["# s2m-geo batch report", "",
-           "| | |", "|---|---|",
-           f"| generated | {d['generated']} (s2m-geo {d['s2m_geo']}) |",
-           f"| input | {_md(d['source'] or '—')} |",
-           f"| model | {_md(d['model'])} |",
-           f"| output folder | {_md(d['out_dir'])} |",
-           f"| scenes | {_status_line(d)} |",
-           f"| merged layers | {_md(d['merged'] or 'none (no complete scene)')} |",
-           f"| exit code | {_exit_text(d['exit_code'])} |",
-           f"| time | {d['seconds']:.1f} s |", "",
-           "## Totals by class", "",
-           "| class | colour | polygons | area (m²) | scenes with it |", "|---|---|---:|---:|---:|"]
+    out = [
+        "# s2m-geo batch report",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| generated | {d['generated']} (s2m-geo {d['s2m_geo']}) |",
+        f"| input | {_md(d['source'] or '—')} |",
+        f"| model | {_md(d['model'])} |",
+        f"| output folder | {_md(d['out_dir'])} |",
+        f"| scenes | {_status_line(d)} |",
+        f"| merged layers | {_md(d['merged'] or 'none (no complete scene)')} |",
+        f"| exit code | {_exit_text(d['exit_code'])} |",
+        f"| time | {d['seconds']:.1f} s |",
+        "",
+        "## Totals by class",
+        "",
+        "| class | colour | polygons | area (m²) | scenes with it |",
+        "|---|---|---:|---:|---:|",
+    ]
     for c in classes:
         t = d["totals"]["classes"][c.name]
         out.append(f"| {_md(t['label'])} | `{c.color}` | {t['count']} | {_area(t['area_m2'])} | {t['scenes']} |")
-    out += [f"| **all changes** | | **{d['totals']['changes']}** | **{_area(d['totals']['changed_area_m2'])}** | |",
-            "", "## Scenes", "",
-            "| scene | pre date | post date | status | polygons | changed area (m²) | "
-            + " | ".join(_md(c.label) for c in classes) + " |",
-            "|---|---|---|---|---:|---:|" + "---:|" * len(classes)]
+    out += [
+        f"| **all changes** | | **{d['totals']['changes']}** | **{_area(d['totals']['changed_area_m2'])}** | |",
+        "",
+        "## Scenes",
+        "",
+        "| scene | pre date | post date | status | polygons | changed area (m²) | "
+        + " | ".join(_md(c.label) for c in classes)
+        + " |",
+        "|---|---|---|---|---:|---:|" + "---:|" * len(classes),
+    ]
     for s in d["scenes"]:
         if s["status"] == "failed":
             cells = ["—", "—"] + ["—"] * len(classes)
@@ -114,16 +150,21 @@ def render_markdown(d: dict[str, Any], table: "ClassTable") -> str:
                 v = s["classes"].get(c.name, {})
                 cells.append(f"{v.get('count', 0)} · {_area(v.get('area_m2', 0.0))}" if v.get("count") else "–")
         status = {"done": "done", "skipped": "done (earlier run)", "failed": "**failed**"}[s["status"]]
-        out.append(f"| {_md(s['scene_id'])} | {_md(s['pre_date'] or '')} | {_md(s['post_date'] or '')} | "
-                   f"{status} | " + " | ".join(cells) + " |")
+        out.append(
+            f"| {_md(s['scene_id'])} | {_md(s['pre_date'] or '')} | {_md(s['post_date'] or '')} | "
+            f"{status} | " + " | ".join(cells) + " |"
+        )
     failed = [s for s in d["scenes"] if s["status"] == "failed"]
     if failed:
         out += ["", "## Failed scenes", "", "| scene | pre | post | error |", "|---|---|---|---|"]
         for s in failed:
-            out.append(f"| {_md(s['scene_id'])} | {_md(s['pre'] or '—')} | {_md(s['post'] or '—')} | "
-                       f"{_md(s['error'])} |")
-        out += ["", "Fix the inputs and run the same command again: complete scenes are skipped, "
-                    "failed ones are retried."]
+            out.append(
+                f"| {_md(s['scene_id'])} | {_md(s['pre'] or '—')} | {_md(s['post'] or '—')} | {_md(s['error'])} |"
+            )
+        out += [
+            "",
+            "Fix the inputs and run the same command again: complete scenes are skipped, failed ones are retried.",
+        ]
     out += ["", "## Scene details"]
     for s in d["scenes"]:
         if s["status"] == "failed":
@@ -132,11 +173,18 @@ def render_markdown(d: dict[str, Any], table: "ClassTable") -> str:
         dates = ""
         if s["pre_date"] or s["post_date"]:
             dates = f" ({_md(s['pre_date'] or '?')} → {_md(s['post_date'] or '?')})"
-        out += ["", f"### {_md(s['scene_id'])}", "",
-                f"![{_md(s['scene_id'])} quicklook]({quote(f['quicklook'])})", "",
-                f"- pre: {_md(s['pre'])}", f"- post: {_md(s['post'])}{dates}",
-                f"- {s['changes']} change polygons, {_area(s['changed_area_m2'])} m² changed; "
-                f"files: [{_md(f['gpkg'])}]({quote(f['gpkg'])}), [{_md(f['raster'])}]({quote(f['raster'])})", ""]
+        out += [
+            "",
+            f"### {_md(s['scene_id'])}",
+            "",
+            f"![{_md(s['scene_id'])} quicklook]({quote(f['quicklook'])})",
+            "",
+            f"- pre: {_md(s['pre'])}",
+            f"- post: {_md(s['post'])}{dates}",
+            f"- {s['changes']} change polygons, {_area(s['changed_area_m2'])} m² changed; "
+            f"files: [{_md(f['gpkg'])}]({quote(f['gpkg'])}), [{_md(f['raster'])}]({quote(f['raster'])})",
+            "",
+        ]
         sentences = s["sentences"] or [s.get("description") or "There is no change in the image."]
         out += [f"> {_md(t)}" if len(sentences) == 1 else f"> - {_md(t)}" for t in sentences]
     return "\n".join(out) + "\n"
@@ -151,31 +199,54 @@ blockquote{margin:.5em 0;padding:.3em 1em;border-left:4px solid #999;background:
 section{margin-bottom:2em}code{font-size:90%}"""
 
 
-def render_html(d: dict[str, Any], table: "ClassTable") -> str:
+def render_html(d: dict[str, Any], table: ClassTable) -> str:
     e = html.escape
     classes = list(table.change_classes)
-    rows = [("generated", f"{d['generated']} (s2m-geo {d['s2m_geo']})"), ("input", d["source"] or "—"),
-            ("model", d["model"]), ("output folder", d["out_dir"]), ("scenes", _status_line(d)),
-            ("merged layers", d["merged"] or "none (no complete scene)"),
-            ("exit code", _exit_text(d["exit_code"])), ("time", f"{d['seconds']:.1f} s")]
-    h = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-         "<title>s2m-geo batch report</title>", f"<style>{_CSS}</style></head><body>",
-         "<h1>s2m-geo batch report</h1>", "<table>"]
+    rows = [
+        ("generated", f"{d['generated']} (s2m-geo {d['s2m_geo']})"),
+        ("input", d["source"] or "—"),
+        ("model", d["model"]),
+        ("output folder", d["out_dir"]),
+        ("scenes", _status_line(d)),
+        ("merged layers", d["merged"] or "none (no complete scene)"),
+        ("exit code", _exit_text(d["exit_code"])),
+        ("time", f"{d['seconds']:.1f} s"),
+    ]
+    h = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>s2m-geo batch report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>s2m-geo batch report</h1>",
+        "<table>",
+    ]
     h += [f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows]
-    h += ["</table>", "<h2>Totals by class</h2>",
-          '<table><tr><th>class</th><th class="n">polygons</th><th class="n">area (m²)</th>'
-          '<th class="n">scenes with it</th></tr>']
+    h += [
+        "</table>",
+        "<h2>Totals by class</h2>",
+        '<table><tr><th>class</th><th class="n">polygons</th><th class="n">area (m²)</th>'
+        '<th class="n">scenes with it</th></tr>',
+    ]
     for c in classes:
         t = d["totals"]["classes"][c.name]
-        h.append(f'<tr><td><span class="sw" style="background:{e(c.color)}"></span>{e(t["label"])}</td>'
-                 f'<td class="n">{t["count"]}</td><td class="n">{_area(t["area_m2"])}</td>'
-                 f'<td class="n">{t["scenes"]}</td></tr>')
-    h.append(f'<tr><th>all changes</th><th class="n">{d["totals"]["changes"]}</th>'
-             f'<th class="n">{_area(d["totals"]["changed_area_m2"])}</th><th></th></tr></table>')
-    h += ["<h2>Scenes</h2>", "<table><tr><th>scene</th><th>pre date</th><th>post date</th><th>status</th>"
-          '<th class="n">polygons</th><th class="n">changed area (m²)</th>'
-          + "".join(f'<th class="n"><span class="sw" style="background:{e(c.color)}"></span>{e(c.label)}</th>'
-                    for c in classes) + "</tr>"]
+        h.append(
+            f'<tr><td><span class="sw" style="background:{e(c.color)}"></span>{e(t["label"])}</td>'
+            f'<td class="n">{t["count"]}</td><td class="n">{_area(t["area_m2"])}</td>'
+            f'<td class="n">{t["scenes"]}</td></tr>'
+        )
+    h.append(
+        f'<tr><th>all changes</th><th class="n">{d["totals"]["changes"]}</th>'
+        f'<th class="n">{_area(d["totals"]["changed_area_m2"])}</th><th></th></tr></table>'
+    )
+    h += [
+        "<h2>Scenes</h2>",
+        "<table><tr><th>scene</th><th>pre date</th><th>post date</th><th>status</th>"
+        '<th class="n">polygons</th><th class="n">changed area (m²)</th>'
+        + "".join(
+            f'<th class="n"><span class="sw" style="background:{e(c.color)}"></span>{e(c.label)}</th>' for c in classes
+        )
+        + "</tr>",
+    ]
     for s in d["scenes"]:
         if s["status"] == "failed":
             cells = ["—", "—"] + ["—"] * len(classes)
@@ -188,17 +259,24 @@ def render_html(d: dict[str, Any], table: "ClassTable") -> str:
             status = "done" if s["status"] == "done" else "done (earlier run)"
             link = f'<a href="#scene-{e(quote(s["scene_id"]))}">{e(s["scene_id"])}</a>'
         name = e(s["scene_id"]) if s["status"] == "failed" else link
-        h.append(f"<tr><td>{name}</td><td>{e(s['pre_date'] or '')}</td><td>{e(s['post_date'] or '')}</td>"
-                 f"<td>{status}</td>" + "".join(f'<td class="n">{e(x)}</td>' for x in cells) + "</tr>")
+        h.append(
+            f"<tr><td>{name}</td><td>{e(s['pre_date'] or '')}</td><td>{e(s['post_date'] or '')}</td>"
+            f"<td>{status}</td>" + "".join(f'<td class="n">{e(x)}</td>' for x in cells) + "</tr>"
+        )
     h.append("</table>")
     failed = [s for s in d["scenes"] if s["status"] == "failed"]
     if failed:
         h += ["<h2>Failed scenes</h2>", "<table><tr><th>scene</th><th>pre</th><th>post</th><th>error</th></tr>"]
-        h += [f"<tr><td>{e(s['scene_id'])}</td><td><code>{e(s['pre'] or '—')}</code></td>"
-              f"<td><code>{e(s['post'] or '—')}</code></td><td class=\"failed\">{e(s['error'] or '')}</td></tr>"
-              for s in failed]
-        h += ["</table>", "<p>Fix the inputs and run the same command again: complete scenes are skipped, "
-                          "failed ones are retried.</p>"]
+        h += [
+            f"<tr><td>{e(s['scene_id'])}</td><td><code>{e(s['pre'] or '—')}</code></td>"
+            f'<td><code>{e(s["post"] or "—")}</code></td><td class="failed">{e(s["error"] or "")}</td></tr>'
+            for s in failed
+        ]
+        h += [
+            "</table>",
+            "<p>Fix the inputs and run the same command again: complete scenes are skipped, "
+            "failed ones are retried.</p>",
+        ]
     h.append("<h2>Scene details</h2>")
     for s in d["scenes"]:
         if s["status"] == "failed":
@@ -208,21 +286,25 @@ def render_html(d: dict[str, Any], table: "ClassTable") -> str:
         dates = ""
         if s["pre_date"] or s["post_date"]:
             dates = f" ({e(s['pre_date'] or '?')} → {e(s['post_date'] or '?')})"
-        h += [f'<section id="scene-{e(quote(s["scene_id"]))}"><h3>{e(s["scene_id"])}</h3>',
-              f'<img src="{e(quote(f["quicklook"]))}" alt="{e(s["scene_id"])} quicklook">',
-              f"<p>pre <code>{e(s['pre'])}</code><br>post <code>{e(s['post'])}</code>{dates}<br>"
-              f"{s['changes']} change polygons, {_area(s['changed_area_m2'])} m² changed — "
-              f'<a href="{e(quote(f["gpkg"]))}">{e(f["gpkg"])}</a>, '
-              f'<a href="{e(quote(f["raster"]))}">{e(f["raster"])}</a></p>',
-              "<blockquote>" + "<br>".join(e(t) for t in sentences) + "</blockquote></section>"]
+        h += [
+            f'<section id="scene-{e(quote(s["scene_id"]))}"><h3>{e(s["scene_id"])}</h3>',
+            f'<img src="{e(quote(f["quicklook"]))}" alt="{e(s["scene_id"])} quicklook">',
+            f"<p>pre <code>{e(s['pre'])}</code><br>post <code>{e(s['post'])}</code>{dates}<br>"
+            f"{s['changes']} change polygons, {_area(s['changed_area_m2'])} m² changed — "
+            f'<a href="{e(quote(f["gpkg"]))}">{e(f["gpkg"])}</a>, '
+            f'<a href="{e(quote(f["raster"]))}">{e(f["raster"])}</a></p>',
+            "<blockquote>" + "<br>".join(e(t) for t in sentences) + "</blockquote></section>",
+        ]
     h.append("</body></html>")
     return "\n".join(h) + "\n"
 
 
-def write_reports(result: "BatchResult", table: "ClassTable") -> list[Path]:
+def write_reports(result: BatchResult, table: ClassTable) -> list[Path]:
     """Write ``report.md``, ``report.html`` and ``report.json`` into the batch's folder."""
     d = report_data(result, table)
     out = Path(result.out_dir)
-    return [atomic.write_text(out / "report.md", render_markdown(d, table)),
-            atomic.write_text(out / "report.html", render_html(d, table)),
-            atomic.write_text(out / "report.json", json.dumps(d, indent=2, ensure_ascii=False) + "\n")]
+    return [
+        atomic.write_text(out / "report.md", render_markdown(d, table)),
+        atomic.write_text(out / "report.html", render_html(d, table)),
+        atomic.write_text(out / "report.json", json.dumps(d, indent=2, ensure_ascii=False) + "\n"),
+    ]

@@ -16,9 +16,10 @@ whatever the number of loader workers, and the S2M sentences are generated from 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -52,7 +53,7 @@ class Normalization:
         return {"mean": list(self.mean), "std": list(self.std), "scale": self.scale}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Normalization":
+    def from_dict(cls, d: dict[str, Any]) -> Normalization:
         return cls(tuple(d["mean"]), tuple(d["std"]), float(d.get("scale", 255.0)))
 
 
@@ -85,30 +86,35 @@ def _source(name: str, pre: Path, post: Path, label: Path) -> PairSource:
         with _open(Path(p)) as ds:
             shapes[kind] = (ds.height, ds.width)
     if len(set(shapes.values())) != 1:
-        raise InputError(f"{label}: pre, post and label differ in size {shapes}; put the three "
-                         f"rasters on one grid first (e.g. gdalwarp -tap)")
+        raise InputError(
+            f"{label}: pre, post and label differ in size {shapes}; put the three "
+            f"rasters on one grid first (e.g. gdalwarp -tap)"
+        )
     h, w = shapes["label"]
     return PairSource(name, Path(pre), Path(post), Path(label), h, w)
 
 
-def folder_sources(root: str | Path, pre_dir: str = "A", post_dir: str = "B",
-                   label_dir: str = "label") -> list[PairSource]:
+def folder_sources(
+    root: str | Path, pre_dir: str = "A", post_dir: str = "B", label_dir: str = "label"
+) -> list[PairSource]:
     """Pairs of a LEVIR/SECOND-layout folder, matched by file stem."""
     root = Path(root)
     dirs = {k: root / d for k, d in (("pre", pre_dir), ("post", post_dir), ("label", label_dir))}
-    for kind, d in dirs.items():
+    for d in dirs.values():
         if not d.is_dir():
-            raise InputError(f"{d}: folder not found; a dataset folder needs {pre_dir}/, "
-                             f"{post_dir}/ and {label_dir}/ side by side")
-    files = {k: {p.stem: p for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-             for k, d in dirs.items()}
+            raise InputError(
+                f"{d}: folder not found; a dataset folder needs {pre_dir}/, {post_dir}/ and {label_dir}/ side by side"
+            )
+    files = {k: {p.stem: p for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES} for k, d in dirs.items()}
     stems = sorted(files["label"])
     if not stems:
         raise InputError(f"{dirs['label']}: no label images found; expected e.g. .png or .tif files")
     missing = [s for s in stems if s not in files["pre"] or s not in files["post"]]
     if missing:
-        raise InputError(f"{root}: {len(missing)} label(s) lack a pre or post image, e.g. "
-                         f"'{missing[0]}'; every label needs {pre_dir}/ and {post_dir}/ images of the same name")
+        raise InputError(
+            f"{root}: {len(missing)} label(s) lack a pre or post image, e.g. "
+            f"'{missing[0]}'; every label needs {pre_dir}/ and {post_dir}/ images of the same name"
+        )
     return [_source(s, files["pre"][s], files["post"][s], files["label"][s]) for s in stems]
 
 
@@ -117,8 +123,14 @@ def scene_sources(triplets: Sequence[dict[str, Any]]) -> list[PairSource]:
     out = []
     for i, t in enumerate(triplets):
         try:
-            out.append(_source(str(t.get("name", Path(t["label"]).stem if i == 0 else f"scene{i}")),
-                               Path(t["pre"]), Path(t["post"]), Path(t["label"])))
+            out.append(
+                _source(
+                    str(t.get("name", Path(t["label"]).stem if i == 0 else f"scene{i}")),
+                    Path(t["pre"]),
+                    Path(t["post"]),
+                    Path(t["label"]),
+                )
+            )
         except KeyError as exc:
             raise InputError(f"scene triplet {i}: missing key {exc}; give pre, post and label") from None
     return out
@@ -134,12 +146,12 @@ def tile_windows(height: int, width: int, tile: int, stride: int | None = None) 
         s = list(range(0, n - tile, stride))
         return s + [n - tile]
 
-    return [Window(c, r, min(tile, width), min(tile, height))
-            for r in starts(height) for c in starts(width)]
+    return [Window(c, r, min(tile, width), min(tile, height)) for r in starts(height) for c in starts(width)]
 
 
-def augment(pre: np.ndarray, post: np.ndarray, label: np.ndarray,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def augment(
+    pre: np.ndarray, post: np.ndarray, label: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The same random rot90 (k = 0..3) and horizontal flip on (C,H,W) images and (H,W) label."""
     k = int(rng.integers(4))
     flip = bool(rng.integers(2))
@@ -148,18 +160,25 @@ def augment(pre: np.ndarray, post: np.ndarray, label: np.ndarray,
         a = np.rot90(a, k, axes=(-2, -1))
         return np.flip(a, -1) if flip else a
 
-    return (np.ascontiguousarray(f(pre)), np.ascontiguousarray(f(post)),
-            np.ascontiguousarray(f(label)))
+    return (np.ascontiguousarray(f(pre)), np.ascontiguousarray(f(post)), np.ascontiguousarray(f(label)))
 
 
 class ChangeTiles(Dataset):
     """Tiles of labelled pairs, as dicts ``pre``, ``post`` (float tensors C×T×T), ``label``
     (int64 T×T), ``sentences`` (the S2M sentences of the label), ``name``."""
 
-    def __init__(self, sources: Sequence[PairSource], table: ClassTable, tile_size: int = 256,
-                 bands: Sequence[int] = (1, 2, 3), post_bands: Sequence[int] | None = None,
-                 normalization: Normalization = Normalization(), augment: bool = False,
-                 seed: int = 0, stride: int | None = None) -> None:
+    def __init__(
+        self,
+        sources: Sequence[PairSource],
+        table: ClassTable,
+        tile_size: int = 256,
+        bands: Sequence[int] = (1, 2, 3),
+        post_bands: Sequence[int] | None = None,
+        normalization: Normalization = Normalization(),
+        augment: bool = False,
+        seed: int = 0,
+        stride: int | None = None,
+    ) -> None:
         if not sources:
             raise InputError("the dataset is empty; give at least one labelled pair")
         self.sources = list(sources)
@@ -170,8 +189,9 @@ class ChangeTiles(Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-        self.index = [(i, w) for i, s in enumerate(self.sources)
-                      for w in tile_windows(s.height, s.width, tile_size, stride)]
+        self.index = [
+            (i, w) for i, s in enumerate(self.sources) for w in tile_windows(s.height, s.width, tile_size, stride)
+        ]
         self._binary = table.num_classes == 2
 
     def set_epoch(self, epoch: int) -> None:
@@ -184,8 +204,9 @@ class ChangeTiles(Dataset):
     def _read(self, path: Path, bands: list[int], win: Window) -> np.ndarray:
         with _open(path) as ds:
             if max(bands) > ds.count:
-                raise InputError(f"{path}: has {ds.count} band(s), band {max(bands)} was asked for; "
-                                 f"set 'bands' in the config")
+                raise InputError(
+                    f"{path}: has {ds.count} band(s), band {max(bands)} was asked for; set 'bands' in the config"
+                )
             return ds.read(bands, window=win)
 
     def _label(self, src: PairSource, win: Window) -> np.ndarray:
@@ -194,9 +215,11 @@ class ChangeTiles(Dataset):
             return (lab > 0).astype(np.int64)
         bad = (lab >= self.table.num_classes) & (lab != IGNORE_INDEX)
         if bad.any():
-            raise InputError(f"{src.label}: label value {int(lab[bad][0])} is not a class id of "
-                             f"'{self.table.name}' (0..{self.table.num_classes - 1}, {IGNORE_INDEX} = ignore); "
-                             f"use the matching class table")
+            raise InputError(
+                f"{src.label}: label value {int(lab[bad][0])} is not a class id of "
+                f"'{self.table.name}' (0..{self.table.num_classes - 1}, {IGNORE_INDEX} = ignore); "
+                f"use the matching class table"
+            )
         return lab
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -216,17 +239,21 @@ class ChangeTiles(Dataset):
             pre, post, label = augment(pre, post, label, rng)
         text_mask = np.where(label == IGNORE_INDEX, 0, label)
         sentences = [s for _, s in describe_mask(text_mask, self.table, rng)] or [NO_CHANGE_SENTENCE]
-        return {"pre": torch.from_numpy(self.normalization(pre)),
-                "post": torch.from_numpy(self.normalization(post)),
-                "label": torch.from_numpy(label),
-                "sentences": sentences,
-                "name": f"{src.name}:{int(win.row_off)}:{int(win.col_off)}"}
+        return {
+            "pre": torch.from_numpy(self.normalization(pre)),
+            "post": torch.from_numpy(self.normalization(post)),
+            "label": torch.from_numpy(label),
+            "sentences": sentences,
+            "name": f"{src.name}:{int(win.row_off)}:{int(win.col_off)}",
+        }
 
 
 def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack tensors; keep sentences and names as lists."""
-    return {"pre": torch.stack([b["pre"] for b in batch]),
-            "post": torch.stack([b["post"] for b in batch]),
-            "label": torch.stack([b["label"] for b in batch]),
-            "sentences": [b["sentences"] for b in batch],
-            "name": [b["name"] for b in batch]}
+    return {
+        "pre": torch.stack([b["pre"] for b in batch]),
+        "post": torch.stack([b["post"] for b in batch]),
+        "label": torch.stack([b["label"] for b in batch]),
+        "sentences": [b["sentences"] for b in batch],
+        "name": [b["name"] for b in batch],
+    }

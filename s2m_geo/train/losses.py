@@ -24,26 +24,36 @@ int64 class ids. ``ignore_index`` marks target pixels that no loss sees.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence, Union
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["focal_loss", "dice_loss", "lovasz_grad", "lovasz_softmax_flat", "lovasz_softmax",
-           "SegmentationLoss", "info_nce", "S2MLoss"]
+__all__ = [
+    "focal_loss",
+    "dice_loss",
+    "lovasz_grad",
+    "lovasz_softmax_flat",
+    "lovasz_softmax",
+    "SegmentationLoss",
+    "info_nce",
+    "S2MLoss",
+]
 
-Classes = Union[Literal["present", "all"], Sequence[int]]
+Classes = Literal["present", "all"] | Sequence[int]
 
 
-def _flatten(logits: Tensor, target: Tensor,
-             ignore_index: int | None) -> tuple[Tensor, Tensor]:
+def _flatten(logits: Tensor, target: Tensor, ignore_index: int | None) -> tuple[Tensor, Tensor]:
     """(P, C) logits and (P,) labels of the pixels that count."""
     if logits.dim() < 2:
         raise ValueError(f"logits must be (B, C, ...), got shape {tuple(logits.shape)}")
     if target.shape != logits.shape[:1] + logits.shape[2:]:
-        raise ValueError(f"target shape {tuple(target.shape)} does not fit logits "
-                         f"{tuple(logits.shape)}; expected (B, ...) without the class axis")
+        raise ValueError(
+            f"target shape {tuple(target.shape)} does not fit logits "
+            f"{tuple(logits.shape)}; expected (B, ...) without the class axis"
+        )
     c = logits.shape[1]
     flat = logits.movedim(1, -1).reshape(-1, c)
     labels = target.reshape(-1).long()
@@ -63,8 +73,7 @@ def _zero(logits: Tensor) -> Tensor:
     return logits.sum() * 0.0
 
 
-def focal_loss(logits: Tensor, target: Tensor, gamma: float = 2.0,
-               ignore_index: int | None = None) -> Tensor:
+def focal_loss(logits: Tensor, target: Tensor, gamma: float = 2.0, ignore_index: int | None = None) -> Tensor:
     """Softmax focal loss, mean over non-ignored pixels (0 when every pixel is ignored)."""
     flat, labels = _flatten(logits, target, ignore_index)
     if labels.numel() == 0:
@@ -76,8 +85,9 @@ def focal_loss(logits: Tensor, target: Tensor, gamma: float = 2.0,
     return (-(1.0 - p_t).clamp_min(0.0).pow(gamma) * logp_t).mean()
 
 
-def dice_loss(logits: Tensor, target: Tensor, ignore_index: int | None = None,
-              smooth: float = 0.0, eps: float = 1e-7) -> Tensor:
+def dice_loss(
+    logits: Tensor, target: Tensor, ignore_index: int | None = None, smooth: float = 0.0, eps: float = 1e-7
+) -> Tensor:
     """Soft multi-class Dice loss 1 − 2|P∩Y|/(|P|+|Y|) averaged over classes present in ``target``."""
     flat, labels = _flatten(logits, target, ignore_index)
     if labels.numel() == 0:
@@ -131,8 +141,9 @@ def lovasz_softmax_flat(probas: Tensor, labels: Tensor, classes: Classes = "pres
     return torch.stack(losses).mean()
 
 
-def lovasz_softmax(logits: Tensor, target: Tensor, ignore_index: int | None = None,
-                   classes: Classes = "present") -> Tensor:
+def lovasz_softmax(
+    logits: Tensor, target: Tensor, ignore_index: int | None = None, classes: Classes = "present"
+) -> Tensor:
     """Lovász-softmax loss of raw ``logits`` (softmax applied here), all pixels of the batch pooled."""
     flat, labels = _flatten(logits, target, ignore_index)
     if labels.numel() == 0:
@@ -147,9 +158,14 @@ class SegmentationLoss(nn.Module):
     ``dice`` and ``lovasz`` to their unweighted values, detached (for logging).
     """
 
-    def __init__(self, focal_weight: float = 0.4, dice_weight: float = 0.3,
-                 lovasz_weight: float = 0.3, gamma: float = 2.0,
-                 ignore_index: int | None = None) -> None:
+    def __init__(
+        self,
+        focal_weight: float = 0.4,
+        dice_weight: float = 0.3,
+        lovasz_weight: float = 0.3,
+        gamma: float = 2.0,
+        ignore_index: int | None = None,
+    ) -> None:
         super().__init__()
         self.focal_weight, self.dice_weight, self.lovasz_weight = focal_weight, dice_weight, lovasz_weight
         self.gamma = gamma
@@ -161,13 +177,13 @@ class SegmentationLoss(nn.Module):
             "dice": dice_loss(logits, target, self.ignore_index),
             "lovasz": lovasz_softmax(logits, target, self.ignore_index),
         }
-        total = (self.focal_weight * parts["focal"] + self.dice_weight * parts["dice"]
-                 + self.lovasz_weight * parts["lovasz"])
+        total = (
+            self.focal_weight * parts["focal"] + self.dice_weight * parts["dice"] + self.lovasz_weight * parts["lovasz"]
+        )
         return total, {k: v.detach() for k, v in parts.items()}
 
 
-def info_nce(visual: Tensor, text: Tensor, tau: float = 0.7,
-             text_ids: Tensor | None = None) -> Tensor:
+def info_nce(visual: Tensor, text: Tensor, tau: float = 0.7, text_ids: Tensor | None = None) -> Tensor:
     """Symmetric InfoNCE between (B, D) visual and (B, D) text embeddings.
 
     Both are L2-normalised; logits = v·tᵀ/τ. The loss is the mean of the image→text and
@@ -183,8 +199,7 @@ def info_nce(visual: Tensor, text: Tensor, tau: float = 0.7,
     −log p_i − log p_j either way), so passing ids for them changes nothing.
     """
     if visual.dim() != 2 or visual.shape != text.shape:
-        raise ValueError(f"visual {tuple(visual.shape)} and text {tuple(text.shape)} "
-                         "must both be (B, D)")
+        raise ValueError(f"visual {tuple(visual.shape)} and text {tuple(text.shape)} must both be (B, D)")
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
     b = visual.shape[0]
@@ -216,16 +231,22 @@ class S2MLoss(nn.Module):
     (the ``contrastive`` key is then absent).
     """
 
-    def __init__(self, seg_loss: SegmentationLoss | None = None,
-                 contrastive_weight: float = 0.5, tau: float = 0.7) -> None:
+    def __init__(
+        self, seg_loss: SegmentationLoss | None = None, contrastive_weight: float = 0.5, tau: float = 0.7
+    ) -> None:
         super().__init__()
         self.seg_loss = seg_loss if seg_loss is not None else SegmentationLoss()
         self.contrastive_weight = contrastive_weight
         self.tau = tau
 
-    def forward(self, logits: Tensor, target: Tensor, visual: Tensor | None = None,
-                text: Tensor | None = None,
-                text_ids: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self,
+        logits: Tensor,
+        target: Tensor,
+        visual: Tensor | None = None,
+        text: Tensor | None = None,
+        text_ids: Tensor | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         seg, parts = self.seg_loss(logits, target)
         parts = dict(parts, seg=seg.detach())
         if text is None:

@@ -33,9 +33,11 @@ import json
 import math
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -50,19 +52,41 @@ VERSION = 1
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 #: Path parts that mark label rasters: never used as imagery (labels of change datasets are
 #: evaluation-only).
-LABEL_PARTS = {"label", "labels", "mask", "masks", "gt", "cm", "groundtruth", "ground_truth",
-               "change_map", "changemap", "fire_perimeter"}
+LABEL_PARTS = {
+    "label",
+    "labels",
+    "mask",
+    "masks",
+    "gt",
+    "cm",
+    "groundtruth",
+    "ground_truth",
+    "change_map",
+    "changemap",
+    "fire_perimeter",
+}
 #: Path parts that mark tiles whose roofs may be cut out as building donors.
 DONOR_PARTS = ("building", "residential", "mobilehome")
 
-CHANGE_NAMES = ("building_destroyed", "building_new", "refugee_camp_new",
-                "agricultural_land_destroyed", "greenhouse_destroyed", "greenhouse_new")
+CHANGE_NAMES = (
+    "building_destroyed",
+    "building_new",
+    "refugee_camp_new",
+    "agricultural_land_destroyed",
+    "greenhouse_destroyed",
+    "greenhouse_new",
+)
 DEFAULT_IDS: dict[str, int] = {n: i + 1 for i, n in enumerate(CHANGE_NAMES)}  # gaza_change
 PAIR_KINDS = ("identical", "nochange", "distractor", "change")
 KIND_WEIGHTS = (0.07, 0.17, 0.10, 0.66)  # 34 % of pairs without any change
-OBJECT_WEIGHTS = {"building_destroyed": 0.27, "building_new": 0.27, "refugee_camp_new": 0.11,
-                  "agricultural_land_destroyed": 0.11, "greenhouse_destroyed": 0.12,
-                  "greenhouse_new": 0.12}
+OBJECT_WEIGHTS = {
+    "building_destroyed": 0.27,
+    "building_new": 0.27,
+    "refugee_camp_new": 0.11,
+    "agricultural_land_destroyed": 0.11,
+    "greenhouse_destroyed": 0.12,
+    "greenhouse_new": 0.12,
+}
 _BIG = {"refugee_camp_new", "agricultural_land_destroyed", "greenhouse_destroyed", "greenhouse_new"}
 
 Array = np.ndarray
@@ -102,9 +126,10 @@ def pseudo_change(img: Array, rng: np.random.Generator, strength: float = 1.0) -
     offset = centre - m @ centre + np.array([mag * math.sin(ang), mag * math.cos(ang)])
     # radiometry: gamma, then gain and bias per band
     gamma = np.float32(1.0 + rng.uniform(-0.13, 0.15) * strength)
-    gain = ((1.0 + rng.uniform(-0.12, 0.12) * strength)
-            * (1.0 + rng.uniform(-0.05, 0.05, c) * strength)).astype(np.float32)
-    bias = ((rng.uniform(-0.04, 0.04) + rng.uniform(-0.015, 0.015, c)) * strength).astype(np.float32)
+    gain = np.asarray(
+        (1.0 + rng.uniform(-0.12, 0.12) * strength) * (1.0 + rng.uniform(-0.05, 0.05, c) * strength), np.float32
+    )
+    bias = np.asarray((rng.uniform(-0.04, 0.04) + rng.uniform(-0.015, 0.015, c)) * strength, np.float32)
     if a.dtype == np.uint8:  # pointwise part as a table, before the resampling (they commute closely)
         v = np.arange(256, dtype=np.float32) / 255
         lut = (v[None, :] ** gamma * gain[:, None] + bias[:, None]) * 255
@@ -127,8 +152,9 @@ def pseudo_change(img: Array, rng: np.random.Generator, strength: float = 1.0) -
         amount = (alpha * (0.55 + 0.45 * field_))[..., None]
         x = x * (1 - amount) + np.float32(rng.uniform(0.72, 0.9)) * amount
     # sensor noise (uniform, std up to 3.5 DN of 255)
-    x = x + np.float32(rng.uniform(0.0, 3.5) * strength / 255.0 * math.sqrt(12)) \
-        * (rng.random(x.shape, np.float32) - np.float32(0.5))
+    x = x + np.float32(rng.uniform(0.0, 3.5) * strength / 255.0 * math.sqrt(12)) * (
+        rng.random(x.shape, np.float32) - np.float32(0.5)
+    )
     x = np.clip(x, 0, 1) * top
     if c == 3 and a.dtype == np.uint8 and rng.random() < 0.25 * min(strength, 1.0):
         x = _jpeg(np.rint(x).astype(np.uint8), int(rng.integers(55, 92))).astype(np.float32)
@@ -152,11 +178,12 @@ def _affine(a: Array, m: Array, offset: Array) -> Array:
         im = Image.fromarray(big[..., 0] if c == 1 else big)
         coeffs = (m[1, 1], m[1, 0], off[1], m[0, 1], m[0, 0], off[0])  # x = col, y = row
         out = np.asarray(im.transform(im.size, Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR))
-        out = out[pad:pad + h, pad:pad + w]
+        out = out[pad : pad + h, pad : pad + w]
         return out[..., None] if c == 1 else out
     x = a.astype(np.float32)
-    return np.stack([ndimage.affine_transform(x[..., k], m, offset=offset, order=1, mode="nearest")
-                     for k in range(c)], -1)
+    return np.stack(
+        [ndimage.affine_transform(x[..., k], m, offset=offset, order=1, mode="nearest") for k in range(c)], -1
+    )
 
 
 def _jpeg(rgb: Array, quality: int) -> Array:
@@ -223,19 +250,19 @@ Rect = tuple[float, float, float, float]  # centre u, centre v, half length (u),
 
 def _rects_d(u: Array, v: Array, rects: Sequence[Rect]) -> Array:
     """Signed (Chebyshev) distance to a union of axis-aligned rectangles in the (u, v) frame."""
-    d = None
-    for cu, cv, a, b in rects:
-        di = np.maximum(np.abs(u - cu) - a, np.abs(v - cv) - b)
-        d = di if d is None else np.minimum(d, di)
+    (cu, cv, a, b), *rest = rects
+    d: Array = np.maximum(np.abs(u - cu) - a, np.abs(v - cv) - b)
+    for cu, cv, a, b in rest:
+        d = np.minimum(d, np.maximum(np.abs(u - cu) - a, np.abs(v - cv) - b))
     return d
 
 
 def _shadow_d(u: Array, v: Array, rects: Sequence[Rect], su: float, sv: float, length: float) -> Array:
     """Distance to the footprint swept along the shadow direction (su, sv) for ``length`` px."""
-    d = None
-    for t in np.linspace(length / 4, length, 4):
-        di = _rects_d(u - su * t, v - sv * t, rects)
-        d = di if d is None else np.minimum(d, di)
+    t0, *rest = np.linspace(length / 4, length, 4)
+    d = _rects_d(u - su * t0, v - sv * t0, rects)
+    for t in rest:
+        d = np.minimum(d, _rects_d(u - su * t, v - sv * t, rects))
     return d
 
 
@@ -263,7 +290,7 @@ class _Ctx:
         H, W = src.shape[:2]
         y = int(self.rng.integers(0, max(1, H - h + 1)))
         x = int(self.rng.integers(0, max(1, W - w + 1)))
-        lum = _lum(np.asarray(src[y:y + h, x:x + w], np.float32))
+        lum = _lum(np.asarray(src[y : y + h, x : x + w], np.float32))
         if lum.shape != (h, w):
             lum = np.pad(lum, ((0, h - lum.shape[0]), (0, w - lum.shape[1])), mode="reflect")
         hp = lum - ndimage.gaussian_filter(lum, 1.5)
@@ -278,8 +305,10 @@ class _Ctx:
             cy = self.rng.uniform(-0.15 * radius, h - 1 + 0.15 * radius)
             cx = self.rng.uniform(-0.15 * radius, w - 1 + 0.15 * radius)
             r = max(2.0, radius * 0.8)
-            sl = (slice(max(0, int(cy - r)), max(0, int(cy + r) + 1)),
-                  slice(max(0, int(cx - r)), max(0, int(cx + r) + 1)))
+            sl = (
+                slice(max(0, int(cy - r)), max(0, int(cy + r) + 1)),
+                slice(max(0, int(cx - r)), max(0, int(cx + r) + 1)),
+            )
             box = self.occupied[sl]
             if not box.size or box.mean() >= 0.04:
                 continue
@@ -305,8 +334,7 @@ def _clutter(p: Array) -> float:
     return float(lum.std()) + 0.5 * max(0.0, 110 - float(lum.mean())) + 1.5 * green
 
 
-def _roofish(tile: Array, h: int, w: int, rng: np.random.Generator, n: int = 14,
-             dark: float = 85) -> tuple[int, int]:
+def _roofish(tile: Array, h: int, w: int, rng: np.random.Generator, n: int = 14, dark: float = 85) -> tuple[int, int]:
     """Top-left of the most roof-like ``h x w`` window of a real tile among ``n`` random ones:
     homogeneous, neither dark (asphalt, shadow) nor green (vegetation)."""
     H, W = tile.shape[:2]
@@ -314,7 +342,7 @@ def _roofish(tile: Array, h: int, w: int, rng: np.random.Generator, n: int = 14,
     for _ in range(n):
         y = int(rng.integers(0, max(1, H - h + 1)))
         x = int(rng.integers(0, max(1, W - w + 1)))
-        p = np.asarray(tile[y:y + h, x:x + w], np.float32)
+        p = np.asarray(tile[y : y + h, x : x + w], np.float32)
         lum = _lum(p)
         green = float(np.mean(p[..., 1] - np.maximum(p[..., 0], p[..., 2])))
         score = float(lum.std()) + 3 * max(0.0, green) + 0.6 * max(0.0, dark - float(lum.mean()))
@@ -339,8 +367,19 @@ def _radius(rects: Sequence[Rect], extra: float = 0.0) -> float:
     return max(math.hypot(abs(cu) + a, abs(cv) + b) for cu, cv, a, b in rects) + extra
 
 
-_ROOF_TONES = np.array([[168, 102, 80], [150, 120, 104], [122, 110, 104], [172, 170, 166],
-                        [205, 203, 196], [96, 92, 92], [186, 160, 130], [140, 140, 142]], np.float32)
+_ROOF_TONES = np.array(
+    [
+        [168, 102, 80],
+        [150, 120, 104],
+        [122, 110, 104],
+        [172, 170, 166],
+        [205, 203, 196],
+        [96, 92, 92],
+        [186, 160, 130],
+        [140, 140, 142],
+    ],
+    np.float32,
+)
 
 
 def _roof(ctx: _Ctx, win: _Win, rects: Sequence[Rect], d: Array, su: float, sv: float) -> Array:
@@ -352,7 +391,7 @@ def _roof(ctx: _Ctx, win: _Win, rects: Sequence[Rect], d: Array, su: float, sv: 
     if ctx.donors and rng.random() < 0.55:
         donor = ctx.donors[int(rng.integers(len(ctx.donors)))]
         y, x = _roofish(donor, h, w, rng)
-        patch = np.asarray(donor[y:y + h, x:x + w], np.float32)
+        patch = np.asarray(donor[y : y + h, x : x + w], np.float32)
         if patch.shape[:2] != (h, w):
             patch = np.pad(patch, ((0, h - patch.shape[0]), (0, w - patch.shape[1]), (0, 0)), mode="reflect")
         colour = patch * np.float32(rng.uniform(0.92, 1.08))
@@ -361,7 +400,7 @@ def _roof(ctx: _Ctx, win: _Win, rects: Sequence[Rect], d: Array, su: float, sv: 
     if ctx.donors and rng.random() < 0.5:  # a tone taken from a real roof
         donor = ctx.donors[int(rng.integers(len(ctx.donors)))]
         y, x = _roofish(donor, 8, 8, rng)
-        base = np.median(np.asarray(donor[y:y + 8, x:x + 8], np.float32).reshape(-1, 3), 0)
+        base = np.median(np.asarray(donor[y : y + 8, x : x + 8], np.float32).reshape(-1, 3), 0)
     else:
         base = _ROOF_TONES[int(rng.integers(len(_ROOF_TONES)))] * np.float32(ctx.tone)
     base = base * np.float32(rng.uniform(0.88, 1.1)) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
@@ -403,8 +442,9 @@ def _roof(ctx: _Ctx, win: _Win, rects: Sequence[Rect], d: Array, su: float, sv: 
     return colour.astype(np.float32)
 
 
-def _building(ctx: _Ctx, canvas: Array, rects: Sequence[Rect], cy: float, cx: float,
-              angle: float, margin: float = 1.0) -> tuple[_Win, Array, Array] | None:
+def _building(
+    ctx: _Ctx, canvas: Array, rects: Sequence[Rect], cy: float, cx: float, angle: float, margin: float = 1.0
+) -> tuple[_Win, Array, Array] | None:
     """Paste a building (roof + soft shadow) into ``canvas``; its window, footprint and roof
     colours. Nothing is drawn (None) where it would touch an earlier change (+ ``margin``)."""
     rng = ctx.rng
@@ -448,8 +488,9 @@ def _rubble(ctx: _Ctx, win: _Win, d: Array, under: Array, spill: float) -> tuple
     slabs = np.floor(_noise(rng, h, w, rng.uniform(2.5, 4.5)) * 4) / 3  # 0, 1/3, 2/3, 1
     tex = (0.7 + 0.4 * slabs + 0.12 * (rng.random((h, w), np.float32) - 0.5)) * lit
     tex = np.where(_noise(rng, h, w, 3) < rng.uniform(0.1, 0.22), tex * 0.42, tex)  # voids
-    dust = np.array([[158, 152, 140], [170, 164, 152], [140, 134, 124], [128, 124, 118],
-                     [168, 154, 132]], np.float32)[int(rng.integers(5))] * np.float32(ctx.tone)
+    dust = np.array([[158, 152, 140], [170, 164, 152], [140, 134, 124], [128, 124, 118], [168, 154, 132]], np.float32)[
+        int(rng.integers(5))
+    ] * np.float32(ctx.tone)
     inside = d < 0
     mean_under = under[inside].mean(0) if inside.any() else dust
     mix = (rng.uniform(0.1, 0.5) * _noise(rng, h, w, 4))[..., None]  # some pieces keep their colour
@@ -487,7 +528,7 @@ def _obj_building_destroyed(ctx: _Ctx, pre: Array, post: Array, label: Array, ci
         cu, cv, a, b = rects[0]
         y, x = _roofish(ctx.bg, int(2 * b), int(2 * a), rng, n=20, dark=125)
         cy, cx = y + b, x + a
-        r = ctx.occupied[max(0, y):y + int(2 * b), max(0, x):x + int(2 * a)]
+        r = ctx.occupied[max(0, y) : y + int(2 * b), max(0, x) : x + int(2 * a)]
         if r.size and r.mean() > 0.04:
             return False
         win = _window(pre.shape, cy, cx, _radius(rects, spill + 3), 0.0)
@@ -516,8 +557,18 @@ def _obj_building_destroyed(ctx: _Ctx, pre: Array, post: Array, label: Array, ci
     return True
 
 
-_TENTS = np.array([[236, 236, 232], [176, 198, 222], [210, 210, 200], [150, 170, 190],
-                   [226, 218, 200], [240, 240, 240], [190, 190, 180]], np.float32)
+_TENTS = np.array(
+    [
+        [236, 236, 232],
+        [176, 198, 222],
+        [210, 210, 200],
+        [150, 170, 190],
+        [226, 218, 200],
+        [240, 240, 240],
+        [190, 190, 180],
+    ],
+    np.float32,
+)
 _SOIL = np.array([[196, 180, 148], [178, 160, 130], [205, 192, 165], [160, 146, 122]], np.float32)
 
 
@@ -531,8 +582,15 @@ class _Patch(NamedTuple):
     d: Array
 
 
-def _open_patch(ctx: _Ctx, shape: tuple[int, ...], a: tuple[float, float], b: tuple[float, float],
-                pad: float, rough: float, cell: float) -> _Patch | None:
+def _open_patch(
+    ctx: _Ctx,
+    shape: tuple[int, ...],
+    a: tuple[float, float],
+    b: tuple[float, float],
+    pad: float,
+    rough: float,
+    cell: float,
+) -> _Patch | None:
     """Place a rectangle of half-sides drawn from ``a`` x ``b`` on open ground, its outline
     roughened by ``rough`` px of value noise; None when there is no free room for it."""
     rng = ctx.rng
@@ -576,8 +634,9 @@ def _obj_camp(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> boo
         fv = vv + B - iv * pv - tw / 2
         centre_u = iu * pu + tl / 2 - A - off
         centre_v = iv * pv + tw / 2 - B
-        keep = (hash01(iu + 1000, iv + 1000, salt + 1) < occupancy) & \
-            (np.maximum(np.abs(centre_u) - A + tl / 2, np.abs(centre_v) - B + tw / 2) < -1)
+        keep = (hash01(iu + 1000, iv + 1000, salt + 1) < occupancy) & (
+            np.maximum(np.abs(centre_u) - A + tl / 2, np.abs(centre_v) - B + tw / 2) < -1
+        )
         dt = np.maximum(np.abs(fu) - tl / 2, np.abs(fv) - tw / 2)
         return np.where(keep, dt, 99.0), fv, hash01(iu + 1000, iv + 1000, salt + 2)
 
@@ -596,8 +655,9 @@ def _obj_camp(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> boo
     return True
 
 
-_CROPS = np.array([[78, 104, 58], [96, 122, 66], [110, 128, 74], [124, 120, 80], [70, 92, 56],
-                   [132, 138, 90]], np.float32)
+_CROPS = np.array(
+    [[78, 104, 58], [96, 122, 66], [110, 128, 74], [124, 120, 80], [70, 92, 56], [132, 138, 90]], np.float32
+)
 
 
 def _obj_field(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> bool:
@@ -617,16 +677,19 @@ def _obj_field(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> bo
     field_ = crop * (rows * (0.88 + 0.24 * _noise(rng, h, w, 24)) * (1 + 0.05 * ctx.grain((h, w))))[..., None]
     _over(pre[win.sl], field_.astype(np.float32), alpha)
     # post: scorched, cratered, tracked soil
-    soil = np.array([148, 128, 102], np.float32) * np.float32(rng.uniform(0.85, 1.12) * ctx.tone) \
+    soil = (
+        np.array([148, 128, 102], np.float32)
+        * np.float32(rng.uniform(0.85, 1.12) * ctx.tone)
         * rng.uniform(0.96, 1.04, 3).astype(np.float32)
+    )
     f = (0.75 + 0.35 * _noise(rng, h, w, 9)) * (1 + 0.2 * (rng.random((h, w), np.float32) - 0.5))
     for _ in range(int(rng.integers(2, 14))):  # craters: dark bowl, bright ejecta rim
         cu, cv, rad = rng.uniform(-A, A), rng.uniform(-B, B), rng.uniform(1.5, 7.0)
         dist = np.hypot(u - cu, v - cv) * (1 + 0.15 * (_noise(rng, h, w, 3) - 0.5))
-        f = f * (1 - 0.55 * np.exp(-(dist / rad) ** 2) + 0.22 * np.exp(-((dist - 1.4 * rad) / (0.45 * rad)) ** 2))
+        f = f * (1 - 0.55 * np.exp(-((dist / rad) ** 2)) + 0.22 * np.exp(-(((dist - 1.4 * rad) / (0.45 * rad)) ** 2)))
     for _ in range(int(rng.integers(1, 5))):  # vehicle tracks
         slope, v0, tw = rng.uniform(-1, 1), rng.uniform(-B, B), rng.uniform(0.7, 1.6)
-        f = f * (1 - 0.35 * np.exp(-((v - (v0 + slope * u)) / tw) ** 2))
+        f = f * (1 - 0.35 * np.exp(-(((v - (v0 + slope * u)) / tw) ** 2)))
     if rng.random() < 0.5:  # burnt patches
         burn = np.clip((rng.uniform(0.2, 0.4) - _noise(rng, h, w, 12)) / 0.08, 0, 1)
         f = f * (1 - 0.45 * burn)
@@ -646,8 +709,9 @@ def _greenhouse_geometry(rng: np.random.Generator) -> tuple[list[Rect], float]:
     gap = rng.uniform(2, 6)
     half = rng.uniform(20, 75)
     span = n * width + (n - 1) * gap
-    rects = [(0.0, -span / 2 + width / 2 + k * (width + gap), half * rng.uniform(0.85, 1.0), width / 2)
-             for k in range(n)]
+    rects = [
+        (0.0, -span / 2 + width / 2 + k * (width + gap), half * rng.uniform(0.85, 1.0), width / 2) for k in range(n)
+    ]
     return rects, width
 
 
@@ -656,8 +720,11 @@ def _greenhouse_colour(ctx: _Ctx, win: _Win, rects: Sequence[Rect], width: float
     rng = ctx.rng
     h, w = win.shape
     rib = rng.uniform(4, 7)
-    cover = np.array([232, 235, 236], np.float32) * np.float32(rng.uniform(0.88, 1.04)) \
+    cover = (
+        np.array([232, 235, 236], np.float32)
+        * np.float32(rng.uniform(0.88, 1.04))
         * rng.uniform(0.985, 1.015, 3).astype(np.float32)
+    )
     # position across the nearest strip, for the arch shading
     cvs = np.array([r[1] for r in rects], np.float32)
     nearest = cvs[np.abs(win.v[..., None] - cvs).argmin(-1)]
@@ -715,8 +782,8 @@ _OBJECTS: dict[str, Callable[..., bool]] = {
     "building_new": _obj_building_new,
     "refugee_camp_new": _obj_camp,
     "agricultural_land_destroyed": _obj_field,
-    "greenhouse_destroyed": lambda *a: _obj_greenhouse(*a, destroyed=True),
-    "greenhouse_new": lambda *a: _obj_greenhouse(*a, destroyed=False),
+    "greenhouse_destroyed": partial(_obj_greenhouse, destroyed=True),
+    "greenhouse_new": partial(_obj_greenhouse, destroyed=False),
 }
 
 
@@ -724,8 +791,10 @@ _OBJECTS: dict[str, Callable[..., bool]] = {
 # Distractors: harmless real change, label 0
 
 
-_CARS = np.array([[236, 236, 236], [28, 28, 30], [150, 150, 156], [165, 32, 30], [40, 58, 120],
-                  [205, 200, 188], [70, 72, 76]], np.float32)
+_CARS = np.array(
+    [[236, 236, 236], [28, 28, 30], [150, 150, 156], [165, 32, 30], [40, 58, 120], [205, 200, 188], [70, 72, 76]],
+    np.float32,
+)
 
 
 def _car(ctx: _Ctx, canvas: Array, cy: float, cx: float, angle: float, colour: Array) -> None:
@@ -798,9 +867,15 @@ def _to8(x: Array) -> Array:
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
-def synthesize_pair(background: Array, rng: np.random.Generator, donors: Sequence[Array] = (),
-                    ids: Mapping[str, int] | None = None, kind: str | None = None,
-                    nuisance: bool = True, max_objects: int = 6) -> RealPair:
+def synthesize_pair(
+    background: Array,
+    rng: np.random.Generator,
+    donors: Sequence[Array] = (),
+    ids: Mapping[str, int] | None = None,
+    kind: str | None = None,
+    nuisance: bool = True,
+    max_objects: int = 6,
+) -> RealPair:
     """Make one labelled pair from a real ``(H, W, 3)`` uint8 tile.
 
     ``donors``: other real tiles that roofs may be cut from (and grain borrowed from);
@@ -827,10 +902,15 @@ def synthesize_pair(background: Array, rng: np.random.Generator, donors: Sequenc
         pre = finish(_to8(bg))
         return RealPair(pre, pre.copy(), label, kind)
     theta = rng.uniform(0, 2 * np.pi)
-    ctx = _Ctx(rng=rng, bg=bg, donors=[np.asarray(d)[..., :3] for d in donors],
-               sun=(math.sin(theta), math.cos(theta)),
-               shadow_dark=float(rng.uniform(0.35, 0.6)), occupied=np.zeros((h, w), bool),
-               tone=float(np.clip((_lum(bg).mean() / 125.0) ** 0.3, 0.85, 1.12)))
+    ctx = _Ctx(
+        rng=rng,
+        bg=bg,
+        donors=[np.asarray(d)[..., :3] for d in donors],
+        sun=(math.sin(theta), math.cos(theta)),
+        shadow_dark=float(rng.uniform(0.35, 0.6)),
+        occupied=np.zeros((h, w), bool),
+        tone=float(np.clip((_lum(bg).mean() / 125.0) ** 0.3, 0.85, 1.12)),
+    )
     pre, post = bg.copy(), bg.copy()
     objects: list[str] = []
     if kind == "distractor" or (kind == "change" and rng.random() < 0.35):
@@ -866,8 +946,10 @@ def class_ids(table: ClassTable) -> dict[str, int]:
     by_name = {c.name: c.id for c in table.classes}
     ids = {n: by_name[n] for n in CHANGE_NAMES if n in by_name}
     if not ids:
-        raise InputError(f"class table '{table.name}' has none of the realmix classes {list(CHANGE_NAMES)}; "
-                         f"use gaza_change (or a two-class table)")
+        raise InputError(
+            f"class table '{table.name}' has none of the realmix classes {list(CHANGE_NAMES)}; "
+            f"use gaza_change (or a two-class table)"
+        )
     return ids
 
 
@@ -895,18 +977,30 @@ def find_images(images: str | Path | Sequence[str | Path]) -> list[tuple[Path, P
     for r in roots:
         root = Path(r).expanduser()
         if not root.exists():
-            raise InputError(f"{root}: realmix images folder not found; point 'images' at a folder of "
-                             f"single-date RGB images (.png/.tif/.jpg), e.g. "
-                             f"<shared>/realdata/usgs-ucmerced-urban/images (in a training config, relative to "
-                             f"the config file)")
-        files = [root] if root.is_file() else sorted(
-            (p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-            key=lambda p: p.relative_to(root).as_posix())
-        out += [(root if root.is_dir() else root.parent, p) for p in files
-                if not _labelish(p, root if root.is_dir() else root.parent)]
+            raise InputError(
+                f"{root}: realmix images folder not found; point 'images' at a folder of "
+                f"single-date RGB images (.png/.tif/.jpg), e.g. "
+                f"<shared>/realdata/usgs-ucmerced-urban/images (in a training config, relative to "
+                f"the config file)"
+            )
+        files = (
+            [root]
+            if root.is_file()
+            else sorted(
+                (p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                key=lambda p: p.relative_to(root).as_posix(),
+            )
+        )
+        out += [
+            (root if root.is_dir() else root.parent, p)
+            for p in files
+            if not _labelish(p, root if root.is_dir() else root.parent)
+        ]
     if not out:
-        raise InputError(f"{', '.join(str(r) for r in roots)}: no .png/.tif/.jpg images found for realmix; "
-                         f"point 'images' at a folder of single-date RGB images")
+        raise InputError(
+            f"{', '.join(str(r) for r in roots)}: no .png/.tif/.jpg images found for realmix; "
+            f"point 'images' at a folder of single-date RGB images"
+        )
     return out
 
 
@@ -929,8 +1023,10 @@ class ImagePool:
             except rasterio.errors.RasterioIOError:
                 continue
         if not self.files:
-            raise InputError(f"realmix: none of the {len(files)} image file(s) is a readable 3-band image; "
-                             f"point 'images' at RGB imagery")
+            raise InputError(
+                f"realmix: none of the {len(files)} image file(s) is a readable 3-band image; "
+                f"point 'images' at RGB imagery"
+            )
         self._cache: OrderedDict[int, Array] = OrderedDict()
         self._cache_size = cache
 
@@ -968,7 +1064,7 @@ class ImagePool:
             for _ in range(6):
                 y = int(rng.integers(0, full.shape[0] - s + 1))
                 x = int(rng.integers(0, full.shape[1] - s + 1))
-                a = full[y:y + s, x:x + s]
+                a = full[y : y + s, x : x + s]
                 if _valid(a):
                     break
         else:
@@ -1013,7 +1109,7 @@ def _resize(a: Array, factor: float) -> Array:
 
 
 class _quiet(warnings.catch_warnings):
-    def __enter__(self):  # type: ignore[override]
+    def __enter__(self):
         from rasterio.errors import NotGeoreferencedWarning
 
         out = super().__enter__()
@@ -1044,7 +1140,7 @@ def _palette(table: ClassTable) -> list[int]:
     pal = [0] * 768
     for c in table.classes:
         if 0 <= c.id < 256:
-            pal[3 * c.id:3 * c.id + 3] = list(c.rgb)
+            pal[3 * c.id : 3 * c.id + 3] = list(c.rgb)
     return pal
 
 
@@ -1060,8 +1156,7 @@ def pair_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed & 0xFFFFFFFF, 0x5EA1, index])
 
 
-def make_pair(pool: ImagePool, index: int, seed: int, donors: Sequence[int],
-              ids: Mapping[str, int]) -> RealPair:
+def make_pair(pool: ImagePool, index: int, seed: int, donors: Sequence[int], ids: Mapping[str, int]) -> RealPair:
     """Pair ``index`` of a realmix set: a background crop, two donor crops, the synthesis."""
     rng = pair_rng(seed, index)
     bg = pool.crop(int(rng.integers(len(pool))), rng)
@@ -1069,9 +1164,15 @@ def make_pair(pool: ImagePool, index: int, seed: int, donors: Sequence[int],
     return synthesize_pair(bg, rng, [pool.crop(i, rng) for i in picks], ids)
 
 
-def write_realmix(out_dir: str | Path, images: str | Path | Sequence[str | Path], count: int,
-                  seed: int = 0, size: int = 256, table: ClassTable | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> Path:
+def write_realmix(
+    out_dir: str | Path,
+    images: str | Path | Sequence[str | Path],
+    count: int,
+    seed: int = 0,
+    size: int = 256,
+    table: ClassTable | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Write ``count`` pairs as ``out_dir/A/*.png``, ``B/*.png``, ``label/*.png`` (LEVIR layout;
     labels are paletted PNGs whose values are class ids) and a manifest ``realmix.json``.
 
@@ -1088,16 +1189,22 @@ def write_realmix(out_dir: str | Path, images: str | Path | Sequence[str | Path]
     found = find_images(images)
     out = Path(out_dir)
     names = [f"realmix{seed}_{i:05d}" for i in range(count)]
-    key = {"version": VERSION, "seed": int(seed), "count": int(count), "size": int(size),
-           "classes": table.name, "ids": ids, "images": _images_digest(found)}
+    key = {
+        "version": VERSION,
+        "seed": int(seed),
+        "count": int(count),
+        "size": int(size),
+        "classes": table.name,
+        "ids": ids,
+        "images": _images_digest(found),
+    }
     manifest = out / MANIFEST
     if manifest.is_file():
         try:
             old = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = {}
-        if old.get("key") == key and all((out / d / f"{n}.png").is_file()
-                                         for d in ("A", "B", "label") for n in names):
+        if old.get("key") == key and all((out / d / f"{n}.png").is_file() for d in ("A", "B", "label") for n in names):
             return out
     dirs = {d: out / d for d in ("A", "B", "label")}
     for d in dirs.values():
@@ -1127,10 +1234,13 @@ def write_realmix(out_dir: str | Path, images: str | Path | Sequence[str | Path]
             if p.stem not in keep:
                 p.unlink()
     total = int(pixels.sum())
-    stats = {"kinds": kinds, "objects": objects,
-             "class_pixel_fraction": {str(k): round(int(pixels[k]) / total, 6)
-                                      for k in range(256) if pixels[k]}}
-    body = json.dumps({"key": key, "images": [str(r) for r in dict.fromkeys(r for r, _ in found)],
-                       "stats": stats}, indent=1)
+    stats = {
+        "kinds": kinds,
+        "objects": objects,
+        "class_pixel_fraction": {str(k): round(int(pixels[k]) / total, 6) for k in range(256) if pixels[k]},
+    }
+    body = json.dumps(
+        {"key": key, "images": [str(r) for r in dict.fromkeys(r for r, _ in found)], "stats": stats}, indent=1
+    )
     atomic.write_text(manifest, body)
     return out

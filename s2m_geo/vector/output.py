@@ -23,9 +23,7 @@ hold one layer each: ``changes`` in the named file and ``scenes`` beside it as
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,11 +39,29 @@ from ..describe.geo import GeoFrame, ground_area_m2
 from ..errors import InputError
 from .vectorize import Region
 
-CHANGE_COLUMNS = ["class_id", "category", "change_type", "quantity", "direction", "bearing_deg",
-                  "distance_m", "area_m2", "confidence", "description", "lon", "lat", "scene_id",
-                  "model"]
-VECTOR_SUFFIXES = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf",
-                   ".parquet": "Parquet"}
+CHANGE_COLUMNS = [
+    "class_id",
+    "category",
+    "change_type",
+    "quantity",
+    "direction",
+    "bearing_deg",
+    "distance_m",
+    "area_m2",
+    "confidence",
+    "description",
+    "lon",
+    "lat",
+    "scene_id",
+    "model",
+]
+VECTOR_SUFFIXES = {
+    ".gpkg": "GPKG",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".fgb": "FlatGeobuf",
+    ".parquet": "Parquet",
+}
 
 
 def vector_driver(path: str | Path) -> str:
@@ -94,22 +110,39 @@ class ChangeCollector:
         cls = self.table[region.class_id]
         cy, cx = region.pixel_centroid
         loc = self.frame.locate(cy, cx)
-        q = Quadruple(region.class_id, cls.category, cls.change_type, self.quantity(area, region.pixels),
-                      loc["direction"], region.pixels)
+        q = Quadruple(
+            region.class_id,
+            cls.category,
+            cls.change_type,
+            self.quantity(area, region.pixels),
+            loc["direction"],
+            region.pixels,
+        )
         geom = region.geometry
         if self.simplify_m > 0:
             tol = self.simplify_m
-            if not self.frame.image_terms and self.frame.crs.is_geographic:
+            if self.frame.crs is not None and self.frame.crs.is_geographic:
                 tol = self.simplify_m / 111_320.0  # metres -> degrees (latitude scale)
             geom = shapely.simplify(geom, tol, preserve_topology=True)
         self.geometries.append(geom)
-        self.rows.append({
-            "class_id": region.class_id, "category": cls.category, "change_type": cls.change_type,
-            "quantity": q.quantity, "direction": q.direction, "bearing_deg": round(loc["bearing_deg"], 3),
-            "distance_m": None if loc["distance_m"] is None else round(loc["distance_m"], 3),
-            "area_m2": round(area, 3), "confidence": round(region.confidence, 4),
-            "description": sentence(q, self.table), "lon": loc["lon"], "lat": loc["lat"],
-            "scene_id": self.scene_id, "model": self.model})
+        self.rows.append(
+            {
+                "class_id": region.class_id,
+                "category": cls.category,
+                "change_type": cls.change_type,
+                "quantity": q.quantity,
+                "direction": q.direction,
+                "bearing_deg": round(loc["bearing_deg"], 3),
+                "distance_m": None if loc["distance_m"] is None else round(loc["distance_m"], 3),
+                "area_m2": round(area, 3),
+                "confidence": round(region.confidence, 4),
+                "description": sentence(q, self.table),
+                "lon": loc["lon"],
+                "lat": loc["lat"],
+                "scene_id": self.scene_id,
+                "model": self.model,
+            }
+        )
         s = self._class_sums.setdefault(region.class_id, [0.0, 0.0, 0.0, 0.0])
         s[0] += region.pixels
         s[1] += region.row_sum
@@ -125,8 +158,9 @@ class ChangeCollector:
             pixels, rsum, csum, area = self._class_sums[cid]
             loc = self.frame.locate(rsum / pixels + 0.5, csum / pixels + 0.5)
             cls = self.table[cid]
-            q = Quadruple(cid, cls.category, cls.change_type, self.quantity(area, int(pixels)),
-                          loc["direction"], int(pixels))
+            q = Quadruple(
+                cid, cls.category, cls.change_type, self.quantity(area, int(pixels)), loc["direction"], int(pixels)
+            )
             out.append((q, sentence(q, self.table), {"area_m2": area, "regions": self._class_regions[cid]}))
         return out
 
@@ -136,14 +170,23 @@ class ChangeCollector:
         import pandas as pd
 
         df = pd.DataFrame(self.rows, columns=CHANGE_COLUMNS)
-        df = df.astype({"class_id": "int32", "bearing_deg": "float64", "distance_m": "float64",
-                        "area_m2": "float64", "confidence": "float64", "lon": "float64", "lat": "float64"})
+        df = df.astype(
+            {
+                "class_id": "int32",
+                "bearing_deg": "float64",
+                "distance_m": "float64",
+                "area_m2": "float64",
+                "confidence": "float64",
+                "lon": "float64",
+                "lat": "float64",
+            }
+        )
         geometry = gpd.GeoSeries(self.geometries, crs=self.frame.crs)
         if not self.geometries:
             geometry = gpd.GeoSeries([], crs=self.frame.crs, dtype="geometry")
         return gpd.GeoDataFrame(df, geometry=geometry, crs=self.frame.crs)
 
-    def scenes_frame(self, pre: str, post: str):
+    def scenes_frame(self, pre: str | Path, post: str | Path) -> Any:
         """The ``scenes`` layer: one row, the grid footprint with the scene summary."""
         import geopandas as gpd
 
@@ -151,15 +194,29 @@ class ChangeCollector:
         corners = [f.transform * (c, r) for c, r in ((0, 0), (f.width, 0), (f.width, f.height), (0, f.height))]
         quads = self.scene_quadruples()
         row: dict[str, Any] = {
-            "scene_id": self.scene_id, "pre": str(pre), "post": str(post), "model": self.model,
-            "width": f.width, "height": f.height,
+            "scene_id": self.scene_id,
+            "pre": str(pre),
+            "post": str(post),
+            "model": self.model,
+            "width": f.width,
+            "height": f.height,
             "changes": int(sum(self._class_regions.values())),
             "changed_area_m2": round(float(sum(s[3] for s in self._class_sums.values())), 3),
             "direction_terms": "image" if f.image_terms else "true north",
             "description": " ".join(s for _, s, _ in quads) or "There is no change in the image.",
-            "quadruples": json.dumps([{"class_id": q.class_id, "category": q.category,
-                                       "change_type": q.change_type, "quantity": q.quantity,
-                                       "direction": q.direction, "sentence": s} for q, s, _ in quads]),
+            "quadruples": json.dumps(
+                [
+                    {
+                        "class_id": q.class_id,
+                        "category": q.category,
+                        "change_type": q.change_type,
+                        "quantity": q.quantity,
+                        "direction": q.direction,
+                        "sentence": s,
+                    }
+                    for q, s, _ in quads
+                ]
+            ),
         }
         for c in self.table.change_classes:
             n = self._class_regions.get(c.id, 0)
@@ -177,11 +234,20 @@ def _rgba(color: str, alpha: int = 255) -> str:
 
 
 def _fill_symbol(name: str, fill: str, outline: str, style: str = "solid", width: float = 0.4) -> str:
-    props = {"color": fill, "style": style, "outline_color": outline, "outline_style": "solid",
-             "outline_width": str(width), "outline_width_unit": "MM", "joinstyle": "bevel"}
+    props = {
+        "color": fill,
+        "style": style,
+        "outline_color": outline,
+        "outline_style": "solid",
+        "outline_width": str(width),
+        "outline_width_unit": "MM",
+        "joinstyle": "bevel",
+    }
     body = "".join(f'<prop k="{k}" v="{escape(v)}"/>' for k, v in props.items())
-    return (f'<symbol type="fill" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">'
-            f'<layer class="SimpleFill" enabled="1" locked="0" pass="0">{body}</layer></symbol>')
+    return (
+        f'<symbol type="fill" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">'
+        f'<layer class="SimpleFill" enabled="1" locked="0" pass="0">{body}</layer></symbol>'
+    )
 
 
 def changes_qml(table: ClassTable) -> str:
@@ -191,20 +257,24 @@ def changes_qml(table: ClassTable) -> str:
         label = escape(c.label)
         cats.append(f'<category render="true" value="{c.id}" label="{label}" symbol="{i}"/>')
         syms.append(_fill_symbol(str(i), _rgba(c.color, 150), _rgba(c.color)))
-    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
-            '<qgis version="3.22.0" styleCategories="Symbology|Labeling">'
-            '<renderer-v2 type="categorizedSymbol" attr="class_id" symbollevels="0" enableorderby="0" '
-            f'forceraster="0"><categories>{"".join(cats)}</categories><symbols>{"".join(syms)}</symbols>'
-            "</renderer-v2></qgis>")
+    return (
+        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
+        '<qgis version="3.22.0" styleCategories="Symbology|Labeling">'
+        '<renderer-v2 type="categorizedSymbol" attr="class_id" symbollevels="0" enableorderby="0" '
+        f'forceraster="0"><categories>{"".join(cats)}</categories><symbols>{"".join(syms)}</symbols>'
+        "</renderer-v2></qgis>"
+    )
 
 
 def scenes_qml() -> str:
     """A QGIS style for the scene footprints: outline only."""
-    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
-            '<qgis version="3.22.0" styleCategories="Symbology"><renderer-v2 type="singleSymbol" '
-            f'symbollevels="0" enableorderby="0" forceraster="0"><symbols>'
-            f'{_fill_symbol("0", "0,0,0,0", "40,40,40,255", style="no", width=0.6)}</symbols>'
-            "</renderer-v2></qgis>")
+    return (
+        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
+        '<qgis version="3.22.0" styleCategories="Symbology"><renderer-v2 type="singleSymbol" '
+        f'symbollevels="0" enableorderby="0" forceraster="0"><symbols>'
+        f"{_fill_symbol('0', '0,0,0,0', '40,40,40,255', style='no', width=0.6)}</symbols>"
+        "</renderer-v2></qgis>"
+    )
 
 
 def write_layer_styles(gpkg: Path, styles: dict[str, str]) -> None:
@@ -216,16 +286,22 @@ def write_layer_styles(gpkg: Path, styles: dict[str, str]) -> None:
             "f_table_catalog TEXT(256), f_table_schema TEXT(256), f_table_name TEXT(256), "
             "f_geometry_column TEXT(256), styleName TEXT(30), styleQML TEXT, styleSLD TEXT, "
             "useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30), "
-            "update_time DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))")
-        con.execute("INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier) "
-                    "VALUES ('layer_styles', 'attributes', 'layer_styles')")
+            "update_time DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
+        )
+        con.execute(
+            "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier) "
+            "VALUES ('layer_styles', 'attributes', 'layer_styles')"
+        )
         for layer, qml in styles.items():
-            geom_col = con.execute("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?",
-                                   (layer,)).fetchone()
-            con.execute("INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, "
-                        "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description) "
-                        "VALUES ('', '', ?, ?, ?, ?, '', 1, 's2m-geo default style')",
-                        (layer, geom_col[0] if geom_col else "geom", layer, qml))
+            geom_col = con.execute(
+                "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (layer,)
+            ).fetchone()
+            con.execute(
+                "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, "
+                "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description) "
+                "VALUES ('', '', ?, ?, ?, ?, '', 1, 's2m-geo default style')",
+                (layer, geom_col[0] if geom_col else "geom", layer, qml),
+            )
         con.commit()
     finally:
         con.close()
@@ -249,10 +325,15 @@ def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[
             tmp = temp_path(path, create=False)  # GDAL drivers create the file themselves
             made.append((tmp, path))
             # GeoPackage 1.2: QGIS 3.22 warns that 1.4 "may only be partially supported"
-            changes.to_file(tmp, layer="changes", driver="GPKG", engine="pyogrio", geometry_type="Polygon",
-                            dataset_options={"VERSION": "1.2"})
-            scenes.to_file(tmp, layer="scenes", driver="GPKG", engine="pyogrio", append=True,
-                           geometry_type="Polygon")
+            changes.to_file(
+                tmp,
+                layer="changes",
+                driver="GPKG",
+                engine="pyogrio",
+                geometry_type="Polygon",
+                dataset_options={"VERSION": "1.2"},
+            )
+            scenes.to_file(tmp, layer="scenes", driver="GPKG", engine="pyogrio", append=True, geometry_type="Polygon")
             write_layer_styles(tmp, {"changes": changes_qml(table), "scenes": scenes_qml()})
         else:
             for frame, final in ((changes, path), (scenes, scenes_path(path))):
@@ -270,5 +351,13 @@ def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[
     return [final for _, final in made]
 
 
-__all__ = ["ChangeCollector", "CHANGE_COLUMNS", "changes_qml", "scenes_qml", "write_vectors",
-           "write_layer_styles", "vector_driver", "scenes_path"]
+__all__ = [
+    "ChangeCollector",
+    "CHANGE_COLUMNS",
+    "changes_qml",
+    "scenes_qml",
+    "write_vectors",
+    "write_layer_styles",
+    "vector_driver",
+    "scenes_path",
+]

@@ -34,8 +34,9 @@ only), exterior rings counter-clockwise, holes clockwise. Nothing here does file
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import shapely
@@ -93,7 +94,7 @@ def pixel_area(transform: Affine) -> float:
 class _Piece:
     """The part of a region inside one core, in global pixel coordinates."""
 
-    parts: list  # Polygons
+    parts: list[Any]  # Polygons
     class_id: int
     pixels: int
     confidence_sum: float
@@ -132,8 +133,7 @@ def _ring_size(a: Rect, scene: Rect, connectivity: int) -> int:
     """Pixels of the scene outside ``a`` that are neighbours of ``a``."""
     if connectivity == 8:
         return _area(scene.intersect(_expand(a, 1, 1))) - _area(a)
-    return (_area(scene.intersect(_expand(a, 1, 0))) + _area(scene.intersect(_expand(a, 0, 1)))
-            - 2 * _area(a))
+    return _area(scene.intersect(_expand(a, 1, 0))) + _area(scene.intersect(_expand(a, 0, 1))) - 2 * _area(a)
 
 
 def _perimeter(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,18 +152,17 @@ def _perimeter(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _span(idx: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """How many of idx-1, idx, idx+1 lie in [lo, hi)."""
-    return np.minimum(idx + 1, hi - 1) - np.maximum(idx - 1, lo) + 1
+    out: np.ndarray = np.minimum(idx + 1, hi - 1) - np.maximum(idx - 1, lo) + 1
+    return out
 
 
-def _outside_pairs(core: Rect, scene: Rect, rows: np.ndarray, cols: np.ndarray,
-                   connectivity: int) -> np.ndarray:
+def _outside_pairs(core: Rect, scene: Rect, rows: np.ndarray, cols: np.ndarray, connectivity: int) -> np.ndarray:
     """For border pixels (global rows/cols) of ``core``: how many scene pixels outside the
     core are their neighbours."""
     rs, cs = _span(rows, 0, scene.height), _span(cols, 0, scene.width)
     rc, cc = _span(rows, core.row, core.row_end), _span(cols, core.col, core.col_end)
-    if connectivity == 8:
-        return rs * cs - rc * cc
-    return (rs - rc) + (cs - cc)
+    out: np.ndarray = rs * cs - rc * cc if connectivity == 8 else (rs - rc) + (cs - cc)
+    return out
 
 
 def _clean_ring(coords: np.ndarray) -> np.ndarray:
@@ -178,15 +177,17 @@ def _clean_ring(coords: np.ndarray) -> np.ndarray:
     return np.vstack([pts, pts[:1]])
 
 
-def _clean(geom):
+def _clean(geom: Any) -> Any:
     """Remove the collinear vertices a union leaves where seams met the outline."""
     polys = geom.geoms if isinstance(geom, MultiPolygon) else [geom]
-    out = [Polygon(_clean_ring(np.asarray(p.exterior.coords)),
-                   [_clean_ring(np.asarray(r.coords)) for r in p.interiors]) for p in polys]
+    out = [
+        Polygon(_clean_ring(np.asarray(p.exterior.coords)), [_clean_ring(np.asarray(r.coords)) for r in p.interiors])
+        for p in polys
+    ]
     return MultiPolygon(out) if isinstance(geom, MultiPolygon) else out[0]
 
 
-def _pixel_geometry(parts: list):
+def _pixel_geometry(parts: list[Any]) -> Any:
     """Pixel-space polygons of one region -> one geometry (seam vertices removed)."""
     if len(parts) == 1:
         return parts[0]  # GDAL's polygons carry corner vertices only
@@ -205,19 +206,19 @@ def _to_crs(geoms: np.ndarray, transform: Affine) -> np.ndarray:
         return np.stack([(a * x + b * y) + c, (d * x + e * y) + f], axis=1)
 
     geoms = shapely.transform(shapely.normalize(geoms), affine)
-    return shapely.orient_polygons(geoms, exterior_cw=False)
+    out: np.ndarray = shapely.orient_polygons(geoms, exterior_cw=False)
+    return out
 
 
-def _polygonize(labels: np.ndarray, row: int, col: int) -> dict[int, list]:
+def _polygonize(labels: np.ndarray, row: int, col: int) -> dict[int, list[Any]]:
     """Label image -> {label: [Polygon, ...]} in global pixel coordinates (exact edges).
 
     Always 4-connected tracing: an 8-connected region comes out as its 4-connected parts."""
-    coords: list = []
+    coords: list[Any] = []
     ring_ends = [0]
     poly_ends = [0]
     values = []
-    for geom, value in _shapes(labels, mask=labels > 0, connectivity=4,
-                               transform=Affine.translation(col, row)):
+    for geom, value in _shapes(labels, mask=labels > 0, connectivity=4, transform=Affine.translation(col, row)):
         for ring in geom["coordinates"]:
             coords.extend(ring)
             ring_ends.append(len(coords))
@@ -226,9 +227,11 @@ def _polygonize(labels: np.ndarray, row: int, col: int) -> dict[int, list]:
     if not values:
         return {}
     polys = shapely.from_ragged_array(
-        shapely.GeometryType.POLYGON, np.asarray(coords, np.float64),
-        (np.asarray(ring_ends, np.int64), np.asarray(poly_ends, np.int64)))
-    out: dict[int, list] = {}
+        shapely.GeometryType.POLYGON,
+        np.asarray(coords, np.float64),
+        (np.asarray(ring_ends, np.int64), np.asarray(poly_ends, np.int64)),
+    )
+    out: dict[int, list[Any]] = {}
     for v, g in zip(values, polys):
         out.setdefault(v, []).append(g)
     return out
@@ -269,8 +272,14 @@ class Vectorizer:
     ordered by their first pixel. Thread-safe (one core at a time).
     """
 
-    def __init__(self, transform: Affine, height: int, width: int, connectivity: int = 4,
-                 on_region: Callable[[Region], None] | None = None) -> None:
+    def __init__(
+        self,
+        transform: Affine,
+        height: int,
+        width: int,
+        connectivity: int = 4,
+        on_region: Callable[[Region], None] | None = None,
+    ) -> None:
         if connectivity not in (4, 8):
             raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
         if height <= 0 or width <= 0:
@@ -307,8 +316,13 @@ class Vectorizer:
     def arrived_pixels(self) -> int:
         return self._arrived
 
-    def __call__(self, core: Rect, classes: np.ndarray, confidence: np.ndarray | None = None,
-                 probabilities: np.ndarray | None = None) -> None:
+    def __call__(
+        self,
+        core: Rect,
+        classes: np.ndarray,
+        confidence: np.ndarray | None = None,
+        probabilities: np.ndarray | None = None,
+    ) -> None:
         self.add(core, classes, confidence)
 
     def add(self, core: Rect, classes: np.ndarray, confidence: np.ndarray | None = None) -> None:
@@ -340,7 +354,7 @@ class Vectorizer:
             return out
 
     # -- internals
-    def _add(self, core: Rect, classes: np.ndarray, confidence) -> None:
+    def _add(self, core: Rect, classes: np.ndarray, confidence: np.ndarray | None) -> None:
         h, w = classes.shape
         labels, label_class = _label(classes, self.connectivity)
         n = len(label_class) - 1
@@ -353,16 +367,20 @@ class Vectorizer:
             line = line.astype(np.int64)
             return np.where(line > 0, line - 1 + base, -1)
 
-        border = _Border(gid(labels[0, :]), gid(labels[-1, :]), gid(labels[:, 0]), gid(labels[:, -1]),
-                         _ring_size(core, self.scene, self.connectivity))
+        border = _Border(
+            gid(labels[0, :]),
+            gid(labels[-1, :]),
+            gid(labels[:, 0]),
+            gid(labels[:, -1]),
+            _ring_size(core, self.scene, self.connectivity),
+        )
 
         if n:
             # Pairs each piece has with scene pixels outside the core.
             pr, pc = _perimeter(h, w)
             plab = labels[pr, pc]
             sel = plab > 0
-            weights = _outside_pairs(core, self.scene, pr[sel] + core.row, pc[sel] + core.col,
-                                     self.connectivity)
+            weights = _outside_pairs(core, self.scene, pr[sel] + core.row, pc[sel] + core.col, self.connectivity)
             open_pairs = np.rint(np.bincount(plab[sel], weights=weights, minlength=n + 1)).astype(np.int64)
             self._register(core, labels, label_class, confidence, base, open_pairs)
 
@@ -382,18 +400,26 @@ class Vectorizer:
         roots = {self._find(p) for p in touched if p in self._parent}
         self._emit([self._take_group(r) for r in sorted(roots) if self._open[r] == 0])
 
-    def _register(self, core: Rect, labels, label_class, confidence, base, open_pairs) -> None:
+    def _register(
+        self,
+        core: Rect,
+        labels: np.ndarray,
+        label_class: np.ndarray,
+        confidence: np.ndarray | None,
+        base: int,
+        open_pairs: np.ndarray,
+    ) -> None:
         h, w = labels.shape
         flat = labels.ravel()
         idx = np.flatnonzero(flat)
         lab = flat[idx]
         n = len(label_class) - 1
         pixels = np.bincount(lab, minlength=n + 1)
+        conf: np.ndarray
         if confidence is None:
             conf = np.zeros(n + 1)
         else:
-            conf = np.bincount(lab, weights=np.asarray(confidence).ravel()[idx].astype(np.float64),
-                               minlength=n + 1)
+            conf = np.bincount(lab, weights=np.asarray(confidence).ravel()[idx].astype(np.float64), minlength=n + 1)
         rows, cols = np.divmod(idx, w)
         row_sum = np.rint(np.bincount(lab, weights=rows, minlength=n + 1)).astype(np.int64)
         col_sum = np.rint(np.bincount(lab, weights=cols, minlength=n + 1)).astype(np.int64)
@@ -434,8 +460,8 @@ class Vectorizer:
         for d in offsets:  # pairs (a at i, r at i + d)
             lo, hi = max(a0, r0 - d), min(a1, r1 - d)
             if lo < hi:
-                las.append(la_line[lo - a0:hi - a0])
-                lrs.append(lr_line[lo + d - r0:hi + d - r0])
+                las.append(la_line[lo - a0 : hi - a0])
+                lrs.append(lr_line[lo + d - r0 : hi + d - r0])
         if not las:
             return np.empty(0, np.int64), np.empty(0, np.int64)
         return np.concatenate(las), np.concatenate(lrs)
@@ -507,18 +533,23 @@ class Vectorizer:
 # --- whole-array convenience and post-processing ------------------------------------------------
 
 
-def vectorize(classes: np.ndarray, confidence: np.ndarray | None = None,
-              transform: Affine = Affine.identity(), connectivity: int = 4) -> list[Region]:
+def vectorize(
+    classes: np.ndarray, confidence: np.ndarray | None = None, transform: Affine | None = None, connectivity: int = 4
+) -> list[Region]:
     """Vectorise a whole class raster as one core (regions ordered by first pixel)."""
     classes = np.asarray(classes)
     h, w = classes.shape
-    vec = Vectorizer(transform, h, w, connectivity)
+    vec = Vectorizer(Affine.identity() if transform is None else transform, h, w, connectivity)
     vec.add(Rect(0, 0, h, w), classes, confidence)
     return vec.finish()
 
 
-def postprocess(regions: Iterable[Region], min_area: float = 0.0, simplify: float = 0.0,
-                area_fn: Callable[[object], float] | None = None) -> list[Region]:
+def postprocess(
+    regions: Iterable[Region],
+    min_area: float = 0.0,
+    simplify: float = 0.0,
+    area_fn: Callable[[object], float] | None = None,
+) -> list[Region]:
     """Drop regions smaller than ``min_area`` and simplify the rest.
 
     The area is ``area_fn(geometry)`` when given (e.g. a geodesic ground area in m²), else
