@@ -98,6 +98,20 @@ def make_config(path: Path, variant: str, seed: int, args, train_sources: list[d
     return path
 
 
+def score_synthetic(run: Path, model: Path, evals: list[dict], table) -> dict:
+    """SeK, Fscd, ... of ``model`` on the held-out synthetic scenes, through predict + evaluate."""
+    from s2m_geo.evaluate import evaluate_rasters
+    from s2m_geo.predict.pipeline import PredictOptions, predict
+
+    pred_dir, label_dir = run / "preds", run / "labels"
+    pred_dir.mkdir(exist_ok=True)
+    label_dir.mkdir(exist_ok=True)
+    for i, e in enumerate(evals):
+        predict(e["pre"], e["post"], pred_dir / f"{i}.tif", model, PredictOptions(batch_size=8), overwrite=True)
+        (label_dir / f"{i}.tif").write_bytes(Path(e["label"]).read_bytes())
+    return evaluate_rasters(pred_dir, label_dir, table)
+
+
 def score_real(root: Path, models: dict[str, Path], args) -> dict:
     """Score every trained model on the labelled real sets (benchmarks/realdata.py, quick mode)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -145,8 +159,6 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*RANDOM weights.*")
 
     from s2m_geo.classes import load_class_table
-    from s2m_geo.evaluate import evaluate_rasters
-    from s2m_geo.predict.pipeline import PredictOptions, predict
     from s2m_geo.synthetic import SceneSpec, write_scene
     from s2m_geo.train.trainer import train
 
@@ -203,16 +215,7 @@ def main() -> None:
                 else:
                     model = train(cfg, run, resume=(run / "state.json").is_file())
                 models[f"{variant}-{seed}"] = Path(model)
-                for i, e in enumerate(evals):
-                    predict(
-                        e["pre"], e["post"], run / f"pred{i}.tif", model, PredictOptions(batch_size=8), overwrite=True
-                    )
-                pred_dir, label_dir = run / "preds", run / "labels"
-                pred_dir.mkdir(exist_ok=True), label_dir.mkdir(exist_ok=True)
-                for i, e in enumerate(evals):
-                    (run / f"pred{i}.tif").replace(pred_dir / f"{i}.tif")
-                    (label_dir / f"{i}.tif").write_bytes(Path(e["label"]).read_bytes())
-                s = evaluate_rasters(pred_dir, label_dir, table)
+                s = score_synthetic(run, Path(model), evals, table)
                 s["minutes"] = (time.perf_counter() - t0) / 60
                 results[variant].append(s)
                 print(

@@ -40,7 +40,7 @@ workers need s2m-geo installed.
 from .cluster import default_workers
 from .layout import MERGED_NAME, scene_files
 from .manifest import SceneJob, pair_folders, read_manifest
-from .produce import BatchSettings, produce_scene, read_model_meta, run_scene
+from .produce import BatchSettings, produce_scene, run_scene
 from .results import BatchResult, SceneOutcome, ScenesFailed
 from .resume import sweep_partials, verify_scene
 from .run import run_batch
@@ -60,6 +60,5 @@ __all__ = [
     "sweep_partials",
     "scene_files",
     "default_workers",
-    "read_model_meta",
     "MERGED_NAME",
 ]

@@ -15,8 +15,9 @@ from typing import Any
 
 from .. import atomic
 from ..atomic import discard, temp_dir
-from ..errors import InputError, S2MError
+from ..errors import S2MError
 from ..predict.pipeline import PredictOptions
+from ..predict.runners import read_model_meta
 from .layout import MARKER_VERSION, scene_files
 from .manifest import SceneJob, is_url
 
@@ -203,20 +204,6 @@ def _table_of(model: Any) -> Any:
     if meta is not None:
         return meta.class_table
     return read_model_meta(model).class_table
-
-
-def read_model_meta(model: str | Path):
-    """The metadata of a model package or ONNX model, without loading the weights."""
-    model = Path(model)
-    if not model.is_file():
-        raise InputError(f"{model}: model file not found; check --model")
-    if model.suffix.lower() == ".onnx":
-        from ..model import load_onnx_model
-
-        return load_onnx_model(model).meta
-    from ..model import read_package_meta
-
-    return read_package_meta(model)
 
 
 def _tile_reporter(topic: str | None, scene_id: str) -> Progress:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..predict.pipeline import PredictOptions
+from ..predict.runners import read_model_meta
 from .cluster import TileProgress, default_workers, megapixels, start_client
 from .layout import MERGED_NAME
 from .lock import FolderLock
@@ -26,7 +27,6 @@ from .produce import (
     config_hash,
     error_text,
     produce_scene,
-    read_model_meta,
     run_scene,
     sha256_file,
 )

@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from ..errors import InputError
-from ..progress import MODES, Progress
-from .options import prediction_options
+from ..progress import Progress
+from .options import model_option, prediction_options, progress_option, vector_options
 
 
 class BatchProgress:
@@ -108,13 +108,7 @@ def _memory_limit(value: str):
     show_default=True,
     help="Which files of --pre-dir/--post-dir are scenes (wildcards, case-insensitive).",
 )
-@click.option(
-    "--model",
-    "model",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Model package (.safetensors) or two-input ONNX model (default: the shipped model).",
-)
+@model_option
 @click.option(
     "--workers",
     type=click.IntRange(1),
@@ -163,20 +157,7 @@ def _memory_limit(value: str):
     help="Local cluster: memory limit per worker (e.g. 4GiB), or auto.",
 )
 @click.option("--force", is_flag=True, help="Redo scenes whose outputs are already complete.")
-@click.option(
-    "--min-area",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Drop change polygons smaller than this ground area, m².",
-)
-@click.option(
-    "--simplify",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Simplify polygon outlines with this tolerance, metres (topology kept).",
-)
+@vector_options
 @prediction_options
 @click.option(
     "--quicklook-size",
@@ -185,14 +166,7 @@ def _memory_limit(value: str):
     show_default=True,
     help="Longest side of the quicklook PNGs, pixels.",
 )
-@click.option(
-    "--progress",
-    "progress_mode",
-    type=click.Choice(MODES),
-    default="auto",
-    show_default=True,
-    help="Progress display: bars on a terminal, or one JSON object per line on stderr.",
-)
+@progress_option
 def batch(
     manifest: Path | None,
     out_dir: Path,

@@ -1,13 +1,17 @@
-"""Command-line options shared by ``predict`` and ``batch``: how a scene pair is predicted."""
+"""The command line's shared options, in one registry: how a scene pair is predicted
+(``predict``, ``batch``), the model, polygon options, progress and class tables."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import click
 
 from ..errors import InputError
+from ..progress import MODES
 
 
 def int_list(value: str | None, option: str) -> list[int] | None:
@@ -93,3 +97,56 @@ def prediction_options(f: Callable) -> Callable:
     for option in reversed(_OPTIONS):
         wrapper = option(wrapper)
     return wrapper
+
+
+progress_option = click.option(
+    "--progress",
+    "progress_mode",
+    type=click.Choice(MODES),
+    default="auto",
+    show_default=True,
+    help="Progress display: a bar on a terminal, or one JSON object per line on stderr.",
+)
+
+
+classes_option = click.option(
+    "--classes",
+    "classes",
+    default="gaza_change",
+    show_default=True,
+    help="Class table: a packaged name or a YAML file.",
+)
+
+
+def load_table(classes: str) -> Any:
+    """The class table named by ``--classes``."""
+    from ..classes import load_class_table
+
+    return load_class_table(classes)
+
+
+model_option = click.option(
+    "--model",
+    "model",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Model package (.safetensors) or two-input ONNX model (default: the shipped model).",
+)
+
+
+def vector_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--min-area`` and ``--simplify``: how change regions become polygons."""
+    f = click.option(
+        "--simplify",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        show_default=True,
+        help="Simplify polygon outlines with this tolerance, metres (topology kept).",
+    )(f)
+    return click.option(
+        "--min-area",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        show_default=True,
+        help="Drop change polygons smaller than this ground area, m².",
+    )(f)

@@ -113,6 +113,20 @@ def default_model_path() -> Path:
     return DEFAULT_MODEL
 
 
+def read_model_meta(path: str | Path) -> PackageMeta:
+    """The metadata of a model package or ONNX model, without loading the weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: model file not found; check the path")
+    if path.suffix.lower() == ".onnx":
+        from ..model import load_onnx_model
+
+        return load_onnx_model(path).meta
+    from ..model import read_package_meta
+
+    return read_package_meta(path)
+
+
 def load_change_model(path: str | Path, device: str = "auto") -> ChangeModel:
     """A runner for a ``.safetensors`` model package or a two-input ``.onnx`` model."""
     path = Path(path)
