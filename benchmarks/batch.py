@@ -45,23 +45,9 @@ def _cpu_seconds() -> float:
 
 
 def _tiny_model(path: Path) -> Path:
-    import torch
+    from s2m_geo.testing import tiny_model
 
-    from s2m_geo.classes import load_class_table
-    from s2m_geo.model import PackageMeta, build_model, save_package
-
-    torch.manual_seed(0)
-    model = build_model(
-        {
-            "backbone": "vit_small_patch16_dinov3",
-            "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
-            "decoder_channels": 16,
-            "attn_heads": 2,
-            "align_heads": 2,
-            "text_dim": 32,
-        }
-    )
-    return save_package(path, model, PackageMeta(class_table=load_class_table(), tile_size=64, default_overlap=16))
+    return tiny_model(path)
 
 
 def _warm(model: str, threads: int) -> float:

@@ -46,11 +46,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=128)
     args = ap.parse_args()
 
-    import torch
-
-    from s2m_geo.classes import load_class_table
-    from s2m_geo.model import PackageMeta, build_model, save_package
     from s2m_geo.synthetic import SceneSpec, write_scene
+    from s2m_geo.testing import tiny_model
 
     rng = random.Random(args.seed)
     findings, outcomes = [], {"ok": 0, "clean error": 0}
@@ -58,20 +55,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         scene = write_scene(tmp / "scene", SceneSpec(size=args.size, seed=args.seed))
-        torch.manual_seed(0)
-        net = build_model(
-            {
-                "backbone": "vit_small_patch16_dinov3",
-                "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
-                "decoder_channels": 16,
-                "attn_heads": 2,
-                "align_heads": 2,
-                "text_dim": 32,
-            }
-        )
-        model = save_package(
-            tmp / "m.safetensors", net, PackageMeta(class_table=load_class_table(), tile_size=64, default_overlap=16)
-        )
+        model = tiny_model(tmp / "m.safetensors")
         for case in range(args.cases):
             which = rng.choice(["pre", "post"])
             data, kind = mutate(scene[which].read_bytes(), rng)

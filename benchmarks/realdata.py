@@ -55,9 +55,10 @@ from typing import Any
 
 import numpy as np
 
+from s2m_geo.classes import NODATA_CLASS
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = Path(os.environ.get("S2M_REALDATA", ROOT.parent / "shared" / "realdata"))
-NODATA_CLASS = 255
 SEED = 20240601
 PERTURBATIONS = ("radiometric", "blur", "shift", "haze", "combined")
 EVERYTHING = "everything changed"

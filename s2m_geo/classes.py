@@ -33,6 +33,9 @@ _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 DEFAULT_TABLE = "gaza_change"
 
+#: The value of "no prediction" (outside the valid area) in class rasters; ids stop at 254.
+NODATA_CLASS = 255
+
 
 @dataclass(frozen=True)
 class ChangeClass:

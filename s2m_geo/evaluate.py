@@ -16,11 +16,10 @@ import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
-from .classes import ClassTable
+from .classes import NODATA_CLASS, ClassTable
 from .errors import InputError
 from .metrics import confusion_matrix, scd_scores
 
-IGNORE = 255
 RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".vrt", ".jp2", ".img"}
 
 
@@ -80,7 +79,7 @@ def accumulate(pred_path: Path, label_path: Path, table: ClassTable) -> np.ndarr
         for _, win in p.block_windows(1):
             a = p.read(1, window=win).astype(np.int64)
             b = lab.read(1, window=win).astype(np.int64)
-            valid = b != IGNORE
+            valid = b != NODATA_CLASS
             if p.nodata is not None:
                 valid &= a != int(p.nodata)
             if lab.nodata is not None:

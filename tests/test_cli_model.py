@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from s2m_geo.cli import cli
 from s2m_geo.synthetic import SceneSpec, write_scene
+from s2m_geo.testing import TINY_MODEL_CONFIG
 
 
 def run(*args):
@@ -76,13 +77,7 @@ def test_train_model_info_export(tmp_path):
     triplet = {k: str(scene[k]) for k in ("pre", "post", "label")}
     cfg = {
         "seed": 1,
-        "model": {
-            "backbone": "vit_small_patch16_dinov3",
-            "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
-            "decoder_channels": 16,
-            "attn_heads": 2,
-            "align_heads": 2,
-        },
+        "model": dict(TINY_MODEL_CONFIG),
         "text_encoder": {"text_cfg": {"width": 32, "layers": 1, "heads": 2}, "embed_dim": 32},
         "data": {"tile_size": 64, "train": [{"scenes": [triplet]}], "val": [{"scenes": [triplet]}]},
         "train": {"batch_size": 2, "stage1_epochs": 1, "stage2_epochs": 1, "max_steps_per_epoch": 2, "device": "cpu"},

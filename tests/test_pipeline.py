@@ -7,30 +7,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from s2m_geo.classes import load_class_table
-from s2m_geo.model import PackageMeta
+from s2m_geo.classes import NODATA_CLASS
 from s2m_geo.predict.pipeline import PredictOptions, predict
-from s2m_geo.predict.stitch import NODATA_CLASS
 from s2m_geo.synthetic import SceneSpec, write_scene
-
-
-class EchoModel:
-    """Stand-in model: class 1 where band 1 of ``which`` epoch is bright, else 0 — so each
-    output pixel must sit exactly on the input pixel it came from."""
-
-    name = "echo"
-
-    def __init__(self, which="pre", threshold=150.0):
-        self.meta = PackageMeta(class_table=load_class_table(), tile_size=64, default_overlap=16)
-        self.num_classes = 7
-        self.which, self.threshold = which, threshold
-
-    def probabilities(self, pre, post):
-        x = (pre if self.which == "pre" else post)[:, 0]
-        p = np.full((x.shape[0], 7, *x.shape[1:]), 0.01, np.float32)
-        p[:, 1] += (x > self.threshold) * 0.9
-        p[:, 0] += (x <= self.threshold) * 0.9
-        return p / p.sum(1, keepdims=True)
+from s2m_geo.testing import BrightBandModel
 
 
 def _read(path, band=1):
@@ -41,7 +21,7 @@ def _read(path, band=1):
 def test_georeference_is_exact_with_an_echo_model(tmp_path, small_scene):
     out = tmp_path / "changes.tif"
     res = predict(
-        small_scene["pre"], small_scene["post"], out, EchoModel(), PredictOptions(batch_size=3, block_tiles=2)
+        small_scene["pre"], small_scene["post"], out, BrightBandModel(), PredictOptions(batch_size=3, block_tiles=2)
     )
     with rasterio.open(out) as ds, rasterio.open(small_scene["pre"]) as pre:
         assert ds.crs == pre.crs and ds.transform == pre.transform and ds.shape == pre.shape
@@ -57,8 +37,8 @@ def test_post_in_another_crs_and_gsd_aligns_onto_pre(tmp_path):
     same = write_scene(tmp_path / "same", SceneSpec(size=256, seed=4))
     other = write_scene(tmp_path / "other", SceneSpec(size=256, seed=4, post_crs="EPSG:4326", post_gsd=0.6))
     a, b = tmp_path / "a.tif", tmp_path / "b.tif"
-    predict(same["pre"], same["post"], a, EchoModel("post"))
-    predict(other["pre"], other["post"], b, EchoModel("post"))
+    predict(same["pre"], same["post"], a, BrightBandModel("post"))
+    predict(other["pre"], other["post"], b, BrightBandModel("post"))
     ra, ds = _read(a)
     rb, db = _read(b)
     assert db.crs == ds.crs and db.transform == ds.transform
@@ -176,7 +156,7 @@ def test_realdata_rgb_byte_with_itself(tmp_path, realdata, tiny_model):
     if not src.exists():
         pytest.skip("RGB.byte.tif not in realdata")
     out = tmp_path / "c.tif"
-    predict(src, src, out, EchoModel(threshold=-1), PredictOptions(batch_size=8, block_tiles=8))
+    predict(src, src, out, BrightBandModel(threshold=-1), PredictOptions(batch_size=8, block_tiles=8))
     with rasterio.open(src) as s, rasterio.open(out) as o:
         assert o.transform == s.transform and o.crs == s.crs
         valid = s.dataset_mask() > 0
@@ -197,33 +177,19 @@ def _stack(files, out):
 
 
 def test_realdata_landsat8_int16_pair_smaller_than_a_tile(tmp_path, realdata):
-    import torch
-
-    from s2m_geo.model import build_model, save_package
+    from s2m_geo.testing import tiny_model
 
     root = realdata / "cold-springs-fire-landsat8"
     pre_files = [next((root / "pre_20160707").glob(f"*sr_band{b}_crop.tif")) for b in (4, 3, 2)]
     post_files = [next((root / "post_20160723").glob(f"*sr_band{b}_crop.tif")) for b in (4, 3, 2)]
     pre, post = _stack(pre_files, tmp_path / "pre.tif"), _stack(post_files, tmp_path / "post.tif")
-    torch.manual_seed(0)
-    model = build_model(
-        {
-            "backbone": "vit_small_patch16_dinov3",
-            "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
-            "decoder_channels": 16,
-            "attn_heads": 2,
-            "align_heads": 2,
-            "text_dim": 32,
-        }
-    )
     # a package trained on reflectance scaled by 10000 (Landsat SR)
-    meta = PackageMeta(
-        class_table=load_class_table(),
+    pkg = tiny_model(
+        tmp_path / "sr.safetensors",
         tile_size=512,
-        default_overlap=64,
+        overlap=64,
         normalization={"mean": [0.1, 0.1, 0.1], "std": [0.1, 0.1, 0.1], "scale": 10000.0},
     )
-    pkg = save_package(tmp_path / "sr.safetensors", model, meta)
     out = tmp_path / "c.tif"
     res = predict(pre, post, out, pkg)
     with rasterio.open(pre) as p, rasterio.open(out) as o:
@@ -240,7 +206,7 @@ def test_realdata_landsat5_dates_on_their_own_grids(tmp_path, realdata, tiny_mod
     pre = next((root / "LT05_20000309").glob("*_B3.TIF"))
     post = next((root / "LT5_20101218").glob("*_B3.tif"))
     out = tmp_path / "c.tif"
-    predict(pre, post, out, EchoModel("post", threshold=-1), PredictOptions(bands=[1, 1, 1]))
+    predict(pre, post, out, BrightBandModel("post", threshold=-1), PredictOptions(bands=[1, 1, 1]))
     with rasterio.open(pre) as p, rasterio.open(out) as o:
         assert o.crs == p.crs and o.res == p.res
         # the output grid is pre's pixel grid, cut to the overlap of both footprints

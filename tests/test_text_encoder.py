@@ -14,6 +14,7 @@ import yaml
 
 from s2m_geo.errors import InputError
 from s2m_geo.model import SentenceBertEncoder, TextEncoder, create_text_encoder
+from s2m_geo.testing import TINY_MODEL_CONFIG
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("all_minilm_l6_v2") is None or importlib.util.find_spec("transformers") is None,
@@ -159,14 +160,7 @@ def _train_config(tmp_path: Path, scene: dict, **model) -> Path:
     cfg = {
         "seed": 1,
         "classes": "gaza_change",
-        "model": {
-            "backbone": "vit_small_patch16_dinov3",
-            "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
-            "decoder_channels": 16,
-            "attn_heads": 2,
-            "align_heads": 2,
-            **model,
-        },
+        "model": {**TINY_MODEL_CONFIG, **model},
         "text_encoder": {"name": "all-MiniLM-L6-v2"},
         "data": {"tile_size": 64, "train": [{"scenes": [{k: str(scene[k]) for k in ("pre", "post", "label")}]}]},
         "train": {

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s2m_geo.predict.stitch import NODATA_CLASS, BlockPartial, Stitcher, core_rects
+from s2m_geo.classes import NODATA_CLASS
+from s2m_geo.predict.stitch import BlockPartial, Stitcher, core_rects
 from s2m_geo.predict.tiling import TileLayout, axis_starts
 
 dims = st.integers(1, 700)

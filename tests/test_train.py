@@ -10,19 +10,14 @@ from safetensors import safe_open
 from s2m_geo.errors import InputError
 from s2m_geo.model import load_package
 from s2m_geo.synthetic import SceneSpec, write_scene
+from s2m_geo.testing import TINY_MODEL_CONFIG
 from s2m_geo.train.config import load_train_config
 from s2m_geo.train.trainer import train
 
 TINY = {
     "seed": 3,
     "classes": "gaza_change",
-    "model": {
-        "backbone": "vit_small_patch16_dinov3",
-        "backbone_kwargs": {"depth": 4, "embed_dim": 32, "num_heads": 2},
-        "decoder_channels": 16,
-        "attn_heads": 2,
-        "align_heads": 2,
-    },
+    "model": dict(TINY_MODEL_CONFIG),
     "text_encoder": {"name": "ViT-B-32", "text_cfg": {"width": 32, "layers": 1, "heads": 2}, "embed_dim": 32},
     "data": {"tile_size": 64, "train": [], "val": []},
     "train": {

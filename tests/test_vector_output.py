@@ -9,33 +9,16 @@ import numpy as np
 import pyogrio
 import pytest
 import rasterio
+import shapely
 from rasterio.transform import from_origin
 
-from s2m_geo.classes import load_class_table
 from s2m_geo.detect import detect_changes
-from s2m_geo.model import PackageMeta
 from s2m_geo.predict.pipeline import PredictOptions
+from s2m_geo.testing import BrightBandModel
 from s2m_geo.vector.output import CHANGE_COLUMNS
 
+BRIGHT = {"confidence": 0.88, "base": 0.02}  # a stand-in model's probabilities
 TRANSFORM = from_origin(637000.0, 3486500.0, 0.5, 0.5)
-
-
-class BrightIsChange:
-    """Stand-in model: class ``cid`` where band 1 of pre is bright (> 150), else no change."""
-
-    name = "bright"
-
-    def __init__(self, cid=1):
-        self.meta = PackageMeta(class_table=load_class_table(), tile_size=64, default_overlap=16)
-        self.num_classes = 7
-        self.cid = cid
-
-    def probabilities(self, pre, post):
-        x = pre[:, 0]
-        p = np.full((x.shape[0], 7, *x.shape[1:]), 0.02, np.float32)
-        p[:, self.cid] += (x > 150) * 0.88
-        p[:, 0] += (x <= 150) * 0.88
-        return p / p.sum(1, keepdims=True)
 
 
 def _pair(tmp_path, bright, size=300, crs="EPSG:32636", transform=TRANSFORM):
@@ -56,7 +39,7 @@ def _pair(tmp_path, bright, size=300, crs="EPSG:32636", transform=TRANSFORM):
 def test_geopackage_schema_styles_and_attributes(tmp_path):
     pre, post = _pair(tmp_path, [(20, 60, 230, 290)])  # a block in the north-east
     out = tmp_path / "changes.gpkg"
-    res = detect_changes(pre, post, out, BrightIsChange(), PredictOptions(block_tiles=1))
+    res = detect_changes(pre, post, out, BrightBandModel(**BRIGHT), PredictOptions(block_tiles=1))
     assert res.vectors == [out]
     layers = dict(pyogrio.list_layers(out))
     assert layers["changes"] == "Polygon" and layers["scenes"] == "Polygon"
@@ -82,7 +65,7 @@ def test_geopackage_schema_styles_and_attributes(tmp_path):
 def test_a_region_across_four_blocks_is_one_polygon(tmp_path):
     pre, post = _pair(tmp_path, [(30, 250, 40, 260)])  # spans every 64-px tile block seam
     out = tmp_path / "c.gpkg"
-    detect_changes(pre, post, out, BrightIsChange(3), PredictOptions(block_tiles=1))
+    detect_changes(pre, post, out, BrightBandModel(class_id=3, **BRIGHT), PredictOptions(block_tiles=1))
     changes = gpd.read_file(out, layer="changes")
     assert len(changes) == 1 and changes.iloc[0].class_id == 3
     assert changes.iloc[0].geometry.area == pytest.approx(220 * 220 * 0.25)
@@ -92,7 +75,7 @@ def test_a_region_across_four_blocks_is_one_polygon(tmp_path):
 def test_empty_result_is_still_a_polygon_layer(tmp_path):
     pre, post = _pair(tmp_path, [])
     out = tmp_path / "c.gpkg"
-    res = detect_changes(pre, post, out, BrightIsChange())
+    res = detect_changes(pre, post, out, BrightBandModel(**BRIGHT))
     assert res.changes == 0
     assert dict(pyogrio.list_layers(out))["changes"] == "Polygon"
     changes = gpd.read_file(out, layer="changes")
@@ -101,18 +84,25 @@ def test_empty_result_is_still_a_polygon_layer(tmp_path):
 
 
 def test_min_area_and_simplify(tmp_path):
-    pre, post = _pair(tmp_path, [(10, 14, 10, 14), (100, 160, 100, 170)])
-    out = tmp_path / "c.gpkg"
-    detect_changes(pre, post, out, BrightIsChange(), min_area_m2=10.0, simplify_m=1.0)
-    changes = gpd.read_file(out, layer="changes")
-    assert len(changes) == 1 and changes.iloc[0].area_m2 == pytest.approx(60 * 70 * 0.25, rel=0.005)
+    # a 4x4 px speck (4 m²) and a staircase: 40 one-pixel steps make its outline jagged
+    stairs = [(100 + i, 101 + i, 100, 100 + i + 1) for i in range(40)] + [(100, 160, 100, 101)]
+    pre, post = _pair(tmp_path, [(10, 14, 10, 14), *stairs])
+    plain, simple = tmp_path / "a.gpkg", tmp_path / "b.gpkg"
+    detect_changes(pre, post, plain, BrightBandModel(**BRIGHT), min_area_m2=10.0)
+    detect_changes(pre, post, simple, BrightBandModel(**BRIGHT), min_area_m2=10.0, simplify_m=1.0)
+    a, b = gpd.read_file(plain, layer="changes"), gpd.read_file(simple, layer="changes")
+    assert len(a) == len(b) == 1  # the speck is dropped by its ground area
+    ga, gb = a.geometry.iloc[0], b.geometry.iloc[0]
+    assert shapely.get_num_coordinates(gb) < shapely.get_num_coordinates(ga) / 4  # the steps are gone
+    assert gb.is_valid and gb.hausdorff_distance(ga) <= 1.0 + 1e-9  # within the tolerance, in metres
+    assert b.area_m2.iloc[0] == a.area_m2.iloc[0]  # the area is the region's, not the outline's
 
 
 @pytest.mark.parametrize("ext", [".geojson", ".fgb", ".parquet"])
 def test_other_formats_write_changes_and_a_scenes_sidecar(tmp_path, ext):
     pre, post = _pair(tmp_path, [(20, 60, 230, 290)])
     out = tmp_path / f"c{ext}"
-    res = detect_changes(pre, post, out, BrightIsChange())
+    res = detect_changes(pre, post, out, BrightBandModel(**BRIGHT))
     assert res.vectors == [out, tmp_path / f"c_scenes{ext}"]
     changes = gpd.read_parquet(out) if ext == ".parquet" else gpd.read_file(out)
     assert len(changes) == 1 and changes.iloc[0].direction == "northeast"
@@ -124,7 +114,7 @@ def test_geographic_scene_areas_and_directions(tmp_path):
     t = from_origin(34.4400, 31.5060, 0.5 / (111_320 * np.cos(np.radians(31.5))), 0.5 / 110_574)
     pre, post = _pair(tmp_path, [(20, 60, 230, 290)], crs="EPSG:4326", transform=t)
     out = tmp_path / "c.gpkg"
-    detect_changes(pre, post, out, BrightIsChange())
+    detect_changes(pre, post, out, BrightBandModel(**BRIGHT))
     row = gpd.read_file(out, layer="changes").iloc[0]
     assert row.direction == "northeast" and row.area_m2 == pytest.approx(600.0, rel=0.01)
 
@@ -138,7 +128,7 @@ def test_failures_leave_no_output(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        detect_changes(pre, post, out, BrightIsChange(), raster=tmp_path / "c.tif", progress=stop)
+        detect_changes(pre, post, out, BrightBandModel(**BRIGHT), raster=tmp_path / "c.tif", progress=stop)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["post.tif", "pre.tif"]
 
 

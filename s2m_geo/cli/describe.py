@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..describe.templates import NO_CHANGE_SENTENCE
 from ..errors import InputError
 from .options import classes_option, load_table
 
@@ -75,7 +76,7 @@ def describe(mask: Path, classes: str, as_json: bool, seed: int | None) -> None:
         )
         return
     if not items:
-        click.echo(f"{mask}: no change. There is no change in the image.")
+        click.echo(f"{mask}: no change. {NO_CHANGE_SENTENCE}")
         return
     click.echo(f"{mask}: {len(items)} change class(es); directions in {terms}")
     for q, s, extra in items:

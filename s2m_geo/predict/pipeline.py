@@ -28,9 +28,10 @@ import rasterio
 from rasterio.windows import Window
 
 from ..atomic import atomic_path, discard, publish, temp_path
+from ..classes import NODATA_CLASS
 from ..errors import InputError
 from .runners import ChangeModel, load_change_model
-from .stitch import NODATA_CLASS, BlockPartial, Stitcher
+from .stitch import BlockPartial, Stitcher
 from .tiling import Block, Rect, TileLayout
 
 Progress = Callable[[str, int, int], None]

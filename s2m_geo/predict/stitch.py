@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..classes import NODATA_CLASS
 from .tiling import Block, Rect, TileLayout, quantize
-
-NODATA_CLASS = 255
 
 
 @dataclass

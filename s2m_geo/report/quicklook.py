@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..atomic import atomic_path
-from ..predict.stitch import NODATA_CLASS
+from ..classes import NODATA_CLASS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..classes import ClassTable

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from .. import atomic
 from ..batch.layout import scene_files
+from ..describe.templates import NO_CHANGE_SENTENCE
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..batch.results import BatchResult, SceneOutcome
@@ -185,7 +186,7 @@ def render_markdown(d: dict[str, Any], table: ClassTable) -> str:
             f"files: [{_md(f['gpkg'])}]({quote(f['gpkg'])}), [{_md(f['raster'])}]({quote(f['raster'])})",
             "",
         ]
-        sentences = s["sentences"] or [s.get("description") or "There is no change in the image."]
+        sentences = s["sentences"] or [s.get("description") or NO_CHANGE_SENTENCE]
         out += [f"> {_md(t)}" if len(sentences) == 1 else f"> - {_md(t)}" for t in sentences]
     return "\n".join(out) + "\n"
 
@@ -282,7 +283,7 @@ def render_html(d: dict[str, Any], table: ClassTable) -> str:
         if s["status"] == "failed":
             continue
         f = s["files"]
-        sentences = s["sentences"] or [s.get("description") or "There is no change in the image."]
+        sentences = s["sentences"] or [s.get("description") or NO_CHANGE_SENTENCE]
         dates = ""
         if s["pre_date"] or s["post_date"]:
             dates = f" ({e(s['pre_date'] or '?')} → {e(s['post_date'] or '?')})"

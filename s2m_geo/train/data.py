@@ -28,11 +28,11 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 from torch.utils.data import Dataset
 
-from ..classes import ClassTable
+from ..classes import NODATA_CLASS, ClassTable
 from ..describe import NO_CHANGE_SENTENCE, describe_mask
 from ..errors import InputError
 
-IGNORE_INDEX = 255
+IGNORE_INDEX = NODATA_CLASS  # label pixels the losses skip: the nodata of class rasters
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".jp2", ".vrt"}
 
 

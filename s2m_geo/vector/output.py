@@ -29,15 +29,14 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-import shapely
 from shapely.geometry import Polygon
 
 from ..atomic import discard, publish, temp_path
 from ..classes import ClassTable
-from ..describe import Quadruple, quantity_from_area, quantity_from_pixels, sentence
+from ..describe import NO_CHANGE_SENTENCE, Quadruple, quantity_from_area, quantity_from_pixels, sentence
 from ..describe.geo import GeoFrame, ground_area_m2
 from ..errors import InputError
-from .vectorize import Region
+from .vectorize import Region, pixel_area, postprocess
 
 CHANGE_COLUMNS = [
     "class_id",
@@ -90,13 +89,19 @@ class ChangeCollector:
     _pixel_area: float = 0.0
 
     def __post_init__(self) -> None:
-        self._pixel_area = abs(self.frame.transform.determinant)
+        self._pixel_area = pixel_area(self.frame.transform)
 
     def area_m2(self, region: Region) -> float:
         """True ground area (pixel area in image units when the raster has no CRS)."""
         if self.frame.image_terms:
             return float(region.pixels * self._pixel_area)
         return float(ground_area_m2(region.geometry, self.frame.crs))
+
+    def _simplify_tolerance(self) -> float:
+        """``simplify_m`` in CRS units (degrees for a geographic CRS, by the latitude scale)."""
+        if self.simplify_m > 0 and self.frame.crs is not None and self.frame.crs.is_geographic:
+            return self.simplify_m / 111_320.0
+        return self.simplify_m
 
     def quantity(self, area_m2: float, pixels: int) -> str:
         if self.frame.image_terms:
@@ -105,8 +110,10 @@ class ChangeCollector:
 
     def __call__(self, region: Region) -> None:
         area = self.area_m2(region)
-        if area < self.min_area_m2:
+        kept = postprocess([region], self.min_area_m2, self._simplify_tolerance(), area_fn=lambda _: area)
+        if not kept:
             return
+        region = kept[0]
         cls = self.table[region.class_id]
         cy, cx = region.pixel_centroid
         loc = self.frame.locate(cy, cx)
@@ -118,13 +125,7 @@ class ChangeCollector:
             loc["direction"],
             region.pixels,
         )
-        geom = region.geometry
-        if self.simplify_m > 0:
-            tol = self.simplify_m
-            if self.frame.crs is not None and self.frame.crs.is_geographic:
-                tol = self.simplify_m / 111_320.0  # metres -> degrees (latitude scale)
-            geom = shapely.simplify(geom, tol, preserve_topology=True)
-        self.geometries.append(geom)
+        self.geometries.append(region.geometry)
         self.rows.append(
             {
                 "class_id": region.class_id,
@@ -203,7 +204,7 @@ class ChangeCollector:
             "changes": int(sum(self._class_regions.values())),
             "changed_area_m2": round(float(sum(s[3] for s in self._class_sums.values())), 3),
             "direction_terms": "image" if f.image_terms else "true north",
-            "description": " ".join(s for _, s, _ in quads) or "There is no change in the image.",
+            "description": " ".join(s for _, s, _ in quads) or NO_CHANGE_SENTENCE,
             "quadruples": json.dumps(
                 [
                     {

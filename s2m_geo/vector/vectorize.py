@@ -45,11 +45,11 @@ from rasterio.features import shapes as _shapes
 from scipy import ndimage
 from shapely.geometry import MultiPolygon, Polygon
 
+from ..classes import NODATA_CLASS
 from ..predict.tiling import Rect
 
 #: Class ids that are never vectorised: 0 = no change, 255 = nodata.
 NO_CHANGE_CLASS = 0
-NODATA_CLASS = 255
 
 
 @dataclass
