@@ -11,6 +11,14 @@ ROOT = Path(__file__).resolve().parents[1]
 REALDATA = Path(os.environ.get("S2M_REALDATA", ROOT.parent / "shared" / "realdata"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reads ../shared/realdata (through the fixture) carries the realdata marker,
+    so ``-m "not realdata"`` deselects exactly those."""
+    for item in items:
+        if "realdata" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)
+
+
 @pytest.fixture(scope="session")
 def realdata() -> Path:
     """../shared/realdata, or skip the test when it is absent."""

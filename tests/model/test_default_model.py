@@ -16,7 +16,7 @@ from s2m_geo.model import read_package_meta
 from s2m_geo.predict.pipeline import predict
 from s2m_geo.predict.runners import default_model_path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def changed_pixels(tmp_path: Path, image: Path) -> tuple[int, int]:
