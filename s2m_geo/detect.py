@@ -50,9 +50,6 @@ def detect_changes(
     ``raster``: also keep the change raster (COG) there. ``min_area_m2`` drops regions smaller
     than that ground area; ``simplify_m`` simplifies outlines (topology-preserving, metres).
     """
-    from .describe.geo import GeoFrame
-    from .vector.vectorize import Vectorizer
-
     output = Path(output)
     vector_driver(output)
     check_output(output, overwrite)
@@ -60,19 +57,12 @@ def detect_changes(
         check_output(scenes_path(output), overwrite)
     if raster is not None and Path(raster).resolve() == output.resolve():
         raise InputError(f"{raster}: --raster must differ from the vector output")
-    scene_id = scene_id or Path(pre).stem
-    state: dict[str, Any] = {}
-
-    def sinks(grid, meta):
-        frame = GeoFrame.from_grid(grid.crs, grid.transform, grid.width, grid.height)
-        collector = ChangeCollector(
-            frame, meta.class_table, scene_id, state["model_name"], min_area_m2=min_area_m2, simplify_m=simplify_m
-        )
-        vec = Vectorizer(grid.transform, grid.height, grid.width, on_region=collector)
-        state.update(collector=collector, vectorizer=vec, table=meta.class_table)
-        return [vec]
-
-    state["model_name"] = model.name if hasattr(model, "name") else Path(model).name
+    sink = _VectorSink(
+        scene_id or Path(pre).stem,
+        model.name if hasattr(model, "name") else Path(model).name,
+        min_area_m2,
+        simplify_m,
+    )
     result = predict(
         pre,
         post,
@@ -83,14 +73,13 @@ def detect_changes(
         overwrite=overwrite,
         progress=progress,
         client=client,
-        sink_factory=sinks,
+        sinks=[sink],
     )
     if progress:
         progress("vectorize", 0, 1)
-    state["vectorizer"].finish()
-    collector: ChangeCollector = state["collector"]
+    collector = sink.finish()
     try:
-        files = write_vectors(output, collector.changes_frame(), collector.scenes_frame(pre, post), state["table"])
+        files = write_vectors(output, collector.changes_frame(), collector.scenes_frame(pre, post), collector.table)
     except BaseException:
         if raster is not None:  # the job failed as a whole: leave no raster from it either
             Path(raster).unlink(missing_ok=True)
@@ -100,3 +89,33 @@ def detect_changes(
     return DetectResult(
         files, result.raster, result, len(collector.rows), [s for _, s, _ in collector.scene_quadruples()]
     )
+
+
+class _VectorSink:
+    """The prediction sink that makes the ``changes`` layer: a vectorizer on the target grid
+    whose regions go to a :class:`ChangeCollector` as soon as they are complete."""
+
+    def __init__(self, scene_id: str, model_name: str, min_area_m2: float, simplify_m: float) -> None:
+        self.scene_id, self.model_name = scene_id, model_name
+        self.min_area_m2, self.simplify_m = min_area_m2, simplify_m
+        self.collector: ChangeCollector | None = None
+        self.vectorizer: Any = None
+
+    def start(self, grid: Any, meta: Any) -> None:
+        from .describe.geo import GeoFrame
+        from .vector.vectorize import Vectorizer
+
+        frame = GeoFrame.from_grid(grid.crs, grid.transform, grid.width, grid.height)
+        self.collector = ChangeCollector(
+            frame, meta.class_table, self.scene_id, self.model_name, self.min_area_m2, self.simplify_m
+        )
+        self.vectorizer = Vectorizer(grid.transform, grid.height, grid.width, on_region=self.collector)
+
+    def __call__(self, core: Any, classes: Any, confidence: Any, probabilities: Any) -> None:
+        self.vectorizer(core, classes, confidence, probabilities)
+
+    def finish(self) -> ChangeCollector:
+        """Close the last regions; the collector with every row."""
+        assert self.collector is not None, "start() was not called"
+        self.vectorizer.finish()
+        return self.collector

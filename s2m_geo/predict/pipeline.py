@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import rasterio
@@ -66,6 +66,18 @@ class PredictResult:
     tiles_skipped: int
     class_counts: dict[int, int] = field(default_factory=dict)
     model: str = ""
+
+
+class Sink(Protocol):
+    """What a prediction hands its results to, besides the raster: ``start(grid, meta)``
+    once the target grid is known, then one call per finished core with its ``classes``
+    (uint8, nodata 255), ``confidence`` and, when asked for, ``probabilities``."""
+
+    def start(self, grid: Any, meta: Any) -> None: ...
+
+    def __call__(
+        self, core: Rect, classes: np.ndarray, confidence: np.ndarray, probabilities: np.ndarray | None
+    ) -> None: ...
 
 
 def _window(r: Rect) -> Window:
@@ -300,16 +312,14 @@ def predict(
     overwrite: bool = False,
     progress: Progress | None = None,
     client: Any = None,
-    sinks: Iterable[Callable] = (),
-    sink_factory: Callable[[Any, Any], Iterable[Callable]] | None = None,
+    sinks: Iterable[Sink] = (),
 ) -> PredictResult:
     """Predict the change raster of a scene pair into ``raster`` (a COG).
 
     ``raster`` may be None when only the ``sinks`` matter (e.g. vector output alone).
     ``model`` is a package path (``.safetensors`` or ``.onnx``) or an already loaded
-    :class:`~s2m_geo.predict.runners.ChangeModel`. ``sinks`` are extra ``(core, classes, confidence,
-    probabilities)`` callbacks, called for every finished core (the vectorizer uses one);
-    ``sink_factory(grid, meta)`` makes more of them once the target grid is known.
+    :class:`~s2m_geo.predict.runners.ChangeModel`. ``sinks`` (:class:`Sink`) get the target
+    grid once it is known, then every finished core (the vectorizer is one).
     ``client``: a ``dask.distributed.Client`` to run blocks on its workers (needs a path).
     """
     from .scene import open_pair
@@ -336,9 +346,9 @@ def predict(
         layout = TileLayout(grid.height, grid.width, tile, overlap)
         blocks = layout.blocks(opts.block_tiles)
         writer = _Writer(raster, probabilities, grid, runner)
-        writer.extra_sinks.extend(sinks)
-        if sink_factory is not None:
-            writer.extra_sinks.extend(sink_factory(grid, meta))
+        for sink in sinks:
+            sink.start(grid, meta)
+            writer.extra_sinks.append(sink)
         try:
             stitcher = Stitcher(
                 layout,

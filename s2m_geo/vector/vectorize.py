@@ -316,6 +316,9 @@ class Vectorizer:
     def arrived_pixels(self) -> int:
         return self._arrived
 
+    def start(self, grid: object, meta: object) -> None:
+        """As a prediction sink: nothing to set up (the grid was given at construction)."""
+
     def __call__(
         self,
         core: Rect,
