@@ -19,6 +19,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.realdata)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory) -> Path:
+    """Models exported for the onnx runtime go to a temporary cache, never the user's."""
+    path = tmp_path_factory.mktemp("s2m-cache")
+    os.environ["S2M_GEO_CACHE"] = str(path)
+    return path / "onnx"
+
+
 @pytest.fixture(scope="session")
 def realdata() -> Path:
     """../shared/realdata, or skip the test when it is absent."""

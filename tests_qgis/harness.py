@@ -212,6 +212,12 @@ def _cli_python(exe):
     return str(Path(exe).with_name("python"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_cache(tmp_path_factory):
+    """The CLI's exported models go to a temporary cache, never the user's."""
+    os.environ["S2M_GEO_CACHE"] = str(tmp_path_factory.mktemp("s2m-cache"))
+
+
 def _clean_env():
     from s2m_geo_qgis.runner import clean_env
 

@@ -238,7 +238,7 @@ def run_scene(job: SceneJob, settings: BatchSettings) -> dict[str, Any]:
 
             if torch.get_num_threads() != settings.torch_threads:
                 torch.set_num_threads(settings.torch_threads)
-        model = worker_model(settings.model, settings.options.device)
+        model = worker_model(settings.model, settings.options.device, settings.options.runtime)
         marker = produce_scene(job, settings, model, progress=_tile_reporter(settings.topic, job.scene_id))
         return {
             "scene_id": job.scene_id,

@@ -47,6 +47,7 @@ class PredictOptions:
     block_tiles: int = 4
     blend: str = "cosine"
     device: str = "auto"
+    runtime: str = "auto"  # model packages: torch, onnx, or auto (onnx on the CPU)
     bands: list[int] | None = None
     post_bands: list[int] | None = None
     crs: str | None = None
@@ -259,16 +260,16 @@ def run_tiles(
 
 # --- distributed: one block per task ------------------------------------------------------------
 
-_WORKER_MODELS: dict[tuple[str, str], ChangeModel] = {}
+_WORKER_MODELS: dict[tuple[str, str, str], ChangeModel] = {}
 _WORKER_LOCK = threading.Lock()
 
 
-def worker_model(path: str, device: str) -> ChangeModel:
+def worker_model(path: str, device: str, runtime: str = "auto") -> ChangeModel:
     """The model of this worker process, loaded once."""
     with _WORKER_LOCK:
-        key = (path, device)
+        key = (path, device, runtime)
         if key not in _WORKER_MODELS:
-            _WORKER_MODELS[key] = load_change_model(path, device)
+            _WORKER_MODELS[key] = load_change_model(path, device, runtime)
         return _WORKER_MODELS[key]
 
 
@@ -278,7 +279,7 @@ def run_block(pair, model_path: str, block: Block, layout: TileLayout, opts: Pre
     ``pair`` is the opened :class:`~s2m_geo.predict.scene.ScenePair`; it pickles with its grid and
     scaling already computed and reopens its files on the worker.
     """
-    model = worker_model(model_path, opts.device)
+    model = worker_model(model_path, opts.device, opts.runtime)
     out: list[BlockPartial] = []
     run_tiles(pair, model, layout, [block], opts, out.append)
     return out[0]
@@ -330,7 +331,7 @@ def predict(
     for out in filter(None, (raster, probabilities)):
         check_output(out, overwrite)
     if isinstance(model, (str, Path)):
-        runner = load_change_model(model, opts.device)
+        runner = load_change_model(model, opts.device, opts.runtime)
     else:
         runner = model
         if client is not None:

@@ -1,0 +1,66 @@
+"""Model packages run with torch or, exported once and cached, with onnxruntime."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+
+from s2m_geo.errors import InputError
+from s2m_geo.predict.pipeline import PredictOptions, predict
+from s2m_geo.predict.runners import (
+    OnnxChangeModelRunner,
+    TorchChangeModel,
+    cached_onnx,
+    load_change_model,
+    onnx_cache_dir,
+)
+
+
+def test_auto_on_cpu_is_onnx_exported_once(tiny_model, onnx_cache):
+    runner = load_change_model(tiny_model, "cpu")
+    assert isinstance(runner, OnnxChangeModelRunner)
+    assert runner.name == tiny_model.name  # outputs name the package, not the cache file
+    assert onnx_cache_dir() == onnx_cache
+    files = list(onnx_cache.glob(f"{tiny_model.stem}-*.onnx"))  # other tests' models may be there too
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    assert cached_onnx(tiny_model) == files[0] and files[0].stat().st_mtime_ns == stamp  # not exported again
+    assert isinstance(load_change_model(tiny_model, "cpu", "torch"), TorchChangeModel)
+
+
+def test_torch_and_onnx_give_the_same_raster(tmp_path, tiny_model, small_scene):
+    out = {}
+    for runtime in ("torch", "onnx"):
+        out[runtime] = tmp_path / f"{runtime}.tif"
+        res = predict(
+            small_scene["pre"], small_scene["post"], out[runtime], tiny_model, PredictOptions(runtime=runtime)
+        )
+        assert res.model == tiny_model.name
+    with rasterio.open(out["torch"]) as a, rasterio.open(out["onnx"]) as b:
+        ca, cb = a.read(1), b.read(1)
+    # float32 rounding differs between the two engines: only exact ties could flip a class
+    assert (ca == cb).mean() > 0.9995
+    assert len(np.unique(ca)) > 1  # the tiny random model does predict several classes here
+
+
+def test_bad_runtime_is_refused(tiny_model):
+    with pytest.raises(InputError, match="--runtime"):
+        load_change_model(tiny_model, "cpu", "tensorrt")
+
+
+def test_auto_device_check_does_not_import_torch_without_a_gpu_driver():
+    """Importing torch costs seconds and hundreds of MB: where no GPU driver is installed,
+    'auto' knows it runs on the CPU without it."""
+    code = (
+        "import sys, s2m_geo.devices as d\n"
+        "d.accelerator_possible = lambda: False\n"
+        "from s2m_geo.predict.runners import _runs_on_cpu\n"
+        "assert _runs_on_cpu('auto') and _runs_on_cpu('cpu')\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
