@@ -77,3 +77,10 @@ class BrightBandModel:
         p[:, 0] += (x <= self.threshold) * self.confidence
         out: np.ndarray = p / p.sum(1, keepdims=True)
         return out
+
+
+def cli_command(*args: object) -> list[str]:
+    """The argv that runs ``s2m-geo ARGS...`` with this Python (for subprocess tests)."""
+    import sys
+
+    return [sys.executable, "-m", "s2m_geo.cli", *map(str, args)]

@@ -27,8 +27,8 @@ from s2m_geo.batch import (
     verify_scene,
 )
 from s2m_geo.errors import InputError
+from s2m_geo.testing import cli_command
 
-PY = sys.executable
 DASK = str(Path(sys.executable).with_name("dask"))
 
 
@@ -43,7 +43,7 @@ def pairs(tmp_path_factory) -> dict[str, dict[str, Path]]:
 
 def _batch(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [PY, "-m", "s2m_geo.cli", "batch", *map(str, args)],
+        cli_command("batch", *args),
         capture_output=True,
         text=True,
         timeout=kw.pop("timeout", 300),
@@ -307,21 +307,7 @@ def test_sigterm_mid_batch_then_rerun_resumes_without_redoing(tmp_path, pairs, t
         )
     )
     out = tmp_path / "out dir"
-    cmd = [
-        PY,
-        "-m",
-        "s2m_geo.cli",
-        "batch",
-        str(manifest),
-        "-o",
-        str(out),
-        "--model",
-        str(tiny_model),
-        "--workers",
-        "1",
-        "--progress",
-        "json",
-    ]
+    cmd = cli_command("batch", manifest, "-o", out, "--model", tiny_model, "--workers", "1", "--progress", "json")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         t0 = time.monotonic()

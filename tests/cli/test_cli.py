@@ -1,12 +1,12 @@
 import json
 import subprocess
-import sys
 
 import rasterio
 from click.testing import CliRunner
 
 from s2m_geo import __version__
 from s2m_geo.cli import cli
+from s2m_geo.testing import cli_command
 
 
 def run(*args):
@@ -28,19 +28,7 @@ def test_version():
 def test_sample_data_writes_three_rasters_with_json_progress(tmp_path):
     out = tmp_path / "demo dir ü"  # spaces and non-ASCII in paths must work
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "s2m_geo.cli",
-            "sample-data",
-            str(out),
-            "--size",
-            "256",
-            "--seed",
-            "2",
-            "--progress",
-            "json",
-        ],
+        cli_command("sample-data", out, "--size", "256", "--seed", "2", "--progress", "json"),
         capture_output=True,
         text=True,
     )
@@ -55,7 +43,7 @@ def test_sample_data_writes_three_rasters_with_json_progress(tmp_path):
 def test_sample_data_refuses_to_overwrite(tmp_path):
     assert run("sample-data", str(tmp_path), "--size", "64").exit_code == 0
     proc = subprocess.run(
-        [sys.executable, "-m", "s2m_geo.cli", "sample-data", str(tmp_path), "--size", "64"],
+        cli_command("sample-data", tmp_path, "--size", "64"),
         capture_output=True,
         text=True,
     )
@@ -67,7 +55,7 @@ def test_sample_data_refuses_to_overwrite(tmp_path):
 
 def test_sample_data_bad_crs_is_exit_2(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "s2m_geo.cli", "sample-data", str(tmp_path / "x"), "--post-crs", "EPSG:999999"],
+        cli_command("sample-data", tmp_path / "x", "--post-crs", "EPSG:999999"),
         capture_output=True,
         text=True,
     )

@@ -2,7 +2,6 @@
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from click.testing import CliRunner
 
 from s2m_geo.cli import cli
 from s2m_geo.synthetic import SceneSpec, write_scene
-from s2m_geo.testing import TINY_MODEL_CONFIG
+from s2m_geo.testing import TINY_MODEL_CONFIG, cli_command
 
 
 def run(*args):
@@ -21,7 +20,7 @@ def run(*args):
 
 
 def cli_proc(*args):
-    return subprocess.run([sys.executable, "-m", "s2m_geo.cli", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run(cli_command(*args), capture_output=True, text=True)
 
 
 def test_describe_text_and_json(small_scene):

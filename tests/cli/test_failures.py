@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from rasterio.transform import from_origin
 
 from s2m_geo.cli import cli
 from s2m_geo.synthetic import SceneSpec, write_scene
+from s2m_geo.testing import cli_command
 
 UTM = "EPSG:32636"
 
@@ -260,20 +260,9 @@ def test_disk_full_on_a_tiny_tmpfs(tmp_path, pair, tiny_model):
     try:
         out = mnt / "c.gpkg"
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "s2m_geo.cli",
-                "predict",
-                str(pair["pre"]),
-                str(pair["post"]),
-                "-o",
-                str(out),
-                "--model",
-                str(tiny_model),
-                "--probabilities",
-                str(mnt / "p.tif"),
-            ],
+            cli_command(
+                "predict", pair["pre"], pair["post"], "-o", out, "--model", tiny_model, "--probabilities", mnt / "p.tif"
+            ),
             capture_output=True,
             text=True,
         )
@@ -322,24 +311,21 @@ def _interrupt_cli(tmp_path, model, sig, stage):
     scene = write_scene(tmp_path / "big", SceneSpec(size=512, seed=8))
     out = tmp_path / "out" / "c.gpkg"
     out.parent.mkdir()
-    cmd = [
-        sys.executable,
-        "-m",
-        "s2m_geo.cli",
+    cmd = cli_command(
         "predict",
-        str(scene["pre"]),
-        str(scene["post"]),
+        scene["pre"],
+        scene["post"],
         "-o",
-        str(out),
+        out,
         "--model",
-        str(model),
+        model,
         "--raster",
         str(out.with_suffix(".tif")),
         "--batch-size",
         "1",
         "--progress",
         "json",
-    ]
+    )
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     for line in proc.stderr:

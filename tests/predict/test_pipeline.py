@@ -1,7 +1,6 @@
 """predict: georeference, alignment, nodata, seams, small scenes, real rasters, Dask."""
 
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import rasterio
 from s2m_geo.classes import NODATA_CLASS
 from s2m_geo.predict.pipeline import PredictOptions, predict
 from s2m_geo.synthetic import SceneSpec, write_scene
-from s2m_geo.testing import BrightBandModel
+from s2m_geo.testing import BrightBandModel, cli_command
 
 
 def _read(path, band=1):
@@ -125,20 +124,9 @@ def test_dask_cluster_gives_the_same_raster(tmp_path, tiny_model, small_scene):
 def test_cli_predict(tmp_path, tiny_model, small_scene):
     out = tmp_path / "out dir é" / "changes.tif"
     out.parent.mkdir()
-    cmd = [
-        sys.executable,
-        "-m",
-        "s2m_geo.cli",
-        "predict",
-        str(small_scene["pre"]),
-        str(small_scene["post"]),
-        "-o",
-        str(out),
-        "--model",
-        str(tiny_model),
-        "--progress",
-        "json",
-    ]
+    cmd = cli_command(
+        "predict", small_scene["pre"], small_scene["post"], "-o", out, "--model", tiny_model, "--progress", "json"
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert '"stage": "infer"' in proc.stderr and out.exists()

@@ -2,7 +2,6 @@
 
 import sqlite3
 import subprocess
-import sys
 
 import geopandas as gpd
 import numpy as np
@@ -14,7 +13,7 @@ from rasterio.transform import from_origin
 
 from s2m_geo.detect import detect_changes
 from s2m_geo.predict.pipeline import PredictOptions
-from s2m_geo.testing import BrightBandModel
+from s2m_geo.testing import BrightBandModel, cli_command
 from s2m_geo.vector.output import CHANGE_COLUMNS
 
 BRIGHT = {"confidence": 0.88, "base": 0.02}  # a stand-in model's probabilities
@@ -135,22 +134,19 @@ def test_failures_leave_no_output(tmp_path):
 def test_cli_predict_to_geopackage(tmp_path, tiny_model, small_scene):
     out = tmp_path / "changes.gpkg"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "s2m_geo.cli",
+        cli_command(
             "predict",
-            str(small_scene["pre"]),
-            str(small_scene["post"]),
+            small_scene["pre"],
+            small_scene["post"],
             "-o",
-            str(out),
+            out,
             "--model",
-            str(tiny_model),
+            tiny_model,
             "--raster",
-            str(tmp_path / "changes.tif"),
+            tmp_path / "changes.tif",
             "--min-area",
             "1",
-        ],
+        ),
         capture_output=True,
         text=True,
     )
@@ -158,18 +154,9 @@ def test_cli_predict_to_geopackage(tmp_path, tiny_model, small_scene):
     assert out.exists() and (tmp_path / "changes.tif").exists()
     assert "change polygons" in proc.stdout
     bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "s2m_geo.cli",
-            "predict",
-            str(small_scene["pre"]),
-            str(small_scene["post"]),
-            "-o",
-            str(tmp_path / "x.shp"),
-            "--model",
-            str(tiny_model),
-        ],
+        cli_command(
+            "predict", small_scene["pre"], small_scene["post"], "-o", tmp_path / "x.shp", "--model", tiny_model
+        ),
         capture_output=True,
         text=True,
     )
