@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..predict.pipeline import PredictOptions
-from ..predict.runners import read_model_meta
+from ..predict.runners import prepare_runtime, read_model_meta
 from .cluster import TileProgress, default_workers, megapixels, start_client
 from .layout import MERGED_NAME
 from .lock import FolderLock
@@ -97,6 +97,8 @@ def run_batch(
         model_sha256=sha256_file(model_path),
     )
     settings.config_hash = config_hash(settings)
+    if client is None and not scheduler:  # local workers share this machine's export cache
+        prepare_runtime(model_path, settings.options.device, settings.options.runtime)
     settings.topic = TOPIC_PREFIX + uuid.uuid4().hex if progress else None
     say = message or (lambda text: None)
     cluster = ClusterSpec(

@@ -161,6 +161,20 @@ def load_change_model(path: str | Path, device: str = "auto", runtime: str = "au
     return TorchChangeModel(path, device)
 
 
+def prepare_runtime(path: str | Path, device: str = "auto", runtime: str = "auto") -> None:
+    """Make the ONNX export :func:`load_change_model` will use, now: a batch calls this once
+    before its local workers start, so they do not all export the same model at once."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx" or runtime == "torch":
+        return
+    if runtime == "onnx" or _runs_on_cpu(device):
+        try:
+            cached_onnx(path)
+        except Exception:
+            if runtime == "onnx":
+                raise  # auto falls back to torch when the workers load the model
+
+
 def _runs_on_cpu(device: str) -> bool:
     from ..devices import accelerator_possible, resolve_device
 

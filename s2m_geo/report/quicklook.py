@@ -27,19 +27,12 @@ def _font(size: int):
 
 
 def _stretch(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Bands to 0..255: uint8 as is, other types by a 2-98 % stretch over valid pixels."""
+    """Bands to 0..255: uint8 as is, other types by the scene's 2-98 % stretch over valid pixels."""
+    from ..predict.scene import apply_stretch, percentile_stretch
+
     if data.dtype == np.uint8:
         return data
-    out = np.zeros(data.shape, np.uint8)
-    for i, band in enumerate(data.astype(np.float64)):
-        vals = band[valid]
-        if vals.size == 0:
-            continue
-        lo, hi = np.percentile(vals, (2, 98))
-        if hi <= lo:
-            hi = lo + 1.0
-        out[i] = np.clip((band - lo) * 255.0 / (hi - lo), 0, 255).astype(np.uint8)
-    return out
+    return apply_stretch(data, percentile_stretch(data, valid, (2.0, 98.0))).astype(np.uint8)
 
 
 def _read_post_on_grid(

@@ -249,6 +249,10 @@ def _check_values(cfg: TrainConfig) -> None:
         raise InputError(f"{path}: 'data.train' lists no training data; add a folder, scenes or synthetic source")
     if cfg.tile_size % 32 or cfg.tile_size < 32:
         raise InputError(f"{path}: data.tile_size must be a multiple of 32, got {cfg.tile_size}")
+    if cfg.stride is not None and not 1 <= cfg.stride <= cfg.tile_size:
+        raise InputError(
+            f"{path}: data.stride must be between 1 and data.tile_size ({cfg.tile_size}), got {cfg.stride}"
+        )
     if cfg.lr_schedule not in ("constant", "cosine"):
         raise InputError(f"{path}: train.lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
     if cfg.backbone_lr is not None and not cfg.backbone_lr >= 0:

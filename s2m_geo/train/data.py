@@ -137,16 +137,13 @@ def scene_sources(triplets: Sequence[dict[str, Any]]) -> list[PairSource]:
 
 
 def tile_windows(height: int, width: int, tile: int, stride: int | None = None) -> list[Window]:
-    """Windows of ``tile`` size covering the image; the last ones are shifted inwards."""
-    stride = stride or tile
+    """Windows of ``tile`` size covering the image every ``stride`` (<= tile) pixels; the last
+    ones are shifted inwards — the prediction's tile grid (:func:`~s2m_geo.predict.tiling.axis_starts`)."""
+    from ..predict.tiling import axis_starts
 
-    def starts(n: int) -> list[int]:
-        if n <= tile:
-            return [0]
-        s = list(range(0, n - tile, stride))
-        return s + [n - tile]
-
-    return [Window(c, r, min(tile, width), min(tile, height)) for r in starts(height) for c in starts(width)]
+    overlap = tile - (stride or tile)
+    rows, cols = axis_starts(height, tile, overlap), axis_starts(width, tile, overlap)
+    return [Window(c, r, min(tile, width), min(tile, height)) for r in rows for c in cols]
 
 
 def augment(

@@ -64,3 +64,14 @@ def test_auto_device_check_does_not_import_torch_without_a_gpu_driver():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_prepare_runtime_exports_only_for_onnx(tmp_path, onnx_cache):
+    from s2m_geo.predict.runners import prepare_runtime
+    from s2m_geo.testing import tiny_model
+
+    pkg = tiny_model(tmp_path / "own.safetensors", seed=5)  # weights no other test exported
+    prepare_runtime(pkg, "cpu", "torch")
+    assert not list(onnx_cache.glob("own-*.onnx"))
+    prepare_runtime(pkg, "cpu", "auto")
+    assert len(list(onnx_cache.glob("own-*.onnx"))) == 1
