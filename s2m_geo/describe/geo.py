@@ -354,6 +354,41 @@ class GeoFrame:
         return out
 
     # ------------------------------------------------------------------ areas
+    def north_in_grid(self) -> tuple[float, float] | None:
+        """Unit vector (d col, d row) in grid pixels pointing to true north from the grid
+        centre (a map's north arrow); None in image terms or where the CRS cannot say."""
+        if self._to_wgs84 is None or self.crs is None:
+            return None
+        try:
+            lon, lat = self._to_wgs84.transform(*self.center_xy)
+            step = 1e-4 if lat < 89.0 else -1e-4
+            x2, y2 = Transformer.from_crs(_WGS84, self.crs, always_xy=True).transform(lon, lat + step)
+            c2, r2 = _apply(~self.transform, x2, y2)
+            dx, dy = float(c2) - self.width / 2.0, float(r2) - self.height / 2.0
+        except Exception:
+            return None
+        if step < 0:
+            dx, dy = -dx, -dy
+        n = math.hypot(dx, dy)
+        if not math.isfinite(n) or n == 0:
+            return None
+        return dx / n, dy / n
+
+    def metres_per_pixel(self) -> float | None:
+        """Ground metres per grid pixel along the centre row (geodesic, between the quarter
+        points); None in image terms or where the CRS cannot say."""
+        if self._to_wgs84 is None:
+            return None
+        c0, c1, r = self.width * 0.25, self.width * 0.75, self.height / 2.0
+        try:
+            x, y = _apply(self.transform, np.array([c0, c1]), np.array([r, r]))
+            lon, lat = self._to_wgs84.transform(x, y)
+            _, _, dist = GEOD.inv(lon[0], lat[0], lon[1], lat[1])
+        except Exception:
+            return None
+        mpp = float(dist) / (c1 - c0)
+        return mpp if math.isfinite(mpp) and mpp > 0 else None
+
     def pixel_areas(self) -> PixelAreas:
         """Ground areas of this grid's pixels (:func:`pixel_areas`). Needs a CRS."""
         if self.image_terms:

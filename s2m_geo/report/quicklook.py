@@ -15,6 +15,7 @@ from ..classes import NODATA_CLASS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..classes import ClassTable
+    from ..describe.geo import GeoFrame
 
 
 def _font(size: int):
@@ -62,47 +63,14 @@ def _read_post_on_grid(
     return _stretch(data, valid), valid
 
 
-def _north_vector(crs, transform, width: int, height: int) -> tuple[float, float] | None:
-    """Unit vector (dx, dy) in image pixels pointing to true north from the image centre."""
+def _frame(crs: object, transform: object, width: int, height: int) -> GeoFrame | None:
+    """The quicklook grid's true-north frame (None without a CRS or where it cannot be made)."""
+    from ..describe.geo import GeoFrame
+
     if crs is None:
         return None
-    from pyproj import Transformer
-
     try:
-        to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-        x, y = transform * (width / 2.0, height / 2.0)
-        lon, lat = to_ll.transform(x, y)
-        step = 1e-4 if lat < 89.0 else -1e-4
-        x2, y2 = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat + step)
-        inv = ~transform
-        c1, r1 = inv * (x, y)
-        c2, r2 = inv * (x2, y2)
-        dx, dy = (c2 - c1), (r2 - r1)
-        if step < 0:
-            dx, dy = -dx, -dy
-        n = math.hypot(dx, dy)
-        if not math.isfinite(n) or n == 0:
-            return None
-        return dx / n, dy / n
-    except Exception:
-        return None
-
-
-def _metres_per_pixel(crs, transform, width: int, height: int) -> float | None:
-    """Ground metres per image pixel along the centre row (geodesic)."""
-    if crs is None:
-        return None
-    from pyproj import Geod, Transformer
-
-    try:
-        to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-        c0, c1, r = width * 0.25, width * 0.75, height / 2.0
-        (x0, y0), (x1, y1) = transform * (c0, r), transform * (c1, r)
-        lon0, lat0 = to_ll.transform(x0, y0)
-        lon1, lat1 = to_ll.transform(x1, y1)
-        _, _, dist = Geod(ellps="WGS84").inv(lon0, lat0, lon1, lat1)
-        mpp = dist / (c1 - c0)
-        return mpp if math.isfinite(mpp) and mpp > 0 else None
+        return GeoFrame.from_grid(crs, transform, width, height)
     except Exception:
         return None
 
@@ -206,7 +174,8 @@ def render_quicklook(
     d = ImageDraw.Draw(canvas)
 
     # north arrow on the image, top right
-    north = _north_vector(crs, transform, qw, qh)
+    frame = _frame(crs, transform, qw, qh)
+    north = frame.north_in_grid() if frame else None
     if north is not None:
         r = 18
         cx, cy = qw - r - 8, r + 22
@@ -234,7 +203,7 @@ def render_quicklook(
             d.text((x + sw + 4, y + 1), label, font=small, fill=(0, 0, 0))
         y += line_h
     # scale bar, bottom left
-    mpp = _metres_per_pixel(crs, transform, qw, qh)
+    mpp = frame.metres_per_pixel() if frame else None
     y += 6
     if mpp is not None:
         length = nice_length(min(qw, width) * 0.3 * mpp)

@@ -531,7 +531,14 @@ def test_quicklook_scale_and_north():
     from rasterio.crs import CRS
     from rasterio.transform import Affine, from_origin
 
-    from s2m_geo.report.quicklook import _metres_per_pixel, _north_vector, nice_length
+    from s2m_geo.describe.geo import GeoFrame
+    from s2m_geo.report.quicklook import nice_length
+
+    def _north_vector(crs, t, w, h):
+        return GeoFrame.from_grid(crs, t, w, h).north_in_grid()
+
+    def _metres_per_pixel(crs, t, w, h):
+        return GeoFrame.from_grid(crs, t, w, h).metres_per_pixel()
 
     assert [nice_length(x) for x in (0.7, 1, 3.2, 74, 999, 12345)] == [0.5, 1, 2, 50, 500, 10000]
     utm = CRS.from_epsg(32636)
