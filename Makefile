@@ -23,10 +23,10 @@ test:
 	"$$venv/bin/python" -m pytest $(PYTEST_ARGS)
 	@./scripts/test_qgis.sh
 
-# The inner loop: no slow or real-data tests, no QGIS.
+# The inner loop: no slow, integration or real-data tests, no QGIS.
 test-fast:
 	@venv=$$(./scripts/venv.sh) && \
-	"$$venv/bin/python" -m pytest -m "not slow and not realdata" $(PYTEST_ARGS)
+	"$$venv/bin/python" -m pytest -m "not slow and not integration and not realdata" $(PYTEST_ARGS)
 
 # Style, format and types (configured in pyproject.toml): ruff and mypy, pinned in the lint extra.
 lint:

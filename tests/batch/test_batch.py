@@ -129,6 +129,7 @@ def test_bad_manifest_is_an_input_error_naming_the_file(tmp_path, name, text, ex
     assert str(path) in str(err.value) and expect in str(err.value)
 
 
+@pytest.mark.integration
 def test_bad_manifest_exits_2_with_one_line(tmp_path, tiny_model):
     bad = tmp_path / "scenes.csv"
     bad.write_text("scene_id,pre\na,a.tif\n")
@@ -199,6 +200,7 @@ def _assert_same_vectors(a: Path, b: Path) -> None:
         assert x.geometry.geom_equals_exact(y.geometry, tolerance=0).all()
 
 
+@pytest.mark.integration
 def test_local_cluster_two_workers_three_pairs_and_a_corrupt_one(tmp_path, pairs, tiny_model):
     import geopandas as gpd
     from PIL import Image
@@ -294,6 +296,7 @@ def test_local_cluster_two_workers_three_pairs_and_a_corrupt_one(tmp_path, pairs
 # --- SIGTERM, then resume ------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_sigterm_mid_batch_then_rerun_resumes_without_redoing(tmp_path, pairs, tiny_model):
     import psutil
 
@@ -386,6 +389,7 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=20)
 
 
+@pytest.mark.integration
 def test_batch_on_a_scheduler_and_worker_started_by_hand(tmp_path, pairs, tiny_model):
     from s2m_geo.synthetic import SceneSpec, write_scene
 

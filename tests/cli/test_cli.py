@@ -1,6 +1,7 @@
 import json
 import subprocess
 
+import pytest
 import rasterio
 from click.testing import CliRunner
 
@@ -25,6 +26,7 @@ def test_version():
     assert __version__ in run("--version").output
 
 
+@pytest.mark.integration
 def test_sample_data_writes_three_rasters_with_json_progress(tmp_path):
     out = tmp_path / "demo dir ü"  # spaces and non-ASCII in paths must work
     proc = subprocess.run(
@@ -40,6 +42,7 @@ def test_sample_data_writes_three_rasters_with_json_progress(tmp_path):
             assert ds.width == 256
 
 
+@pytest.mark.integration
 def test_sample_data_refuses_to_overwrite(tmp_path):
     assert run("sample-data", str(tmp_path), "--size", "64").exit_code == 0
     proc = subprocess.run(
@@ -53,6 +56,7 @@ def test_sample_data_refuses_to_overwrite(tmp_path):
     assert run("sample-data", str(tmp_path), "--size", "64", "--overwrite").exit_code == 0
 
 
+@pytest.mark.integration
 def test_sample_data_bad_crs_is_exit_2(tmp_path):
     proc = subprocess.run(
         cli_command("sample-data", tmp_path / "x", "--post-crs", "EPSG:999999"),

@@ -35,6 +35,7 @@ def test_describe_text_and_json(small_scene):
     assert text.exit_code == 0 and items[0]["sentence"] in text.output
 
 
+@pytest.mark.integration
 def test_describe_rejects_unknown_ids(tmp_path):
     path = tmp_path / "mask.tif"
     with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8") as ds:
@@ -64,12 +65,14 @@ def test_evaluate_perfect_and_imperfect(tmp_path, small_scene):
     assert s2["fscd"] == pytest.approx(s["fscd"]) and s2["pairs"] == 1
 
 
+@pytest.mark.integration
 def test_evaluate_size_mismatch_is_exit_2(tmp_path, small_scene):
     other = write_scene(tmp_path, SceneSpec(size=128))
     proc = cli_proc("evaluate", other["label"], small_scene["label"])
     assert proc.returncode == 2 and "predict on the label's grid" in proc.stderr
 
 
+@pytest.mark.integration
 @pytest.mark.filterwarnings("ignore:.*random weights.*")
 def test_train_model_info_export(tmp_path):
     scene = write_scene(tmp_path / "scene", SceneSpec(size=128, seed=1))
@@ -103,6 +106,7 @@ def test_train_model_info_export(tmp_path):
     assert proc.returncode == 2 and "--resume" in proc.stderr
 
 
+@pytest.mark.integration
 def test_model_info_refuses_a_pickle(tmp_path):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.")

@@ -249,6 +249,7 @@ def test_disk_full_writer_made_to_fail(tmp_path, pair, tiny_model, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
+@pytest.mark.integration
 def test_disk_full_on_a_tiny_tmpfs(tmp_path, pair, tiny_model):
     mnt = tmp_path / "tiny"
     mnt.mkdir()
@@ -342,6 +343,7 @@ def _interrupt_cli(tmp_path, model, sig, stage):
     assert out.exists() and out.with_suffix(".tif").exists()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_inference(tmp_path, tiny_model, sig):
     _interrupt_cli(tmp_path, tiny_model, sig, "infer")

@@ -121,6 +121,7 @@ def test_metadata_round_trip(package):
     assert PackageMeta.from_json(meta.to_json()).to_dict() == d
 
 
+@pytest.mark.integration
 def test_read_package_meta_needs_no_torch(package):
     path, _ = package
     code = (

@@ -107,6 +107,7 @@ def test_existing_output_and_interrupt_leave_nothing_half_written(tmp_path, tiny
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif"]
 
 
+@pytest.mark.integration
 def test_dask_cluster_gives_the_same_raster(tmp_path, tiny_model, small_scene):
     from distributed import Client, LocalCluster
 
@@ -121,6 +122,7 @@ def test_dask_cluster_gives_the_same_raster(tmp_path, tiny_model, small_scene):
     assert np.array_equal(_read(local)[0], _read(dist)[0])
 
 
+@pytest.mark.integration
 def test_cli_predict(tmp_path, tiny_model, small_scene):
     out = tmp_path / "out dir é" / "changes.tif"
     out.parent.mkdir()

@@ -52,6 +52,7 @@ def test_bad_runtime_is_refused(tiny_model):
         load_change_model(tiny_model, "cpu", "tensorrt")
 
 
+@pytest.mark.integration
 def test_auto_device_check_does_not_import_torch_without_a_gpu_driver():
     """Importing torch costs seconds and hundreds of MB: where no GPU driver is installed,
     'auto' knows it runs on the CPU without it."""

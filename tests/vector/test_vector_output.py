@@ -131,6 +131,7 @@ def test_failures_leave_no_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["post.tif", "pre.tif"]
 
 
+@pytest.mark.integration
 def test_cli_predict_to_geopackage(tmp_path, tiny_model, small_scene):
     out = tmp_path / "changes.gpkg"
     proc = subprocess.run(
