@@ -1,4 +1,5 @@
-"""The one way s2m-geo writes a file: under a temporary name beside it, then ``os.replace``.
+"""The one way s2m-geo writes a file: under a temporary name beside it, then ``os.replace``
+(and :func:`sha256_file`, the content hash that records of written files key on).
 
 A reader never sees a half-written output, and an interrupted run leaves only temporary
 names, which :func:`is_partial` recognises (``s2m-geo batch`` sweeps them; the QGIS runner
@@ -14,6 +15,7 @@ other thread of the process — Dask workers write files — a umask of 0).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -121,6 +123,15 @@ def write_bytes(final: str | Path, data: bytes) -> Path:
 def write_text(final: str | Path, text: str) -> Path:
     """Write UTF-8 ``text`` to ``final`` atomically."""
     return write_bytes(final, text.encode("utf-8"))
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file's content, read in chunks (what done markers and caches key on)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_json(final: str | Path, data: Any) -> Path:

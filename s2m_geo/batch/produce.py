@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import atomic
-from ..atomic import discard, temp_dir
+from ..atomic import discard, sha256_file, temp_dir
 from ..errors import S2MError
 from ..predict.pipeline import PredictOptions
 from ..predict.runners import read_model_meta
@@ -64,14 +64,6 @@ def result_config(settings: BatchSettings) -> dict[str, Any]:
 
 def config_hash(settings: BatchSettings) -> str:
     return hashlib.sha256(json.dumps(result_config(settings), sort_keys=True).encode()).hexdigest()
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def input_stat(path: str) -> dict[str, Any] | None:

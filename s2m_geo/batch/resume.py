@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..atomic import discard, is_partial
+from ..atomic import discard, is_partial, sha256_file
 from .layout import MARKER_VERSION, scene_files
 from .manifest import SceneJob
-from .produce import BatchSettings, input_stat, sha256_file
+from .produce import BatchSettings, input_stat
 
 
 def verify_scene(job: SceneJob, settings: BatchSettings) -> tuple[dict[str, Any] | None, str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import sha256_file
 from ..errors import InputError
 from ..predict.pipeline import PredictOptions
 from ..predict.runners import prepare_runtime, read_model_meta
@@ -28,7 +29,6 @@ from .produce import (
     error_text,
     produce_scene,
     run_scene,
-    sha256_file,
 )
 from .results import BatchResult, SceneOutcome
 from .resume import sweep_partials, verify_scene
