@@ -272,8 +272,9 @@ def discover(
         pairs = _labelled_pairs(name, root, b)
         if pairs is not None:
             cat.pairs[name] = pairs
-            images = [p.pre for p in pairs] + [p.post for p in pairs]
-            if name != "oscd":  # every image of both folders, labelled or not
+            if name == "oscd":
+                images = [p.pre for p in pairs] + [p.post for p in pairs]
+            else:  # every image of both folders, labelled or not
                 images = [
                     _img(name, f"{e}/{p.stem}", p, b) for e in ("A", "B") for p in sorted((root / e).glob("*.png"))
                 ]

@@ -9,13 +9,14 @@ on a GPU, autocast (bf16 where supported).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .. import atomic
+from ..atomic import sha256_file
 from ..errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -148,17 +149,33 @@ def load_change_model(path: str | Path, device: str = "auto", runtime: str = "au
     if path.suffix.lower() == ".onnx":
         return OnnxChangeModelRunner(path, device)
     if runtime == "onnx" or (runtime == "auto" and _runs_on_cpu(device)):
-        try:
-            runner = OnnxChangeModelRunner(cached_onnx(path), device, name=path.name)
-        except InputError:
-            raise
-        except Exception as exc:
-            if runtime == "onnx":
-                raise InputError(f"{path}: cannot run with onnxruntime ({exc}); use --runtime torch") from exc
-        else:
-            if runtime == "onnx" or runner.onnx.fixed_size is None:
-                return runner
+        runner = _onnx_runner(path, device, strict=runtime == "onnx")
+        if runner is not None:
+            return runner
     return TorchChangeModel(path, device)
+
+
+def _onnx_runner(path: Path, device: str, strict: bool) -> OnnxChangeModelRunner | None:
+    """The package's cached ONNX export as a runner. Not strict (``auto``): None where torch
+    must run it — an export that fails, or that takes fixed-size tiles only — remembered in a
+    ``.use-torch`` note beside the cache entry, so later runs do not try again."""
+    out = onnx_cache_entry(path)
+    note = out.with_suffix(".use-torch")
+    if not strict and note.is_file():
+        return None
+    try:
+        runner = OnnxChangeModelRunner(_export(path, out), device, name=path.name)
+    except InputError:
+        raise
+    except Exception as exc:
+        if strict:
+            raise InputError(f"{path}: cannot run with onnxruntime ({exc}); use --runtime torch") from exc
+        atomic.write_text(note, f"the ONNX export failed: {exc}\n")
+        return None
+    if strict or runner.onnx.fixed_size is None:
+        return runner
+    atomic.write_text(note, f"the ONNX export takes {runner.onnx.fixed_size} tiles only\n")
+    return None
 
 
 def prepare_runtime(path: str | Path, device: str = "auto", runtime: str = "auto") -> None:
@@ -168,11 +185,7 @@ def prepare_runtime(path: str | Path, device: str = "auto", runtime: str = "auto
     if path.suffix.lower() == ".onnx" or runtime == "torch":
         return
     if runtime == "onnx" or _runs_on_cpu(device):
-        try:
-            cached_onnx(path)
-        except Exception:
-            if runtime == "onnx":
-                raise  # auto falls back to torch when the workers load the model
+        _onnx_runner(path, device, strict=runtime == "onnx")
 
 
 def _runs_on_cpu(device: str) -> bool:
@@ -192,18 +205,22 @@ def onnx_cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
-def cached_onnx(package: str | Path) -> Path:
-    """``package`` exported to a two-input ONNX model, once: the export is kept in
-    :func:`onnx_cache_dir` under the package's SHA-256 and this s2m-geo's version, and
-    written atomically, so concurrent first uses are safe."""
+def onnx_cache_entry(package: str | Path) -> Path:
+    """Where ``package``'s ONNX export is kept: :func:`onnx_cache_dir`, under the package's
+    SHA-256 and this s2m-geo's version."""
     from .. import __version__
 
     package = Path(package)
-    h = hashlib.sha256()
-    with open(package, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    out = onnx_cache_dir() / f"{package.stem}-{h.hexdigest()[:20]}-{__version__}.onnx"
+    return onnx_cache_dir() / f"{package.stem}-{sha256_file(package)[:20]}-{__version__}.onnx"
+
+
+def cached_onnx(package: str | Path) -> Path:
+    """``package`` exported to a two-input ONNX model, once (written atomically, so
+    concurrent first uses are safe)."""
+    return _export(Path(package), onnx_cache_entry(package))
+
+
+def _export(package: Path, out: Path) -> Path:
     if not out.is_file():
         from ..model import export_onnx
 

@@ -76,3 +76,25 @@ def test_prepare_runtime_exports_only_for_onnx(tmp_path, onnx_cache):
     assert not list(onnx_cache.glob("own-*.onnx"))
     prepare_runtime(pkg, "cpu", "auto")
     assert len(list(onnx_cache.glob("own-*.onnx"))) == 1
+
+
+def test_a_failed_export_is_remembered_and_auto_uses_torch(tmp_path, onnx_cache, monkeypatch):
+    import s2m_geo.model
+    from s2m_geo.testing import tiny_model
+
+    pkg = tiny_model(tmp_path / "noexport.safetensors", seed=7)
+    calls = []
+
+    def failing_export(package, out, **kw):
+        calls.append(package)
+        raise RuntimeError("operator not supported")
+
+    monkeypatch.setattr(s2m_geo.model, "export_onnx", failing_export)
+    assert isinstance(load_change_model(pkg, "cpu"), TorchChangeModel)
+    assert isinstance(load_change_model(pkg, "cpu"), TorchChangeModel)
+    assert len(calls) == 1  # the second run did not try again
+    notes = list(onnx_cache.glob("noexport-*.use-torch"))
+    assert len(notes) == 1 and "operator not supported" in notes[0].read_text()
+    with pytest.raises(InputError, match="--runtime torch"):  # asked for onnx: an error, not a fallback
+        load_change_model(pkg, "cpu", "onnx")
+    assert len(calls) == 2
