@@ -56,7 +56,7 @@ def detect_changes(
     if vector_driver(output) != "GPKG":
         check_output(scenes_path(output), overwrite)
     if raster is not None and Path(raster).resolve() == output.resolve():
-        raise InputError(f"{raster}: --raster must differ from the vector output")
+        raise InputError(f"{raster}: {{raster}} must differ from the vector output", params=("raster",))
     sink = _VectorSink(
         scene_id or Path(pre).stem,
         model.name if hasattr(model, "name") else Path(model).name,

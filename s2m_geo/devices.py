@@ -38,13 +38,17 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: no CUDA GPU is visible to torch; use --device cpu or auto")
+        raise InputError(
+            f"{{device}} {name}: no CUDA GPU is visible to torch; use {{device}} cpu or auto", params=("device",)
+        )
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise InputError("--device mps: Apple MPS is not available here; use --device cpu or auto")
+        raise InputError("{device} mps: Apple MPS is not available here; use {device} cpu or auto", params=("device",))
     try:
         return torch.device(name)
     except RuntimeError:
-        raise InputError(f"--device {name}: not a device name; use one of {', '.join(DEVICES)}") from None
+        raise InputError(
+            f"{{device}} {name}: not a device name; use one of {', '.join(DEVICES)}", params=("device",)
+        ) from None
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:

@@ -60,7 +60,8 @@ def _check_values(a: np.ndarray, valid: np.ndarray, k: int, path: Path, table: C
     if bad.any():
         raise InputError(
             f"{path}: value {int(a[bad][0])} is not a class id of '{table.name}' "
-            f"(0..{k - 1}); pass the matching --classes table"
+            f"(0..{k - 1}); pass the matching {{classes}} table",
+            params=("classes",),
         )
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -25,6 +28,18 @@ def onnx_cache(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("s2m-cache")
     os.environ["S2M_GEO_CACHE"] = str(path)
     return path / "onnx"
+
+
+@pytest.fixture(scope="session")
+def qgis_runner() -> ModuleType:
+    """The QGIS plugin's runner, loaded alone (it imports nothing from QGIS or s2m-geo), to
+    test its copies of s2m-geo's rules against the originals."""
+    spec = importlib.util.spec_from_file_location("_s2m_runner", ROOT / "qgis_plugin" / "s2m_geo_qgis" / "runner.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(scope="session")

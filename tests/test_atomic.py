@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import stat
-import sys
 import threading
 from pathlib import Path
 
@@ -14,15 +12,6 @@ import pytest
 from s2m_geo import atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _runner():
-    """The QGIS plugin's runner, loaded alone (it imports nothing from QGIS or s2m-geo)."""
-    spec = importlib.util.spec_from_file_location("_s2m_runner", ROOT / "qgis_plugin" / "s2m_geo_qgis" / "runner.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_temp_name_pattern(tmp_path):
@@ -37,8 +26,8 @@ def test_temp_name_pattern(tmp_path):
     assert atomic.temp_path(final, create=False).exists() is False
 
 
-def test_qgis_runner_copy_is_equal(tmp_path):
-    runner = _runner()
+def test_qgis_runner_copy_is_equal(tmp_path, qgis_runner):
+    runner = qgis_runner
     assert runner.PARTIAL_MARK == atomic.PARTIAL_MARK
     final = tmp_path / "out.tif"
     assert runner.temp_prefix(final) == atomic.temp_prefix(final)

@@ -229,3 +229,19 @@ def test_cancel_stops_the_child_and_leaves_no_output(provider, cli, tiny_model, 
             kill(pid, 0)
     assert os.listdir(out_dir) == []  # no output, no .partial temp files
     assert fb.progress and max(fb.progress) < 90
+
+
+def test_cli_error_names_the_dialog_parameter(provider, cli, tiny_model, scene, tmp_path, feedback):
+    """An error about a parameter names it by the dialog's label, not the CLI's flag."""
+    from qgis.core import QgsApplication, QgsProcessingException
+
+    alg = QgsApplication.processingRegistry().algorithmById(ALG)
+    label = alg.parameterDefinition("OVERLAP").description()
+    out = tmp_path / "c.gpkg"
+    params = {"PRE": scene["pre"], "POST": scene["post"], "MODEL": tiny_model, "TILE_SIZE": 64, "OVERLAP": 40}
+    with pytest.raises(QgsProcessingException) as exc:
+        _processing().run(ALG, {**params, "DEVICE": 1, "OUTPUT": str(out)}, feedback=feedback)
+    msg = str(exc.value)
+    assert f'"{label}" 40: must be at least 0 and less than half the tile size (64)' in msg, msg
+    assert "--overlap" not in msg and "{overlap}" not in msg
+    assert not out.exists()

@@ -177,6 +177,25 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputVectorLayer(self.SCENES, self.tr("Scenes"), QgsProcessing.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber(self.N_CHANGES, self.tr("Number of change polygons")))
 
+    def cli_labels(self) -> dict:
+        """The s2m-geo parameter each dialog parameter sets -> its label, so the CLI's errors
+        name what the analyst sees (``{tile_size}`` -> "Tile size")."""
+        ids = {
+            "model": self.MODEL,
+            "tile_size": self.TILE_SIZE,
+            "overlap": self.OVERLAP,
+            "device": self.DEVICE,
+            "min_area": self.MIN_AREA,
+            "output": self.OUTPUT,
+            "raster": self.OUTPUT_RASTER,
+        }
+        labels = {}
+        for name, pid in ids.items():
+            definition = self.parameterDefinition(pid)
+            if definition is not None:
+                labels[name] = definition.description()
+        return labels
+
     # -- checks -------------------------------------------------------------------------
     def canExecute(self):
         try:
@@ -278,6 +297,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             on_warning=feedback.pushWarning,
             on_output=lambda line: feedback.pushInfo(line) if line.strip() else None,
             on_error=feedback.pushConsoleInfo,
+            labels=self.cli_labels(),
             is_canceled=feedback.isCanceled,
         )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -307,9 +308,31 @@ def _wait_exit(proc: subprocess.Popen, is_canceled: Callable[[], bool], grace: f
     return False
 
 
-def _dispatch_event(line: str, on_progress, on_message, on_warning) -> bool:
+#: ``{name}`` in an error's template stands for the parameter ``name``; the same rule as
+#: ``s2m_geo.errors`` (tested equal), which this module cannot import.
+PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+
+
+def render_error(event: dict, labels: Optional[dict] = None) -> str:
+    """The text of a ``{"error": ...}`` line, its parameters named by ``labels`` (parameter
+    name -> the dialog's label) where given, else by the CLI's flag."""
+    template, params = event.get("template"), event.get("params")
+    if not isinstance(template, str) or not isinstance(params, dict):
+        return str(event.get("error", ""))
+    labels = labels or {}
+
+    def name(m):
+        p = m.group(1)
+        if p not in params:
+            return m.group(0)
+        return '"{0}"'.format(labels[p]) if p in labels else str(params[p])
+
+    return PLACEHOLDER.sub(name, template)
+
+
+def _dispatch_event(line: str, on_progress, on_message, on_warning, on_error_event=None) -> bool:
     """Send one stderr line of the CLI's JSON progress protocol to its callback; False when
-    the line is not such an event (then it is one of the CLI's error lines)."""
+    the line is not such an event (then it is plain text, e.g. a traceback)."""
     if not line.startswith("{"):
         return False
     try:
@@ -324,6 +347,8 @@ def _dispatch_event(line: str, on_progress, on_message, on_warning) -> bool:
         on_message(str(event["message"]))
     elif "warning" in event:
         on_warning(str(event["warning"]))
+    elif "error" in event and on_error_event is not None:
+        on_error_event(event)
     else:
         return False
     return True
@@ -339,6 +364,7 @@ def run_cli(
     on_output: Callable[[str], None] = lambda line: None,
     on_error: Callable[[str], None] = lambda line: None,
     on_start: Callable[[int], None] = lambda pid: None,
+    labels: Optional[dict] = None,
     is_canceled: Callable[[], bool] = lambda: False,
     env: Optional[dict] = None,
     grace: Optional[float] = None,
@@ -347,8 +373,9 @@ def run_cli(
     """Run ``cmd`` and report its ``--progress json`` lines; stop it when ``is_canceled()``.
 
     stderr JSON lines go to ``on_progress(stage, done, total)``, ``on_message(text)`` or
-    ``on_warning(text)`` (default: ``on_message``); other
-    stderr lines (the CLI's one-line errors) to ``on_error``; stdout lines to ``on_output``.
+    ``on_warning(text)`` (default: ``on_message``); the CLI's errors (``{"error": ...}``,
+    their parameters named by ``labels``, see :func:`render_error`) and any other stderr
+    line to ``on_error``; stdout lines to ``on_output``.
     On cancel the child's process group is terminated (then killed) and, like after a
     failure, every output this run created and every temp file it left is removed.
     """
@@ -360,6 +387,11 @@ def run_cli(
     result = RunResult(returncode=None, pid=proc.pid)
     on_start(proc.pid)
     lines: "queue.Queue" = queue.Queue()
+
+    def on_error_event(event):
+        text = "s2m-geo: error: " + render_error(event, labels)
+        result.errors.append(text)
+        on_error(text)
 
     def pump(stream, name):
         try:
@@ -393,7 +425,7 @@ def run_cli(
                 result.stdout.append(line)
                 on_output(line)
                 continue
-            if not _dispatch_event(line, on_progress, on_message, on_warning) and line.strip():
+            if not _dispatch_event(line, on_progress, on_message, on_warning, on_error_event) and line.strip():
                 result.errors.append(line)
                 on_error(line)
         if not result.canceled:
@@ -435,5 +467,6 @@ __all__ = [
     "find_executable",
     "overall_percent",
     "remove_leftovers",
+    "render_error",
     "run_cli",
 ]

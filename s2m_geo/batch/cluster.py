@@ -69,7 +69,8 @@ def start_client(
         except (OSError, TimeoutError) as exc:
             raise InputError(
                 f"{scheduler}: cannot reach a Dask scheduler there ({error_text(exc)}); "
-                f"start one (dask scheduler) or check --scheduler"
+                f"start one (dask scheduler) or check {{scheduler}}",
+                params=("scheduler",),
             ) from None
         except ValueError as exc:
             raise InputError(f"{scheduler}: not a scheduler address ({exc}); give e.g. tcp://HOST:8786") from None
@@ -88,7 +89,8 @@ def start_client(
                 client.close()
                 raise InputError(
                     f"{scheduler}: no worker offers the resource GPU={gpu_per_task}; start "
-                    f"workers with --resources GPU=1 or drop --gpu-per-task"
+                    f"workers with --resources GPU=1 or drop {{gpu_per_task}}",
+                    params=("gpu_per_task",),
                 )
         return client, None
     resources = {"GPU": max(1.0, float(gpu_per_task))} if gpu_per_task else None

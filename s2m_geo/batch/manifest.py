@@ -190,9 +190,11 @@ def pair_folders(pre_dir: str | Path, post_dir: str | Path, pattern: str = "*.ti
     reported); no pair at all is an :class:`InputError`.
     """
     dirs = []
-    for d, opt in ((Path(pre_dir), "--pre-dir"), (Path(post_dir), "--post-dir")):
+    for d, param in ((Path(pre_dir), "pre_dir"), (Path(post_dir), "post_dir")):
         if not d.is_dir():
-            raise InputError(f"{d}: {opt} is not a folder; give the folder of the {opt[2:-4]} scenes")
+            raise InputError(
+                f"{d}: {{{param}}} is not a folder; give the folder of the {param[:-4]} scenes", params=(param,)
+            )
         dirs.append(d)
     pat = pattern.lower()
 
@@ -207,7 +209,8 @@ def pair_folders(pre_dir: str | Path, post_dir: str | Path, pattern: str = "*.ti
     if not set(pre) & set(post):
         raise InputError(
             f"{dirs[0]}: no file matching '{pattern}' has a partner of the same name in "
-            f"{dirs[1]}; check the folders and --pattern"
+            f"{dirs[1]}; check the folders and {{pattern}}",
+            params=("pattern",),
         )
     jobs = []
     for name in sorted(set(pre) | set(post)):

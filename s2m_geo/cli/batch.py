@@ -75,7 +75,9 @@ def _memory_limit(value: str):
 
         parse_bytes(value)
     except (ValueError, TypeError):
-        raise InputError(f"--memory-limit {value}: give a size such as 4GiB, or auto") from None
+        raise InputError(
+            f"{{memory_limit}} {value}: give a size such as 4GiB, or auto", params=("memory_limit",)
+        ) from None
     return value
 
 
@@ -212,13 +214,23 @@ def batch(
 
     folders = pre_dir is not None or post_dir is not None
     if manifest is not None and folders:
-        raise InputError(f"{manifest}: give either a MANIFEST or --pre-dir/--post-dir, not both")
+        raise InputError(
+            f"{manifest}: give either a MANIFEST or {{pre_dir}}/{{post_dir}}, not both", params=("pre_dir", "post_dir")
+        )
     if manifest is None and not folders:
-        raise InputError("no scenes: give a MANIFEST (CSV or YAML) or --pre-dir and --post-dir")
+        raise InputError(
+            "no scenes: give a MANIFEST (CSV or YAML) or {pre_dir} and {post_dir}", params=("pre_dir", "post_dir")
+        )
     if folders and (pre_dir is None or post_dir is None):
-        raise InputError(f"{pre_dir or post_dir}: --pre-dir and --post-dir go together; give both folders")
+        raise InputError(
+            f"{pre_dir or post_dir}: {{pre_dir}} and {{post_dir}} go together; give both folders",
+            params=("pre_dir", "post_dir"),
+        )
     if scheduler and workers is not None:
-        raise InputError(f"--workers {workers}: --scheduler uses the cluster's own workers; drop --workers")
+        raise InputError(
+            f"{{workers}} {workers}: {{scheduler}} uses the cluster's own workers; drop {{workers}}",
+            params=("workers", "scheduler"),
+        )
     if manifest is not None:
         jobs = read_manifest(manifest)
         source = str(manifest)

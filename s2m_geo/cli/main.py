@@ -6,57 +6,106 @@ Exit codes (docs/design.md §3.7): 0 done; 2 bad usage or bad input; 1 unexpecte
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 
 import click
 
 from .. import __version__
-from ..errors import S2MError
+from ..errors import InputError, S2MError
 from .batch import batch
 from .describe import describe
 from .evaluate import evaluate
 from .model import export, model_info
+from .options import PROGRESS_META_KEY
 from .predict import predict
 from .sample_data import sample_data
 from .train import train
 
 
 class _Group(click.Group):
-    """Turns expected errors into one-line messages and exit codes."""
+    """Turns expected errors into one-line messages and exit codes.
+
+    With ``--progress json`` an error is one JSON line (docs/design.md §3.5):
+    ``{"error": text}``, plus, when it is about parameters, ``"template"`` (the message with
+    ``{name}`` where each parameter is named) and ``"params"`` (name -> flag), so a front
+    end can name the parameters in its own words.
+    """
+
+    _meta: dict = {}
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        ctx = super().make_context(*args, **kwargs)
+        self._meta = ctx.meta  # shared with the sub-command's context
+        return ctx
 
     def main(self, *args, **kwargs):
+        self._meta = {}
         try:
             return super().main(*args, **{**kwargs, "standalone_mode": False})
-        except click.exceptions.Abort:
-            click.echo("s2m-geo: interrupted", err=True)
-            sys.exit(130)
-        except KeyboardInterrupt:
+        except (click.exceptions.Abort, KeyboardInterrupt):
             click.echo("s2m-geo: interrupted", err=True)
             sys.exit(130)
         except click.ClickException as exc:
-            exc.show()
+            self._usage_error(exc)
             sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
+        except InputError as exc:
+            flags = flag_names(self)
+            self._error(exc.render(flags), exc.template, {p: flags.get(p, p) for p in exc.params})
+            sys.exit(exc.exit_code)
         except S2MError as exc:
-            click.echo(f"s2m-geo: error: {exc}", err=True)
+            self._error(str(exc))
             sys.exit(exc.exit_code)
         except OSError as exc:  # disk full, permissions, read-only or vanished folders
             where = exc.filename or "a file"
-            click.echo(
-                f"s2m-geo: error: {where}: {exc.strerror or exc}; check the path, permissions and free disk space",
-                err=True,
-            )
+            self._error(f"{where}: {exc.strerror or exc}; check the path, permissions and free disk space")
             sys.exit(2)
         except Exception as exc:
             if not isinstance(exc, _gis_errors()):
                 raise
             msg = " ".join(str(exc.__cause__ or exc).split())[:300]
-            click.echo(
-                f"s2m-geo: error: GDAL could not read or write a file ({msg}); check the "
-                f"paths, permissions and free disk space",
-                err=True,
+            self._error(
+                f"GDAL could not read or write a file ({msg}); check the paths, permissions and free disk space"
             )
             sys.exit(2)
+
+    def _json(self) -> bool:
+        return self._meta.get(PROGRESS_META_KEY) == "json"
+
+    def _error(self, text: str, template: str | None = None, params: dict[str, str] | None = None) -> None:
+        if not self._json():
+            click.echo(f"s2m-geo: error: {text}", err=True)
+            return
+        event: dict = {"error": text}
+        if params:
+            event.update(template=template, params=params)
+        click.echo(json.dumps(event), err=True)
+
+    def _usage_error(self, exc: click.ClickException) -> None:
+        param = getattr(exc, "param", None)
+        if not self._json():
+            exc.show()
+            return
+        text = exc.format_message()
+        if param is None or not param.name or not isinstance(param, click.Option):
+            self._error(text)
+            return
+        template = text
+        for opt in sorted(param.opts, key=len, reverse=True):
+            template = template.replace(f"'{opt}'", "'{" + param.name + "}'")
+        self._error(text, template, {param.name: max(param.opts, key=len)})
+
+
+def flag_names(group: click.Group) -> dict[str, str]:
+    """Each option's parameter name -> its long flag, over all commands (``tile_size`` ->
+    ``--tile-size``); how the command line names a parameter a library error is about."""
+    names: dict[str, str] = {}
+    for command in group.commands.values():
+        for param in command.params:
+            if isinstance(param, click.Option):
+                names.setdefault(param.name or "", max(param.opts, key=len))
+    return names
 
 
 def _gis_errors() -> tuple:

@@ -78,6 +78,8 @@ def export(model: Path, onnx_out: Path, tile_size: int | None, overwrite: bool) 
     from ..model import export_onnx
 
     if onnx_out.exists() and not overwrite:
-        raise InputError(f"{onnx_out}: already exists; pass --overwrite or choose another name")
+        raise InputError(
+            f"{onnx_out}: already exists; pass {{overwrite}} or choose another name", params=("overwrite",)
+        )
     read_model_meta(model)
     click.echo(str(export_onnx(model, onnx_out, tile_size=tile_size)))

@@ -14,16 +14,19 @@ from ..errors import InputError
 from ..progress import MODES
 
 
-def int_list(value: str | None, option: str) -> list[int] | None:
-    """``"1,2,3"`` -> ``[1, 2, 3]`` (1-based band numbers); None when not given."""
+def int_list(value: str | None, param: str) -> list[int] | None:
+    """``"1,2,3"`` -> ``[1, 2, 3]`` (1-based band numbers) for the option ``param``; None when
+    not given."""
     if not value:
         return None
     try:
         bands = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise InputError(f"{option} {value}: give band numbers separated by commas, e.g. 1,2,3") from None
+        raise InputError(
+            f"{{{param}}} {value}: give band numbers separated by commas, e.g. 1,2,3", params=(param,)
+        ) from None
     if not bands or min(bands) < 1:
-        raise InputError(f"{option} {value}: band numbers start at 1, e.g. 1,2,3")
+        raise InputError(f"{{{param}}} {value}: band numbers start at 1, e.g. 1,2,3", params=(param,))
     return bands
 
 
@@ -95,8 +98,8 @@ def prediction_options(f: Callable) -> Callable:
             block_tiles=block_tiles,
             device=device,
             runtime=runtime,
-            bands=int_list(bands, "--bands"),
-            post_bands=int_list(post_bands, "--post-bands"),
+            bands=int_list(bands, "bands"),
+            post_bands=int_list(post_bands, "post_bands"),
             crs=crs,
             resolution=resolution,
             zero_as_nodata=zero_nodata,
@@ -108,12 +111,23 @@ def prediction_options(f: Callable) -> Callable:
     return wrapper
 
 
+#: Where the chosen progress mode is kept for the error handler (``click.Context.meta``).
+PROGRESS_META_KEY = "s2m_geo.progress"
+
+
+def _remember_progress_mode(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    ctx.meta[PROGRESS_META_KEY] = value
+    return value
+
+
 progress_option = click.option(
     "--progress",
     "progress_mode",
     type=click.Choice(MODES),
     default="auto",
     show_default=True,
+    is_eager=True,  # known before any other option can fail, so its error is in the same mode
+    callback=_remember_progress_mode,
     help="Progress display: a bar on a terminal, or one JSON object per line on stderr.",
 )
 

@@ -70,11 +70,15 @@ def sample_data(
         try:
             CRS.from_user_input(post_crs)
         except CRSError:
-            raise InputError(f"--post-crs {post_crs}: not a CRS GDAL knows; give e.g. EPSG:4326") from None
+            raise InputError(
+                f"{{post_crs}} {post_crs}: not a CRS GDAL knows; give e.g. EPSG:4326", params=("post_crs",)
+            ) from None
     if not overwrite:
         existing = [str(outdir / f) for f in ("pre.tif", "post.tif", "label.tif") if (outdir / f).exists()]
         if existing:
-            raise InputError(f"{existing[0]}: already exists; pass --overwrite or choose another folder")
+            raise InputError(
+                f"{existing[0]}: already exists; pass {{overwrite}} or choose another folder", params=("overwrite",)
+            )
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

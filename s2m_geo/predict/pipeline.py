@@ -106,7 +106,7 @@ def input_warnings(pre: str | Path, post: str | Path) -> list[str]:
 def check_output(path: Path, overwrite: bool) -> None:
     """Refuse an existing output without ``overwrite`` and an unwritable folder (exit 2)."""
     if path.exists() and not overwrite:
-        raise InputError(f"{path}: already exists; pass --overwrite or choose another name")
+        raise InputError(f"{path}: already exists; pass {{overwrite}} or choose another name", params=("overwrite",))
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"{parent}: output folder does not exist; create it first")
@@ -340,7 +340,10 @@ def predict(
     tile = opts.tile_size or meta.tile_size
     overlap = meta.default_overlap if opts.overlap is None else opts.overlap
     if not 0 <= overlap < tile // 2:
-        raise InputError(f"--overlap {overlap}: must be at least 0 and less than half the tile size ({tile})")
+        raise InputError(
+            f"{{overlap}} {overlap}: must be at least 0 and less than half the tile size ({tile})",
+            params=("overlap",),
+        )
     with _open_pair(open_pair, pre, post, runner, opts) as pair:
         grid = pair.grid
         _check_overlap(pair, tile)
@@ -396,7 +399,8 @@ def _check_overlap(pair, tile: int) -> None:
             raise InputError(
                 f"{pair.post_path}: overlaps {pair.pre_path} by only {size} {axis} of pixels, "
                 f"less than one {tile}-pixel tile; check that the two scenes show the same "
-                f"place (or pass a smaller --tile-size)"
+                f"place (or pass a smaller {{tile_size}})",
+                params=("tile_size",),
             )
 
 

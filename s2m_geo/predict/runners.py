@@ -86,8 +86,9 @@ class OnnxChangeModelRunner:
             providers.insert(0, "CUDAExecutionProvider")
         elif device == "cuda":
             raise InputError(
-                f"{path}: --device cuda but onnxruntime has no CUDA provider here; "
-                f"install onnxruntime-gpu or use --device cpu"
+                f"{path}: {{device}} cuda but onnxruntime has no CUDA provider here; "
+                f"install onnxruntime-gpu or use {{device}} cpu",
+                params=("device",),
             )
         self.onnx = load_onnx_model(path, providers)
         self.meta = self.onnx.meta
@@ -111,7 +112,8 @@ def default_model_path() -> Path:
     if not DEFAULT_MODEL.is_file():
         raise InputError(
             f"{DEFAULT_MODEL}: this s2m-geo install has no default model; "
-            f"pass --model FILE (train one with s2m-geo train)"
+            f"pass {{model}} FILE (train one with s2m-geo train)",
+            params=("model",),
         )
     return DEFAULT_MODEL
 
@@ -143,9 +145,9 @@ def load_change_model(path: str | Path, device: str = "auto", runtime: str = "au
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: model file not found; check --model")
+        raise InputError(f"{path}: model file not found; check {{model}}", params=("model",))
     if runtime not in RUNTIMES:
-        raise InputError(f"--runtime {runtime}: choose one of {', '.join(RUNTIMES)}")
+        raise InputError(f"{{runtime}} {runtime}: choose one of {', '.join(RUNTIMES)}", params=("runtime",))
     if path.suffix.lower() == ".onnx":
         return OnnxChangeModelRunner(path, device)
     if runtime == "onnx" or (runtime == "auto" and _runs_on_cpu(device)):
@@ -169,7 +171,9 @@ def _onnx_runner(path: Path, device: str, strict: bool) -> OnnxChangeModelRunner
         raise
     except Exception as exc:
         if strict:
-            raise InputError(f"{path}: cannot run with onnxruntime ({exc}); use --runtime torch") from exc
+            raise InputError(
+                f"{path}: cannot run with onnxruntime ({exc}); use {{runtime}} torch", params=("runtime",)
+            ) from exc
         atomic.write_text(note, f"the ONNX export failed: {exc}\n")
         return None
     if strict or runner.onnx.fixed_size is None:

@@ -342,9 +342,11 @@ def _flag(bands: Sequence[int]) -> str:
 
 
 def _select_bands(
-    ds, path: str, name: str, bands: Sequence[int] | None, option: str, model_bands: int
+    ds, path: str, name: str, bands: Sequence[int] | None, param: str, model_bands: int
 ) -> tuple[int, ...]:
-    """Validate a 1-based band selection against the raster and the model."""
+    """Validate a 1-based band selection against the raster and the model; ``param`` is the
+    parameter that gave it (``bands`` or ``post_bands``)."""
+    option = "{" + param + "}"
     chosen = tuple(range(1, model_bands + 1)) if bands is None else tuple(int(b) for b in bands)
     for b in chosen:
         if not 1 <= b <= ds.count:
@@ -352,16 +354,19 @@ def _select_bands(
                 raise InputError(
                     f"{path}: has {ds.count} band(s); the model takes {model_bands}; "
                     f"choose {model_bands} bands with {option} (a band may repeat, e.g. "
-                    f"{option} {_flag([1] * model_bands)})"
+                    f"{option} {_flag([1] * model_bands)})",
+                    params=(param,),
                 )
             raise InputError(
                 f"{path}: has {ds.count} band(s); {option} {_flag(chosen)} asks for band {b}; "
-                f"choose bands between 1 and {ds.count}"
+                f"choose bands between 1 and {ds.count}",
+                params=(param,),
             )
     if len(chosen) != model_bands:
         raise InputError(
             f"{path}: {option} {_flag(chosen)} selects {len(chosen)} band(s) of {name}; "
-            f"the model takes {model_bands}; give {model_bands} band indexes"
+            f"the model takes {model_bands}; give {model_bands} band indexes",
+            params=(param,),
         )
     return chosen
 
@@ -739,7 +744,7 @@ def _parse_crs(crs: Any) -> CRS | None:
     try:
         out = CRS.from_user_input(crs)
     except (CRSError, ValueError, TypeError):
-        raise InputError(f"--crs {crs}: not a CRS GDAL knows; give e.g. EPSG:32636") from None
+        raise InputError(f"{{crs}} {crs}: not a CRS GDAL knows; give e.g. EPSG:32636", params=("crs",)) from None
     return out
 
 
@@ -756,8 +761,9 @@ def _build_grid(
             )
         if crs is not None or resolution is not None:
             raise InputError(
-                f"{pre_path}: has no CRS, so --crs/--resolution cannot apply; "
-                f"georeference both scenes or drop those options"
+                f"{pre_path}: has no CRS, so {{crs}}/{{resolution}} cannot apply; "
+                f"georeference both scenes or drop those options",
+                params=("crs", "resolution"),
             )
         if (pre.width, pre.height) != (post.width, post.height):
             raise InputError(
@@ -772,7 +778,9 @@ def _build_grid(
         except (TypeError, ValueError):
             res_ok = False
         if not res_ok:
-            raise InputError(f"--resolution {resolution}: must be a positive number in target CRS units")
+            raise InputError(
+                f"{{resolution}} {resolution}: must be a positive number in target CRS units", params=("resolution",)
+            )
         resolution = float(resolution)
     dst_crs, frame, _ = target_frame(pre, crs, resolution)
     boxes = []
@@ -781,7 +789,8 @@ def _build_grid(
         if box is None:
             raise InputError(
                 f"{path}: its footprint cannot be transformed to "
-                f"{dst_crs.to_string() if dst_crs is not None else 'the target grid'}; choose another --crs"
+                f"{dst_crs.to_string() if dst_crs is not None else 'the target grid'}; choose another {{crs}}",
+                params=("crs",),
             )
         boxes.append(box)
     inter = intersect_boxes(*boxes)
@@ -832,15 +841,16 @@ def open_pair(
             if n_pre != n_post:
                 raise InputError(
                     f"{post_path}: pre has {n_pre} bands, post {n_post}; choose with "
-                    f"--bands/--post-bands (e.g. --bands 1,2,3 --post-bands 1,2,3)"
+                    f"{{bands}}/{{post_bands}} (e.g. {{bands}} 1,2,3 {{post_bands}} 1,2,3)",
+                    params=("bands", "post_bands"),
                 )
-        pre_b = _select_bands(pre_ds, pre_path, "pre", bands, "--bands", model_bands)
+        pre_b = _select_bands(pre_ds, pre_path, "pre", bands, "bands", model_bands)
         post_b = _select_bands(
             post_ds,
             post_path,
             "post",
             post_bands if post_bands is not None else bands,
-            "--post-bands" if post_bands is not None else "--bands",
+            "post_bands" if post_bands is not None else "bands",
             model_bands,
         )
         pre_ep = _describe_epoch(pre_ds, pre_path, "pre", pre_b, zero_as_nodata, normalization)

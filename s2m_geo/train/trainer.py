@@ -239,9 +239,12 @@ def train(
     out = Path(out_dir)
     state_file = out / "state.json"
     if state_file.exists() and not resume:
-        raise InputError(f"{out}: holds an earlier run; pass --resume to continue it or choose another --out")
+        raise InputError(
+            f"{out}: holds an earlier run; pass {{resume}} to continue it or choose another {{out}}",
+            params=("resume", "out"),
+        )
     if resume and not state_file.exists():
-        raise InputError(f"{out}: nothing to resume (no state.json); start without --resume")
+        raise InputError(f"{out}: nothing to resume (no state.json); start without {{resume}}", params=("resume",))
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     say = message or (lambda s: None)
 

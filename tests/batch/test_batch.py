@@ -159,8 +159,11 @@ def test_pair_folders_by_file_name(tmp_path):
     assert [j.scene_id for j in pair_folders(pre, post, "*.txt")] == ["notes"]
     with pytest.raises(InputError, match="no file matching"):
         pair_folders(pre, post, "*.jp2")
-    with pytest.raises(InputError, match="--post-dir is not a folder"):
+    with pytest.raises(InputError, match="post_dir is not a folder") as exc:
         pair_folders(pre, tmp_path / "nope")
+    assert exc.value.render({"post_dir": "--post-dir"}).endswith(
+        "--post-dir is not a folder; give the folder of the post scenes"
+    )
 
 
 # --- a real LocalCluster -------------------------------------------------------------------------

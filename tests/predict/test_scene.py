@@ -16,6 +16,7 @@ from rasterio.warp import calculate_default_transform
 from rasterio.warp import transform as warp_points
 from rasterio.windows import Window
 
+from s2m_geo.cli.main import cli, flag_names
 from s2m_geo.errors import InputError
 from s2m_geo.predict.scene import (
     Grid,
@@ -353,7 +354,7 @@ def test_pair_without_any_crs_is_pixel_aligned(tmp_path):
 def _assert_input_error(path, *args, match=None, **kwargs):
     with pytest.raises(InputError) as exc:
         open_pair(*args, **kwargs)
-    msg = str(exc.value)
+    msg = exc.value.render(flag_names(cli))  # as the command line shows it
     assert str(path) in msg and "\n" not in msg
     if match:
         assert match in msg, msg

@@ -70,8 +70,9 @@ def test_two_stage_training_resume_and_package(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "run2", progress=stop)
     assert json.loads((tmp_path / "run2" / "state.json").read_text())["epoch"] == 1
-    with pytest.raises(InputError, match="--resume"):
+    with pytest.raises(InputError, match="pass resume to continue") as exc:
         train(cfg, tmp_path / "run2")
+    assert exc.value.params == ("resume", "out")
     resumed = train(cfg, tmp_path / "run2", resume=True)
     a, b = _weights(final), _weights(resumed)
     assert a.keys() == b.keys()
