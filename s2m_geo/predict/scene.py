@@ -84,6 +84,7 @@ __all__ = [
     "coarse_shape",
     "percentile_stretch",
     "apply_stretch",
+    "read_scene",
 ]
 
 SNAP_TOL = 1e-3  # pixels: float noise below this never adds or removes a row/column
@@ -433,6 +434,69 @@ def _norm_scale(normalization: Mapping[str, Any] | None, epoch: str) -> float | 
 # The pair
 
 
+def _vrt_kwargs(ep: _Epoch, grid: Grid, resampling: Resampling = Resampling.bilinear) -> dict:
+    """WarpedVRT arguments that put an epoch on ``grid``."""
+    kw: dict[str, Any] = dict(
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=resampling,
+        add_alpha=not ep.has_alpha,
+    )
+    if ep.zero_rule and ep.all_valid:
+        kw["src_nodata"] = 0  # do not blend zero (no-data) pixels into their neighbours
+    return kw
+
+
+def _read_epoch(
+    ep: _Epoch,
+    reader,
+    inner: Window,
+    out_shape: tuple[int, int] | None = None,
+    resampling: Resampling = Resampling.nearest,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Native data (C,h,w) and valid (h,w) of ``inner`` (grid coordinates, inside the grid)."""
+    h, w = out_shape or (int(inner.height), int(inner.width))
+    data = np.zeros((len(ep.bands), h, w), ep.dtype)
+    valid = np.zeros((h, w), bool)
+    if ep.offset is None:  # reader is a WarpedVRT on the grid
+        src_win, dst = inner, (slice(None), slice(None))
+    else:  # direct: the grid window shifted into native pixels, clipped to the raster
+        r, c = ep.offset
+        shifted = Window(inner.col_off + c, inner.row_off + r, inner.width, inner.height)
+        if out_shape is not None:  # decimated reads: the grid lies inside the raster
+            src_win, dst = shifted, (slice(None), slice(None))
+        else:
+            clipped = clip_window(shifted, ep.native.height, ep.native.width)
+            if clipped is None:
+                return data, valid
+            src_win, dst = clipped
+    sub_h, sub_w = valid[dst].shape
+    # a WarpedVRT always has an alpha band (added, or the source's): one per-dataset mask
+    mask_bands = [ep.bands[0]] if (ep.per_dataset_mask or ep.offset is None) else list(ep.bands)
+    try:
+        if out_shape is None:
+            d = reader.read(list(ep.bands), window=src_win)
+            m = reader.read_masks(mask_bands, window=src_win)
+        else:
+            d = reader.read(
+                list(ep.bands), window=src_win, out_shape=(len(ep.bands), sub_h, sub_w), resampling=resampling
+            )
+            m = reader.read_masks(
+                mask_bands, window=src_win, out_shape=(len(mask_bands), sub_h, sub_w), resampling=resampling
+            )
+    except RasterioError as exc:  # e.g. a truncated file: the header is fine, the data is cut
+        cause = " ".join(str(exc.__cause__ or exc).split())[:160]
+        raise InputError(
+            f"{ep.path}: cannot read its pixels ({cause}); the file is truncated "
+            f"or corrupt: download or export it again"
+        ) from None
+    data[:, dst[0], dst[1]] = d
+    valid[dst] = ep.validity(d, m)
+    return data, valid
+
+
 @dataclass
 class _Handles:
     """One thread's open datasets: the files and the readers (dataset or WarpedVRT) per epoch."""
@@ -551,23 +615,9 @@ class ScenePair:
             for name, ep in self._epochs.items():
                 ds = rasterio.open(ep.path)
                 h.files.append(ds)
-                h.readers[name] = ds if ep.offset is not None else WarpedVRT(ds, **self._vrt_kwargs(ep))
+                h.readers[name] = ds if ep.offset is not None else WarpedVRT(ds, **_vrt_kwargs(ep, self.grid))
             self._local.h = h
         return h
-
-    def _vrt_kwargs(self, ep: _Epoch, grid: Grid | None = None, resampling: Resampling = Resampling.bilinear) -> dict:
-        g = grid or self.grid
-        kw: dict[str, Any] = dict(
-            crs=g.crs,
-            transform=g.transform,
-            width=g.width,
-            height=g.height,
-            resampling=resampling,
-            add_alpha=not ep.has_alpha,
-        )
-        if ep.zero_rule and ep.all_valid:
-            kw["src_nodata"] = 0  # do not blend zero (no-data) pixels into their neighbours
-        return kw
 
     def close(self) -> None:
         """Close the dataset handles of every thread. Idempotent."""
@@ -584,54 +634,6 @@ class ScenePair:
         self.close()
 
     # -- reading --
-    def _read_epoch(
-        self,
-        ep: _Epoch,
-        reader,
-        inner: Window,
-        out_shape: tuple[int, int] | None = None,
-        resampling: Resampling = Resampling.nearest,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Native data (C,h,w) and valid (h,w) of ``inner`` (grid coordinates, inside the grid)."""
-        h, w = out_shape or (int(inner.height), int(inner.width))
-        data = np.zeros((len(ep.bands), h, w), ep.dtype)
-        valid = np.zeros((h, w), bool)
-        if ep.offset is None:  # reader is a WarpedVRT on the grid
-            src_win, dst = inner, (slice(None), slice(None))
-        else:  # direct: the grid window shifted into native pixels, clipped to the raster
-            r, c = ep.offset
-            shifted = Window(inner.col_off + c, inner.row_off + r, inner.width, inner.height)
-            if out_shape is not None:  # decimated reads: the grid lies inside the raster
-                src_win, dst = shifted, (slice(None), slice(None))
-            else:
-                clipped = clip_window(shifted, ep.native.height, ep.native.width)
-                if clipped is None:
-                    return data, valid
-                src_win, dst = clipped
-        sub_h, sub_w = valid[dst].shape
-        # a WarpedVRT always has an alpha band (added, or the source's): one per-dataset mask
-        mask_bands = [ep.bands[0]] if (ep.per_dataset_mask or ep.offset is None) else list(ep.bands)
-        try:
-            if out_shape is None:
-                d = reader.read(list(ep.bands), window=src_win)
-                m = reader.read_masks(mask_bands, window=src_win)
-            else:
-                d = reader.read(
-                    list(ep.bands), window=src_win, out_shape=(len(ep.bands), sub_h, sub_w), resampling=resampling
-                )
-                m = reader.read_masks(
-                    mask_bands, window=src_win, out_shape=(len(mask_bands), sub_h, sub_w), resampling=resampling
-                )
-        except RasterioError as exc:  # e.g. a truncated file: the header is fine, the data is cut
-            cause = " ".join(str(exc.__cause__ or exc).split())[:160]
-            raise InputError(
-                f"{ep.path}: cannot read its pixels ({cause}); the file is truncated "
-                f"or corrupt: download or export it again"
-            ) from None
-        data[:, dst[0], dst[1]] = d
-        valid[dst] = ep.validity(d, m)
-        return data, valid
-
     def native_grid(self, epoch: str) -> Grid:
         """The grid of ``"pre"`` or ``"post"`` as stored in its file."""
         return self._epochs[epoch].native
@@ -656,7 +658,7 @@ class ScenePair:
         handles = self._handles()
         joint = None
         for ep, out in ((pre_ep, pre), (post_ep, post)):
-            data, ok = self._read_epoch(ep, handles.readers[ep.name], inner)
+            data, ok = _read_epoch(ep, handles.readers[ep.name], inner)
             vals = ep.to_model_units(data)
             vals[:, ~ok] = 0.0
             out[(slice(None),) + dst] = vals
@@ -673,8 +675,8 @@ class ScenePair:
             return valid
         inner, dst = clipped
         handles = self._handles()
-        ok_pre = self._read_epoch(self._epochs["pre"], handles.readers["pre"], inner)[1]
-        ok_post = self._read_epoch(self._epochs["post"], handles.readers["post"], inner)[1]
+        ok_pre = _read_epoch(self._epochs["pre"], handles.readers["pre"], inner)[1]
+        ok_post = _read_epoch(self._epochs["post"], handles.readers["post"], inner)[1]
         valid[dst] = ok_pre & ok_post
         return valid
 
@@ -682,13 +684,13 @@ class ScenePair:
         """A decimated (nearest) read of an epoch over the whole grid: data (C,ch,cw), valid."""
         whole = self.grid.window()
         if factor == 1:
-            return self._read_epoch(ep, self._handles().readers[ep.name], whole)
+            return _read_epoch(ep, self._handles().readers[ep.name], whole)
         if ep.offset is not None:
-            return self._read_epoch(ep, self._handles().readers[ep.name], whole, out_shape=(ch, cw))
+            return _read_epoch(ep, self._handles().readers[ep.name], whole, out_shape=(ch, cw))
         g = self.grid
         coarse = Grid(g.crs, g.transform * Affine.scale(g.width / cw, g.height / ch), cw, ch)
-        with rasterio.open(ep.path) as ds, WarpedVRT(ds, **self._vrt_kwargs(ep, coarse, Resampling.nearest)) as vrt:
-            return self._read_epoch(ep, vrt, coarse.window())
+        with rasterio.open(ep.path) as ds, WarpedVRT(ds, **_vrt_kwargs(ep, coarse, Resampling.nearest)) as vrt:
+            return _read_epoch(ep, vrt, coarse.window())
 
     def _any_valid_full(self, rows: int = 512) -> bool:
         """Full-resolution scan, strip by strip, for any jointly valid pixel."""
@@ -719,6 +721,29 @@ class ScenePair:
             if ep.scaling == "stretch":
                 use = joint if joint.any() else own
                 self._epochs[name] = replace(ep, stretch=percentile_stretch(data, use))
+
+
+def read_scene(
+    path: str | os.PathLike,
+    grid: Grid,
+    bands: Sequence[int],
+    *,
+    zero_as_nodata: bool = False,
+    resampling: Resampling = Resampling.bilinear,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One scene on ``grid`` (e.g. a reduced copy of the change raster's grid): its native
+    values (C,H,W) of the 1-based ``bands`` and its valid mask (H,W), by the rules a
+    :class:`ScenePair` reads with (nodata, GDAL masks, alpha, non-finite, zero). Without a
+    CRS on the grid or the file, the grid is the image itself, resampled to the grid's size.
+    """
+    path = os.fspath(path)
+    with _open_dataset(path, "scene") as ds:
+        ep = _describe_epoch(ds, path, "scene", tuple(bands), zero_as_nodata, None)
+        if grid.crs is None or ds.crs is None:
+            ep = replace(ep, offset=(0, 0))
+            return _read_epoch(ep, ds, ep.native.window(), out_shape=grid.shape, resampling=resampling)
+        with WarpedVRT(ds, **_vrt_kwargs(ep, grid, resampling)) as vrt:
+            return _read_epoch(ep, vrt, grid.window())
 
 
 def _as_window(window: Window | Sequence[int]) -> Window:

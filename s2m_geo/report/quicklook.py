@@ -29,11 +29,11 @@ def _font(size: int):
 
 def _stretch(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Bands to 0..255: uint8 as is, other types by the scene's 2-98 % stretch over valid pixels."""
-    from ..predict.scene import apply_stretch, percentile_stretch
+    from ..predict.scene import STRETCH_PCT, apply_stretch, percentile_stretch
 
     if data.dtype == np.uint8:
         return data
-    return apply_stretch(data, percentile_stretch(data, valid, (2.0, 98.0))).astype(np.uint8)
+    return apply_stretch(data, percentile_stretch(data, valid, STRETCH_PCT)).astype(np.uint8)
 
 
 def _read_post_on_grid(
@@ -41,25 +41,16 @@ def _read_post_on_grid(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The post image on the quicklook grid: (3, H, W) uint8 and the valid mask."""
     import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
+
+    from ..predict.scene import Grid, read_scene
 
     with rasterio.open(post) as ds:
-        if bands and all(1 <= b <= ds.count for b in bands):
-            idx = list(bands)[:3]
-        else:
-            idx = [1, 2, 3] if ds.count >= 3 else [1]
-        if len(idx) < 3:
-            idx = (idx * 3)[:3]
-        if crs is None or ds.crs is None:  # no CRS: the grid is the image itself
-            data = ds.read(idx, out_shape=(3, height, width), resampling=Resampling.bilinear)
-            valid = ds.dataset_mask(out_shape=(height, width)) > 0
-        else:
-            with WarpedVRT(
-                ds, crs=crs, transform=transform, width=width, height=height, resampling=Resampling.bilinear
-            ) as vrt:
-                data = vrt.read(idx)
-                valid = vrt.dataset_mask() > 0
+        count = ds.count
+    if bands and all(1 <= b <= count for b in bands):
+        idx = list(bands)[:3]
+    else:
+        idx = [1, 2, 3] if count >= 3 else [1]
+    data, valid = read_scene(post, Grid(crs, transform, width, height), (idx * 3)[:3])
     return _stretch(data, valid), valid
 
 

@@ -529,32 +529,3 @@ def test_batch_on_a_scheduler_and_worker_started_by_hand(tmp_path, pairs, tiny_m
         for p in reversed(procs):
             _stop(p)
     assert all(p.poll() is not None for p in procs)
-
-
-# --- quicklook helpers ---------------------------------------------------------------------------
-
-
-def test_quicklook_scale_and_north():
-    from rasterio.crs import CRS
-    from rasterio.transform import Affine, from_origin
-
-    from s2m_geo.describe.geo import GeoFrame
-    from s2m_geo.report.quicklook import nice_length
-
-    def _north_vector(crs, t, w, h):
-        return GeoFrame.from_grid(crs, t, w, h).north_in_grid()
-
-    def _metres_per_pixel(crs, t, w, h):
-        return GeoFrame.from_grid(crs, t, w, h).metres_per_pixel()
-
-    assert [nice_length(x) for x in (0.7, 1, 3.2, 74, 999, 12345)] == [0.5, 1, 2, 50, 500, 10000]
-    utm = CRS.from_epsg(32636)
-    t = from_origin(637000, 3486500, 2.0, 2.0)
-    assert _metres_per_pixel(utm, t, 100, 100) == pytest.approx(2.0, rel=2e-3)  # UTM scale factor
-    dx, dy = _north_vector(CRS.from_epsg(4326), from_origin(34.4, 31.5, 1e-4, 1e-4), 100, 100)
-    assert (dx, dy) == pytest.approx((0.0, -1.0), abs=1e-9)  # north is up
-    south_up = Affine(-1e-4, 0, 34.41, 0, 1e-4, 31.49)  # rotated by 180°
-    assert _north_vector(CRS.from_epsg(4326), south_up, 100, 100) == pytest.approx((0.0, 1.0), abs=1e-9)
-    dx, dy = _north_vector(utm, t, 100, 100)  # Gaza is east of UTM 36N's central meridian: grid north
-    assert dy < -0.99 and dx < 0  # is east of true north, so true north leans left in the image
-    assert _north_vector(None, t, 10, 10) is None and _metres_per_pixel(None, t, 10, 10) is None

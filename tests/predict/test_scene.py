@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.crs import CRS
+from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
@@ -26,6 +27,7 @@ from s2m_geo.predict.scene import (
     integer_offset,
     open_pair,
     percentile_stretch,
+    read_scene,
     snap_box,
 )
 from s2m_geo.synthetic import SceneSpec, write_scene
@@ -162,6 +164,33 @@ def test_post_on_another_crs_and_gsd_is_aligned_to_the_pixel(warped_scene):
     assert mad[0, 0] < 6.0
     # alignment to the pixel: any one-pixel shift matches clearly worse
     assert all(mad[0, 0] < 0.8 * v for k, v in mad.items() if k != (0, 0))
+
+
+def test_read_scene_puts_one_scene_on_a_grid_as_the_pair_reads_it(warped_scene, uint16_pair):
+    warped, _ = warped_scene
+    with open_pair(warped["pre"], warped["post"]) as pair:
+        _, post, valid = pair.read(pair.grid.window())
+        grid = pair.grid
+    data, ok = read_scene(warped["post"], grid, (1, 2, 3))
+    assert data.dtype == np.uint8 and data.shape == (3, *grid.shape)
+    np.testing.assert_array_equal(ok, valid)  # pre is valid everywhere: the joint mask is post's
+    np.testing.assert_array_equal(np.where(ok, data, 0), post)
+    with open_pair(uint16_pair["pre"], uint16_pair["post"]) as pair:  # nodata 0, a 10-px collar
+        _, _, valid = pair.read(pair.grid.window())
+        grid = pair.grid
+    data, ok = read_scene(uint16_pair["post"], grid, (3, 2, 1))
+    assert data.dtype == np.uint16 and not ok[:10].any() and ok[10:-10, 10:-10].all()
+    np.testing.assert_array_equal(ok, valid)
+    np.testing.assert_array_equal(data[:, ok], _read(uint16_pair["post"])[::-1][:, ok])
+
+
+def test_read_scene_without_crs_resamples_the_image_itself(tmp_path):
+    img = np.repeat(np.repeat(np.arange(16, dtype=np.uint8).reshape(1, 4, 4) * 10, 8, 1), 8, 2)
+    path = _write(tmp_path / "plain.tif", np.concatenate([img, img + 1, img + 2]))
+    grid = Grid(None, Affine.identity(), 4, 4)  # the 32x32 image reduced 8 times
+    data, ok = read_scene(path, grid, (2,), resampling=Resampling.nearest)
+    assert ok.all()
+    np.testing.assert_array_equal(data[0], img[0, ::8, ::8] + 1)
 
 
 def test_nodata_collar_is_invalid_exactly(tmp_path):
