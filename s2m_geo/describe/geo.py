@@ -47,10 +47,10 @@ from ..classes import ClassTable
 from ..errors import InputError
 from .rules import (
     Quadruple,
-    _check_mask,
-    _direction,
-    _exact_band,
+    check_mask,
+    class_row_col_counts,
     direction_from_fractions,
+    direction_from_sums,
     quantity_from_area,
     quantity_from_pixels,
 )
@@ -66,7 +66,6 @@ AREA_SAMPLES = 257
 #: Distances below this (metres; pixels in image terms) are the centre itself: bearing 0.
 CENTRE_TOLERANCE_M = 1e-6
 # Pixels of a mask processed at once when counting class pixels (bounds temporary memory).
-_CHUNK_PIXELS = 1 << 21
 
 _WGS84 = CRS.from_epsg(4326)
 
@@ -564,30 +563,6 @@ def pixel_areas(
 # ---------------------------------------------------------------------- describe a mask
 
 
-def class_row_col_counts(mask: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per class id 0..num_classes-1: pixel counts per row (K+1, H) and per column (K+1, W).
-
-    int64, computed in row chunks (no per-class full-size temporaries). Ids must already be
-    checked to lie in 0..num_classes-1.
-    """
-    m = np.asarray(mask)
-    h, w = m.shape
-    per_row = np.zeros((num_classes, h), dtype=np.int64)
-    per_col = np.zeros((num_classes, w), dtype=np.int64)
-    if m.size == 0:
-        return per_row, per_col
-    cols = np.arange(w, dtype=np.int64)
-    chunk = max(1, _CHUNK_PIXELS // w)
-    for r0 in range(0, h, chunk):
-        block = m[r0 : r0 + chunk].astype(np.int64)
-        bh = block.shape[0]
-        per_row[:, r0 : r0 + bh] = np.bincount(
-            (block * bh + np.arange(bh, dtype=np.int64)[:, None]).ravel(), minlength=num_classes * bh
-        ).reshape(num_classes, bh)
-        per_col += np.bincount((block * w + cols[None, :]).ravel(), minlength=num_classes * w).reshape(num_classes, w)
-    return per_row, per_col
-
-
 def describe_mask_geo(
     mask: np.ndarray, transform: Any, crs: Any, table: ClassTable, rng: Rng | None = None
 ) -> tuple[list[tuple[Quadruple, str, dict[str, Any]]], bool]:
@@ -605,7 +580,7 @@ def describe_mask_geo(
     bearing (up = 0°), ``distance_m``/``area_m2``/``lon``/``lat`` are None and the extras add
     ``distance_px``. Raises :class:`~s2m_geo.describe.rules.MaskError` for unknown ids.
     """
-    m = _check_mask(mask, table)
+    m = check_mask(mask, table)
     image_terms = crs is None
     h, w = m.shape
     if m.size == 0:
@@ -628,7 +603,7 @@ def describe_mask_geo(
         cy, cx = row_sum / n + 0.5, col_sum / n + 0.5
         loc = frame.locate(cy, cx)
         if frame.image_terms:  # exactly the image rule (integer arithmetic, as quadruples_from_mask)
-            loc["direction"] = _direction(_exact_band(row_sum, n, h), _exact_band(col_sum, n, w))
+            loc["direction"] = direction_from_sums(row_sum, col_sum, n, h, w)
         if areas is None:
             area = None
             quantity = quantity_from_pixels(n)

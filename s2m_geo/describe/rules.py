@@ -51,7 +51,7 @@ DIRECTIONS: tuple[str, ...] = (
 )
 
 # Rows of the mask processed at once when summing coordinates (bounds temporary memory).
-_ROW_CHUNK = 1024
+_CHUNK_PIXELS = 1 << 21  # pixels per bincount pass: bounded temporary memory
 
 
 class MaskError(InputError, ValueError):
@@ -146,7 +146,13 @@ def _exact_band(index_sum: int, n: int, size: int) -> int:
     return 2
 
 
-def _check_mask(mask: np.ndarray, table: ClassTable) -> np.ndarray:
+def direction_from_sums(row_sum: int, col_sum: int, n: int, h: int, w: int) -> str:
+    """Direction of the centroid of ``n`` pixels of an ``h``×``w`` image whose row and column
+    indices sum to ``row_sum`` and ``col_sum``, decided in exact integer arithmetic."""
+    return _direction(_exact_band(row_sum, n, h), _exact_band(col_sum, n, w))
+
+
+def check_mask(mask: np.ndarray, table: ClassTable) -> np.ndarray:
     m = np.asarray(mask)
     if m.ndim != 2:
         raise MaskError(f"a change mask must be 2-D (H, W), got shape {m.shape}")
@@ -164,32 +170,41 @@ def _check_mask(mask: np.ndarray, table: ClassTable) -> np.ndarray:
     return m
 
 
+def class_row_col_counts(mask: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per class id 0..num_classes-1: pixel counts per row (K+1, H) and per column (K+1, W).
+
+    int64, computed in row chunks (no per-class full-size temporaries). Ids must already be
+    checked to lie in 0..num_classes-1.
+    """
+    m = np.asarray(mask)
+    h, w = m.shape
+    per_row = np.zeros((num_classes, h), dtype=np.int64)
+    per_col = np.zeros((num_classes, w), dtype=np.int64)
+    if m.size == 0:
+        return per_row, per_col
+    cols = np.arange(w, dtype=np.int64)
+    chunk = max(1, _CHUNK_PIXELS // w)
+    for r0 in range(0, h, chunk):
+        block = m[r0 : r0 + chunk].astype(np.int64)
+        bh = block.shape[0]
+        per_row[:, r0 : r0 + bh] = np.bincount(
+            (block * bh + np.arange(bh, dtype=np.int64)[:, None]).ravel(), minlength=num_classes * bh
+        ).reshape(num_classes, bh)
+        per_col += np.bincount((block * w + cols[None, :]).ravel(), minlength=num_classes * w).reshape(num_classes, w)
+    return per_row, per_col
+
+
 def class_pixel_stats(mask: np.ndarray, table: ClassTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per class id 0..K: pixel count, sum of row indices, sum of column indices (int64).
 
-    Sums are exact integers (no floating point), computed in row chunks so that temporary
-    memory stays bounded for large masks. Raises :class:`MaskError` for unknown ids.
+    Sums are exact integers (no floating point), from :func:`class_row_col_counts`, so
+    temporary memory stays bounded for large masks. Raises :class:`MaskError` for unknown ids.
     """
-    m = _check_mask(mask, table)
-    k1 = table.num_classes
-    counts = np.zeros(k1, dtype=np.int64)
-    row_sums = np.zeros(k1, dtype=np.int64)
-    col_sums = np.zeros(k1, dtype=np.int64)
+    m = check_mask(mask, table)
+    per_row, per_col = class_row_col_counts(m, table.num_classes)
     h, w = m.shape
-    if m.size == 0:
-        return counts, row_sums, col_sums
-    cols = np.arange(w, dtype=np.int64)
-    for r0 in range(0, h, _ROW_CHUNK):
-        block = m[r0 : r0 + _ROW_CHUNK].astype(np.int64)
-        bh = block.shape[0]
-        per_row = np.bincount((block * bh + np.arange(bh, dtype=np.int64)[:, None]).ravel(), minlength=k1 * bh).reshape(
-            k1, bh
-        )
-        per_col = np.bincount((block * w + cols[None, :]).ravel(), minlength=k1 * w).reshape(k1, w)
-        counts += per_row.sum(axis=1)
-        row_sums += per_row @ np.arange(r0, r0 + bh, dtype=np.int64)
-        col_sums += per_col @ cols
-    return counts, row_sums, col_sums
+    counts = per_row.sum(axis=1)
+    return counts, per_row @ np.arange(h, dtype=np.int64), per_col @ np.arange(w, dtype=np.int64)
 
 
 def quadruples_from_mask(mask: np.ndarray, table: ClassTable) -> list[Quadruple]:
@@ -207,7 +222,7 @@ def quadruples_from_mask(mask: np.ndarray, table: ClassTable) -> list[Quadruple]
         if n == 0:
             continue
         cls = table[cid]
-        direction = _direction(_exact_band(int(row_sums[cid]), n, h), _exact_band(int(col_sums[cid]), n, w))
+        direction = direction_from_sums(int(row_sums[cid]), int(col_sums[cid]), n, h, w)
         out.append(
             Quadruple(
                 class_id=cid,

@@ -10,7 +10,7 @@ metadata holds one JSON document under the key ``"s2m_geo"``::
      "tile_size": 512, "default_overlap": 64, "training_gsd_m": 0.5,
      "training": {...summary...}, "metrics": {...}}
 
-Normalisation of a band value ``v``: ``(v / scale - mean[c]) / std[c]``.
+Normalisation of a band value ``v``: ``(v / scale - mean[c]) / std[c]`` (``normalization.py``).
 
 Loading never unpickles: the file's first bytes are checked to be a safetensors header
 before anything else reads it, and a pickle / ``torch.save`` file is refused with an
@@ -30,6 +30,7 @@ from ..atomic import atomic_path
 from ..classes import ClassTable, class_table_from_dict
 from ..errors import InputError
 from .config import S2MConfig
+from .normalization import IMAGENET, Normalization
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -41,7 +42,6 @@ ARCHITECTURE = "s2m"
 META_KEY = "s2m_geo"
 _MAX_HEADER = 100 * 1024 * 1024
 
-IMAGENET_NORMALIZATION: dict[str, Any] = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "scale": 255.0}
 
 __all__ = [
     "PackageMeta",
@@ -64,8 +64,8 @@ def normalization_for_backbone(backbone: str, scale: float = 255.0) -> dict[str,
     except (RuntimeError, ValueError, KeyError):
         cfg = None
     if cfg is None or not cfg.mean or not cfg.std:
-        return dict(IMAGENET_NORMALIZATION, scale=scale)
-    return {"mean": [float(v) for v in cfg.mean], "std": [float(v) for v in cfg.std], "scale": float(scale)}
+        return Normalization(IMAGENET.mean, IMAGENET.std, float(scale)).to_dict()
+    return Normalization(tuple(map(float, cfg.mean)), tuple(map(float, cfg.std)), float(scale)).to_dict()
 
 
 @dataclass
@@ -79,7 +79,7 @@ class PackageMeta:
     class_table: ClassTable
     config: S2MConfig | None = None
     bands: dict[str, list[int]] = field(default_factory=lambda: {"pre": [1, 2, 3], "post": [1, 2, 3]})
-    normalization: dict[str, Any] = field(default_factory=lambda: dict(IMAGENET_NORMALIZATION))
+    normalization: dict[str, Any] = field(default_factory=IMAGENET.to_dict)
     tile_size: int = 512
     default_overlap: int = 64
     training_gsd_m: float | None = None
@@ -150,7 +150,10 @@ class PackageMeta:
         in_chans = len(bands["pre"])
         if config is not None and config.in_chans != in_chans:
             raise bad(f"'bands' lists {in_chans} bands per epoch but the model takes {config.in_chans}")
-        mean, std, scale = _normalization(d, in_chans, bad)
+        try:
+            norm = Normalization.from_dict(d.get("normalization", IMAGENET.to_dict()), in_chans)
+        except ValueError as exc:
+            raise bad(f"'normalization' {exc}, got {d.get('normalization')!r}") from None
         tile = d.get("tile_size", 512)
         overlap = d.get("default_overlap", 64)
         if not isinstance(tile, int) or isinstance(tile, bool) or tile < 32:
@@ -167,7 +170,7 @@ class PackageMeta:
             class_table=table,
             config=config,
             bands=bands,
-            normalization={"mean": mean, "std": std, "scale": scale},
+            normalization=norm.to_dict(),
             tile_size=tile,
             default_overlap=overlap,
             training_gsd_m=None if gsd is None else float(gsd),
@@ -219,23 +222,6 @@ def _bands(d: Mapping, bad: Callable[[str], InputError]) -> dict[str, list[int]]
     if len(bands["pre"]) != len(bands["post"]):
         raise bad(f"'bands' must list as many bands for pre as for post, got {bands!r}")
     return {"pre": list(bands["pre"]), "post": list(bands["post"])}
-
-
-def _normalization(
-    d: Mapping, in_chans: int, bad: Callable[[str], InputError]
-) -> tuple[list[float], list[float], float]:
-    norm = d.get("normalization", IMAGENET_NORMALIZATION)
-    try:
-        mean = [float(v) for v in norm["mean"]]
-        std = [float(v) for v in norm["std"]]
-        scale = float(norm.get("scale", 255.0))
-    except (TypeError, KeyError, ValueError) as exc:
-        raise bad(f"'normalization' must be {{'mean': [...], 'std': [...], 'scale': number}}, got {norm!r}") from exc
-    if len(mean) != in_chans or len(std) != in_chans or min(std) <= 0 or scale <= 0:
-        raise bad(
-            f"'normalization' needs {in_chans} means and {in_chans} positive stds and a positive scale, got {norm!r}"
-        )
-    return mean, std, scale
 
 
 def _check_safetensors(path: Path) -> dict[str, Any]:

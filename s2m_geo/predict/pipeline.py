@@ -30,6 +30,7 @@ from rasterio.windows import Window
 from ..atomic import atomic_path, discard, publish, temp_path
 from ..classes import NODATA_CLASS
 from ..errors import InputError
+from ..model.normalization import Normalization
 from .runners import ChangeModel, load_change_model
 from .stitch import BlockPartial, Stitcher
 from .tiling import Block, Rect, TileLayout
@@ -296,7 +297,7 @@ def _open_pair(open_pair, pre, post, model: ChangeModel, opts: PredictOptions):
         resolution=opts.resolution,
         zero_as_nodata=opts.zero_as_nodata,
         model_bands=len(meta.bands["pre"]),
-        normalization=meta.normalization,
+        scale=Normalization.from_dict(meta.normalization).scale,
     )
 
 

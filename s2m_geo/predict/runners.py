@@ -18,6 +18,7 @@ import numpy as np
 from .. import atomic
 from ..atomic import sha256_file
 from ..errors import InputError
+from ..model.normalization import Normalization
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model.package import PackageMeta
@@ -31,14 +32,6 @@ class ChangeModel(Protocol):
     name: str
 
     def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray: ...
-
-
-def _normalizer(normalization: dict) -> tuple[np.ndarray, np.ndarray]:
-    mean = np.asarray(normalization.get("mean", (0.0, 0.0, 0.0)), np.float32)
-    std = np.asarray(normalization.get("std", (1.0, 1.0, 1.0)), np.float32)
-    # inputs arrive in 0..255 units (the scene maps other dtypes there), so the package's
-    # own scale has already been accounted for: x / 255 is the value the model was fed.
-    return (mean * 255.0)[:, None, None], (std * 255.0)[:, None, None]
 
 
 class TorchChangeModel:
@@ -56,7 +49,7 @@ class TorchChangeModel:
         self.num_classes = self.meta.num_classes
         self.name = Path(path).name
         self.dtype = autocast_dtype(self.device)
-        self._mean, self._std = _normalizer(self.meta.normalization)
+        self._mean, self._std = Normalization.from_dict(self.meta.normalization).for_0_255()
 
     def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
         import torch
@@ -94,7 +87,7 @@ class OnnxChangeModelRunner:
         self.meta = self.onnx.meta
         self.num_classes = self.meta.num_classes
         self.name = name or Path(path).name
-        self._mean, self._std = _normalizer(self.meta.normalization)
+        self._mean, self._std = Normalization.from_dict(self.meta.normalization).for_0_255()
 
     def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
         logits = self.onnx((pre - self._mean) / self._std, (post - self._mean) / self._std)

@@ -51,7 +51,7 @@ import math
 import os
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -377,7 +377,7 @@ def _data_band_count(ds) -> int:
 
 
 def _describe_epoch(
-    ds, path: str, name: str, bands: tuple[int, ...], zero_as_nodata: bool, normalization: Mapping[str, Any] | None
+    ds, path: str, name: str, bands: tuple[int, ...], zero_as_nodata: bool, scale: float | None
 ) -> _Epoch:
     dtypes = {ds.dtypes[b - 1] for b in bands}
     for dt in dtypes:
@@ -392,13 +392,11 @@ def _describe_epoch(
     per_dataset = all(MaskFlags.per_dataset in f for f in flags)
     all_valid = all(f == [MaskFlags.all_valid] for f in flags)
     nodata = ds.nodata
-    scale: float | None = 255.0
     if dtype == "uint8":
         scaling = "uint8"
     else:
-        scale = _norm_scale(normalization, name)
         scaling = "scale" if scale is not None and scale != 255.0 else "stretch"
-        scale = scale if scale is not None and scaling == "scale" else 255.0
+    scale = scale if scale is not None and scaling == "scale" else 255.0
     return _Epoch(
         name=name,
         path=path,
@@ -411,27 +409,8 @@ def _describe_epoch(
         all_valid=all_valid,
         zero_rule=bool(zero_as_nodata and nodata is None),
         scaling=scaling,
-        scale=255.0 if scale is None else scale,
+        scale=scale,
     )
-
-
-def _norm_scale(normalization: Mapping[str, Any] | None, epoch: str) -> float | None:
-    """``scale`` of a model package's normalisation, flat or per epoch ({"pre": {...}, ...})."""
-    if not normalization:
-        return None
-    sub = normalization.get(epoch)
-    norm = sub if isinstance(sub, Mapping) else normalization
-    scale = norm.get("scale")
-    if scale is None:
-        return None
-    scale = float(scale)
-    if not scale > 0:
-        raise InputError(f"model normalization: scale {scale} must be > 0; fix the model package")
-    return scale
-
-
-# ---------------------------------------------------------------------------------------------
-# The pair
 
 
 def _vrt_kwargs(ep: _Epoch, grid: Grid, resampling: Resampling = Resampling.bilinear) -> dict:
@@ -843,14 +822,14 @@ def open_pair(
     resolution: float | None = None,
     zero_as_nodata: bool = False,
     model_bands: int = 3,
-    normalization: Mapping[str, Any] | None = None,
+    scale: float | None = None,
 ) -> ScenePair:
     """Open a pre/post pair on one target grid; see the module docstring for the rules.
 
     ``bands``: 1-based pre bands (default 1..model_bands); ``post_bands``: default ``bands``.
     ``crs`` (anything pyproj/rasterio accepts) and ``resolution`` (target CRS units) override
-    pre's grid. ``normalization``: the model package's, whose ``scale`` (if not 255) maps
-    non-uint8 data by ``x * 255 / scale``. Raises :class:`InputError` for bad input.
+    pre's grid. ``scale``: the model's full-range value (its normalisation's; if not 255,
+    non-uint8 data maps by ``x * 255 / scale``, else by a 2-98 % stretch). Raises :class:`InputError` for bad input.
     """
     pre_path, post_path = os.fspath(pre), os.fspath(post)
     if model_bands < 1:
@@ -878,8 +857,8 @@ def open_pair(
             "post_bands" if post_bands is not None else "bands",
             model_bands,
         )
-        pre_ep = _describe_epoch(pre_ds, pre_path, "pre", pre_b, zero_as_nodata, normalization)
-        post_ep = _describe_epoch(post_ds, post_path, "post", post_b, zero_as_nodata, normalization)
+        pre_ep = _describe_epoch(pre_ds, pre_path, "pre", pre_b, zero_as_nodata, scale)
+        post_ep = _describe_epoch(post_ds, post_path, "post", post_b, zero_as_nodata, scale)
         grid = _build_grid(pre_ep.native, post_ep.native, pre_path, post_path, target_crs, resolution)
         epochs = []
         for ep in (pre_ep, post_ep):

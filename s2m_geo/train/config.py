@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ..errors import InputError
+from ..model.normalization import Normalization
 
 _TOP = {"seed", "classes", "model", "pretrained_backbone", "text_encoder", "data", "train"}
 _TEXT = {"name", "checkpoint", "text_cfg", "embed_dim"}
@@ -253,6 +254,11 @@ def _check_values(cfg: TrainConfig) -> None:
         raise InputError(
             f"{path}: data.stride must be between 1 and data.tile_size ({cfg.tile_size}), got {cfg.stride}"
         )
+    if cfg.normalization is not None:
+        try:
+            Normalization.from_dict(cfg.normalization, len(cfg.bands))
+        except ValueError as exc:
+            raise InputError(f"{path}: data.normalization {exc}; fix it or drop it (the backbone's is used)") from None
     if cfg.lr_schedule not in ("constant", "cosine"):
         raise InputError(f"{path}: train.lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
     if cfg.backbone_lr is not None and not cfg.backbone_lr >= 0:

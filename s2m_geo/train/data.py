@@ -31,30 +31,10 @@ from torch.utils.data import Dataset
 from ..classes import NODATA_CLASS, ClassTable
 from ..describe import NO_CHANGE_SENTENCE, describe_mask
 from ..errors import InputError
+from ..model.normalization import IMAGENET, Normalization
 
 IGNORE_INDEX = NODATA_CLASS  # label pixels the losses skip: the nodata of class rasters
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".jp2", ".vrt"}
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """``x = (x / scale - mean) / std`` per band."""
-
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
-    scale: float = 255.0
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        m = np.asarray(self.mean, np.float32)[:, None, None]
-        s = np.asarray(self.std, np.float32)[:, None, None]
-        return (x.astype(np.float32) / np.float32(self.scale) - m) / s
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mean": list(self.mean), "std": list(self.std), "scale": self.scale}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Normalization:
-        return cls(tuple(d["mean"]), tuple(d["std"]), float(d.get("scale", 255.0)))
 
 
 @dataclass(frozen=True)
@@ -171,7 +151,7 @@ class ChangeTiles(Dataset):
         tile_size: int = 256,
         bands: Sequence[int] = (1, 2, 3),
         post_bands: Sequence[int] | None = None,
-        normalization: Normalization = Normalization(),
+        normalization: Normalization = IMAGENET,
         augment: bool = False,
         seed: int = 0,
         stride: int | None = None,

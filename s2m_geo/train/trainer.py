@@ -36,9 +36,10 @@ from ..devices import autocast_dtype, resolve_device
 from ..errors import InputError
 from ..metrics import confusion_matrix, scd_scores
 from ..model import PackageMeta, S2MConfig, build_model, save_package
+from ..model.normalization import Normalization
 from ..model.package import normalization_for_backbone
 from .config import TrainConfig, load_train_config
-from .data import IGNORE_INDEX, ChangeTiles, Normalization, collate, folder_sources, scene_sources
+from .data import IGNORE_INDEX, ChangeTiles, collate, folder_sources, scene_sources
 from .losses import S2MLoss, SegmentationLoss
 
 Progress = Callable[[str, int, int], None]

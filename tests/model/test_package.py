@@ -218,6 +218,17 @@ def test_other_architecture_or_version_is_refused(tmp_path, package):
         read_package_meta(p)
 
 
+def test_a_normalisation_that_is_not_finite_is_refused(tmp_path, package):
+    """A NaN in the header would turn every input into NaN and predict "no change" silently."""
+    _, model = package
+    good = make_meta(model.cfg).to_dict()
+    for i, bad in enumerate(({"mean": [float("nan")] * 3}, {"std": [0.2, 0.0, 0.2]}, {"scale": float("inf")})):
+        meta = {**good, "normalization": {**good["normalization"], **bad}}
+        p = write_with_meta(tmp_path / f"n{i}.safetensors", model, meta)
+        with pytest.raises(InputError, match=f"n{i}.safetensors.*'normalization' (mean, std and scale|std and scale)"):
+            read_package_meta(p)
+
+
 def test_weights_not_matching_config_are_refused(tmp_path, package):
     _, model = package
     good = make_meta(model.cfg).to_dict()

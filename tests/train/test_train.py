@@ -91,6 +91,15 @@ def test_config_errors_name_the_file(tmp_path, small_scene):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(InputError, match="lists no training data"):
         load_train_config(path)
+    data = yaml.safe_load(_config(tmp_path, small_scene).read_text())
+    data["data"]["normalization"] = {"mean": [0.5, 0.5], "std": [0.2, 0.2]}  # 3 bands
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match="config.yaml: data.normalization needs 3 means and 3 stds"):
+        load_train_config(path)
+    data["data"]["normalization"] = {"mean": [0.5] * 3, "std": [0.2] * 3, "scale": ".nan"}
+    path.write_text(yaml.safe_dump(data).replace("'.nan'", ".nan"))
+    with pytest.raises(InputError, match="data.normalization mean, std and scale must be finite"):
+        load_train_config(path)
 
 
 def test_packaged_configs_parse():
