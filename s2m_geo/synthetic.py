@@ -497,28 +497,8 @@ def _blocks(height: int, width: int, size: int = BLOCK) -> Iterator[Window]:
             yield Window(c, r, min(size, width - c), min(size, height - r))
 
 
-def _image_profile(crs, transform, width: int, height: int, count: int = 3) -> dict:
-    return dict(
-        driver="GTiff",
-        dtype="uint8",
-        count=count,
-        width=width,
-        height=height,
-        crs=crs,
-        transform=transform,
-        nodata=NODATA,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        compress="deflate",
-        predictor=2,
-        interleave="pixel",
-        photometric="RGB",
-        BIGTIFF="IF_SAFER",
-    )
-
-
 def _label_profile(crs, transform, width: int, height: int) -> dict:
+    """A tiled, deflated single-band uint8 GeoTIFF (the label)."""
     return dict(
         driver="GTiff",
         dtype="uint8",
@@ -533,6 +513,13 @@ def _label_profile(crs, transform, width: int, height: int) -> dict:
         compress="deflate",
         BIGTIFF="IF_SAFER",
     )
+
+
+def _image_profile(crs, transform, width: int, height: int, count: int = 3) -> dict:
+    """The label's profile for an RGB image with nodata, pixel-interleaved and predicted."""
+    profile = _label_profile(crs, transform, width, height)
+    profile.update(count=count, nodata=NODATA, predictor=2, interleave="pixel", photometric="RGB")
+    return profile
 
 
 def write_scene(
