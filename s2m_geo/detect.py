@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .predict.pipeline import PredictOptions, PredictResult, check_output, predict
+from .outputs import check_outputs
+from .predict.pipeline import PredictOptions, PredictResult, predict
 from .vector.output import ChangeCollector, scenes_path, vector_driver, write_vectors
 
 
@@ -27,6 +27,10 @@ class DetectResult:
     prediction: PredictResult
     changes: int
     scene_sentences: list[str]
+
+
+def _model_file(model: Any) -> Path | None:
+    return Path(model) if isinstance(model, (str, Path)) else None
 
 
 def detect_changes(
@@ -52,11 +56,10 @@ def detect_changes(
     """
     output = Path(output)
     vector_driver(output)
-    check_output(output, overwrite)
+    outputs = [("output", output), ("raster", raster), ("probabilities", probabilities)]
     if vector_driver(output) != "GPKG":
-        check_output(scenes_path(output), overwrite)
-    if raster is not None and Path(raster).resolve() == output.resolve():
-        raise InputError(f"{raster}: {{raster}} must differ from the vector output", params=("raster",))
+        outputs.append(("output", scenes_path(output)))
+    check_outputs(outputs, {"pre": pre, "post": post, "model": _model_file(model)}, overwrite)
     sink = _VectorSink(
         scene_id or Path(pre).stem,
         model.name if hasattr(model, "name") else Path(model).name,

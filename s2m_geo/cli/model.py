@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
 from ..predict.runners import read_model_meta
 
 
@@ -76,10 +75,8 @@ def export(model: Path, onnx_out: Path, tile_size: int | None, overwrite: bool) 
       s2m-geo export runs/small/model.safetensors --onnx small.onnx
     """
     from ..model import export_onnx
+    from ..outputs import check_outputs
 
-    if onnx_out.exists() and not overwrite:
-        raise InputError(
-            f"{onnx_out}: already exists; pass {{overwrite}} or choose another name", params=("overwrite",)
-        )
+    check_outputs({"onnx_out": onnx_out}, {"model": model}, overwrite)
     read_model_meta(model)
     click.echo(str(export_onnx(model, onnx_out, tile_size=tile_size)))

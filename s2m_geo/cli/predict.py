@@ -78,6 +78,19 @@ def predict(
         from ..predict.runners import default_model_path
 
         model = default_model_path()
+    if raster_only:
+        from ..errors import InputError
+        from ..outputs import check_outputs
+
+        if raster is not None:
+            raise InputError(
+                f"{raster}: {{raster}} keeps the change raster beside a vector {{output}}, but {output} is "
+                f"the change raster itself; drop {{raster}} or give a .gpkg output",
+                params=("raster", "output"),
+            )
+        check_outputs(
+            {"output": output, "probabilities": probabilities}, {"pre": pre, "post": post, "model": model}, overwrite
+        )
     opts = options
     with Progress(progress_mode) as progress:
         for text in input_warnings(pre, post):

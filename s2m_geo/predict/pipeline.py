@@ -14,7 +14,6 @@ class raster becomes a Cloud Optimized GeoTIFF with the class table's colours an
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -31,6 +30,7 @@ from ..atomic import atomic_path, discard, publish, temp_path
 from ..classes import NODATA_CLASS
 from ..errors import InputError
 from ..model.normalization import Normalization
+from ..outputs import check_outputs, same_file
 from .runners import ChangeModel, load_change_model
 from .stitch import BlockPartial, Stitcher
 from .tiling import Block, Rect, TileLayout
@@ -86,33 +86,14 @@ def _window(r: Rect) -> Window:
     return Window(r.col, r.row, r.width, r.height)
 
 
-def same_source(pre: str | Path, post: str | Path) -> bool:
-    """Whether ``pre`` and ``post`` name one and the same file (links and ``..`` resolved)."""
-    try:
-        return os.path.samefile(pre, post)
-    except OSError:
-        return Path(pre).resolve() == Path(post).resolve()
-
-
 def input_warnings(pre: str | Path, post: str | Path) -> list[str]:
     """What a user should hear before a run on this pair (empty when nothing is odd)."""
-    if same_source(pre, post):
+    if same_file(pre, post):
         return [
             f"{pre} is given as both pre and post: there is nothing to compare, so no "
             f"change will be found; give the two dates' scenes"
         ]
     return []
-
-
-def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse an existing output without ``overwrite`` and an unwritable folder (exit 2)."""
-    if path.exists() and not overwrite:
-        raise InputError(f"{path}: already exists; pass {{overwrite}} or choose another name", params=("overwrite",))
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{parent}: output folder does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"{parent}: output folder is not writable; choose another place")
 
 
 def _cog(src: Path, dst: Path, resampling: str) -> None:
@@ -297,6 +278,7 @@ def _open_pair(open_pair, pre, post, model: ChangeModel, opts: PredictOptions):
         resolution=opts.resolution,
         zero_as_nodata=opts.zero_as_nodata,
         model_bands=len(meta.bands["pre"]),
+        default_bands=meta.bands,
         scale=Normalization.from_dict(meta.normalization).scale,
     )
 
@@ -329,8 +311,10 @@ def predict(
     opts = options or PredictOptions()
     raster = Path(raster) if raster else None
     probabilities = Path(probabilities) if probabilities else None
-    for out in filter(None, (raster, probabilities)):
-        check_output(out, overwrite)
+    model_file = model if isinstance(model, (str, Path)) else None
+    check_outputs(
+        {"raster": raster, "probabilities": probabilities}, {"pre": pre, "post": post, "model": model_file}, overwrite
+    )
     if isinstance(model, (str, Path)):
         runner = load_change_model(model, opts.device, opts.runtime)
     else:

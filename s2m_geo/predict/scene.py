@@ -51,7 +51,7 @@ import math
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -343,21 +343,36 @@ def _flag(bands: Sequence[int]) -> str:
 
 
 def _select_bands(
-    ds, path: str, name: str, bands: Sequence[int] | None, param: str, model_bands: int
+    ds,
+    path: str,
+    name: str,
+    bands: Sequence[int] | None,
+    param: str,
+    model_bands: int,
+    default: Sequence[int] | None = None,
 ) -> tuple[int, ...]:
     """Validate a 1-based band selection against the raster and the model; ``param`` is the
-    parameter that gave it (``bands`` or ``post_bands``)."""
+    parameter that gave it (``bands`` or ``post_bands``). Without one, the model's own
+    ``default`` (its package's bands for this epoch), else bands 1..model_bands."""
     option = "{" + param + "}"
-    chosen = tuple(range(1, model_bands + 1)) if bands is None else tuple(int(b) for b in bands)
-    for b in chosen:
-        if not 1 <= b <= ds.count:
-            if bands is None:
+    if bands is None:
+        chosen = tuple(default) if default is not None else tuple(range(1, model_bands + 1))
+        for b in chosen:
+            if not 1 <= b <= ds.count:
+                said = (
+                    f"the model reads bands {_flag(chosen)}"
+                    if default is not None
+                    else f"the model takes {model_bands}"
+                )
                 raise InputError(
-                    f"{path}: has {ds.count} band(s); the model takes {model_bands}; "
-                    f"choose {model_bands} bands with {option} (a band may repeat, e.g. "
-                    f"{option} {_flag([1] * model_bands)})",
+                    f"{path}: has {ds.count} band(s); {said}; choose {model_bands} bands with {option} "
+                    f"(a band may repeat, e.g. {option} {_flag([1] * model_bands)})",
                     params=(param,),
                 )
+        return chosen
+    chosen = tuple(int(b) for b in bands)
+    for b in chosen:
+        if not 1 <= b <= ds.count:
             raise InputError(
                 f"{path}: has {ds.count} band(s); {option} {_flag(chosen)} asks for band {b}; "
                 f"choose bands between 1 and {ds.count}",
@@ -822,11 +837,14 @@ def open_pair(
     resolution: float | None = None,
     zero_as_nodata: bool = False,
     model_bands: int = 3,
+    default_bands: Mapping[str, Sequence[int]] | None = None,
     scale: float | None = None,
 ) -> ScenePair:
     """Open a pre/post pair on one target grid; see the module docstring for the rules.
 
-    ``bands``: 1-based pre bands (default 1..model_bands); ``post_bands``: default ``bands``.
+    ``bands``: 1-based pre bands (default: ``default_bands["pre"]``, the model package's,
+    else 1..model_bands); ``post_bands``: default ``bands`` if given, else the model's post
+    bands.
     ``crs`` (anything pyproj/rasterio accepts) and ``resolution`` (target CRS units) override
     pre's grid. ``scale``: the model's full-range value (its normalisation's; if not 255,
     non-uint8 data maps by ``x * 255 / scale``, else by a 2-98 % stretch). Raises :class:`InputError` for bad input.
@@ -848,7 +866,8 @@ def open_pair(
                     f"{{bands}}/{{post_bands}} (e.g. {{bands}} 1,2,3 {{post_bands}} 1,2,3)",
                     params=("bands", "post_bands"),
                 )
-        pre_b = _select_bands(pre_ds, pre_path, "pre", bands, "bands", model_bands)
+        defaults = default_bands or {}
+        pre_b = _select_bands(pre_ds, pre_path, "pre", bands, "bands", model_bands, defaults.get("pre"))
         post_b = _select_bands(
             post_ds,
             post_path,
@@ -856,6 +875,7 @@ def open_pair(
             post_bands if post_bands is not None else bands,
             "post_bands" if post_bands is not None else "bands",
             model_bands,
+            defaults.get("post") if bands is None else None,
         )
         pre_ep = _describe_epoch(pre_ds, pre_path, "pre", pre_b, zero_as_nodata, scale)
         post_ep = _describe_epoch(post_ds, post_path, "post", post_b, zero_as_nodata, scale)

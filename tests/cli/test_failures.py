@@ -275,6 +275,61 @@ def test_disk_full_on_a_tiny_tmpfs(tmp_path, pair, tiny_model):
         subprocess.run(["umount", str(mnt)], check=False)
 
 
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_an_output_never_overwrites_an_input(tmp_path, pair, tiny_model):
+    """Rule 1: the output names are checked against the inputs (as given, through links and
+    '..') before anything runs; the inputs stay as they were."""
+    before = {k: _digest(pair[k]) for k in ("pre", "post")}
+    link = tmp_path / "link.tif"
+    link.symlink_to(pair["pre"])
+    dotted = pair["post"].parent / ".." / pair["post"].parent.name / "post.tif"
+    for out in (pair["pre"], link, dotted):
+        res = predict(pair["pre"], pair["post"], out, tiny_model, "--overwrite")
+        _fails_well(res, str(out), "--output is the", "input", "choose another output name")
+    res = predict(pair["pre"], pair["post"], tmp_path / "c.gpkg", tiny_model, "--raster", pair["post"], "--overwrite")
+    _fails_well(res, "--raster is the post input", out=tmp_path / "c.gpkg")
+    res = predict(
+        pair["pre"], pair["post"], tmp_path / "c.tif", tiny_model, "--probabilities", tiny_model, "--overwrite"
+    )
+    _fails_well(res, "--probabilities is the model input", out=tmp_path / "c.tif")
+    assert {k: _digest(pair[k]) for k in ("pre", "post")} == before
+
+
+def test_two_outputs_of_one_run_never_share_a_name(tmp_path, pair, tiny_model):
+    out = tmp_path / "c.tif"
+    res = predict(pair["pre"], pair["post"], out, tiny_model, "--probabilities", out)
+    _fails_well(res, "--probabilities is also the --output output", out=out)
+    gpkg = tmp_path / "c.gpkg"
+    res = predict(
+        pair["pre"],
+        pair["post"],
+        gpkg,
+        tiny_model,
+        "--raster",
+        tmp_path / "x.tif",
+        "--probabilities",
+        tmp_path / "X.TIF",
+    )
+    _fails_well(res, "--probabilities is also the --raster output", out=gpkg)
+    res = predict(pair["pre"], pair["post"], out, tiny_model, "--raster", tmp_path / "r.tif")
+    _fails_well(res, "--raster keeps the change raster beside a vector --output", out=out)
+
+
+def test_export_never_overwrites_its_model(tmp_path, tiny_model):
+    import shutil
+
+    model = Path(shutil.copy(tiny_model, tmp_path / "m.safetensors"))
+    before = _digest(model)
+    res = run("export", model, "--onnx", model, "--overwrite")
+    _fails_well(res, "--onnx is the model input")
+    assert _digest(model) == before
+
+
 # --- other commands ----------------------------------------------------------------------------
 
 

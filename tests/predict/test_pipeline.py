@@ -10,6 +10,7 @@ from s2m_geo.classes import NODATA_CLASS
 from s2m_geo.predict.pipeline import PredictOptions, predict
 from s2m_geo.synthetic import SceneSpec, write_scene
 from s2m_geo.testing import BrightBandModel, cli_command
+from s2m_geo.testing import tiny_model as make_tiny_model
 
 
 def _read(path, band=1):
@@ -53,6 +54,31 @@ def test_nodata_collar_yields_no_change(tmp_path, tiny_model):
     c, _ = _read(out)
     assert (c[:20] == NODATA_CLASS).all() and (c[:, -20:] == NODATA_CLASS).all()
     assert (c[20:-20, 20:-20] != NODATA_CLASS).all()
+
+
+def test_the_packages_bands_are_the_default(tmp_path, small_scene):
+    """A package that records bands 3,2,1 is fed 3,2,1; --bands overrides it explicitly."""
+    rgb = make_tiny_model(tmp_path / "rgb.safetensors")
+    bgr = make_tiny_model(tmp_path / "bgr.safetensors", bands={"pre": [3, 2, 1], "post": [3, 2, 1]})  # same weights
+
+    def probabilities(model, **opts):
+        out = tmp_path / f"p{len(list(tmp_path.glob('p*.tif')))}.tif"
+        predict(
+            small_scene["pre"],
+            small_scene["post"],
+            tmp_path / "c.tif",
+            model,
+            PredictOptions(**opts),
+            probabilities=out,
+            overwrite=True,
+        )
+        with rasterio.open(out) as ds:
+            return ds.read()
+
+    as_recorded = probabilities(bgr)
+    np.testing.assert_array_equal(as_recorded, probabilities(rgb, bands=[3, 2, 1]))
+    np.testing.assert_array_equal(probabilities(bgr, bands=[1, 2, 3]), probabilities(rgb))
+    assert not np.array_equal(as_recorded, probabilities(rgb))
 
 
 def test_no_seams_one_block_equals_many_blocks(tmp_path, tiny_model, small_scene):
