@@ -78,10 +78,11 @@ class ChangeClass:
 
     @property
     def plural_noun(self) -> str:
-        return self.plural or _pluralize(self.singular_noun)
+        return self.plural or pluralize(self.singular_noun)
 
 
-def _pluralize(noun: str) -> str:
+def pluralize(noun: str) -> str:
+    """The regular English plural of a noun (the last word of a phrase): box -> boxes, city -> cities."""
     if noun.endswith(("s", "sh", "ch", "x")):
         return noun + "es"
     if noun.endswith("y") and noun[-2:-1] not in "aeiou":
