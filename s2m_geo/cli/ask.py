@@ -65,6 +65,8 @@ def ask(changes: Path, question: str, output: Path | None, overwrite: bool, clas
         write_changes(output, frame.iloc[list(result.rows)][columns].reset_index(drop=True), table)
     if as_json:
         picked = rows_of(frame.iloc[list(result.rows)], with_fid=vector_driver(changes) == "GPKG")
+        for position, row in zip(result.rows, picked):
+            row["row"] = position  # 0-based position in the layer (the feature id, for other formats)
         click.echo(
             json.dumps(
                 {

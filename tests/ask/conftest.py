@@ -10,10 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from s2m_geo.classes import load_class_table
-from s2m_geo.describe.geo import GeoFrame
-from s2m_geo.vector.output import ChangeCollector, write_vectors
-from s2m_geo.vector.vectorize import vectorize
+from s2m_geo.testing import changes_from_label
 
 
 @pytest.fixture(scope="session")
@@ -24,20 +21,9 @@ def label(small_scene) -> tuple[np.ndarray, dict]:
 
 
 @pytest.fixture(scope="session")
-def changes_gpkg(tmp_path_factory, small_scene, label) -> Path:
+def changes_gpkg(tmp_path_factory, small_scene) -> Path:
     """``changes.gpkg`` (both layers, as predict writes them) from the label's regions."""
-    data, profile = label
-    table = load_class_table()
-    frame = GeoFrame.from_grid(profile["crs"], profile["transform"], profile["width"], profile["height"])
-    collector = ChangeCollector(frame, table, "synthetic", "label")
-    for region in vectorize(data, np.ones(data.shape, np.float32), profile["transform"]):
-        if region.class_id:
-            collector(region)
-    out = tmp_path_factory.mktemp("changes") / "changes.gpkg"
-    write_vectors(
-        out, collector.changes_frame(), collector.scenes_frame(small_scene["pre"], small_scene["post"]), table
-    )
-    return out
+    return changes_from_label(small_scene["label"], tmp_path_factory.mktemp("changes") / "changes.gpkg")
 
 
 @pytest.fixture(scope="session")

@@ -144,6 +144,9 @@ def test_largest_lists_the_biggest_regions(changes_gpkg, regions):
     assert [m["area_m2"] for m in got["matches"]] == pytest.approx(expected, rel=2e-3)
     assert got["count"] == 3 and got["answer"].startswith("The 3 largest destroyed buildings are ")
     assert all(m["category"] == "building" and m["change_type"] == "destroyed" for m in got["matches"])
+    layer = pyogrio.read_dataframe(changes_gpkg, layer="changes", fid_as_index=True)
+    for m in got["matches"]:  # "fid": the GeoPackage feature id; "row": the position in the layer
+        assert layer.loc[m["fid"]].area_m2 == m["area_m2"] == layer.iloc[m["row"]].area_m2
     res = run(changes_gpkg, "which is the largest destroyed building?")
     lines = res.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith("The largest destroyed building is ")
