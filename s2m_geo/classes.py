@@ -11,6 +11,18 @@ A class table is a YAML file (``configs/classes/*.yaml``)::
 
 Ids must run 0..K without gaps (id 0 = no change), because the model predicts K+1 logits
 and the change raster stores the id of the winning logit.
+
+An optional ``synonyms`` mapping gives other words for a category or a change type, used
+when questions are read (``s2m-geo ask``), never in sentences::
+
+    synonyms:
+      building: [house, home]          # plurals (houses, homes) follow from the singular
+      destroyed: [demolished, razed]
+      newly built: [new, constructed]
+
+A word may stand for several change types (``new``: newly built, newly established), which
+the question's category then tells apart; it may not stand for both a category and a change
+type, nor repeat a category, change type or noun of the table.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ import yaml
 
 from .errors import InputError
 
-_TABLE_KEYS = {"name", "description", "reference_gsd_m", "classes"}
+_TABLE_KEYS = {"name", "description", "reference_gsd_m", "classes", "synonyms"}
 _CLASS_KEYS = {"id", "name", "category", "change_type", "color", "noun", "plural"}
 _REQUIRED_CLASS_KEYS = {"id", "name", "category", "change_type", "color"}
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -66,10 +78,11 @@ class ChangeClass:
 
     @property
     def plural_noun(self) -> str:
-        return self.plural or _pluralize(self.singular_noun)
+        return self.plural or pluralize(self.singular_noun)
 
 
-def _pluralize(noun: str) -> str:
+def pluralize(noun: str) -> str:
+    """The regular English plural of a noun (the last word of a phrase): box -> boxes, city -> cities."""
     if noun.endswith(("s", "sh", "ch", "x")):
         return noun + "es"
     if noun.endswith("y") and noun[-2:-1] not in "aeiou":
@@ -86,6 +99,9 @@ class ClassTable:
     reference_gsd_m: float = 0.5
     description: str = ""
     source: str = field(default="", compare=False)
+    #: (category or change type, its synonyms) pairs in table order; words for questions only,
+    #: so they take no part in comparing tables (a model's table may predate them)
+    synonyms: tuple[tuple[str, tuple[str, ...]], ...] = field(default=(), compare=False)
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -105,6 +121,23 @@ class ClassTable:
     def change_classes(self) -> tuple[ChangeClass, ...]:
         return self.classes[1:]
 
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The categories of the change classes, each once, in table order."""
+        return tuple(dict.fromkeys(c.category for c in self.change_classes))
+
+    @property
+    def change_types(self) -> tuple[str, ...]:
+        """The change types of the change classes, each once, in table order."""
+        return tuple(dict.fromkeys(c.change_type for c in self.change_classes))
+
+    def synonyms_of(self, term: str) -> tuple[str, ...]:
+        """The declared synonyms of a category or change type (``()`` when none)."""
+        for key, words in self.synonyms:
+            if key == term:
+                return words
+        return ()
+
     def colormap(self) -> dict[int, tuple[int, int, int, int]]:
         """A rasterio colour map (id -> RGBA); id 0 transparent-black by convention."""
         return {c.id: (*c.rgb, 255) for c in self.classes}
@@ -119,12 +152,15 @@ class ClassTable:
             if c.plural:
                 row["plural"] = c.plural
             rows.append(row)
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "reference_gsd_m": self.reference_gsd_m,
             "classes": rows,
         }
+        if self.synonyms:
+            out["synonyms"] = {key: list(words) for key, words in self.synonyms}
+        return out
 
 
 def class_table_from_dict(data: Any, source: str = "<dict>") -> ClassTable:
@@ -171,7 +207,44 @@ def class_table_from_dict(data: Any, source: str = "<dict>") -> ClassTable:
         reference_gsd_m=float(gsd),
         description=str(data.get("description", "")),
         source=source,
+        synonyms=_synonyms(data.get("synonyms") or {}, classes, bad),
     )
+
+
+def _norm(text: str) -> str:
+    """Lower case, single spaces: the form words are compared in."""
+    return " ".join(text.lower().split())
+
+
+def _synonyms(
+    data: Any, classes: list[ChangeClass], bad: Callable[[str], InputError]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The checked ``synonyms`` mapping (see the module docstring)."""
+    if not isinstance(data, Mapping):
+        raise bad("'synonyms' must map a category or change type to a list of words")
+    change = [c for c in classes if c.id != 0]
+    categories = {c.category for c in change}
+    types = {c.change_type for c in change}
+    taken = {_norm(w) for c in change for w in (c.category, c.change_type, c.singular_noun, c.plural_noun)}
+    kind_of: dict[str, str] = {}  # synonym -> "category" / "change type"
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for key, words in data.items():
+        if key not in categories and key not in types:
+            raise bad(
+                f"synonyms of {key!r}: not a category or change type of the table; "
+                f"use one of {sorted(categories | types)}"
+            )
+        kind = "category" if key in categories else "change type"
+        if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+            raise bad(f"synonyms of {key!r} must be a list of non-empty strings")
+        for w in words:
+            n = _norm(w)
+            if n in taken:
+                raise bad(f"synonym {w!r} of {key!r} is already a category, change type or noun of the table")
+            if kind_of.setdefault(n, kind) != kind:
+                raise bad(f"synonym {w!r} stands for both a category and a change type; keep it for one")
+        out.append((key, tuple(_norm(w) for w in words)))
+    return tuple(out)
 
 
 def _class_from_row(row: Any, where: str, bad: Callable[[str], InputError]) -> ChangeClass:

@@ -4,7 +4,9 @@
   enough to run a scene in seconds (a 4-layer, 32-wide ViT), as a real model package;
 - :class:`BrightBandModel` — a stand-in runner with no network: class ``class_id`` where band
   1 of one epoch is bright, else no change, so every output pixel can be traced to the input
-  pixel it came from.
+  pixel it came from;
+- :func:`changes_from_label` — the ``changes`` and ``scenes`` layers of a label raster, as
+  ``predict`` would write them for a perfect model (questions for ``s2m-geo ask``).
 
 Used by ``tests/``, ``tests_qgis/`` (through the venv's Python) and ``benchmarks/``.
 """
@@ -77,6 +79,28 @@ class BrightBandModel:
         p[:, 0] += (x <= self.threshold) * self.confidence
         out: np.ndarray = p / p.sum(1, keepdims=True)
         return out
+
+
+def changes_from_label(label: str | Path, output: str | Path, table: ClassTable | None = None) -> Path:
+    """Write the described change polygons of a class raster (e.g. a synthetic scene's
+    ``label.tif``) to ``output``, as ``predict`` writes them: one polygon per connected region
+    of one class, confidence 1."""
+    import rasterio
+
+    from .describe.geo import GeoFrame
+    from .vector.output import ChangeCollector, write_vectors
+    from .vector.vectorize import vectorize
+
+    table = table or load_class_table()
+    with rasterio.open(label) as ds:
+        data, crs, transform = ds.read(1), ds.crs, ds.transform
+    frame = GeoFrame.from_grid(crs, transform, data.shape[1], data.shape[0])
+    collector = ChangeCollector(frame, table, Path(label).stem, "label")
+    for region in vectorize(data, np.ones(data.shape, np.float32), transform):
+        if region.class_id:
+            collector(region)
+    write_vectors(output, collector.changes_frame(), collector.scenes_frame(label, label), table)
+    return Path(output)
 
 
 def cli_command(*args: object) -> list[str]:

@@ -37,6 +37,23 @@ def test_round_trip_through_dict():
     assert class_table_from_dict(t.to_dict()) == t
 
 
+def test_synonyms_are_read_normalised_and_kept_through_a_dict():
+    t = load_class_table()
+    assert t.synonyms_of("building") == ("house", "home", "structure")
+    assert "new" in t.synonyms_of("newly built") and "new" in t.synonyms_of("newly established")
+    assert t.synonyms_of("none") == ()
+    assert class_table_from_dict(t.to_dict()).synonyms == t.synonyms
+    d = _table()
+    d["synonyms"] = {"destroyed": ["  Razed   To The Ground "]}
+    assert class_table_from_dict(d).synonyms == (("destroyed", ("razed to the ground",)),)
+    d.pop("synonyms")
+    bare = class_table_from_dict(d)
+    assert bare.synonyms == () and "synonyms" not in bare.to_dict()
+    assert bare == t  # words for questions do not make another table
+    assert t.categories == ("building", "refugee camp", "agricultural land", "greenhouse")
+    assert t.change_types == ("destroyed", "newly built", "newly established")
+
+
 def test_load_from_file(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(_table()))
@@ -57,6 +74,15 @@ def test_load_from_file(tmp_path):
         (lambda d: d["classes"][1].update(id="one"), "id must be an integer"),
         (lambda d: d.update(reference_gsd_m=-1), "reference_gsd_m"),
         (lambda d: d.update(classes=[]), "non-empty list"),
+        (lambda d: d.update(synonyms=["house"]), "'synonyms' must map"),
+        (lambda d: d.update(synonyms={"tank": ["panzer"]}), "synonyms of 'tank': not a category or change type"),
+        (lambda d: d.update(synonyms={"building": "house"}), "must be a list of non-empty strings"),
+        (lambda d: d.update(synonyms={"building": ["greenhouse"]}), "'greenhouse' of 'building' is already"),
+        (lambda d: d.update(synonyms={"building": ["Agricultural  Fields"]}), "is already a category"),
+        (
+            lambda d: d.update(synonyms={"building": ["new"], "newly built": ["new"]}),
+            "stands for both a category and a change type",
+        ),
     ],
 )
 def test_bad_tables_are_rejected_with_a_clear_message(tmp_path, mutate, needle):

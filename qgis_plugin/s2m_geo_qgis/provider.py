@@ -4,6 +4,7 @@ from qgis.core import QgsProcessingProvider
 
 from . import runner
 from .algorithm import DetectChangesAlgorithm
+from .ask_algorithm import AskChangesAlgorithm
 from .resources import icon
 
 
@@ -51,6 +52,7 @@ class S2MProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):
         self.addAlgorithm(DetectChangesAlgorithm())
+        self.addAlgorithm(AskChangesAlgorithm())
 
     def supportsNonFileBasedOutput(self):
         return False  # the CLI writes files: a temporary output becomes a .gpkg path

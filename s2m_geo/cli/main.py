@@ -14,6 +14,7 @@ import click
 
 from .. import __version__
 from ..errors import InputError, S2MError
+from .ask import ask
 from .batch import batch
 from .describe import describe
 from .evaluate import evaluate
@@ -137,7 +138,7 @@ def cli(ctx: click.Context) -> None:
     logging.getLogger("rasterio").setLevel(logging.CRITICAL)
 
 
-for command in (predict, batch, sample_data, describe, evaluate, train, model_info, export):
+for command in (predict, batch, sample_data, describe, ask, evaluate, train, model_info, export):
     cli.add_command(command)
 
 

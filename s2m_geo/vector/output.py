@@ -352,12 +352,35 @@ def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[
     return [final for _, final in made]
 
 
+def write_changes(path: str | Path, changes, table: ClassTable) -> Path:
+    """Write a ``changes`` layer alone to ``path`` (format by extension) atomically: a
+    ``.gpkg`` gets the layer ``changes`` and its QGIS style; other formats hold only it."""
+    path = Path(path)
+    driver = vector_driver(path)
+    tmp = temp_path(path, create=False)  # GDAL drivers create the file themselves
+    try:
+        if driver == "Parquet":
+            changes.to_parquet(tmp)
+        else:
+            options = {"dataset_options": {"VERSION": "1.2"}, "layer": "changes"} if driver == "GPKG" else {}
+            changes.to_file(tmp, driver=driver, engine="pyogrio", geometry_type="Polygon", **options)
+        if driver == "GPKG":
+            write_layer_styles(tmp, {"changes": changes_qml(table)})
+        publish(tmp, path)
+    finally:
+        discard(tmp)
+        for extra in tmp.parent.glob(tmp.name + "-*"):  # SQLite journal of an interrupted write
+            extra.unlink(missing_ok=True)
+    return path
+
+
 __all__ = [
     "ChangeCollector",
     "CHANGE_COLUMNS",
     "changes_qml",
     "scenes_qml",
     "write_vectors",
+    "write_changes",
     "write_layer_styles",
     "vector_driver",
     "scenes_path",
