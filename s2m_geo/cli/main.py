@@ -20,6 +20,7 @@ from .model import export, model_info
 from .predict import predict
 from .sample_data import sample_data
 from .train import train
+from .zones import zones
 
 
 class _Group(click.Group):
@@ -88,7 +89,7 @@ def cli(ctx: click.Context) -> None:
     logging.getLogger("rasterio").setLevel(logging.CRITICAL)
 
 
-for command in (predict, batch, sample_data, describe, evaluate, train, model_info, export):
+for command in (predict, batch, sample_data, describe, evaluate, train, model_info, export, zones):
     cli.add_command(command)
 
 

@@ -12,7 +12,7 @@ docs/design.md §3.9. Pure: shapely geometries in one CRS in, plain data out (no
   with ``crs=None`` they are planar areas times ``area_scale``.
 * **Coverage.** A zone's covered fraction is the ground area of its part inside the scene
   footprints divided by its own ground area: 0 → ``not covered`` (no imagery: its counts
-  are unknown, not zero), below 1 → ``partly covered``, else ``covered``.
+  are unknown, not zero), below :data:`FULL_COVER` → ``partly covered``, else ``covered``.
 * **Sentences.** Per class present in the zone: the S2M quadruple with *where* from the
   3×3 rule in the zone's own true-north frame (:func:`zone_frame`: azimuthal equidistant,
   centred on the centre of the zone's bounding box, the 3×3 grid on the true-north box
@@ -39,9 +39,10 @@ from ..describe.templates import NO_CHANGE_SENTENCE, sentence
 STATUS_COVERED = "covered"
 STATUS_PARTLY = "partly covered"
 STATUS_NOT_COVERED = "not covered"
-#: A covered fraction at or above this is full coverage (ellipsoidal areas of equal shapes
-#: computed from different vertices differ in the last digits).
-FULL_COVER = 1.0 - 1e-9
+#: A covered fraction at or above this (99.999 %) is full coverage: a zone drawn along a
+#: scene's edge in another CRS misses it by millimetres once reprojected (straight edges
+#: there are curves here), which must not make it "partly covered".
+FULL_COVER = 1.0 - 1e-5
 #: The sentence of a zone no scene covers.
 NOT_COVERED_SENTENCE = "No imagery covers this zone: its changes are unknown."
 #: Points per bounding-box side when a zone's outline is mapped into its true-north frame.
