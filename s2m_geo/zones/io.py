@@ -115,9 +115,9 @@ def _check_classes(path: Path, changes: Any, table: ClassTable) -> None:
                 )
 
 
-def read_zones(path: str | Path, field: str | None) -> ZonesInput:
+def read_zones(path: str | Path, field: str | None, option: str = "--field") -> ZonesInput:
     """The polygons of the first polygon layer of ``path``, named by ``field`` (default:
-    their row number, from 1)."""
+    their row number, from 1); ``option`` is how the error message calls ``field``."""
     import pyogrio
 
     path = Path(path)
@@ -141,7 +141,7 @@ def read_zones(path: str | Path, field: str | None) -> ZonesInput:
     elif field not in gdf.columns or field == gdf.geometry.name:
         fields = [c for c in gdf.columns if c != gdf.geometry.name]
         raise InputError(
-            f"{path}: has no field '{field}' (fields: {', '.join(fields) or 'none'}); pass one of them to --field"
+            f"{path}: has no field '{field}' (fields: {', '.join(fields) or 'none'}); pass one of them to {option}"
         )
     else:
         names = ["" if v is None or v != v else str(v) for v in gdf[field]]
@@ -187,6 +187,16 @@ def summarize(changes: ChangesInput, zones: ZonesInput, table: ClassTable) -> li
         changes.crs,
         table,
     )
+
+
+def zone_rows(merged: str | Path | None, zones: ZonesInput, table: ClassTable) -> list[dict[str, Any]]:
+    """The zone table of a batch (``ZoneSummary.to_dict`` per zone) from its merged changes;
+    with no merged file (no complete scene) every zone is ``not covered``."""
+    if merged is None:
+        summaries = summarize_zones([], [], zones.zones.geometry.values, zones.names, [], zones.zones.crs, table)
+    else:
+        summaries = summarize(read_changes(merged, table), zones, table)
+    return [s.to_dict(table) for s in summaries]
 
 
 def zones_frame(summaries: list[ZoneSummary], zones: ZonesInput, table: ClassTable) -> Any:
