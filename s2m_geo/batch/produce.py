@@ -100,6 +100,10 @@ def _scene_summary(gpkg: Path, table) -> dict[str, Any]:
         sentences = [q["sentence"] for q in json.loads(row.get("quadruples") or "[]")]
     except (TypeError, ValueError):
         sentences = []
+    try:
+        sectors = json.loads(row.get("sectors") or "null")
+    except (TypeError, ValueError):
+        sectors = None
     return {
         "changes": int(row["changes"]),
         "changed_area_m2": float(row["changed_area_m2"]),
@@ -109,6 +113,7 @@ def _scene_summary(gpkg: Path, table) -> dict[str, Any]:
         "width": int(row["width"]),
         "height": int(row["height"]),
         "direction_terms": str(row["direction_terms"]),
+        "sectors": sectors,
     }
 
 

@@ -48,6 +48,8 @@ class BatchResult:
     seconds: float
     model: str
     source: str | None = None
+    #: ``batch --zones``: one dict per zone (``ZoneSummary.to_dict``), else None.
+    zones: list[dict[str, Any]] | None = None
 
     @property
     def failed(self) -> list[SceneOutcome]:

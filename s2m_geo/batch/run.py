@@ -59,6 +59,7 @@ def run_batch(
     message: Message | None = None,
     source: str | None = None,
     connect_timeout: float = 30.0,
+    zones: Any = None,
 ) -> BatchResult:
     """Detect and describe the changes of every scene pair in ``jobs`` into ``out_dir``.
 
@@ -70,7 +71,9 @@ def run_batch(
     stages ``scenes`` and ``tiles``; ``message(text)`` gets one line per failed scene.
     Returns a :class:`BatchResult` (its ``exit_code`` is 3 when some scene failed); raises
     :class:`InputError` for bad usage and ``KeyboardInterrupt`` when interrupted (after
-    cancelling the work and removing every temporary file).
+    cancelling the work and removing every temporary file). ``zones``: a
+    :class:`~s2m_geo.zones.io.ZonesInput` whose table (from the merged changes) goes into
+    the reports.
     """
     t_start = time.perf_counter()
     jobs = list(jobs)
@@ -117,6 +120,10 @@ def run_batch(
 
         merged = write_merged(out / MERGED_NAME, [o for o in ordered if o.complete], table)
         result = BatchResult(out, ordered, merged, [], time.perf_counter() - t_start, model_path.name, source)
+        if zones is not None:
+            from ..zones.io import zone_rows
+
+            result.zones = zone_rows(merged, zones, table)
         result.reports = write_reports(result, table)
         sweep_partials(out)
     return result

@@ -159,6 +159,14 @@ def _memory_limit(value: str):
     help="Local cluster: memory limit per worker (e.g. 4GiB), or auto.",
 )
 @click.option("--force", is_flag=True, help="Redo scenes whose outputs are already complete.")
+@click.option(
+    "--zones",
+    "zones_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Polygons (any CRS): add change per zone to the reports, as 's2m-geo zones' on all_changes.gpkg.",
+)
+@click.option("--zones-field", default=None, help="Field of --zones that names each zone (default: row number).")
 @vector_options
 @prediction_options
 @click.option(
@@ -184,6 +192,8 @@ def batch(
     torch_threads: int | None,
     memory_limit: str,
     force: bool,
+    zones_path: Path | None,
+    zones_field: str | None,
     min_area: float,
     simplify: float,
     options,
@@ -209,6 +219,7 @@ def batch(
       s2m-geo batch scenes.csv -o results/ --model model.safetensors
       s2m-geo batch --pre-dir pre/ --post-dir post/ -o results/ --workers 4
       s2m-geo batch scenes.yaml -o /shared/results --scheduler tcp://10.0.0.5:8786 --gpu-per-task 1
+      s2m-geo batch scenes.csv -o results/ --zones districts.gpkg --zones-field name
     """
     from ..batch import ScenesFailed, pair_folders, read_manifest, run_batch
 
@@ -238,6 +249,13 @@ def batch(
         assert pre_dir is not None and post_dir is not None
         jobs = pair_folders(pre_dir, post_dir, pattern)
         source = f"{pre_dir} + {post_dir} ({pattern})"
+    zones = None
+    if zones_path is not None:
+        from ..zones.io import read_zones
+
+        zones = read_zones(zones_path, zones_field, param="zones_field")
+    elif zones_field is not None:
+        raise InputError(f"--zones-field {zones_field}: names the zones of --zones; give --zones too")
     if model is None:
         from ..predict.runners import default_model_path
 
@@ -263,6 +281,7 @@ def batch(
             progress=progress.update,
             message=progress.message,
             source=source,
+            zones=zones,
         )
     counts = {k: sum(o.status == k for o in result.outcomes) for k in ("done", "skipped", "failed")}
     report = result.reports[0] if result.reports else Path(out_dir) / "report.md"

@@ -23,6 +23,7 @@ from .options import PROGRESS_META_KEY
 from .predict import predict
 from .sample_data import sample_data
 from .train import train
+from .zones import zones
 
 
 class _Group(click.Group):
@@ -138,7 +139,7 @@ def cli(ctx: click.Context) -> None:
     logging.getLogger("rasterio").setLevel(logging.CRITICAL)
 
 
-for command in (predict, batch, sample_data, describe, ask, evaluate, train, model_info, export):
+for command in (predict, batch, sample_data, describe, ask, zones, evaluate, train, model_info, export):
     cli.add_command(command)
 
 

@@ -34,6 +34,7 @@ bearings come from the image geometry (up = 0°, right = 90°) and distances are
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,7 +108,10 @@ def _wrap_lon(lon: float) -> float:
     return lon if -180.0 <= lon <= 180.0 else (lon + 180.0) % 360.0 - 180.0
 
 
+@functools.lru_cache(maxsize=64)
 def _lonlat_transformer(crs: CRS) -> Transformer:
+    # cached: making a transformer costs milliseconds, and the ground areas of many small
+    # polygons (changes cut by zones or sectors) would pay that once per polygon
     return Transformer.from_crs(crs, _WGS84, always_xy=True)
 
 

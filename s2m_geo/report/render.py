@@ -1,6 +1,7 @@
 """A batch's reports: ``report.md``, ``report.html`` and ``report.json`` — per-scene and total
-counts and areas by class, each scene's sentences (from its ``scenes`` layer), the failed
-scenes with their errors."""
+counts and areas by class, each scene's sentences (from its ``scenes`` layer) and its changes
+per 3×3 cell and compass sector, the zone table of ``batch --zones``, the failed scenes with
+their errors."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from urllib.parse import quote
 from .. import atomic
 from ..batch.layout import scene_files
 from ..describe.templates import NO_CHANGE_SENTENCE
+from ..zones.sectors import CELLS, COMPASS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..batch.results import BatchResult, SceneOutcome
@@ -56,6 +58,7 @@ def report_data(result: BatchResult, table: ClassTable) -> dict[str, Any]:
                 description=s.get("description", ""),
                 files=files,
                 size_px=[s.get("width"), s.get("height")],
+                sectors=s.get("sectors"),
             )
             for name, v in (s.get("classes") or {}).items():
                 if name in totals:
@@ -83,7 +86,48 @@ def report_data(result: BatchResult, table: ClassTable) -> dict[str, Any]:
             "changed_area_m2": sum(v["area_m2"] for v in totals.values()),
         },
         "scenes": scenes,
+        "zones": result.zones,
     }
+
+
+#: The report's headings of the scene sectors (docs/design.md §3.9).
+SECTOR_TABLES = (
+    ("cells", "Where: the 3×3 cells (true north)", tuple(CELLS)),
+    ("compass", "Where: compass sectors around the scene centre (true bearings)", tuple(COMPASS)),
+)
+
+
+def _cell(v: list[float] | None) -> str:
+    return f"{int(v[0])} · {_area(float(v[1]))}" if v and v[0] else "–"
+
+
+def sector_rows(sectors: dict[str, Any], key: str, names: tuple[str, ...], table: ClassTable) -> list[list[str]]:
+    """One row per class present in any sector (label, then ``count · area`` per sector),
+    then the row of all classes."""
+    detail = sectors.get(key) or {}
+    rows = []
+    for c in table.change_classes:
+        cells = [detail.get(n, {}).get(c.name) for n in names]
+        if any(cells):
+            rows.append([c.label] + [_cell(v) for v in cells])
+    if rows:
+        totals = []
+        for n in names:
+            vals = list((detail.get(n) or {}).values())
+            totals.append(_cell([sum(v[0] for v in vals), sum(v[1] for v in vals)]) if vals else "–")
+        rows.append(["all changes"] + totals)
+    return rows
+
+
+def _zone_cells(z: dict[str, Any], table: ClassTable) -> list[str]:
+    """status, covered, polygons, area, then ``count · area`` per class, for a zone row."""
+    covered = z["classes"] is not None
+    cells = [z["status"], f"{100 * z['covered_fraction']:.0f} %"]
+    cells += [str(z["changes"]), _area(z["changed_area_m2"])] if covered else ["–", "–"]
+    for c in table.change_classes:
+        v = (z["classes"] or {}).get(c.name)
+        cells.append("–" if v is None else (f"{v['count']} · {_area(v['area_m2'])}" if v["count"] else "0"))
+    return cells
 
 
 def _md(text: Any) -> str:
@@ -155,6 +199,23 @@ def render_markdown(d: dict[str, Any], table: ClassTable) -> str:
             f"| {_md(s['scene_id'])} | {_md(s['pre_date'] or '')} | {_md(s['post_date'] or '')} | "
             f"{status} | " + " | ".join(cells) + " |"
         )
+    if d.get("zones") is not None:
+        out += [
+            "",
+            "## Zones",
+            "",
+            "Change polygons are cut at zone borders: a polygon counts in every zone it overlaps, its "
+            "area is split. A zone no scene covers is *not covered*: its changes are unknown.",
+            "",
+            "| zone | status | covered | polygons | changed area (m²) | "
+            + " | ".join(_md(c.label) for c in classes)
+            + " |",
+            "|---|---|---:|---:|---:|" + "---:|" * len(classes),
+        ]
+        for z in d["zones"]:
+            out.append(f"| {_md(z['zone'])} | " + " | ".join(_zone_cells(z, table)) + " |")
+        out.append("")
+        out += [f"- **{_md(z['zone'])}**: {_md(z['description'])}" for z in d["zones"]]
     failed = [s for s in d["scenes"] if s["status"] == "failed"]
     if failed:
         out += ["", "## Failed scenes", "", "| scene | pre | post | error |", "|---|---|---|---|"]
@@ -188,6 +249,12 @@ def render_markdown(d: dict[str, Any], table: ClassTable) -> str:
         ]
         sentences = s["sentences"] or [s.get("description") or NO_CHANGE_SENTENCE]
         out += [f"> {_md(t)}" if len(sentences) == 1 else f"> - {_md(t)}" for t in sentences]
+        for key, title, names in SECTOR_TABLES if s.get("sectors") else ():
+            rows = sector_rows(s["sectors"], key, names, table)
+            if not rows:
+                continue
+            out += ["", f"#### {title}", "", "| class | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+            out += ["| " + " | ".join(_md(x) for x in row) + " |" for row in rows]
     return "\n".join(out) + "\n"
 
 
@@ -265,6 +332,24 @@ def render_html(d: dict[str, Any], table: ClassTable) -> str:
             f"<td>{status}</td>" + "".join(f'<td class="n">{e(x)}</td>' for x in cells) + "</tr>"
         )
     h.append("</table>")
+    if d.get("zones") is not None:
+        h += [
+            "<h2>Zones</h2>",
+            "<p>Change polygons are cut at zone borders: a polygon counts in every zone it overlaps, its area "
+            "is split. A zone no scene covers is <em>not covered</em>: its changes are unknown.</p>",
+            '<table><tr><th>zone</th><th>status</th><th class="n">covered</th><th class="n">polygons</th>'
+            '<th class="n">changed area (m²)</th>'
+            + "".join(f'<th class="n">{e(c.label)}</th>' for c in classes)
+            + "<th>sentences</th></tr>",
+        ]
+        for z in d["zones"]:
+            cells = _zone_cells(z, table)
+            h.append(
+                f"<tr><td>{e(z['zone'])}</td><td>{e(cells[0])}</td>"
+                + "".join(f'<td class="n">{e(x)}</td>' for x in cells[1:])
+                + f"<td>{e(z['description'])}</td></tr>"
+            )
+        h.append("</table>")
     failed = [s for s in d["scenes"] if s["status"] == "failed"]
     if failed:
         h += ["<h2>Failed scenes</h2>", "<table><tr><th>scene</th><th>pre</th><th>post</th><th>error</th></tr>"]
@@ -294,8 +379,22 @@ def render_html(d: dict[str, Any], table: ClassTable) -> str:
             f"{s['changes']} change polygons, {_area(s['changed_area_m2'])} m² changed — "
             f'<a href="{e(quote(f["gpkg"]))}">{e(f["gpkg"])}</a>, '
             f'<a href="{e(quote(f["raster"]))}">{e(f["raster"])}</a></p>',
-            "<blockquote>" + "<br>".join(e(t) for t in sentences) + "</blockquote></section>",
+            "<blockquote>" + "<br>".join(e(t) for t in sentences) + "</blockquote>",
         ]
+        for key, title, names in SECTOR_TABLES if s.get("sectors") else ():
+            srows = sector_rows(s["sectors"], key, names, table)
+            if srows:
+                h.append(
+                    f"<h4>{e(title)}</h4><table><tr><th>class</th>"
+                    + "".join(f'<th class="n">{e(n)}</th>' for n in names)
+                    + "</tr>"
+                    + "".join(
+                        f"<tr><td>{e(r[0])}</td>" + "".join(f'<td class="n">{e(x)}</td>' for x in r[1:]) + "</tr>"
+                        for r in srows
+                    )
+                    + "</table>"
+                )
+        h.append("</section>")
     h.append("</body></html>")
     return "\n".join(h) + "\n"
 

@@ -12,7 +12,8 @@ confidence, description, lon, lat, scene_id, model``.
 - *what*/*how*: from the class table; ``description``: the S2M sentence (template 0).
 
 Layer ``scenes`` — one row per scene: the grid footprint, inputs, model, per-class region
-counts and areas, and the scene's own S2M sentences (one quadruple per class present).
+counts and areas, the scene's own S2M sentences (one quadruple per class present), and
+counts and areas per 3×3 cell and per compass sector (:mod:`s2m_geo.zones.sectors`).
 
 ``.gpkg`` holds both layers plus QGIS styles in ``layer_styles`` (categorised by class with
 the table's colours), so it opens styled. ``.geojson``, ``.fgb`` and ``.parquet`` (GeoParquet)
@@ -36,6 +37,7 @@ from ..classes import ClassTable
 from ..describe import NO_CHANGE_SENTENCE, Quadruple, quantity_from_area, quantity_from_pixels, sentence
 from ..describe.geo import GeoFrame, ground_area_m2
 from ..errors import InputError
+from ..zones.sectors import scene_sectors, sector_columns
 from .vectorize import Region, pixel_area, postprocess
 
 CHANGE_COLUMNS = [
@@ -187,6 +189,11 @@ class ChangeCollector:
             geometry = gpd.GeoSeries([], crs=self.frame.crs, dtype="geometry")
         return gpd.GeoDataFrame(df, geometry=geometry, crs=self.frame.crs)
 
+    def sectors_row(self) -> dict[str, Any]:
+        """Counts and areas per 3×3 cell and per compass sector (:mod:`s2m_geo.zones.sectors`)."""
+        class_ids = [r["class_id"] for r in self.rows]
+        return sector_columns(scene_sectors(self.frame, self.geometries, class_ids, self.table.num_classes), self.table)
+
     def scenes_frame(self, pre: str | Path, post: str | Path) -> Any:
         """The ``scenes`` layer: one row, the grid footprint with the scene summary."""
         import geopandas as gpd
@@ -223,6 +230,7 @@ class ChangeCollector:
             n = self._class_regions.get(c.id, 0)
             row[f"n_{c.name}"] = n
             row[f"area_m2_{c.name}"] = round(self._class_sums[c.id][3], 3) if n else 0.0
+        row.update(self.sectors_row())
         return gpd.GeoDataFrame([row], geometry=[Polygon(corners)], crs=f.crs)
 
 

@@ -232,7 +232,8 @@ def test_bad_inputs_fail_well(changes_gpkg, tmp_path):
         "pass the table it was made with as --classes",
         out=out,
     )
-    _fails_well(run(changes_gpkg, "how many changes", "-o", changes_gpkg, "--overwrite"), "--output is the changes input")
+    res = run(changes_gpkg, "how many changes", "-o", changes_gpkg, "--overwrite")
+    _fails_well(res, "--output is the changes input")
 
 
 @pytest.mark.integration

@@ -1,5 +1,6 @@
 """predict -> GeoPackage: schema, styles, compass attributes, seams, formats, atomicity."""
 
+import json
 import sqlite3
 import subprocess
 
@@ -162,3 +163,46 @@ def test_cli_predict_to_geopackage(tmp_path, tiny_model, small_scene):
         text=True,
     )
     assert bad.returncode == 2 and "x.shp" in bad.stderr and ".gpkg" in bad.stderr
+
+
+def test_scenes_layer_counts_and_areas_per_sector(tmp_path):
+    pre, post = _pair(tmp_path, [(20, 60, 230, 290)])  # one 600 m² block in the north-east
+    out = tmp_path / "c.gpkg"
+    detect_changes(pre, post, out, BrightBandModel(**BRIGHT))
+    scene = gpd.read_file(out, layer="scenes").iloc[0]
+    area = gpd.read_file(out, layer="changes").iloc[0].area_m2
+    # the block's pixels span bearings 31.6°-57.3° from the centre: all in the NE cell and sector
+    assert scene.n_cell_northeast == 1 and scene.area_m2_cell_northeast == pytest.approx(area, rel=1e-6)
+    assert scene.n_sector_ne == 1 and scene.area_m2_sector_ne == pytest.approx(area, rel=1e-6)
+    for name in ("northwest", "north", "west", "center", "east", "southwest", "south", "southeast"):
+        assert scene[f"n_cell_{name}"] == 0 and scene[f"area_m2_cell_{name}"] == 0.0
+    assert json.loads(scene.sectors)["compass"]["ne"] == {"building_destroyed": [1, pytest.approx(area, rel=1e-6)]}
+    # the columns that were there before are unchanged, in their order
+    cols = list(scene.index)
+    assert cols[: cols.index("n_cell_northwest")][-2:] == ["n_greenhouse_new", "area_m2_greenhouse_new"]
+
+
+def test_a_region_around_the_centre_is_split_over_every_sector(tmp_path):
+    # rows 30-250, cols 40-260 of a 300-px scene: 110 px west/east, 120 px north and 100 south of the centre
+    pre, post = _pair(tmp_path, [(30, 250, 40, 260)])
+    out = tmp_path / "c.gpkg"
+    detect_changes(pre, post, out, BrightBandModel(**BRIGHT))
+    scene = gpd.read_file(out, layer="scenes").iloc[0]
+    total = scene.changed_area_m2
+    sectors = ("n", "ne", "e", "se", "s", "sw", "w", "nw")
+    assert [scene[f"n_sector_{s}"] for s in sectors] == [1] * 8  # one polygon, counted in each
+    assert sum(scene[f"area_m2_sector_{s}"] for s in sectors) == pytest.approx(total, rel=1e-6)
+    # the N sector (337.5°-22.5°) inside the block is a triangle: 120 px high, 120·tan 22.5° px each side
+    n_px = 120 * 120 * np.tan(np.radians(22.5))
+    assert scene.area_m2_sector_n == pytest.approx(n_px * 0.25 / 0.99966, rel=2e-3)
+    assert scene.area_m2_sector_s == pytest.approx(100 * 100 * np.tan(np.radians(22.5)) * 0.25 / 0.99966, rel=2e-3)
+    # the centre cell is full: a third of the true-north box around the grid, which is rotated by
+    # the meridian convergence γ, so 300·(cos γ + sin γ) / 3 px wide and high
+    from pyproj import Proj
+
+    lon, lat = Proj("EPSG:32636")(637075.0, 3486425.0, inverse=True)
+    gamma = np.radians(Proj("EPSG:32636").get_factors(lon, lat).meridian_convergence)
+    side = 100 * (np.cos(gamma) + abs(np.sin(gamma)))
+    assert abs(np.degrees(gamma)) > 0.5  # large enough to matter here
+    assert scene.area_m2_cell_center == pytest.approx(side * side * 0.25 / 0.99966, rel=2e-3)
+    assert sum(scene[f"n_cell_{c}"] for c in ("northwest", "north", "northeast", "center")) == 4

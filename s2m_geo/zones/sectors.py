@@ -1,0 +1,130 @@
+"""Where in a scene, in numbers: change counts and ground areas per sector of the scene.
+
+docs/design.md §3.4. Two sets of sectors, both in the scene's true-north local frame
+(:class:`~s2m_geo.describe.geo.GeoFrame`, azimuthal equidistant, centred on the scene):
+
+* **cells** — the nine cells of the S2M 3×3 rule (``northwest`` … ``center`` … ``southeast``):
+  thirds of the frame's true-north extent, the same grid the *where* word is read from
+  (the outer cells reach beyond the extent, so nothing falls off the edge);
+* **compass** — the eight 45° sectors around the scene centre (``n`` = true bearings
+  337.5°–22.5°, ``ne`` = 22.5°–67.5°, … ``nw``); an azimuthal equidistant frame keeps true
+  azimuths from its centre, so these are straight wedges there.
+
+Change polygons are mapped into the frame and split exactly at the sector borders
+(:func:`~s2m_geo.zones.summarize.split_by_zones`): a polygon counts in every sector it
+overlaps, its ground area is split, so the areas of either set add up to the scene's changed
+area. Pure: geometries in, numbers out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import CRS
+
+from ..classes import ClassTable
+from ..describe.geo import GeoFrame
+from ..describe.rules import DIRECTIONS
+from .summarize import split_by_zones
+
+#: The nine cells of the 3×3 rule, row-major from the northwest.
+CELLS: tuple[str, ...] = DIRECTIONS
+#: The eight compass sectors, clockwise from true north.
+COMPASS: tuple[str, ...] = ("n", "ne", "e", "se", "s", "sw", "w", "nw")
+
+
+def cell_polygons(extent: tuple[float, float, float, float]) -> list[Any]:
+    """The nine 3×3 cells (row-major from the northwest) over ``extent`` = (e_min, e_max,
+    n_min, n_max) in local metres; the outer cells are extended outwards by the extent's size."""
+    e0, e1, n0, n1 = extent
+    we, hn = e1 - e0, n1 - n0
+    es = [e0 - we, e0 + we / 3.0, e0 + 2.0 * we / 3.0, e1 + we]
+    ns = [n1 + hn, n1 - hn / 3.0, n1 - 2.0 * hn / 3.0, n0 - hn]
+    return [shapely.box(es[c], ns[r + 1], es[c + 1], ns[r]) for r in range(3) for c in range(3)]
+
+
+def compass_polygons(radius: float) -> list[Any]:
+    """The eight 45° wedges around the origin (``n`` first, clockwise), reaching at least
+    ``radius`` from it."""
+    r = 1.01 * radius / math.cos(math.radians(11.25))  # the outer edges (chords) stay beyond radius
+
+    def at(az: float) -> tuple[float, float]:
+        a = math.radians(az)
+        return r * math.sin(a), r * math.cos(a)
+
+    return [shapely.Polygon([(0.0, 0.0), at(45.0 * k - 22.5), at(45.0 * k), at(45.0 * k + 22.5)]) for k in range(8)]
+
+
+@dataclass(frozen=True)
+class SectorCounts:
+    """Per sector and class id (0..K): change polygons overlapping it and their ground area in it."""
+
+    names: tuple[str, ...]
+    counts: np.ndarray  # int64, (sectors, K+1)
+    areas: np.ndarray  # float64, (sectors, K+1), m² (CRS units² in image terms)
+
+
+def _to_local(frame: GeoFrame, geoms: np.ndarray) -> np.ndarray:
+    def fn(xy: np.ndarray) -> np.ndarray:
+        e, n = frame.to_local(xy[:, 0], xy[:, 1])
+        return np.column_stack([np.asarray(e, np.float64), np.asarray(n, np.float64)])
+
+    return np.asarray(shapely.transform(geoms, fn), dtype=object)
+
+
+def scene_sectors(
+    frame: GeoFrame, geoms: Sequence[Any] | np.ndarray, class_ids: Sequence[int] | np.ndarray, num_classes: int
+) -> dict[str, SectorCounts]:
+    """``{"cells": …, "compass": …}``: the :class:`SectorCounts` of change polygons ``geoms``
+    (in the frame's CRS) with ``class_ids``, in the scene's true-north frame."""
+    g = np.asarray(list(geoms), dtype=object)
+    cls = np.asarray(class_ids, dtype=np.int64)
+    local = _to_local(frame, g) if g.size else g
+    if frame.image_terms:
+        crs, scale = None, abs(frame.transform.determinant)  # local units are pixels
+    else:
+        assert frame.local_proj is not None
+        crs, scale = CRS.from_proj4(frame.local_proj), 1.0
+    e0, e1, n0, n1 = frame.extent
+    radius = 2.0 * max(abs(e0), abs(e1), abs(n0), abs(n1), 1.0)
+    out = {}
+    for key, names, polys in (
+        ("cells", CELLS, cell_polygons(frame.extent)),
+        ("compass", COMPASS, compass_polygons(radius)),
+    ):
+        counts = np.zeros((len(names), num_classes), np.int64)
+        areas = np.zeros((len(names), num_classes), np.float64)
+        pieces = split_by_zones(local, polys, crs, area_scale=scale)
+        np.add.at(counts, (pieces.zone, cls[pieces.change]), 1)
+        np.add.at(areas, (pieces.zone, cls[pieces.change]), pieces.area_m2)
+        out[key] = SectorCounts(names, counts, areas)
+    return out
+
+
+def sector_columns(sectors: dict[str, SectorCounts], table: ClassTable) -> dict[str, Any]:
+    """The ``scenes`` layer's sector columns: ``n_cell_<cell>``, ``area_m2_cell_<cell>``,
+    ``n_sector_<n…nw>``, ``area_m2_sector_<n…nw>`` (all change classes together) and
+    ``sectors``: JSON ``{"cells": {cell: {class name: [count, area_m2]}}, "compass": …}``
+    holding the classes present in each sector."""
+    row: dict[str, Any] = {}
+    detail: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for key, prefix in (("cells", "cell"), ("compass", "sector")):
+        s = sectors[key]
+        detail[key] = {}
+        for i, name in enumerate(s.names):
+            row[f"n_{prefix}_{name}"] = int(s.counts[i, 1:].sum())
+            row[f"area_m2_{prefix}_{name}"] = round(float(s.areas[i, 1:].sum()), 3)
+            per_class = {
+                c.name: [int(s.counts[i, c.id]), round(float(s.areas[i, c.id]), 3)]
+                for c in table.change_classes
+                if s.counts[i, c.id]
+            }
+            detail[key][name] = per_class
+    row["sectors"] = json.dumps(detail)
+    return row
