@@ -117,6 +117,11 @@ def _check_pretrained_file(pretrained_file: str | Path | None) -> str | None:
 
 
 def _timm_create(name: str, pretrained_file: str | None, **kwargs: Any) -> nn.Module:
+    if not timm.is_model(name):  # only registered architectures: never a hub or URL name
+        raise InputError(
+            f"backbone '{name}': not a timm architecture this install knows; use one of timm.list_models() "
+            f"(e.g. resnet18, tf_efficientnet_lite0, vit_small_patch16_dinov3)"
+        )
     if pretrained_file is not None:
         kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=pretrained_file))
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,25 @@ from typing import Any
 from ..errors import InputError
 
 DEFAULT_BACKBONE = "vit_small_patch16_dinov3"
+
+#: A backbone is a timm architecture name, optionally with a pretrained tag: letters,
+#: digits and ``_`` with at most one ``.tag``. Nothing that could name a hub repository
+#: (``hf-hub:org/name``), a URL or a file: a model header is data (docs/security.md).
+BACKBONE_NAME = re.compile(r"[a-z][a-z0-9_]{0,79}(\.[a-z0-9_]{1,40})?")
+
+#: ``backbone_kwargs`` a header may carry, with their allowed ranges: architecture sizes and
+#: regularisation, never anything timm would read as a path, a URL or code.
+BACKBONE_KWARGS: dict[str, tuple[type, float, float]] = {
+    "depth": (int, 1, 48),
+    "embed_dim": (int, 8, 4096),
+    "num_heads": (int, 1, 64),
+    "mlp_ratio": (float, 0.25, 16.0),
+    "drop_path_rate": (float, 0.0, 1.0),
+    "drop_rate": (float, 0.0, 1.0),
+    "init_values": (float, 0.0, 10.0),
+    "qkv_bias": (bool, 0, 1),
+    "reg_tokens": (int, 0, 16),
+}
 
 
 @dataclass
@@ -72,8 +92,12 @@ class S2MConfig:
         def bad(msg: str) -> InputError:
             return InputError(f"{source}: invalid S2M model config: {msg}")
 
-        if not isinstance(self.backbone, str) or not self.backbone:
-            raise bad("'backbone' must be a timm model name")
+        if not isinstance(self.backbone, str) or not BACKBONE_NAME.fullmatch(self.backbone):
+            raise bad(
+                f"'backbone' must be a timm model name such as 'resnet18' or "
+                f"'vit_small_patch16_dinov3.lvd1689m', got {self.backbone!r}"
+            )
+        _check_backbone_kwargs(self.backbone_kwargs, bad)
         for key in ("in_chans", "num_classes", "decoder_channels", "text_dim"):
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -125,3 +149,21 @@ class S2MConfig:
         except (TypeError, ValueError) as exc:
             raise InputError(f"{source}: invalid S2M model config: {exc}") from exc
         return cfg.validate(source)
+
+
+def _check_backbone_kwargs(kwargs: Any, bad: Any) -> None:
+    """Only the keys of :data:`BACKBONE_KWARGS`, each a finite value of its type and range."""
+    if not isinstance(kwargs, Mapping):
+        raise bad("'backbone_kwargs' must be a mapping")
+    for key, value in kwargs.items():
+        if key not in BACKBONE_KWARGS:
+            raise bad(f"'backbone_kwargs' may hold only {sorted(BACKBONE_KWARGS)}, not {key!r}")
+        kind, lo, hi = BACKBONE_KWARGS[key]
+        if kind is bool:
+            ok_type = isinstance(value, bool)
+        elif kind is int:
+            ok_type = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok_type or not math.isfinite(float(value)) or not lo <= value <= hi:
+            raise bad(f"'backbone_kwargs.{key}' must be a {kind.__name__} in [{lo:g}, {hi:g}], got {value!r}")

@@ -41,6 +41,8 @@ FORMAT_VERSION = 1
 ARCHITECTURE = "s2m"
 META_KEY = "s2m_geo"
 _MAX_HEADER = 100 * 1024 * 1024
+#: Tile sizes a package may ask for (the command line's --tile-size range).
+MIN_TILE, MAX_TILE = 32, 8192
 
 
 __all__ = [
@@ -156,8 +158,8 @@ class PackageMeta:
             raise bad(f"'normalization' {exc}, got {d.get('normalization')!r}") from None
         tile = d.get("tile_size", 512)
         overlap = d.get("default_overlap", 64)
-        if not isinstance(tile, int) or isinstance(tile, bool) or tile < 32:
-            raise bad(f"'tile_size' must be an integer >= 32, got {tile!r}")
+        if not isinstance(tile, int) or isinstance(tile, bool) or not MIN_TILE <= tile <= MAX_TILE:
+            raise bad(f"'tile_size' must be an integer in [{MIN_TILE}, {MAX_TILE}], got {tile!r}")
         if not isinstance(overlap, int) or isinstance(overlap, bool) or not 0 <= 2 * overlap < tile:
             raise bad(f"'default_overlap' must be an integer in [0, tile_size/2), got {overlap!r}")
         gsd = d.get("training_gsd_m")

@@ -361,3 +361,10 @@ def test_text_encoder_matches_open_clip_full_model(tmp_path):
     got = te.encode(sents)
     assert got.shape == (2, 512)
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_only_registered_timm_architectures_are_built():
+    """A name that passes the header's syntax but is no timm architecture is refused by name,
+    before timm could look anywhere for it."""
+    with pytest.raises(InputError, match="backbone 'nope_model': not a timm architecture"):
+        create_backbone("nope_model")

@@ -229,6 +229,33 @@ def test_a_normalisation_that_is_not_finite_is_refused(tmp_path, package):
             read_package_meta(p)
 
 
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"config": {"backbone": "hf-hub:timm/resnet18.a1_in1k"}}, "'backbone' must be a timm model name"),
+        ({"config": {"backbone": "https://example.org/evil"}}, "'backbone' must be a timm model name"),
+        ({"config": {"backbone": "../../weights/x"}}, "'backbone' must be a timm model name"),
+        ({"config": {"backbone_kwargs": {"pretrained_cfg_overlay": {"file": "/etc/passwd"}}}}, "may hold only"),
+        ({"config": {"backbone_kwargs": {"checkpoint_path": "x.pth"}}}, "may hold only"),
+        ({"config": {"backbone_kwargs": {"depth": 10**9}}}, "'backbone_kwargs.depth' must be a int in"),
+        ({"config": {"backbone_kwargs": {"drop_path_rate": float("nan")}}}, "drop_path_rate' must be a float"),
+        ({"config": {"backbone_kwargs": {"qkv_bias": "yes"}}}, "qkv_bias' must be a bool"),
+        ({"tile_size": 100000}, "'tile_size' must be an integer in \\[32, 8192\\]"),
+    ],
+)
+def test_a_header_is_data_checked_against_an_allow_list(tmp_path, package, change, words):
+    """Nothing in a header may name a hub, a URL, a file or code, nor ask for unbounded work;
+    all of it is refused by read_package_meta, before torch or timm is touched."""
+    _, model = package
+    good = make_meta(model.cfg).to_dict()
+    meta = {**good, **change}
+    if "config" in change:
+        meta["config"] = {**good["config"], **change["config"]}
+    p = write_with_meta(tmp_path / "h.safetensors", model, meta)
+    with pytest.raises(InputError, match="h.safetensors: .*" + words):
+        read_package_meta(p)
+
+
 def test_weights_not_matching_config_are_refused(tmp_path, package):
     _, model = package
     good = make_meta(model.cfg).to_dict()
