@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-MARKER_VERSION = 1
+MARKER_VERSION = 2  # 2: inputs recorded file by file, with sidecars and SHA-256
 
 
 MERGED_NAME = "all_changes.gpkg"

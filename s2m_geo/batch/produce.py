@@ -66,14 +66,55 @@ def config_hash(settings: BatchSettings) -> str:
     return hashlib.sha256(json.dumps(result_config(settings), sort_keys=True).encode()).hexdigest()
 
 
-def input_stat(path: str) -> dict[str, Any] | None:
+def input_files(path: str) -> list[str]:
+    """Every file GDAL reads for the raster ``path``: the file, its sidecars (``.aux.xml``,
+    ``.msk``, world file, ``.ovr``) and, for a VRT, its sources; real paths, sorted. Empty
+    for URLs and files that do not open (the scene then fails on its own)."""
     if not path or is_url(path):
-        return None
+        return []
+    import rasterio
+
     try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        with rasterio.open(path) as ds:
+            names = list(ds.files) or [path]
+    except Exception:
+        return []
+    return sorted({os.path.realpath(n) for n in names if os.path.isfile(n)})
+
+
+def _file_stat(path: str) -> dict[str, int]:
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
+
+
+def input_record(path: str) -> dict[str, Any]:
+    """What a scene's result depends on in one input: each of :func:`input_files` with its
+    size, times, inode and SHA-256 (docs/design.md §3.8)."""
+    return {"path": path, "files": {f: {**_file_stat(f), "sha256": sha256_file(f)} for f in input_files(path)}}
+
+
+def input_change(record: Any) -> str:
+    """Why an input differs from its ``record`` (empty when it does not). The file list must
+    be the same; a file whose size, times and inode are unchanged is trusted, any other is
+    hashed, so an edit with its modification time put back is still seen."""
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
+        return "no record of its files"
+    path, files = str(record.get("path")), record["files"]
+    now = input_files(path)
+    if sorted(files) != now:
+        return f"the files of {path} changed ({len(files)} recorded, {len(now)} now)"
+    for f, was in files.items():
+        try:
+            stat = _file_stat(f)
+        except OSError:
+            return f"{f} is gone"
+        if not isinstance(was, dict) or stat["size"] != was.get("size"):
+            return f"{f} changed"
+        if all(stat[k] == was.get(k) for k in stat):
+            continue
+        if sha256_file(f) != was.get("sha256"):
+            return f"{f} changed"
+    return ""
 
 
 def error_text(exc: BaseException) -> str:
@@ -132,10 +173,7 @@ def produce_scene(
     staging = temp_dir(finals["gpkg"])
     try:
         staged = {k: staging / p.name for k, p in finals.items() if k != "marker"}
-        inputs = {
-            "pre": {"path": job.pre, **(input_stat(job.pre) or {})},
-            "post": {"path": job.post, **(input_stat(job.post) or {})},
-        }
+        inputs = {"pre": input_record(job.pre), "post": input_record(job.post)}
         res = detect_changes(
             job.pre,
             job.post,

@@ -10,7 +10,7 @@ from typing import Any
 from ..atomic import discard, is_partial, sha256_file
 from .layout import MARKER_VERSION, scene_files
 from .manifest import SceneJob
-from .produce import BatchSettings, input_stat
+from .produce import BatchSettings, input_change
 
 
 def verify_scene(job: SceneJob, settings: BatchSettings) -> tuple[dict[str, Any] | None, str]:
@@ -35,10 +35,9 @@ def _marker_mismatch(marker: Any, job: SceneJob, settings: BatchSettings) -> str
     if marker.get("config_hash") != settings.config_hash:
         return "made with another model or options"
     for key in ("pre", "post"):
-        now = input_stat(getattr(job, key))
-        was = (marker.get("inputs") or {}).get(key) or {}
-        if now is not None and (now["size"], now["mtime_ns"]) != (was.get("size"), was.get("mtime_ns")):
-            return f"{key} changed since"
+        why = input_change((marker.get("inputs") or {}).get(key))
+        if why:
+            return f"{key} changed since: {why}"
     return ""
 
 
