@@ -56,7 +56,7 @@ def pair_files(pred: Path, label: Path) -> list[tuple[Path, Path]]:
 
 
 def _check_values(a: np.ndarray, valid: np.ndarray, k: int, path: Path, table: ClassTable) -> None:
-    bad = valid & (a >= k)
+    bad = valid & ((a < 0) | (a >= k))
     if bad.any():
         raise InputError(
             f"{path}: value {int(a[bad][0])} is not a class id of '{table.name}' "
@@ -65,26 +65,65 @@ def _check_values(a: np.ndarray, valid: np.ndarray, k: int, path: Path, table: C
         )
 
 
+def _check_nodata(ds: Any, path: Path, table: ClassTable) -> None:
+    """A declared nodata that is also a class id would drop that class from the scores."""
+    nodata = ds.nodata
+    if nodata is None or not np.isfinite(nodata) or nodata != int(nodata):
+        return
+    if 0 <= int(nodata) < table.num_classes:
+        name = table[int(nodata)].name
+        raise InputError(
+            f"{path}: declares nodata {int(nodata)}, which is the class id of '{name}', so none of its "
+            f"pixels would be scored; remove the nodata value (gdal_edit.py -unsetnodata) or set it to "
+            f"{NODATA_CLASS}"
+        )
+
+
+def _check_grids(p: Any, lab: Any, pred_path: Path, label_path: Path) -> None:
+    if (p.height, p.width) != (lab.height, lab.width):
+        raise InputError(
+            f"{pred_path}: {p.width}x{p.height} pixels but the label {label_path} is "
+            f"{lab.width}x{lab.height}; predict on the label's grid"
+        )
+    if (p.crs is None) != (lab.crs is None):
+        has, lacks = (pred_path, label_path) if lab.crs is None else (label_path, pred_path)
+        raise InputError(
+            f"{lacks}: has no CRS but {has} has one, so they cannot be checked to be one grid; "
+            f"georeference it like {has} (e.g. gdal_edit.py -a_srs -a_ullr)"
+        )
+    if p.crs and (p.crs != lab.crs or not p.transform.almost_equals(lab.transform)):
+        raise InputError(f"{pred_path}: not on the same grid as {label_path}; predict on the label's grid")
+
+
+def _read_classes(ds: Any, window: Any, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Class ids (int64) and where they are valid: not nodata, finite; a fractional value is
+    an :class:`InputError`."""
+    raw = ds.read(1, window=window)
+    valid = np.ones(raw.shape, bool)
+    if raw.dtype.kind == "f":
+        valid &= np.isfinite(raw)
+        frac = valid & (raw != np.floor(np.where(valid, raw, 0)))
+        if frac.any():
+            raise InputError(
+                f"{path}: holds fractional values (e.g. {float(raw[frac][0]):g}); give class ids (whole numbers)"
+            )
+    if ds.nodata is not None and np.isfinite(ds.nodata):
+        valid &= raw != ds.nodata
+    return np.where(valid, raw, 0).astype(np.int64), valid
+
+
 def accumulate(pred_path: Path, label_path: Path, table: ClassTable) -> np.ndarray:
     """The confusion matrix of one prediction/label pair."""
     k = table.num_classes
     hist = np.zeros((k, k), np.int64)
     with open_raster(pred_path) as p, open_raster(label_path) as lab:
-        if (p.height, p.width) != (lab.height, lab.width):
-            raise InputError(
-                f"{pred_path}: {p.width}x{p.height} pixels but the label {label_path} is "
-                f"{lab.width}x{lab.height}; predict on the label's grid"
-            )
-        if p.crs and lab.crs and (p.crs != lab.crs or not p.transform.almost_equals(lab.transform)):
-            raise InputError(f"{pred_path}: not on the same grid as {label_path}; predict on the label's grid")
+        _check_grids(p, lab, pred_path, label_path)
+        _check_nodata(p, pred_path, table)
+        _check_nodata(lab, label_path, table)
         for _, win in p.block_windows(1):
-            a = p.read(1, window=win).astype(np.int64)
-            b = lab.read(1, window=win).astype(np.int64)
-            valid = b != NODATA_CLASS
-            if p.nodata is not None:
-                valid &= a != int(p.nodata)
-            if lab.nodata is not None:
-                valid &= b != int(lab.nodata)
+            a, valid_a = _read_classes(p, win, pred_path)
+            b, valid_b = _read_classes(lab, win, label_path)
+            valid = valid_a & valid_b & (b != NODATA_CLASS)
             _check_values(a, valid, k, pred_path, table)
             _check_values(b, valid, k, label_path, table)
             hist += confusion_matrix(a, b, k, valid=valid)

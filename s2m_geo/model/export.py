@@ -183,6 +183,9 @@ class OnnxChangeModel:
                 )
         hw = inputs["pre"].shape[2:]
         self.fixed_size: tuple[int, int] | None = (hw[0], hw[1]) if all(isinstance(v, int) for v in hw) else None
+        n = inputs["pre"].shape[0]
+        #: A batch size the graph was exported with (e.g. 1); batches are then run in chunks of it.
+        self.fixed_batch: int | None = n if isinstance(n, int) and n > 0 else None
 
     @property
     def num_classes(self) -> int:
@@ -205,12 +208,27 @@ class OnnxChangeModel:
             if ph or pw:
                 pad = ((0, 0), (0, 0), (0, ph), (0, pw))
                 pre, post = np.pad(pre, pad), np.pad(post, pad)
-        logits = self.session.run([self.output_name], {"pre": pre, "post": post})[0]
+        logits = self._run(pre, post)
         if logits.ndim != 4 or logits.shape[1] != self.num_classes:
             raise InputError(
                 f"{self.path}: ONNX model returned shape {logits.shape}, expected N x {self.num_classes} x H x W"
             )
         return logits[:, :, :h, :w] if (ph or pw) else logits
+
+    def _run(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
+        """The session on the batch, in chunks of a fixed batch size (the last one padded)."""
+        b = self.fixed_batch
+        if b is None or len(pre) == b:
+            return self.session.run([self.output_name], {"pre": pre, "post": post})[0]
+        parts = []
+        for i in range(0, len(pre), b):
+            a, c = pre[i : i + b], post[i : i + b]
+            short = b - len(a)
+            if short:
+                pad = ((0, short), (0, 0), (0, 0), (0, 0))
+                a, c = np.pad(a, pad), np.pad(c, pad)
+            parts.append(self.session.run([self.output_name], {"pre": a, "post": c})[0][: b - short])
+        return np.concatenate(parts)
 
 
 def load_onnx_model(path: str | Path, providers: Sequence[str] | None = None) -> OnnxChangeModel:

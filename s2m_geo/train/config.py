@@ -7,6 +7,7 @@ config file. See ``configs/s2m_small_cpu.yaml`` for a complete example.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,9 +260,22 @@ def _check_values(cfg: TrainConfig) -> None:
             Normalization.from_dict(cfg.normalization, len(cfg.bands))
         except ValueError as exc:
             raise InputError(f"{path}: data.normalization {exc}; fix it or drop it (the backbone's is used)") from None
+    positive = {"train.lr": cfg.lr, "train.loss.tau": cfg.loss["tau"]}
+    non_negative = {"train.weight_decay": cfg.weight_decay, "train.grad_clip": cfg.grad_clip or 0.0}
+    non_negative.update({f"train.loss.{k}": v for k, v in cfg.loss.items() if k != "tau"})
+    non_negative["train.backbone_lr"] = 0.0 if cfg.backbone_lr is None else cfg.backbone_lr
+    for name, v in positive.items():
+        if not (math.isfinite(v) and v > 0):
+            raise InputError(f"{path}: {name} must be a finite number > 0, got {v}")
+    for name, v in non_negative.items():
+        if not (math.isfinite(v) and v >= 0):
+            raise InputError(f"{path}: {name} must be a finite number >= 0, got {v}")
+    for name, bands in (("data.bands", cfg.bands), ("data.post_bands", cfg.post_bands)):
+        if bands is not None and (not bands or min(bands) < 1):
+            raise InputError(f"{path}: {name} are 1-based band numbers (e.g. [1, 2, 3]), got {bands}")
+    if cfg.post_bands is not None and len(cfg.post_bands) != len(cfg.bands):
+        raise InputError(f"{path}: data.post_bands must list as many bands as data.bands ({len(cfg.bands)})")
     if cfg.lr_schedule not in ("constant", "cosine"):
         raise InputError(f"{path}: train.lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
-    if cfg.backbone_lr is not None and not cfg.backbone_lr >= 0:
-        raise InputError(f"{path}: train.backbone_lr must be >= 0 (0 freezes the backbone), got {cfg.backbone_lr}")
     if cfg.batch_size < 1 or cfg.stage1_epochs < 0 or cfg.stage2_epochs < 0:
         raise InputError(f"{path}: batch_size must be >= 1 and epochs >= 0")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -246,9 +247,19 @@ def train(
         )
     if resume and not state_file.exists():
         raise InputError(f"{out}: nothing to resume (no state.json); start without {{resume}}", params=("resume",))
+    created = not out.exists()
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    say = message or (lambda s: None)
+    try:
+        return _train(cfg, out, resume, progress, message or (lambda s: None))
+    except BaseException:
+        if created and not state_file.exists():  # nothing to resume: leave no run folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
+
+def _train(cfg: TrainConfig, out: Path, resume: bool, progress: Progress | None, say: Callable[[str], None]) -> Path:
+    """The body of :func:`train` once the run folder exists."""
+    state_file = out / "state.json"
     seed_everything(cfg.seed)
     table = load_class_table(cfg.classes)
     device = resolve_device(cfg.device)

@@ -347,6 +347,33 @@ def test_evaluate_and_describe_bad_inputs(tmp_path, pair):
     _fails_well(run("describe", text), "mask.tif", "not a raster")
 
 
+def _label_like(pair, path, data, **kw):
+    with rasterio.open(pair["label"]) as ds:
+        geo = dict(crs=ds.crs, transform=ds.transform)
+    geo.update(kw)
+    return _tif(path, data, **geo)
+
+
+def test_evaluate_scores_only_what_it_can_and_says_why_not(tmp_path, pair):
+    """Rule 5/8: a float label with NaN nodata is scored without a crash; a nodata that is a
+    class id, a label on no grid, fractional ids are one-line errors, never silent."""
+    with rasterio.open(pair["label"]) as ds:
+        label = ds.read(1)
+    as_float = label.astype(np.float32)
+    as_float[:8] = np.nan
+    f = _label_like(pair, tmp_path / "f.tif", as_float, nodata=float("nan"), dtype="float32")
+    res = run("evaluate", f, pair["label"], "--json")
+    assert res.exit_code == 0, res.output
+    scores = json.loads(res.stdout)
+    assert sum(map(sum, scores["confusion_matrix"])) == label[8:].size  # the NaN rows are left out
+    zero = _label_like(pair, tmp_path / "z.tif", label, nodata=0)
+    _fails_well(run("evaluate", pair["label"], zero), "z.tif: declares nodata 0", "'no_change'", "-unsetnodata")
+    plain = _tif(tmp_path / "plain.tif", label, crs=None)
+    _fails_well(run("evaluate", pair["label"], plain), "plain.tif: has no CRS but", "georeference it")
+    half = _label_like(pair, tmp_path / "h.tif", label.astype(np.float32) + 0.5, dtype="float32")
+    _fails_well(run("evaluate", half, pair["label"]), f"{half}: holds fractional values (e.g. 0.5)")
+
+
 def test_sample_data_bad_inputs(tmp_path):
     _fails_well(run("sample-data", tmp_path, "--post-crs", "EPSG:0"), "--post-crs")
 

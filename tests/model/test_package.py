@@ -344,6 +344,14 @@ def test_onnx_with_wrong_inputs_is_refused(tmp_path):
     assert ok(a, 2 * a).shape == (1, 7, 32, 32)
     with pytest.raises(ValueError, match="32 x 32 tiles only"):
         ok(np.ones((1, 1, 64, 64), np.float32), np.ones((1, 1, 64, 64), np.float32))
+    # exported with a fixed batch of 1: any batch runs, one tile at a time (no onnxruntime error)
+    assert ok.fixed_batch == 1
+    rng = np.random.default_rng(0)
+    pre, post = rng.random((3, 1, 32, 32), np.float32), rng.random((3, 1, 32, 32), np.float32)
+    whole = ok(pre, post)
+    assert whole.shape == (3, 7, 32, 32)
+    for i in range(3):
+        np.testing.assert_array_equal(whole[i : i + 1], ok(pre[i : i + 1], post[i : i + 1]))
     notonnx = tmp_path / "model.onnx"
     notonnx.write_bytes(b"\x80\x04junk")
     with pytest.raises(InputError, match="model.onnx: not a readable ONNX model"):

@@ -102,6 +102,41 @@ def test_config_errors_name_the_file(tmp_path, small_scene):
         load_train_config(path)
 
 
+@pytest.mark.parametrize(
+    "section, key, value, words",
+    [
+        ("train", "lr", float("nan"), "train.lr must be a finite number > 0, got nan"),
+        ("train", "lr", -1e-4, "train.lr must be a finite number > 0"),
+        ("train", "weight_decay", float("inf"), "train.weight_decay must be a finite number >= 0"),
+        ("train", "backbone_lr", -1.0, "train.backbone_lr must be a finite number >= 0"),
+        ("train", "loss", {"tau": 0.0}, "train.loss.tau must be a finite number > 0"),
+        ("train", "loss", {"dice": float("nan")}, "train.loss.dice must be a finite number >= 0"),
+        ("data", "bands", [0, -1, 2], r"data.bands are 1-based band numbers \(e.g. \[1, 2, 3\]\), got \[0, -1, 2\]"),
+        ("data", "post_bands", [1, 2], "data.post_bands must list as many bands as data.bands"),
+    ],
+)
+def test_bad_training_values_are_refused_before_anything_is_written(tmp_path, small_scene, section, key, value, words):
+    path = _config(tmp_path, small_scene)
+    data = yaml.safe_load(path.read_text())
+    data[section][key] = value
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "run"
+    with pytest.raises(InputError, match="config.yaml: " + words):
+        train(path, out)
+    assert not out.exists()
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(tmp_path, small_scene):
+    path = _config(tmp_path, small_scene)
+    data = yaml.safe_load(path.read_text())
+    data["data"]["train"] = [{"folder": str(tmp_path / "no-such-folder")}]
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "run"
+    with pytest.raises(InputError):
+        train(path, out)
+    assert not out.exists()
+
+
 def test_packaged_configs_parse():
     from importlib import resources
 
