@@ -5,9 +5,15 @@ A reader never sees a half-written output, and an interrupted run leaves only te
 names, which :func:`is_partial` recognises (``s2m-geo batch`` sweeps them; the QGIS runner
 keeps its own copy of :data:`PARTIAL_MARK` and the name pattern, tested equal to this one).
 
-The temporary name of ``DIR/NAME.EXT`` is ``DIR/.NAME.EXT.<random>.partial.EXT``: hidden,
-starting with ``.NAME.``, holding ``.partial``, and ending in the final extension, so GDAL and
-OGR choose the same driver for it as for the final name. A published file gets the
+The temporary name of ``DIR/NAME.EXT`` is ``DIR/.NAME.EXT.<pid>.<random>.partial.EXT``:
+hidden, starting with ``.NAME.``, holding ``.partial``, and ending in the final extension, so
+GDAL and OGR choose the same driver for it as for the final name; ``<pid>`` is the writing
+process, so :func:`sweep_stale` can remove what a killed run left without touching the files
+of a live one.
+
+Within :func:`published_together`, publishing is held back and done for all of a run's
+outputs at the end of the block, or for none: a run that fails, is interrupted or is killed
+before the end leaves no output under a final name. A published file gets the
 permissions of a normally created one (``0o666 & ~umask``); the umask is read without
 changing it (``os.umask`` can only be read by setting it, which would briefly give every
 other thread of the process — Dask workers write files — a umask of 0).
@@ -23,6 +29,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +46,14 @@ def is_partial(name: str) -> bool:
     return name.startswith(".") and PARTIAL_MARK in name
 
 
+def _own_prefix(final: Path) -> str:
+    return f"{temp_prefix(final)}{os.getpid()}."
+
+
 def temp_path(final: str | Path, create: bool = True) -> Path:
     """A new unique temporary name beside ``final`` (an empty file when ``create``)."""
     final = Path(final)
-    fd, name = tempfile.mkstemp(prefix=temp_prefix(final), suffix=PARTIAL_MARK + final.suffix, dir=final.parent)
+    fd, name = tempfile.mkstemp(prefix=_own_prefix(final), suffix=PARTIAL_MARK + final.suffix, dir=final.parent)
     os.close(fd)
     if not create:
         os.unlink(name)
@@ -52,7 +63,71 @@ def temp_path(final: str | Path, create: bool = True) -> Path:
 def temp_dir(final: str | Path) -> Path:
     """A new hidden staging folder beside ``final`` (the same name pattern)."""
     final = Path(final)
-    return Path(tempfile.mkdtemp(prefix=temp_prefix(final), suffix=PARTIAL_MARK, dir=final.parent))
+    return Path(tempfile.mkdtemp(prefix=_own_prefix(final), suffix=PARTIAL_MARK, dir=final.parent))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale(final: str | Path) -> list[Path]:
+    """Remove the temporary files and folders of ``final`` that a process no longer running
+    left behind (killed, or the machine went down); those of live processes stay."""
+    final = Path(final)
+    prefix = temp_prefix(final)
+    removed = []
+    try:
+        names = os.listdir(final.parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(prefix) and is_partial(name)):
+            continue
+        pid = name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            discard(final.parent / name)
+            removed.append(final.parent / name)
+    return removed
+
+
+#: The files held back by the innermost :func:`published_together` of this thread.
+_HELD: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("s2m_geo_held", default=None)
+
+
+@contextmanager
+def published_together() -> Iterator[None]:
+    """Hold back every :func:`publish` in this block and publish them all at its end, or none.
+
+    If the block raises, the held-back files are removed. If the renames at the end are
+    interrupted, the outputs already renamed are removed again. A nested block joins the
+    outer one. (Per thread: a Dask worker thread publishes immediately.)
+    """
+    if _HELD.get() is not None:
+        yield
+        return
+    held: list[tuple[Path, Path]] = []
+    token = _HELD.set(held)
+    try:
+        yield
+    except BaseException:
+        _HELD.reset(token)
+        discard(*(tmp for tmp, _ in held))
+        raise
+    _HELD.reset(token)
+    done: list[Path] = []
+    try:
+        for tmp, final in held:
+            os.replace(tmp, final)
+            done.append(final)
+    except BaseException:
+        discard(*done, *(tmp for tmp, _ in held))
+        raise
 
 
 def current_umask() -> int:
@@ -79,19 +154,39 @@ def file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
+@contextmanager
+def published_now() -> Iterator[None]:
+    """Publish immediately within this block, also inside :func:`published_together`: for
+    files that are not a run's outputs but are read during it (caches, notes)."""
+    token = _HELD.set(None)
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+
+
 def publish(tmp: str | Path, final: str | Path) -> Path:
-    """Give ``tmp`` a normal file's permissions and rename it to ``final`` (atomic)."""
+    """Give ``tmp`` a normal file's permissions and rename it to ``final`` (atomic); within
+    :func:`published_together`, at the end of that block."""
     os.chmod(tmp, file_mode())
-    os.replace(tmp, final)
+    held = _HELD.get()
+    if held is not None:
+        held.append((Path(tmp), Path(final)))
+    else:
+        os.replace(tmp, final)
     return Path(final)
 
 
 def discard(*paths: str | Path | None) -> None:
-    """Remove temporary files or folders (missing ones are fine)."""
+    """Remove temporary files or folders (missing ones are fine); a file held back for
+    :func:`published_together` belongs to that block and stays."""
+    held = {tmp for tmp, _ in _HELD.get() or ()}
     for p in paths:
         if p is None:
             continue
         p = Path(p)
+        if p in held:
+            continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
@@ -107,7 +202,7 @@ def atomic_path(final: str | Path, create: bool = True) -> Iterator[Path]:
         yield tmp
         publish(tmp, final)
     finally:
-        discard(tmp)
+        discard(tmp)  # a no-op once published (or held back for published_together)
 
 
 def write_bytes(final: str | Path, data: bytes) -> Path:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .outputs import check_outputs
+from .atomic import published_together
+from .outputs import check_outputs, claimed
 from .predict.pipeline import PredictOptions, PredictResult, predict
 from .vector.output import ChangeCollector, scenes_path, vector_driver, write_vectors
 
@@ -60,33 +61,30 @@ def detect_changes(
     if vector_driver(output) != "GPKG":
         outputs.append(("output", scenes_path(output)))
     check_outputs(outputs, {"pre": pre, "post": post, "model": _model_file(model)}, overwrite)
-    sink = _VectorSink(
-        scene_id or Path(pre).stem,
-        model.name if hasattr(model, "name") else Path(model).name,
-        min_area_m2,
-        simplify_m,
-    )
-    result = predict(
-        pre,
-        post,
-        raster,
-        model,
-        options,
-        probabilities=probabilities,
-        overwrite=overwrite,
-        progress=progress,
-        client=client,
-        sinks=[sink],
-    )
-    if progress:
-        progress("vectorize", 0, 1)
-    collector = sink.finish()
-    try:
+    # all outputs appear together at the end, or none (atomic.published_together)
+    with claimed([path for _, path in outputs]), published_together():
+        sink = _VectorSink(
+            scene_id or Path(pre).stem,
+            model.name if hasattr(model, "name") else Path(model).name,
+            min_area_m2,
+            simplify_m,
+        )
+        result = predict(
+            pre,
+            post,
+            raster,
+            model,
+            options,
+            probabilities=probabilities,
+            overwrite=overwrite,
+            progress=progress,
+            client=client,
+            sinks=[sink],
+        )
+        if progress:
+            progress("vectorize", 0, 1)
+        collector = sink.finish()
         files = write_vectors(output, collector.changes_frame(), collector.scenes_frame(pre, post), collector.table)
-    except BaseException:
-        if raster is not None:  # the job failed as a whole: leave no raster from it either
-            Path(raster).unlink(missing_ok=True)
-        raise
     if progress:
         progress("vectorize", 1, 1)
     return DetectResult(

@@ -105,3 +105,52 @@ def test_every_writer_uses_the_atomic_module():
             continue
         assert "os.umask(" not in text, path
         assert "mkstemp(" not in text and "mkdtemp(" not in text, path
+
+
+def test_published_together_is_all_or_nothing(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.tif", tmp_path / "b.gpkg"
+    with atomic.published_together():
+        atomic.write_text(a, "A")
+        with atomic.atomic_path(b) as tmp:
+            tmp.write_text("B")
+        assert not a.exists() and not b.exists()  # held back until the block ends
+        with atomic.published_now():  # a cache entry is read during the run
+            atomic.write_text(tmp_path / "cache.onnx", "C")
+        assert (tmp_path / "cache.onnx").read_text() == "C"
+    assert a.read_text() == "A" and b.read_text() == "B"
+    a.unlink(), b.unlink()
+    with pytest.raises(KeyboardInterrupt), atomic.published_together():
+        atomic.write_text(a, "A")
+        raise KeyboardInterrupt  # e.g. Ctrl-C in the vector stage
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.onnx"]  # no output, no temporary
+    real = os.replace
+    calls = []
+
+    def interrupted(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # between the two renames
+        real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt), atomic.published_together():
+        atomic.write_text(a, "A")
+        atomic.write_text(b, "B")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.onnx"]  # the first rename undone
+
+
+def test_stale_temporaries_of_dead_processes_are_swept(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    final = tmp_path / "c.gpkg"
+    stale = tmp_path / f".c.gpkg.{dead_pid}.abc123.partial.gpkg"
+    live = tmp_path / f".c.gpkg.{os.getpid()}.def456.partial.gpkg"
+    other = tmp_path / f".d.gpkg.{dead_pid}.abc123.partial.gpkg"  # another output's
+    for p in (stale, live, other):
+        p.write_text("x")
+    assert atomic.temp_path(final).name.startswith(f".c.gpkg.{os.getpid()}.")
+    assert atomic.sweep_stale(final) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()

@@ -26,11 +26,11 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from ..atomic import atomic_path, discard, publish, temp_path
+from ..atomic import atomic_path, discard, publish, published_together, temp_path
 from ..classes import NODATA_CLASS
 from ..errors import InputError
 from ..model.normalization import Normalization
-from ..outputs import check_outputs, same_file
+from ..outputs import check_outputs, claimed, same_file
 from .runners import ChangeModel, load_change_model
 from .stitch import BlockPartial, Stitcher
 from .tiling import Block, Rect, TileLayout
@@ -306,8 +306,6 @@ def predict(
     grid once it is known, then every finished core (the vectorizer is one).
     ``client``: a ``dask.distributed.Client`` to run blocks on its workers (needs a path).
     """
-    from .scene import open_pair
-
     opts = options or PredictOptions()
     raster = Path(raster) if raster else None
     probabilities = Path(probabilities) if probabilities else None
@@ -315,6 +313,24 @@ def predict(
     check_outputs(
         {"raster": raster, "probabilities": probabilities}, {"pre": pre, "post": post, "model": model_file}, overwrite
     )
+    with claimed([raster, probabilities]), published_together():
+        return _predict(pre, post, raster, model, opts, probabilities, progress, client, sinks)
+
+
+def _predict(
+    pre: str | Path,
+    post: str | Path,
+    raster: Path | None,
+    model: str | Path | ChangeModel,
+    opts: PredictOptions,
+    probabilities: Path | None,
+    progress: Progress | None,
+    client: Any,
+    sinks: Iterable[Sink],
+) -> PredictResult:
+    """:func:`predict` once its outputs are checked and claimed."""
+    from .scene import open_pair
+
     if isinstance(model, (str, Path)):
         runner = load_change_model(model, opts.device, opts.runtime)
     else:

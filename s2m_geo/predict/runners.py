@@ -167,11 +167,13 @@ def _onnx_runner(path: Path, device: str, strict: bool) -> OnnxChangeModelRunner
             raise InputError(
                 f"{path}: cannot run with onnxruntime ({exc}); use {{runtime}} torch", params=("runtime",)
             ) from exc
-        atomic.write_text(note, f"the ONNX export failed: {exc}\n")
+        with atomic.published_now():
+            atomic.write_text(note, f"the ONNX export failed: {exc}\n")
         return None
     if strict or runner.onnx.fixed_size is None:
         return runner
-    atomic.write_text(note, f"the ONNX export takes {runner.onnx.fixed_size} tiles only\n")
+    with atomic.published_now():
+        atomic.write_text(note, f"the ONNX export takes {runner.onnx.fixed_size} tiles only\n")
     return None
 
 
@@ -222,5 +224,6 @@ def _export(package: Path, out: Path) -> Path:
         from ..model import export_onnx
 
         out.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(package, out)
+        with atomic.published_now():  # a cache entry, read right away: not one of the run's outputs
+            export_onnx(package, out)
     return out

@@ -431,8 +431,11 @@ def test_signal_during_inference(tmp_path, tiny_model, sig):
     _interrupt_cli(tmp_path, tiny_model, sig, "infer")
 
 
-@pytest.mark.parametrize("where", ["read", "stitch", "write"])
+@pytest.mark.parametrize("where", ["read", "stitch", "write", "vectors"])
 def test_interrupt_during_reading_stitching_writing(tmp_path, pair, tiny_model, monkeypatch, where):
+    """Rule 2: whatever stage is interrupted, no output is left under a final name (the
+    rasters are published with the vectors, at the very end), and the rerun completes."""
+    import s2m_geo.detect as dt
     import s2m_geo.predict.pipeline as pl
     import s2m_geo.predict.scene as sc
     import s2m_geo.predict.stitch as st
@@ -452,11 +455,15 @@ def test_interrupt_during_reading_stitching_writing(tmp_path, pair, tiny_model, 
         monkeypatch.setattr(sc.ScenePair, "read", boom(sc.ScenePair.read))
     elif where == "stitch":
         monkeypatch.setattr(st.Stitcher, "_finish", boom(st.Stitcher._finish))
-    else:
+    elif where == "write":
         calls["n"] = 1
         monkeypatch.setattr(pl, "_cog", boom(pl._cog))
+    else:  # after both rasters are written, while the polygons are
+        calls["n"] = 1
+        monkeypatch.setattr(dt, "write_vectors", boom(dt.write_vectors))
     out = tmp_path / "c.gpkg"
-    res = predict(pair["pre"], pair["post"], out, tiny_model, "--raster", tmp_path / "c.tif", "--block-tiles", "1")
+    extra = ("--raster", tmp_path / "c.tif", "--probabilities", tmp_path / "p.tif", "--block-tiles", "1")
+    res = predict(pair["pre"], pair["post"], out, tiny_model, *extra)
     assert res.exit_code == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
     monkeypatch.undo()
