@@ -81,7 +81,7 @@ def sweep_stale(final: str | Path) -> list[Path]:
     left behind (killed, or the machine went down); those of live processes stay."""
     final = Path(final)
     prefix = temp_prefix(final)
-    removed = []
+    removed: list[Path] = []
     try:
         names = os.listdir(final.parent)
     except OSError:
