@@ -42,11 +42,11 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
-from .. import atomic
-from ..atomic import atomic_path
-from ..classes import ClassTable, load_class_table
-from ..errors import InputError
-from ..synthetic import hash01, value_noise
+from ... import atomic
+from ...atomic import atomic_path
+from ...classes import ClassTable, load_class_table
+from ...errors import InputError
+from ...synthetic import hash01, value_noise
 
 VERSION = 1
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
