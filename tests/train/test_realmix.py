@@ -16,6 +16,7 @@ from s2m_geo.classes import class_table_from_dict, load_class_table
 from s2m_geo.errors import InputError
 from s2m_geo.train import realmix as rm
 from s2m_geo.train.config import load_train_config
+from s2m_geo.train.realmix import folder as rm_folder
 
 UCM = "usgs-ucmerced-urban/images"
 
@@ -227,7 +228,7 @@ def test_write_realmix_is_atomic(image_dir, tmp_path, monkeypatch):
             raise RuntimeError("interrupted")
         return real(*a, **k)
 
-    monkeypatch.setattr(rm, "synthesize_pair", flaky)
+    monkeypatch.setattr(rm_folder, "synthesize_pair", flaky)  # where make_pair looks it up
     with pytest.raises(RuntimeError):
         rm.write_realmix(tmp_path / "x", image_dir, count=5, seed=1, size=64)
     out = tmp_path / "x"
@@ -235,7 +236,7 @@ def test_write_realmix_is_atomic(image_dir, tmp_path, monkeypatch):
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files left
     for p in out.rglob("*.png"):  # what is there is whole
         Image.open(p).load()
-    monkeypatch.setattr(rm, "synthesize_pair", real)
+    monkeypatch.setattr(rm_folder, "synthesize_pair", real)
     rm.write_realmix(out, image_dir, count=5, seed=1, size=64)
     assert (out / rm.MANIFEST).exists()
     assert _digest(out) == _digest(rm.write_realmix(tmp_path / "y", image_dir, count=5, seed=1, size=64))
