@@ -8,7 +8,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from .draw import _Ctx, _over, _rects_d, _shadow_d, _soft, _window
+from .draw import DrawContext, feather, object_window, paint_over, rects_distance, shadow_distance
 
 Array = np.ndarray
 
@@ -19,25 +19,25 @@ _CARS = np.array(
 )
 
 
-def _car(ctx: _Ctx, canvas: Array, cy: float, cx: float, angle: float, colour: Array) -> None:
+def _car(ctx: DrawContext, canvas: Array, cy: float, cx: float, angle: float, colour: Array) -> None:
     rng = ctx.rng
     a, b = rng.uniform(6, 8), rng.uniform(2.4, 3.2)
-    win = _window(canvas.shape, cy, cx, a + 4, angle)
+    win = object_window(canvas.shape, cy, cx, a + 4, angle)
     if win is None:
         return
-    d = _rects_d(win.u, win.v, [(0, 0, a, b)])
+    d = rects_distance(win.u, win.v, [(0, 0, a, b)])
     su, sv = ctx.shadow_uv(angle)
-    shadow = ctx.shadow_dark * 0.7 * _soft(_shadow_d(win.u, win.v, [(0, 0, a, b)], su, sv, 1.5), 0.6)
-    alpha = _soft(d, 0.45)
+    shadow = ctx.shadow_dark * 0.7 * feather(shadow_distance(win.u, win.v, [(0, 0, a, b)], su, sv, 1.5), 0.6)
+    alpha = feather(d, 0.45)
     body = np.broadcast_to(colour, win.shape + (3,)).copy()
     glass = (np.abs(win.u - a * 0.35) < a * 0.18) | (np.abs(win.u + a * 0.45) < a * 0.1)
     body[glass] = body[glass] * 0.35 + 12
     region = canvas[win.sl]
     region *= (1 - shadow * (1 - alpha))[..., None]
-    _over(region, body, alpha)
+    paint_over(region, body, alpha)
 
 
-def _distractors(ctx: _Ctx, pre: Array, post: Array) -> None:
+def add_distractors(ctx: DrawContext, pre: Array, post: Array) -> None:
     rng = ctx.rng
     h, w = pre.shape[:2]
     if rng.random() < 0.75:  # cars parked, left or moved
@@ -66,5 +66,5 @@ def _distractors(ctx: _Ctx, pre: Array, post: Array) -> None:
         ry, rx = rng.uniform(15, 80), rng.uniform(15, 80)
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         d = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
-        amount = rng.uniform(0.1, 0.25) * _soft(d - 1, 0.3)
+        amount = rng.uniform(0.1, 0.25) * feather(d - 1, 0.3)
         target *= (1 - amount)[..., None]

@@ -16,28 +16,30 @@ from ...synthetic import value_noise
 Array = np.ndarray
 
 
-def _noise(rng: np.random.Generator, h: int, w: int, cell: float) -> Array:
+def smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> Array:
     """Smooth value noise in [0, 1) (synthetic.py's lattice noise, a fresh salt from ``rng``)."""
     return value_noise(0, 0, h, w, max(1, int(round(cell))), int(rng.integers(1, 2**31)))
 
 
-def _soft(d: Array, soft: float) -> Array:
+def feather(d: Array, soft: float) -> Array:
     """Feathered alpha from a signed distance (negative inside)."""
     return (1.0 / (1.0 + np.exp(np.clip(d / max(soft, 1e-3), -30, 30)))).astype(np.float32)
 
 
-def _over(dst: Array, colour: Array, alpha: Array) -> None:
+def paint_over(dst: Array, colour: Array, alpha: Array) -> None:
+    """Alpha-blend ``colour`` over ``dst`` in place."""
     a = alpha[..., None]
     dst *= 1 - a
     dst += colour * a
 
 
-def _lum(x: Array) -> Array:
+def luminance(x: Array) -> Array:
+    """Luma (Rec. 601 weights) of a channel-last RGB array."""
     return x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
 
 
 @dataclass
-class _Win:
+class ObjectWindow:
     """A window of the tile around an object, with object-frame coordinates (u along, v across)."""
 
     sl: tuple[slice, slice]
@@ -49,7 +51,7 @@ class _Win:
         return self.u.shape
 
 
-def _window(shape: tuple[int, ...], cy: float, cx: float, radius: float, angle: float) -> _Win | None:
+def object_window(shape: tuple[int, ...], cy: float, cx: float, radius: float, angle: float) -> ObjectWindow | None:
     h, w = shape[:2]
     y0, y1 = max(0, int(math.floor(cy - radius))), min(h, int(math.ceil(cy + radius)) + 1)
     x0, x1 = max(0, int(math.floor(cx - radius))), min(w, int(math.ceil(cx + radius)) + 1)
@@ -58,13 +60,13 @@ def _window(shape: tuple[int, ...], cy: float, cx: float, radius: float, angle: 
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     dy, dx = yy - np.float32(cy), xx - np.float32(cx)
     c, s = np.float32(math.cos(angle)), np.float32(math.sin(angle))
-    return _Win((slice(y0, y1), slice(x0, x1)), dx * c + dy * s, -dx * s + dy * c)
+    return ObjectWindow((slice(y0, y1), slice(x0, x1)), dx * c + dy * s, -dx * s + dy * c)
 
 
 Rect = tuple[float, float, float, float]  # centre u, centre v, half length (u), half width (v)
 
 
-def _rects_d(u: Array, v: Array, rects: Sequence[Rect]) -> Array:
+def rects_distance(u: Array, v: Array, rects: Sequence[Rect]) -> Array:
     """Signed (Chebyshev) distance to a union of axis-aligned rectangles in the (u, v) frame."""
     (cu, cv, a, b), *rest = rects
     d: Array = np.maximum(np.abs(u - cu) - a, np.abs(v - cv) - b)
@@ -73,17 +75,17 @@ def _rects_d(u: Array, v: Array, rects: Sequence[Rect]) -> Array:
     return d
 
 
-def _shadow_d(u: Array, v: Array, rects: Sequence[Rect], su: float, sv: float, length: float) -> Array:
+def shadow_distance(u: Array, v: Array, rects: Sequence[Rect], su: float, sv: float, length: float) -> Array:
     """Distance to the footprint swept along the shadow direction (su, sv) for ``length`` px."""
     t0, *rest = np.linspace(length / 4, length, 4)
-    d = _rects_d(u - su * t0, v - sv * t0, rects)
+    d = rects_distance(u - su * t0, v - sv * t0, rects)
     for t in rest:
-        d = np.minimum(d, _rects_d(u - su * t, v - sv * t, rects))
+        d = np.minimum(d, rects_distance(u - su * t, v - sv * t, rects))
     return d
 
 
 @dataclass
-class _Ctx:
+class DrawContext:
     """Per-pair state shared by the object renderers."""
 
     rng: np.random.Generator
@@ -106,7 +108,7 @@ class _Ctx:
         H, W = src.shape[:2]
         y = int(self.rng.integers(0, max(1, H - h + 1)))
         x = int(self.rng.integers(0, max(1, W - w + 1)))
-        lum = _lum(np.asarray(src[y : y + h, x : x + w], np.float32))
+        lum = luminance(np.asarray(src[y : y + h, x : x + w], np.float32))
         if lum.shape != (h, w):
             lum = np.pad(lum, ((0, h - lum.shape[0]), (0, w - lum.shape[1])), mode="reflect")
         hp = lum - ndimage.gaussian_filter(lum, 1.5)
@@ -135,22 +137,24 @@ class _Ctx:
                 best, at = score, (cy, cx)
         return at
 
-    def free(self, win: _Win, d: Array, margin: float = 1.0) -> bool:
+    def free(self, win: ObjectWindow, d: Array, margin: float = 1.0) -> bool:
         """Whether an object (signed distance ``d``, grown by ``margin``) keeps clear of earlier changes."""
         return not (self.occupied[win.sl] & (d < margin)).any()
 
-    def mark(self, win: _Win, mask: Array) -> None:
+    def mark(self, win: ObjectWindow, mask: Array) -> None:
         self.occupied[win.sl] |= ndimage.binary_dilation(mask, iterations=3)
 
 
 def _clutter(p: Array) -> float:
     """How far a patch is from open ground: texture, darkness (shadow, asphalt), greenness."""
-    lum = _lum(p)
+    lum = luminance(p)
     green = float(np.mean(np.clip(p[..., 1] - np.maximum(p[..., 0], p[..., 2]), 0, None)))
     return float(lum.std()) + 0.5 * max(0.0, 110 - float(lum.mean())) + 1.5 * green
 
 
-def _roofish(tile: Array, h: int, w: int, rng: np.random.Generator, n: int = 14, dark: float = 85) -> tuple[int, int]:
+def most_roof_like(
+    tile: Array, h: int, w: int, rng: np.random.Generator, n: int = 14, dark: float = 85
+) -> tuple[int, int]:
     """Top-left of the most roof-like ``h x w`` window of a real tile among ``n`` random ones:
     homogeneous, neither dark (asphalt, shadow) nor green (vegetation)."""
     H, W = tile.shape[:2]
@@ -159,7 +163,7 @@ def _roofish(tile: Array, h: int, w: int, rng: np.random.Generator, n: int = 14,
         y = int(rng.integers(0, max(1, H - h + 1)))
         x = int(rng.integers(0, max(1, W - w + 1)))
         p = np.asarray(tile[y : y + h, x : x + w], np.float32)
-        lum = _lum(p)
+        lum = luminance(p)
         green = float(np.mean(p[..., 1] - np.maximum(p[..., 0], p[..., 2])))
         score = float(lum.std()) + 3 * max(0.0, green) + 0.6 * max(0.0, dark - float(lum.mean()))
         if score < best:
@@ -167,7 +171,7 @@ def _roofish(tile: Array, h: int, w: int, rng: np.random.Generator, n: int = 14,
     return pos
 
 
-def _footprint(rng: np.random.Generator, lo: float = 4, hi: float = 30) -> list[Rect]:
+def building_footprint(rng: np.random.Generator, lo: float = 4, hi: float = 30) -> list[Rect]:
     """A rectangular or L-shaped building footprint, sides 8-60 px (half sizes ``lo..hi``)."""
     a = rng.uniform(lo, hi)
     b = max(lo, a * rng.uniform(0.35, 1.0))
@@ -179,7 +183,8 @@ def _footprint(rng: np.random.Generator, lo: float = 4, hi: float = 30) -> list[
     return rects
 
 
-def _radius(rects: Sequence[Rect], extra: float = 0.0) -> float:
+def footprint_radius(rects: Sequence[Rect], extra: float = 0.0) -> float:
+    """Radius of the circle about the object centre that holds the footprint, plus ``extra``."""
     return max(math.hypot(abs(cu) + a, abs(cv) + b) for cu, cv, a, b in rects) + extra
 
 
@@ -198,7 +203,7 @@ _ROOF_TONES = np.array(
 )
 
 
-def _roof(ctx: _Ctx, win: _Win, rects: Sequence[Rect], d: Array, su: float, sv: float) -> Array:
+def _roof(ctx: DrawContext, win: ObjectWindow, rects: Sequence[Rect], d: Array, su: float, sv: float) -> Array:
     """Roof colours over a window: a real roof patch from a donor tile, or a rendered
     hip/gable/flat roof in a real tone, with eaves, shading and real grain. ``(su, sv)``: the
     shadow direction in the object frame (faces turned that way are darker)."""
@@ -206,7 +211,7 @@ def _roof(ctx: _Ctx, win: _Win, rects: Sequence[Rect], d: Array, su: float, sv: 
     h, w = win.shape
     if ctx.donors and rng.random() < 0.55:
         donor = ctx.donors[int(rng.integers(len(ctx.donors)))]
-        y, x = _roofish(donor, h, w, rng)
+        y, x = most_roof_like(donor, h, w, rng)
         patch = np.asarray(donor[y : y + h, x : x + w], np.float32)
         if patch.shape[:2] != (h, w):
             patch = np.pad(patch, ((0, h - patch.shape[0]), (0, w - patch.shape[1]), (0, 0)), mode="reflect")
@@ -215,7 +220,7 @@ def _roof(ctx: _Ctx, win: _Win, rects: Sequence[Rect], d: Array, su: float, sv: 
         return colour
     if ctx.donors and rng.random() < 0.5:  # a tone taken from a real roof
         donor = ctx.donors[int(rng.integers(len(ctx.donors)))]
-        y, x = _roofish(donor, 8, 8, rng)
+        y, x = most_roof_like(donor, 8, 8, rng)
         base = np.median(np.asarray(donor[y : y + 8, x : x + 8], np.float32).reshape(-1, 3), 0)
     else:
         base = _ROOF_TONES[int(rng.integers(len(_ROOF_TONES)))] * np.float32(ctx.tone)
@@ -254,65 +259,65 @@ def _roof(ctx: _Ctx, win: _Win, rects: Sequence[Rect], d: Array, su: float, sv: 
     else:
         colour = colour * np.where(d > -1.0, 0.84, 1.0)[..., None].astype(np.float32)
     colour = colour * (1 + 0.05 * ctx.grain((h, w)))[..., None]
-    colour = colour * (0.94 + 0.12 * _noise(rng, h, w, 6))[..., None]
+    colour = colour * (0.94 + 0.12 * smooth_noise(rng, h, w, 6))[..., None]
     return colour.astype(np.float32)
 
 
-def _building(
-    ctx: _Ctx, canvas: Array, rects: Sequence[Rect], cy: float, cx: float, angle: float, margin: float = 1.0
-) -> tuple[_Win, Array, Array] | None:
+def paste_building(
+    ctx: DrawContext, canvas: Array, rects: Sequence[Rect], cy: float, cx: float, angle: float, margin: float = 1.0
+) -> tuple[ObjectWindow, Array, Array] | None:
     """Paste a building (roof + soft shadow) into ``canvas``; its window, footprint and roof
     colours. Nothing is drawn (None) where it would touch an earlier change (+ ``margin``)."""
     rng = ctx.rng
     height = rng.uniform(2.0, 7.0)
-    win = _window(canvas.shape, cy, cx, _radius(rects, height + 3), angle)
+    win = object_window(canvas.shape, cy, cx, footprint_radius(rects, height + 3), angle)
     if win is None:
         return None
     su, sv = ctx.shadow_uv(angle)
-    d = _rects_d(win.u, win.v, rects)
+    d = rects_distance(win.u, win.v, rects)
     if not ctx.free(win, d, margin):
         return None
-    alpha = _soft(d, rng.uniform(0.35, 0.65))
+    alpha = feather(d, rng.uniform(0.35, 0.65))
     roof = _roof(ctx, win, rects, d, su, sv)
     inside = d < 0
     if inside.any():  # keep a roof distinguishable from the ground it lands on
-        lum_roof = float(_lum(roof[inside]).mean())
-        gap = lum_roof - float(_lum(canvas[win.sl][inside]).mean())
+        lum_roof = float(luminance(roof[inside]).mean())
+        gap = lum_roof - float(luminance(canvas[win.sl][inside]).mean())
         if abs(gap) < 30:
             brighter = lum_roof < 70 or (gap >= 0 and lum_roof < 180)
             roof = roof * np.float32(1.35 if brighter else 0.68)
-    ds = _shadow_d(win.u, win.v, rects, su, sv, height)
-    shadow = ctx.shadow_dark * _soft(ds, 0.8) * (1 - alpha)
+    ds = shadow_distance(win.u, win.v, rects, su, sv, height)
+    shadow = ctx.shadow_dark * feather(ds, 0.8) * (1 - alpha)
     region = canvas[win.sl]
     region *= (1 - shadow)[..., None]
-    _over(region, roof, alpha)
+    paint_over(region, roof, alpha)
     return win, d < 0, roof
 
 
-def _rubble(ctx: _Ctx, win: _Win, d: Array, under: Array, spill: float) -> tuple[Array, Array]:
+def rubble(ctx: DrawContext, win: ObjectWindow, d: Array, under: Array, spill: float) -> tuple[Array, Array]:
     """Rubble colours and alpha over a footprint distance ``d`` (+ ragged spill): chunky
     grey/brown debris with lit and shadowed facets and dark voids, tinted by ``under``."""
     rng = ctx.rng
     h, w = win.shape
-    rag = _noise(rng, h, w, 5) + 0.4 * _noise(rng, h, w, 2)
+    rag = smooth_noise(rng, h, w, 5) + 0.4 * smooth_noise(rng, h, w, 2)
     dr = d - spill * (0.25 + 0.75 * rag)
-    alpha = _soft(dr, 0.6)
+    alpha = feather(dr, 0.6)
     # debris heap: slabs of varying brightness, lit and shadowed facets, dark gaps
-    hgt = 0.6 * _noise(rng, h, w, rng.uniform(4, 7)) + 0.4 * _noise(rng, h, w, 2)
+    hgt = 0.6 * smooth_noise(rng, h, w, rng.uniform(4, 7)) + 0.4 * smooth_noise(rng, h, w, 2)
     sy, sx = ctx.sun
     lit = 1.0 + 1.8 * (ndimage.shift(hgt, (1.5 * sy, 1.5 * sx), order=1, mode="nearest") - hgt)
-    slabs = np.floor(_noise(rng, h, w, rng.uniform(2.5, 4.5)) * 4) / 3  # 0, 1/3, 2/3, 1
+    slabs = np.floor(smooth_noise(rng, h, w, rng.uniform(2.5, 4.5)) * 4) / 3  # 0, 1/3, 2/3, 1
     tex = (0.7 + 0.4 * slabs + 0.12 * (rng.random((h, w), np.float32) - 0.5)) * lit
-    tex = np.where(_noise(rng, h, w, 3) < rng.uniform(0.1, 0.22), tex * 0.42, tex)  # voids
+    tex = np.where(smooth_noise(rng, h, w, 3) < rng.uniform(0.1, 0.22), tex * 0.42, tex)  # voids
     dust = np.array([[158, 152, 140], [170, 164, 152], [140, 134, 124], [128, 124, 118], [168, 154, 132]], np.float32)[
         int(rng.integers(5))
     ] * np.float32(ctx.tone)
     inside = d < 0
     mean_under = under[inside].mean(0) if inside.any() else dust
-    mix = (rng.uniform(0.1, 0.5) * _noise(rng, h, w, 4))[..., None]  # some pieces keep their colour
+    mix = (rng.uniform(0.1, 0.5) * smooth_noise(rng, h, w, 4))[..., None]  # some pieces keep their colour
     base = dust * (1 - mix) + mean_under * mix
     colour = base * tex[..., None] * (1 + 0.03 * (rng.random((h, w, 3), np.float32) - 0.5))
     if rng.random() < 0.5:  # standing remnants (walls, slabs) of what was there
-        keep = inside & (_noise(rng, h, w, 6) > rng.uniform(0.72, 0.85))
+        keep = inside & (smooth_noise(rng, h, w, 6) > rng.uniform(0.72, 0.85))
         colour[keep] = under[keep] * 0.82
     return colour.astype(np.float32), alpha

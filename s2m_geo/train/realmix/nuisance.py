@@ -9,7 +9,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from .draw import _noise
+from .draw import smooth_noise
 
 Array = np.ndarray
 
@@ -66,7 +66,7 @@ def pseudo_change(img: Array, rng: np.random.Generator, strength: float = 1.0) -
         x[..., :3] = lum + np.float32(1.0 + rng.uniform(-0.2, 0.2) * strength) * (x[..., :3] - lum)
     if rng.random() < 0.5:  # haze, thicker in places
         alpha = rng.uniform(0.0, 0.25) * strength
-        field_ = _noise(rng, h, w, int(rng.integers(48, 200)))
+        field_ = smooth_noise(rng, h, w, int(rng.integers(48, 200)))
         amount = (alpha * (0.55 + 0.45 * field_))[..., None]
         x = x * (1 - amount) + np.float32(rng.uniform(0.72, 0.9)) * amount
     # sensor noise (uniform, std up to 3.5 DN of 255)

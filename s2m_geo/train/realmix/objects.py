@@ -13,31 +13,31 @@ import numpy as np
 
 from ...synthetic import hash01
 from .draw import (
+    DrawContext,
+    ObjectWindow,
     Rect,
-    _building,
-    _Ctx,
-    _footprint,
-    _noise,
-    _over,
-    _radius,
-    _rects_d,
-    _roofish,
-    _rubble,
-    _shadow_d,
-    _soft,
-    _Win,
-    _window,
+    building_footprint,
+    feather,
+    footprint_radius,
+    most_roof_like,
+    object_window,
+    paint_over,
+    paste_building,
+    rects_distance,
+    rubble,
+    shadow_distance,
+    smooth_noise,
 )
 
 Array = np.ndarray
 
 
-def _obj_building_new(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> bool:
-    rects = _footprint(ctx.rng)
-    at = ctx.place(_radius(rects), open_ground=ctx.rng.random() < 0.6)
+def _obj_building_new(ctx: DrawContext, pre: Array, post: Array, label: Array, cid: int) -> bool:
+    rects = building_footprint(ctx.rng)
+    at = ctx.place(footprint_radius(rects), open_ground=ctx.rng.random() < 0.6)
     if at is None:
         return False
-    got = _building(ctx, post, rects, *at, ctx.rng.uniform(0, np.pi))
+    got = paste_building(ctx, post, rects, *at, ctx.rng.uniform(0, np.pi))
     if got is None:
         return False
     win, mask, _ = got
@@ -46,37 +46,37 @@ def _obj_building_new(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int
     return True
 
 
-def _obj_building_destroyed(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> bool:
+def _obj_building_destroyed(ctx: DrawContext, pre: Array, post: Array, label: Array, cid: int) -> bool:
     rng = ctx.rng
     spill = rng.uniform(1.5, 7.0)
     if rng.random() < 0.35:  # a homogeneous, roof-like area of the real tile itself
-        rects = _footprint(rng, 5, 22)[:1]
+        rects = building_footprint(rng, 5, 22)[:1]
         cu, cv, a, b = rects[0]
-        y, x = _roofish(ctx.bg, int(2 * b), int(2 * a), rng, n=20, dark=125)
+        y, x = most_roof_like(ctx.bg, int(2 * b), int(2 * a), rng, n=20, dark=125)
         cy, cx = y + b, x + a
         r = ctx.occupied[max(0, y) : y + int(2 * b), max(0, x) : x + int(2 * a)]
         if r.size and r.mean() > 0.04:
             return False
-        win = _window(pre.shape, cy, cx, _radius(rects, spill + 3), 0.0)
+        win = object_window(pre.shape, cy, cx, footprint_radius(rects, spill + 3), 0.0)
         if win is None:
             return False
-        d = _rects_d(win.u, win.v, rects)
+        d = rects_distance(win.u, win.v, rects)
         if not ctx.free(win, d, spill + 1):
             return False
         under = pre[win.sl].copy()
     else:  # a pasted building in pre
-        rects = _footprint(rng)
-        at = ctx.place(_radius(rects, spill))
+        rects = building_footprint(rng)
+        at = ctx.place(footprint_radius(rects, spill))
         if at is None:
             return False
-        got = _building(ctx, pre, rects, *at, rng.uniform(0, np.pi), margin=spill + 1)
+        got = paste_building(ctx, pre, rects, *at, rng.uniform(0, np.pi), margin=spill + 1)
         if got is None:
             return False
         win, _, _ = got  # post keeps the ground: building and shadow are gone, rubble on top
-        d = _rects_d(win.u, win.v, rects)
+        d = rects_distance(win.u, win.v, rects)
         under = pre[win.sl].copy()
-    colour, alpha = _rubble(ctx, win, d, under, spill)
-    _over(post[win.sl], colour, alpha)
+    colour, alpha = rubble(ctx, win, d, under, spill)
+    paint_over(post[win.sl], colour, alpha)
     mask = (alpha > 0.5) | (d < 0)
     label[win.sl][mask] = cid
     ctx.mark(win, mask)
@@ -104,12 +104,12 @@ class _Patch(NamedTuple):
     A: float
     B: float
     angle: float
-    win: _Win
+    win: ObjectWindow
     d: Array
 
 
 def _open_patch(
-    ctx: _Ctx,
+    ctx: DrawContext,
     shape: tuple[int, ...],
     a: tuple[float, float],
     b: tuple[float, float],
@@ -125,14 +125,14 @@ def _open_patch(
     if at is None:
         return None
     angle = rng.uniform(0, np.pi)
-    win = _window(shape, *at, math.hypot(A, B) + pad, angle)
+    win = object_window(shape, *at, math.hypot(A, B) + pad, angle)
     if win is None:
         return None
-    d = _rects_d(win.u, win.v, [(0, 0, A, B)]) + rough * (_noise(rng, *win.shape, cell) - 0.5)
+    d = rects_distance(win.u, win.v, [(0, 0, A, B)]) + rough * (smooth_noise(rng, *win.shape, cell) - 0.5)
     return _Patch(A, B, angle, win, d) if ctx.free(win, d) else None
 
 
-def _obj_camp(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> bool:
+def _obj_camp(ctx: DrawContext, pre: Array, post: Array, label: Array, cid: int) -> bool:
     rng = ctx.rng
     patch = _open_patch(ctx, post.shape, (18, 60), (14, 45), pad=4, rough=6, cell=10)
     if patch is None:
@@ -140,11 +140,11 @@ def _obj_camp(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> boo
     A, B, angle, win, d = patch
     h, w = win.shape
     u, v = win.u, win.v
-    region = _soft(d, 1.0)
+    region = feather(d, 1.0)
     # cleared / trampled ground
     soil = _SOIL[int(rng.integers(len(_SOIL)))] * np.float32(ctx.tone)
-    ground = soil * (0.9 + 0.15 * _noise(rng, h, w, 8))[..., None] * (1 + 0.04 * ctx.grain((h, w)))[..., None]
-    _over(post[win.sl], ground.astype(np.float32), region * np.float32(rng.uniform(0.45, 0.85)))
+    ground = soil * (0.9 + 0.15 * smooth_noise(rng, h, w, 8))[..., None] * (1 + 0.04 * ctx.grain((h, w)))[..., None]
+    paint_over(post[win.sl], ground.astype(np.float32), region * np.float32(rng.uniform(0.45, 0.85)))
     # tents on a jittered grid
     tl, tw = rng.uniform(6, 13), rng.uniform(5, 10)
     pu, pv = tl + rng.uniform(1.5, 4), tw + rng.uniform(1.5, 4)
@@ -168,13 +168,13 @@ def _obj_camp(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> boo
 
     dt, fv, pick = tents(u, v)
     ds, _, _ = tents(u - su * 1.6, v - sv * 1.6)
-    a_t = _soft(dt, 0.45)
-    shadow = ctx.shadow_dark * 0.8 * _soft(ds, 0.6) * (1 - a_t)
+    a_t = feather(dt, 0.45)
+    shadow = ctx.shadow_dark * 0.8 * feather(ds, 0.6) * (1 - a_t)
     post[win.sl] *= (1 - shadow)[..., None]
     colour = _TENTS[np.minimum((pick * len(_TENTS)).astype(np.int64), len(_TENTS) - 1)] * np.float32(ctx.tone)
     colour = colour * np.where(fv < 0, 1.0, rng.uniform(0.8, 0.9))[..., None]
     colour = colour * (1 + 0.03 * ctx.grain((h, w)))[..., None]
-    _over(post[win.sl], colour.astype(np.float32), a_t)
+    paint_over(post[win.sl], colour.astype(np.float32), a_t)
     mask = (region > 0.5) & (d < 0)
     label[win.sl][mask] = cid
     ctx.mark(win, mask)
@@ -186,7 +186,7 @@ _CROPS = np.array(
 )
 
 
-def _obj_field(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> bool:
+def _obj_field(ctx: DrawContext, pre: Array, post: Array, label: Array, cid: int) -> bool:
     rng = ctx.rng
     patch = _open_patch(ctx, pre.shape, (25, 80), (20, 60), pad=3, rough=3, cell=16)
     if patch is None:
@@ -194,35 +194,35 @@ def _obj_field(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int) -> bo
     A, B, _, win, d = patch
     h, w = win.shape
     u, v = win.u, win.v
-    alpha = _soft(d, rng.uniform(0.6, 1.2))
+    alpha = feather(d, rng.uniform(0.6, 1.2))
     # pre: crop rows
     period = rng.uniform(3, 7)
     depth = rng.uniform(0.1, 0.25)
     rows = 1 - depth * (0.5 + 0.5 * np.cos(2 * np.pi * v / period))
     crop = _CROPS[int(rng.integers(len(_CROPS)))] * rng.uniform(0.9, 1.1, 3).astype(np.float32)
-    field_ = crop * (rows * (0.88 + 0.24 * _noise(rng, h, w, 24)) * (1 + 0.05 * ctx.grain((h, w))))[..., None]
-    _over(pre[win.sl], field_.astype(np.float32), alpha)
+    field_ = crop * (rows * (0.88 + 0.24 * smooth_noise(rng, h, w, 24)) * (1 + 0.05 * ctx.grain((h, w))))[..., None]
+    paint_over(pre[win.sl], field_.astype(np.float32), alpha)
     # post: scorched, cratered, tracked soil
     soil = (
         np.array([148, 128, 102], np.float32)
         * np.float32(rng.uniform(0.85, 1.12) * ctx.tone)
         * rng.uniform(0.96, 1.04, 3).astype(np.float32)
     )
-    f = (0.75 + 0.35 * _noise(rng, h, w, 9)) * (1 + 0.2 * (rng.random((h, w), np.float32) - 0.5))
+    f = (0.75 + 0.35 * smooth_noise(rng, h, w, 9)) * (1 + 0.2 * (rng.random((h, w), np.float32) - 0.5))
     for _ in range(int(rng.integers(2, 14))):  # craters: dark bowl, bright ejecta rim
         cu, cv, rad = rng.uniform(-A, A), rng.uniform(-B, B), rng.uniform(1.5, 7.0)
-        dist = np.hypot(u - cu, v - cv) * (1 + 0.15 * (_noise(rng, h, w, 3) - 0.5))
+        dist = np.hypot(u - cu, v - cv) * (1 + 0.15 * (smooth_noise(rng, h, w, 3) - 0.5))
         f = f * (1 - 0.55 * np.exp(-((dist / rad) ** 2)) + 0.22 * np.exp(-(((dist - 1.4 * rad) / (0.45 * rad)) ** 2)))
     for _ in range(int(rng.integers(1, 5))):  # vehicle tracks
         slope, v0, tw = rng.uniform(-1, 1), rng.uniform(-B, B), rng.uniform(0.7, 1.6)
         f = f * (1 - 0.35 * np.exp(-(((v - (v0 + slope * u)) / tw) ** 2)))
     if rng.random() < 0.5:  # burnt patches
-        burn = np.clip((rng.uniform(0.2, 0.4) - _noise(rng, h, w, 12)) / 0.08, 0, 1)
+        burn = np.clip((rng.uniform(0.2, 0.4) - smooth_noise(rng, h, w, 12)) / 0.08, 0, 1)
         f = f * (1 - 0.45 * burn)
     if rng.random() < 0.4:  # faint stubble rows left
         f = f * (1 - 0.08 * (0.5 + 0.5 * np.cos(2 * np.pi * v / period)))
     scarred = soil * (f * (1 + 0.05 * ctx.grain((h, w))))[..., None]
-    _over(post[win.sl], scarred.astype(np.float32), alpha)
+    paint_over(post[win.sl], scarred.astype(np.float32), alpha)
     mask = d < 0
     label[win.sl][mask] = cid
     ctx.mark(win, mask)
@@ -241,7 +241,7 @@ def _greenhouse_geometry(rng: np.random.Generator) -> tuple[list[Rect], float]:
     return rects, width
 
 
-def _greenhouse_colour(ctx: _Ctx, win: _Win, rects: Sequence[Rect], width: float) -> Array:
+def _greenhouse_colour(ctx: DrawContext, win: ObjectWindow, rects: Sequence[Rect], width: float) -> Array:
     """Ribbed, arched white plastic covers."""
     rng = ctx.rng
     h, w = win.shape
@@ -257,53 +257,53 @@ def _greenhouse_colour(ctx: _Ctx, win: _Win, rects: Sequence[Rect], width: float
     fv = (win.v - nearest) / (width / 2)
     arch = 0.84 + 0.16 * np.cos(np.clip(fv, -1, 1) * np.pi / 2)
     ribs = np.where(np.mod(win.u, rib) < 1.0, 0.8, 1.0)
-    tex = arch * ribs * (0.96 + 0.06 * _noise(rng, h, w, 10)) * (1 + 0.02 * ctx.grain((h, w)))
+    tex = arch * ribs * (0.96 + 0.06 * smooth_noise(rng, h, w, 10)) * (1 + 0.02 * ctx.grain((h, w)))
     return (cover * tex[..., None]).astype(np.float32)
 
 
-def _obj_greenhouse(ctx: _Ctx, pre: Array, post: Array, label: Array, cid: int, destroyed: bool) -> bool:
+def _obj_greenhouse(ctx: DrawContext, pre: Array, post: Array, label: Array, cid: int, destroyed: bool) -> bool:
     rng = ctx.rng
     rects, width = _greenhouse_geometry(rng)
-    radius = _radius(rects, 3)
+    radius = footprint_radius(rects, 3)
     at = ctx.place(radius * 0.8, open_ground=rng.random() < 0.7)
     if at is None:
         return False
     angle = rng.uniform(0, np.pi)
-    win = _window(pre.shape, *at, radius, angle)
+    win = object_window(pre.shape, *at, radius, angle)
     if win is None:
         return False
     h, w = win.shape
-    d = _rects_d(win.u, win.v, rects)
+    d = rects_distance(win.u, win.v, rects)
     if not ctx.free(win, d):
         return False
-    alpha = _soft(d, rng.uniform(0.35, 0.6))
+    alpha = feather(d, rng.uniform(0.35, 0.6))
     su, sv = ctx.shadow_uv(angle)
-    ds = _shadow_d(win.u, win.v, rects, su, sv, rng.uniform(1.0, 3.0))
-    shadow = ctx.shadow_dark * 0.8 * _soft(ds, 0.7) * (1 - alpha)
+    ds = shadow_distance(win.u, win.v, rects, su, sv, rng.uniform(1.0, 3.0))
+    shadow = ctx.shadow_dark * 0.8 * feather(ds, 0.7) * (1 - alpha)
     intact = _greenhouse_colour(ctx, win, rects, width)
     if destroyed:
         before = post[win.sl].copy()
         pre[win.sl] *= (1 - shadow)[..., None]
-        _over(pre[win.sl], intact, alpha)
+        paint_over(pre[win.sl], intact, alpha)
         # post: torn covers, bare frames, holes onto dirt
         rib = rng.uniform(4, 7)
-        holes = _noise(rng, h, w, rng.uniform(3, 7)) < rng.uniform(0.4, 0.65)
+        holes = smooth_noise(rng, h, w, rng.uniform(3, 7)) < rng.uniform(0.4, 0.65)
         frame = np.mod(win.u, rib) < 1.0
         dirt = before * 0.55 + np.array([110, 100, 85], np.float32) * 0.45
         remnant = np.array([205, 200, 190], np.float32) * (0.85 + 0.15 * rng.random((h, w), np.float32))[..., None]
         torn = np.where(holes[..., None], dirt, remnant)
         torn = np.where(frame[..., None], np.float32(rng.uniform(0.45, 0.7)) * torn, torn)
-        _over(post[win.sl], torn.astype(np.float32), alpha)
+        paint_over(post[win.sl], torn.astype(np.float32), alpha)
     else:
         post[win.sl] *= (1 - shadow)[..., None]
-        _over(post[win.sl], intact, alpha)
+        paint_over(post[win.sl], intact, alpha)
     mask = d < 0
     label[win.sl][mask] = cid
     ctx.mark(win, mask)
     return True
 
 
-_OBJECTS: dict[str, Callable[..., bool]] = {
+CHANGE_OBJECTS: dict[str, Callable[..., bool]] = {
     "building_destroyed": _obj_building_destroyed,
     "building_new": _obj_building_new,
     "refugee_camp_new": _obj_camp,

@@ -11,10 +11,10 @@ import numpy as np
 
 from ...classes import ClassTable
 from ...errors import InputError
-from .distractors import _distractors
-from .draw import _Ctx, _lum
+from .distractors import add_distractors
+from .draw import DrawContext, luminance
 from .nuisance import pseudo_change
-from .objects import _OBJECTS
+from .objects import CHANGE_OBJECTS
 
 CHANGE_NAMES = (
     "building_destroyed",
@@ -91,19 +91,19 @@ def synthesize_pair(
         pre = finish(_to8(bg))
         return RealPair(pre, pre.copy(), label, kind)
     theta = rng.uniform(0, 2 * np.pi)
-    ctx = _Ctx(
+    ctx = DrawContext(
         rng=rng,
         bg=bg,
         donors=[np.asarray(d)[..., :3] for d in donors],
         sun=(math.sin(theta), math.cos(theta)),
         shadow_dark=float(rng.uniform(0.35, 0.6)),
         occupied=np.zeros((h, w), bool),
-        tone=float(np.clip((_lum(bg).mean() / 125.0) ** 0.3, 0.85, 1.12)),
+        tone=float(np.clip((luminance(bg).mean() / 125.0) ** 0.3, 0.85, 1.12)),
     )
     pre, post = bg.copy(), bg.copy()
     objects: list[str] = []
     if kind == "distractor" or (kind == "change" and rng.random() < 0.35):
-        _distractors(ctx, pre, post)
+        add_distractors(ctx, pre, post)
     if kind == "change":
         weights = np.array([OBJECT_WEIGHTS[n] for n in names])
         n_obj = 1 + int(rng.choice(max_objects, p=_count_weights(max_objects)))
@@ -115,7 +115,7 @@ def synthesize_pair(
                     continue
                 big += 1
             for _ in range(3):  # a few tries: an object that would touch an earlier one is redrawn
-                if _OBJECTS[name](ctx, pre, post, label, int(ids[name])):
+                if CHANGE_OBJECTS[name](ctx, pre, post, label, int(ids[name])):
                     objects.append(name)
                     break
         if not objects:  # nothing fitted: it is a no-change pair
