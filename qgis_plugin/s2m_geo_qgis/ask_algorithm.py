@@ -25,12 +25,13 @@ from .resources import icon
 FORMATS = (".gpkg", ".geojson", ".json", ".fgb", ".parquet")
 
 
-def layer_file(layer):
-    """(path, layer name) of a file-based OGR layer; raises QgsProcessingException otherwise."""
+def layer_file(layer, command="ask"):
+    """(path, layer name) of a file-based OGR changes layer that ``s2m-geo COMMAND`` can read;
+    raises QgsProcessingException otherwise."""
     if layer.providerType() != "ogr":
         raise QgsProcessingException(
-            "Layer '{0}' is not a file layer (provider '{1}'); s2m-geo ask reads the changes file that "
-            "'Detect changes (S2M)' or s2m-geo predict wrote.".format(layer.name(), layer.providerType())
+            "Layer '{0}' is not a file layer (provider '{1}'); s2m-geo {2} reads the changes file that "
+            "'Detect changes (S2M)' or s2m-geo predict wrote.".format(layer.name(), layer.providerType(), command)
         )
     parts = QgsProviderRegistry.instance().decodeUri("ogr", layer.source())
     path = parts.get("path") or ""
@@ -41,7 +42,9 @@ def layer_file(layer):
     name = parts.get("layerName") or ""
     if path.lower().endswith(".gpkg") and name not in ("", "changes"):
         raise QgsProcessingException(
-            "Layer '{0}' is the '{1}' layer of {2}; ask its 'changes' layer.".format(layer.name(), name, path)
+            "Layer '{0}' is the '{1}' layer of {2}; {3} its 'changes' layer.".format(
+                layer.name(), name, path, "ask" if command == "ask" else "choose"
+            )
         )
     return path, name
 

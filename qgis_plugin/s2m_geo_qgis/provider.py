@@ -6,6 +6,7 @@ from . import runner
 from .algorithm import DetectChangesAlgorithm
 from .ask_algorithm import AskChangesAlgorithm
 from .resources import icon
+from .zones_algorithm import ZonesAlgorithm
 
 
 class S2MProvider(QgsProcessingProvider):
@@ -53,6 +54,7 @@ class S2MProvider(QgsProcessingProvider):
     def loadAlgorithms(self):
         self.addAlgorithm(DetectChangesAlgorithm())
         self.addAlgorithm(AskChangesAlgorithm())
+        self.addAlgorithm(ZonesAlgorithm())
 
     def supportsNonFileBasedOutput(self):
         return False  # the CLI writes files: a temporary output becomes a .gpkg path

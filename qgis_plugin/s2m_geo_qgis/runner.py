@@ -146,6 +146,33 @@ def build_command(
     return cmd
 
 
+def build_zones_command(
+    exe: str,
+    changes: str,
+    output: str,
+    *,
+    zones: Optional[str] = None,
+    field: Optional[str] = None,
+    grid: Optional[str] = None,
+    classes: Optional[str] = None,
+) -> list:
+    """The argument list of ``s2m-geo zones`` (never a shell string): ``zones`` (a file) with
+    an optional name ``field``, or a ``grid`` such as ``3x3``; the CLI checks that exactly one
+    of them is given."""
+    cmd = [exe, "zones", changes]
+    if zones:
+        cmd.append(zones)
+    cmd += ["-o", output]
+    if field:
+        cmd += ["--field", field]
+    if grid:
+        cmd += ["--grid", grid]
+    if classes:
+        cmd += ["--classes", classes]
+    cmd += ["--overwrite", "--progress", "json"]
+    return cmd
+
+
 #: Share of the whole run each CLI stage covers (start, end), in percent.
 STAGE_SPAN = {"infer": (0.0, 90.0), "write": (90.0, 95.0), "vectorize": (95.0, 100.0)}
 
@@ -462,6 +489,7 @@ __all__ = [
     "SETTINGS_KEY",
     "SETTING_NAME",
     "build_command",
+    "build_zones_command",
     "clean_env",
     "describe_failure",
     "find_executable",

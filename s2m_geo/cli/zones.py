@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from ..errors import InputError
-from .options import classes_option, load_table
+from ..progress import Progress
+from .options import classes_option, load_table, progress_option
 
 
 def _area(a: float | None) -> str:
@@ -60,6 +61,7 @@ def zone_table(rows: list[dict[str, Any]], table: Any) -> str:
 @classes_option
 @click.option("--json", "as_json", is_flag=True, help="Print the zones as JSON instead of a table.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@progress_option
 def zones(
     changes: Path,
     zones: Path | None,
@@ -69,6 +71,7 @@ def zones(
     classes: str,
     as_json: bool,
     overwrite: bool,
+    progress_mode: str,
 ) -> None:
     """Summarise the CHANGES of predict or batch per zone polygon of ZONES.
 
@@ -100,10 +103,18 @@ def zones(
     vector_driver(output)
     check_outputs({"output": output}, {"changes": changes, "zones": zones}, overwrite)
     table = load_table(classes)
-    data = read_changes(changes, table)
-    zone_input = read_zones(zones, field) if zones is not None else grid_input(data, str(grid))
-    summaries = summarize(data, zone_input, table)
-    write_zones(output, zones_frame(summaries, zone_input, table))
+    with Progress(progress_mode) as progress:
+        step = progress.callback("zones")  # read changes, read zones, summarise, write
+        step(0, 4)
+        data = read_changes(changes, table)
+        step(1, 4)
+        zone_input = read_zones(zones, field) if zones is not None else grid_input(data, str(grid))
+        step(2, 4)
+        progress.message(f"{len(data.changes)} change polygons, {len(zone_input.names)} zones")
+        summaries = summarize(data, zone_input, table)
+        step(3, 4)
+        write_zones(output, zones_frame(summaries, zone_input, table))
+        step(4, 4)
     rows = [s.to_dict(table) for s in summaries]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))

@@ -157,3 +157,24 @@ def test_bad_inputs_fail_well(tmp_path, label_gpkg, zones_utm):
         "is not a change class of table 'binary_change' (ids 1..1); pass the class table the changes were made with",
         out=out,
     )
+
+
+def test_progress_json_stages_and_an_error_that_names_its_parameter(tmp_path, label_gpkg, zones_utm):
+    zones_file = tmp_path / "z.gpkg"
+    zones_utm.to_file(zones_file)
+    out = tmp_path / "s.gpkg"
+    res = run("zones", label_gpkg, zones_file, "-o", out, "--field", "name", "--progress", "json")
+    assert res.exit_code == 0, res.output
+    events = [json.loads(line) for line in res.stderr.splitlines()]
+    steps = [(e["done"], e["total"]) for e in events if e.get("stage") == "zones"]
+    assert steps == [(i, 4) for i in range(5)]
+    assert {"message": f"{len(gpd.read_file(label_gpkg, layer='changes'))} change polygons, 4 zones"} in events
+    assert res.stdout.splitlines()[0].startswith(f"{out}: 4 zones")  # the table still goes to stdout
+
+    out.unlink()
+    res = run("zones", label_gpkg, zones_file, "-o", out, "--field", "district", "--progress", "json")
+    assert res.exit_code == 2
+    event = json.loads(res.stderr.strip().splitlines()[-1])
+    assert event["template"].endswith("(fields: name, id); pass one of them to {field}")
+    assert event["params"] == {"field": "--field"} and event["error"].endswith("to --field")
+    assert not out.exists()
