@@ -12,6 +12,7 @@ Memory: the blocks in flight plus the spill strips waiting for their core.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -88,15 +89,28 @@ class Stitcher:
     sink: Callable[[Rect, np.ndarray, np.ndarray, np.ndarray | None], None]
     want_probabilities: bool = True
     _pending: dict[tuple[int, int], _Pending] = field(default_factory=dict)
+    _cores: dict[tuple[int, int], Rect] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        cores = core_rects(self.layout, self.blocks, self.block_tiles)
-        counts = {k: 0 for k in cores}
+        cores = self._cores = core_rects(self.layout, self.blocks, self.block_tiles)
+        # core edges, to find the cores an extent touches by bisection: linear set-up and
+        # per-block work that does not grow with the number of blocks
+        self._row_edges = sorted({c.row for c in cores.values()})
+        self._col_edges = sorted({c.col for c in cores.values()})
+        counts = dict.fromkeys(cores, 0)
         for b in self.blocks:
-            for k, core in cores.items():
-                if b.extent.intersect(core) is not None:
-                    counts[k] += 1
+            for k in self._touched(b.extent):
+                counts[k] += 1
         self._pending = {k: _Pending(core, counts[k]) for k, core in cores.items()}
+
+    def _touched(self, ext: Rect) -> list[tuple[int, int]]:
+        """Keys of the cores ``ext`` overlaps (cores tile the scene on the edge grid)."""
+        i0 = bisect_right(self._row_edges, ext.row) - 1
+        i1 = bisect_left(self._row_edges, ext.row_end)
+        j0 = bisect_right(self._col_edges, ext.col) - 1
+        j1 = bisect_left(self._col_edges, ext.col_end)
+        keys = [(i, j) for i in range(max(i0, 0), i1) for j in range(max(j0, 0), j1)]
+        return [k for k in keys if k in self._cores and ext.intersect(self._cores[k]) is not None]
 
     @property
     def done(self) -> bool:
@@ -105,11 +119,10 @@ class Stitcher:
     def add(self, partial: BlockPartial) -> None:
         """Merge one block's partial; finalise every core it completes."""
         ext = partial.block.extent
-        for key in list(self._pending):
+        for key in self._touched(ext):
             p = self._pending[key]
             part = ext.intersect(p.core)
-            if part is None:
-                continue
+            assert part is not None
             if p.acc is None:
                 h, w = p.core.height, p.core.width
                 p.acc = np.zeros((self.num_classes, h, w), np.int32)
