@@ -15,6 +15,7 @@ from typing import Any
 
 from .outputs import check_outputs
 from .predict.pipeline import PredictOptions, PredictResult, predict
+from .predict.style import style_path
 from .vector.output import ChangeCollector, scenes_path, vector_driver, write_vectors
 
 
@@ -86,6 +87,7 @@ def detect_changes(
     except BaseException:
         if raster is not None:  # the job failed as a whole: leave no raster from it either
             Path(raster).unlink(missing_ok=True)
+            style_path(raster).unlink(missing_ok=True)
         raise
     if progress:
         progress("vectorize", 1, 1)

@@ -198,8 +198,43 @@ def test_run_and_load_styled_results(provider, project, cli, tiny_model, scene, 
     f = next(changes.getFeatures())
     assert f["description"] and f["class_id"] >= 1
     assert layers["Scenes"].featureCount() == 1
-    assert isinstance(layers["Change raster"], QgsRasterLayer) and layers["Change raster"].isValid()
-    del changes, layers, f
+    raster = layers["Change raster"]
+    assert isinstance(raster, QgsRasterLayer) and raster.isValid()
+    _paletted_by_class(raster)
+    del changes, layers, f, raster
+
+
+def _paletted_by_class(layer):
+    """The change raster's style: the table's classes by their legend labels, no change
+    transparent, nodata 255 not drawn (checked by rendering pixels 0, 1 and 255)."""
+    import shutil
+
+    from osgeo import gdal
+    from qgis.core import QgsPalettedRasterRenderer, QgsRasterLayer
+    from qgis.PyQt.QtGui import qAlpha, qRgb
+
+    r = layer.renderer()
+    assert isinstance(r, QgsPalettedRasterRenderer), type(r).__name__
+    classes = {c.value: c for c in r.classes()}
+    assert sorted(classes) == list(range(7))  # the default table's 7 classes; no entry for 255
+    assert classes[0].label == "no change" and classes[0].color.alpha() == 0
+    assert classes[1].label == "destroyed building" and classes[1].color.name() == "#e31a1c"
+    assert all(classes[v].color.alpha() == 255 for v in range(1, 7))
+    assert layer.dataProvider().sourceNoDataValue(1) == 255
+    folder = os.path.dirname(layer.source())
+    probe = os.path.join(folder, "probe.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(probe, 3, 1, 1, gdal.GDT_Byte)
+    ds.SetGeoTransform((0, 1, 0, 1, 0, -1))
+    ds.GetRasterBand(1).SetNoDataValue(255)
+    ds.GetRasterBand(1).WriteRaster(0, 0, 3, 1, bytes([0, 1, 255]))
+    ds = None
+    shutil.copyfile(os.path.splitext(layer.source())[0] + ".qml", os.path.join(folder, "probe.qml"))
+    probe_layer = QgsRasterLayer(probe, "probe")  # picks probe.qml up by itself
+    block = probe_layer.renderer().block(1, probe_layer.extent(), 3, 1)
+    no_change, destroyed, nodata = (block.color(0, c) for c in range(3))
+    assert qAlpha(no_change) == 0 and qAlpha(nodata) == 0
+    assert destroyed == qRgb(0xE3, 0x1A, 0x1C)
+    del probe_layer
 
 
 def test_cancel_stops_the_child_and_leaves_no_output(provider, cli, tiny_model, scene, tmp_path):

@@ -41,10 +41,11 @@ def find_executable() -> str:
 
 
 class LoadStoredStyle(QgsProcessingLayerPostProcessorInterface):
-    """Applies the style stored in the GeoPackage (``layer_styles``) to a loaded result.
+    """Applies a result's default style: the one stored in the GeoPackage (``layer_styles``)
+    for the two vector layers, ``NAME.qml`` beside the change raster.
 
-    Processing loads result layers without their default style, so the class colours the
-    CLI stores would be lost without this.
+    Processing loads result layers without their default style, so the class colours (and,
+    for the raster, the transparent "no change" class) the CLI writes would be lost without this.
     """
 
     # The context takes ownership of (and deletes) each post-processor, so every layer gets a
@@ -290,7 +291,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
 
         result = runner.run_cli(
             cmd,
-            outputs=[out, raster],
+            outputs=[out, raster, raster_style_path(raster)],
             on_start=lambda pid: feedback.pushDebugInfo("s2m-geo started as process {0}".format(pid)),
             on_progress=on_progress,
             on_message=feedback.pushInfo,
@@ -316,6 +317,10 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         n_changes = layer.featureCount() if layer.isValid() else None
         del layer
         self._load_both_layers(context, out, changes_uri, scenes_uri)
+        if raster and context.willLoadLayerOnCompletion(raster):
+            layers = dict(context.layersToLoadOnCompletion())
+            layers[raster].setPostProcessor(LoadStoredStyle.create())
+            context.setLayersToLoadOnCompletion(layers)
         feedback.setProgress(100)
         return {self.OUTPUT: out, self.OUTPUT_RASTER: raster, self.SCENES: scenes_uri, self.N_CHANGES: n_changes}
 
@@ -337,6 +342,12 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         layers[changes_uri] = changes
         layers[scenes_uri] = scenes
         context.setLayersToLoadOnCompletion(layers)
+
+
+def raster_style_path(raster):
+    """The style s2m-geo writes beside the change raster (``NAME.qml``; QGIS's default style
+    name for a file), or None without a raster."""
+    return os.path.splitext(raster)[0] + ".qml" if raster else None
 
 
 def _quote(arg: str) -> str:

@@ -33,6 +33,7 @@ from ..model.normalization import Normalization
 from ..outputs import check_outputs, same_file
 from .runners import ChangeModel, load_change_model
 from .stitch import BlockPartial, Stitcher
+from .style import write_raster_style
 from .tiling import Block, Rect, TileLayout
 
 Progress = Callable[[str, int, int], None]
@@ -362,6 +363,7 @@ def predict(
                         _cog(writer.tmp_raster, final_tmp, "NEAREST")
                 finally:
                     discard(writer.tmp_raster)
+                write_raster_style(raster, meta.class_table)
             if writer.tmp_probs is not None and probabilities is not None:
                 publish(writer.tmp_probs, probabilities)
             if progress:
