@@ -256,7 +256,7 @@ def tiny_model(cli, tmp_path_factory):
 
 # --- a fake CLI (no torch; fast, scriptable) ----------------------------------------------
 FAKE_CLI = r'''#!/usr/bin/python3
-"""Stands in for s2m-geo: FAKE_S2M_MODE = ok | hang | fail; records argv/env in FAKE_S2M_LOG."""
+"""Stands in for s2m-geo: FAKE_S2M_MODE = ok | warn | hang | fail; records argv/env in FAKE_S2M_LOG."""
 import json, os, signal, subprocess, sys, time
 argv = sys.argv[1:]
 mode = os.environ.get("FAKE_S2M_MODE", "ok")
@@ -272,6 +272,9 @@ if mode == "fail":
 err.write(json.dumps({"message": "fake model loaded"}) + "\n"); err.flush()
 if argv[1] == argv[2]:
     err.write(json.dumps({"warning": argv[1] + " is given as both pre and post"}) + "\n")
+    err.flush()
+if mode == "warn":
+    err.write(json.dumps({"warning": "post overlaps pre by only 40%"}) + "\n")
     err.flush()
 if mode == "hang":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a child that will not stop: needs SIGKILL

@@ -79,15 +79,35 @@ def test_arguments_passed_to_the_cli(provider, fake_cli, tmp_path, scene, feedba
     assert argv[argv.index("-o") + 1] == res["OUTPUT"] and res["OUTPUT"].endswith(".gpkg")  # a file
 
 
-def test_same_scene_as_pre_and_post_is_warned(provider, fake_cli, tmp_path, scene, feedback):
-    """The plugin warns itself, and the CLI's own warning reaches the log as a warning too."""
+def test_same_scene_as_pre_and_post_is_refused(provider, fake_cli, tmp_path, scene, feedback):
+    """Pre = post (the dialog's default: the active layer in both) is refused before s2m-geo
+    runs, by checkParameterValues (dialog, processing.run) and by the run itself (batch)."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException
+
     out = tmp_path / "same.gpkg"
-    _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["pre"], "OUTPUT": str(out)}, feedback=feedback)
-    warnings = [m for kind, m in feedback.log if kind == "warning"]
-    assert len(warnings) == 2
-    assert "same file" in warnings[0] and scene["pre"] in warnings[0]
-    assert warnings[1] == scene["pre"] + " is given as both pre and post"
+    params = {"PRE": scene["pre"], "POST": scene["pre"], "OUTPUT": str(out)}
+    with pytest.raises(QgsProcessingException) as exc:
+        _processing().run(ALG, params, feedback=feedback)
+    assert '"Pre scene (before)" and "Post scene (after)" are the same file' in str(exc.value)
+    assert scene["pre"] in str(exc.value)
+    alg = QgsApplication.processingRegistry().createAlgorithmById(ALG)
+    ok, msg = alg.checkParameterValues(params, QgsProcessingContext())
+    assert not ok and "nothing to compare" in msg
+    results, ok = alg.run(params, QgsProcessingContext(), feedback)  # no check first, as batch mode
+    assert not ok and any("nothing to compare" in m for kind, m in feedback.log if kind == "error")
+    assert not fake_cli.log_path.exists() and not out.exists()  # s2m-geo never ran
+    ok, msg = alg.checkParameterValues(dict(params, POST=scene["post"]), QgsProcessingContext())
+    assert ok, msg
+
+
+def test_cli_warning_reaches_the_log_as_a_warning(provider, fake_cli, tmp_path, scene, feedback, monkeypatch):
+    monkeypatch.setenv("FAKE_S2M_MODE", "warn")
+    _processing().run(
+        ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": str(tmp_path / "c.gpkg")}, feedback=feedback
+    )
+    assert [m for kind, m in feedback.log if kind == "warning"] == ["post overlaps pre by only 40%"]
     other = RecordingFeedback.make()
+    monkeypatch.setenv("FAKE_S2M_MODE", "ok")
     _processing().run(
         ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": str(tmp_path / "two.gpkg")}, feedback=other
     )

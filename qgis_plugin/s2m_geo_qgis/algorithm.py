@@ -210,7 +210,28 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             find_executable()
         except runner.ExecutableNotFound as exc:
             return False, str(exc)
-        return super().checkParameterValues(parameters, context)
+        ok, msg = super().checkParameterValues(parameters, context)
+        if ok:
+            same = self._same_scenes(parameters, context)
+            if same:
+                return False, same
+        return ok, msg
+
+    def _same_scenes(self, parameters, context):
+        """Why the run is refused when pre and post are one file (the dialog puts the active
+        layer in both by default), else ''."""
+        pre = self.parameterAsRasterLayer(parameters, self.PRE, context)
+        post = self.parameterAsRasterLayer(parameters, self.POST, context)
+        if pre is None or post is None or not runner.same_file(pre.source(), post.source()):
+            return ""
+        return self.tr(
+            "{0} and {1} are the same file ({2}): there is nothing to compare, so no change could be "
+            "found. Choose the scene from before the event as {0} and the one from after it as {1}."
+        ).format(
+            '"{0}"'.format(self.parameterDefinition(self.PRE).description()),
+            '"{0}"'.format(self.parameterDefinition(self.POST).description()),
+            pre.source(),
+        )
 
     def _raster_path(self, parameters, name, context):
         layer = self.parameterAsRasterLayer(parameters, name, context)
@@ -240,13 +261,9 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from None
         pre = self._raster_path(parameters, self.PRE, context)
         post = self._raster_path(parameters, self.POST, context)
-        if runner.same_file(pre, post):
-            feedback.pushWarning(
-                self.tr(
-                    "Pre-event and post-event scene are the same file ({0}): there is nothing to "
-                    "compare, so no change will be found. Choose the two dates' scenes."
-                ).format(pre)
-            )
+        same = self._same_scenes(parameters, context)  # batch mode does not call checkParameterValues
+        if same:
+            raise QgsProcessingException(same)
         model = self.parameterAsFile(parameters, self.MODEL, context) or None
         if model and not os.path.isfile(model):
             raise QgsProcessingException(self.tr("Model package not found: {0}").format(model))
