@@ -257,6 +257,37 @@ def _paletted_by_class(layer):
     del probe_layer
 
 
+def test_batch_mode_without_the_change_raster_loads_cleanly(provider, project, cli, tiny_model, scene, tmp_path):
+    """As the batch dialog runs a row: every output a QgsProcessingOutputLayerDefinition (the
+    raster's empty), a new context, then Processing's loading. The empty raster is not
+    registered, so no "not correctly generated" error marks the row as failed."""
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from processing.tools import dataobjects
+    from qgis.core import QgsApplication, QgsProcessingOutputLayerDefinition
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById(ALG)
+    fb = RecordingFeedback.make()
+    context = dataobjects.createContext(fb)
+    out = tmp_path / "row1.gpkg"
+    params = alg.preprocessParameters(
+        {
+            "PRE": scene["pre"],
+            "POST": scene["post"],
+            "MODEL": tiny_model,
+            "DEVICE": 1,
+            "OUTPUT": QgsProcessingOutputLayerDefinition(str(out), project),
+            "OUTPUT_RASTER": QgsProcessingOutputLayerDefinition("", project),
+        }
+    )
+    results, ok = alg.run(params, context, fb)
+    assert ok and results["OUTPUT_RASTER"] is None
+    registered = context.layersToLoadOnCompletion()
+    assert "" not in registered and "OUTPUT_RASTER" not in {d.outputName for d in registered.values()}
+    assert handleAlgorithmResults(alg, context, fb, False, params)
+    assert not [m for kind, m in fb.log if kind == "error"], fb.log
+    assert len(project.mapLayers()) == 2 and not list(tmp_path.glob("*.tif"))
+
+
 def test_cancel_stops_the_child_and_leaves_no_output(provider, cli, tiny_model, scene, tmp_path):
     from qgis.core import QgsProcessingException
 

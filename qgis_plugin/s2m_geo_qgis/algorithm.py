@@ -253,6 +253,22 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             return None
         return alg.parameterAsInt(parameters, name, context)
 
+    def _output_paths(self, parameters, context):
+        """(GeoPackage, change raster or None), checked, their folders made."""
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        if not out.lower().endswith(".gpkg"):
+            raise QgsProcessingException(self.tr("Changes must be a GeoPackage file (.gpkg), got: {0}").format(out))
+        raster = self.parameterAsOutputLayer(parameters, self.OUTPUT_RASTER, context) or None
+        if not raster:
+            _forget_unset_output(context, self.OUTPUT_RASTER)
+        elif not raster.lower().endswith((".tif", ".tiff")):
+            raise QgsProcessingException(
+                self.tr("Change raster must be a GeoTIFF file (.tif), got: {0}").format(raster)
+            )
+        for path in filter(None, (out, raster)):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return out, raster
+
     # -- run ------------------------------------------------------------------------------
     def processAlgorithm(self, parameters, context, feedback):
         try:
@@ -271,17 +287,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         overlap = self._optional_int(self, parameters, self.OVERLAP, context)
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         min_area = self.parameterAsDouble(parameters, self.MIN_AREA, context)
-        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        if not out.lower().endswith(".gpkg"):
-            raise QgsProcessingException(self.tr("Changes must be a GeoPackage file (.gpkg), got: {0}").format(out))
-        raster = self.parameterAsOutputLayer(parameters, self.OUTPUT_RASTER, context) or None
-        if raster and not raster.lower().endswith((".tif", ".tiff")):
-            raise QgsProcessingException(
-                self.tr("Change raster must be a GeoTIFF file (.tif), got: {0}").format(raster)
-            )
-        for path in filter(None, (out, raster)):
-            folder = os.path.dirname(os.path.abspath(path))
-            os.makedirs(folder, exist_ok=True)
+        out, raster = self._output_paths(parameters, context)
 
         cmd = runner.build_command(
             exe,
@@ -359,6 +365,19 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         layers[changes_uri] = changes
         layers[scenes_uri] = scenes
         context.setLayersToLoadOnCompletion(layers)
+
+
+def _forget_unset_output(context, name):
+    """Unregister the optional output ``name`` left empty from loading on completion.
+
+    The batch dialog passes every output as a QgsProcessingOutputLayerDefinition, and QGIS
+    registers even an empty one for loading, under the path ''; Processing then reports it
+    as a layer that was "not correctly generated" and marks the row as failed.
+    """
+    layers = dict(context.layersToLoadOnCompletion())
+    kept = {path: d for path, d in layers.items() if path or d.outputName != name}
+    if len(kept) != len(layers):
+        context.setLayersToLoadOnCompletion(kept)
 
 
 def raster_style_path(raster):
