@@ -205,8 +205,9 @@ def test_run_and_load_styled_results(provider, project, cli, tiny_model, scene, 
     text = fb.text()
     assert "infer:" in text and "change polygons" in text and "There " in text  # the CLI's sentences
     layers = {l.name(): l for l in project.mapLayers().values()}
-    assert {"Changes", "Scenes", "Change raster"} <= set(layers), list(layers)
-    changes = layers["Changes"]
+    # named after the post scene (a file here: its name), whatever "Prefer output filename" says
+    assert set(layers) == {"changes — post", "scenes — post", "change raster — post"}, list(layers)
+    changes = layers["changes — post"]
     assert isinstance(changes, QgsVectorLayer) and changes.isValid()
     assert changes.source().endswith("|layername=changes")
     assert changes.geometryType() == QgsWkbTypes.PolygonGeometry
@@ -217,8 +218,8 @@ def test_run_and_load_styled_results(provider, project, cli, tiny_model, scene, 
         assert field in names
     f = next(changes.getFeatures())
     assert f["description"] and f["class_id"] >= 1
-    assert layers["Scenes"].featureCount() == 1
-    raster = layers["Change raster"]
+    assert layers["scenes — post"].featureCount() == 1
+    raster = layers["change raster — post"]
     assert isinstance(raster, QgsRasterLayer) and raster.isValid()
     _paletted_by_class(raster)
     del changes, layers, f, raster

@@ -154,7 +154,7 @@ def test_dialog_screenshot_then_run_loads_even_an_empty_result(
     from qgis.core import QgsRasterLayer, QgsWkbTypes
 
     pre = QgsRasterLayer(scene["pre"], "pre")
-    post = QgsRasterLayer(scene["post"], "post")
+    post = QgsRasterLayer(scene["post"], "Gaza north 2024-01-12")
     project.addMapLayers([pre, post])
     dlg = createAlgorithmDialog(ALG, {"PRE": pre.id(), "POST": post.id()})
     dlg.show()
@@ -176,7 +176,7 @@ def test_dialog_screenshot_then_run_loads_even_an_empty_result(
     assert _spin_until(lambda: finished, 180), "the dialog's run did not finish"
     ok, res = finished[0]
     assert ok and res["N_CHANGES"] == 0 and out.is_file()
-    layer = project.mapLayersByName("Changes")[0]
+    layer = project.mapLayersByName("changes — Gaza north 2024-01-12")[0]  # the post layer's name
     assert layer.isValid() and layer.featureCount() == 0
     assert layer.geometryType() == QgsWkbTypes.PolygonGeometry  # not a geometry-less table
     assert layer.renderer().type() == "categorizedSymbol" and layer.renderer().classAttribute() == "class_id"

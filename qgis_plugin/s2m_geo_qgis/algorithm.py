@@ -339,32 +339,32 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         layer = QgsVectorLayer(changes_uri, "changes", "ogr")
         n_changes = layer.featureCount() if layer.isValid() else None
         del layer
-        self._load_both_layers(context, out, changes_uri, scenes_uri)
-        if raster and context.willLoadLayerOnCompletion(raster):
-            layers = dict(context.layersToLoadOnCompletion())
-            layers[raster].setPostProcessor(LoadStoredStyle.create())
-            context.setLayersToLoadOnCompletion(layers)
+        post_name = self.parameterAsRasterLayer(parameters, self.POST, context).name()
+        self._load_results(context, out, raster, changes_uri, scenes_uri, post_name)
         feedback.setProgress(100)
         return {self.OUTPUT: out, self.OUTPUT_RASTER: raster, self.SCENES: scenes_uri, self.N_CHANGES: n_changes}
 
-    def _load_both_layers(self, context, out, changes_uri, scenes_uri):
-        """Load the GeoPackage's two layers by name (not "the first layer of the file")."""
-        if not context.willLoadLayerOnCompletion(out):
-            return
-        details = context.layerToLoadOnCompletionDetails(out)
+    def _load_results(self, context, out, raster, changes_uri, scenes_uri, post_name):
+        """Load the GeoPackage's two layers by name (not "the first layer of the file") and the
+        change raster, each named after the post scene ("changes — NAME", so the results of
+        several runs can be told apart) and given its stored style."""
         layers = dict(context.layersToLoadOnCompletion())
-        layers.pop(out, None)
-        changes = QgsProcessingContext.LayerDetails(
-            details.name or self.tr("Changes"), details.project, self.OUTPUT, QgsProcessingUtils.LayerHint.Vector
-        )
-        scenes = QgsProcessingContext.LayerDetails(
-            self.tr("Scenes"), details.project, self.SCENES, QgsProcessingUtils.LayerHint.Vector
-        )
-        changes.setPostProcessor(LoadStoredStyle.create())
-        scenes.setPostProcessor(LoadStoredStyle.create())
-        layers[changes_uri] = changes
-        layers[scenes_uri] = scenes
+        details = layers.pop(out, None)
+        if details is not None:
+            vectors = ((changes_uri, self.tr("changes"), self.OUTPUT), (scenes_uri, self.tr("scenes"), self.SCENES))
+            for uri, label, output in vectors:
+                layers[uri] = QgsProcessingContext.LayerDetails(
+                    "", details.project, output, QgsProcessingUtils.LayerHint.Vector
+                )
+                self._name_and_style(layers[uri], label, post_name)
+        if raster in layers:
+            self._name_and_style(layers[raster], self.tr("change raster"), post_name)
         context.setLayersToLoadOnCompletion(layers)
+
+    def _name_and_style(self, details, label, post_name):
+        details.name = self.tr("{0} — {1}").format(label, post_name)
+        details.forceName = True  # not the file's name ("Prefer output filename for layer names")
+        details.setPostProcessor(LoadStoredStyle.create())
 
 
 def _forget_unset_output(context, name):
