@@ -254,6 +254,29 @@ def tiny_model(cli, tmp_path_factory):
     return str(path)
 
 
+FIELD_ALIASES = """
+import json
+from s2m_geo.classes import load_class_table
+from s2m_geo.vector.output import CHANGE_ALIASES, scenes_aliases
+print(json.dumps({"changes": CHANGE_ALIASES, "scenes": scenes_aliases(load_class_table())}))
+"""
+
+
+@pytest.fixture(scope="session")
+def field_aliases(cli):
+    """The aliases s2m-geo gives the fields of ``changes`` and ``scenes`` (their one home,
+    s2m_geo.vector.output, read in the CLI's environment), by layer."""
+    out = subprocess.run(
+        [_cli_python(cli), "-c", FIELD_ALIASES], check=True, env=_clean_env(), capture_output=True, text=True
+    ).stdout
+    return json.loads(out)
+
+
+def layer_aliases(layer):
+    """What QGIS shows for each field of a vector layer (its alias), the GeoPackage's fid aside."""
+    return {f.name(): layer.attributeAlias(i) for i, f in enumerate(layer.fields()) if f.name() != "fid"}
+
+
 # --- a fake CLI (no torch; fast, scriptable) ----------------------------------------------
 FAKE_CLI = r'''#!/usr/bin/python3
 """Stands in for s2m-geo: FAKE_S2M_MODE = ok | warn | hang | fail; records argv/env in FAKE_S2M_LOG."""

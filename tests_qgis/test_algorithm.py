@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from harness import RecordingFeedback
+from harness import RecordingFeedback, layer_aliases
 
 ALG = "s2m:detect_changes"
 
@@ -179,7 +179,7 @@ def _renderer_by_class(layer):
     return r
 
 
-def test_run_and_load_styled_results(provider, project, cli, tiny_model, scene, tmp_path):
+def test_run_and_load_styled_results(provider, project, cli, tiny_model, scene, tmp_path, field_aliases):
     """processing.runAndLoadResults: both layers and the raster are loaded, changes by class."""
     from qgis.core import QgsRasterLayer, QgsVectorLayer, QgsWkbTypes
 
@@ -219,6 +219,10 @@ def test_run_and_load_styled_results(provider, project, cli, tiny_model, scene, 
     f = next(changes.getFeatures())
     assert f["description"] and f["class_id"] >= 1
     assert layers["scenes — post"].featureCount() == 1
+    # every field in words, exactly as s2m-geo names them
+    assert layer_aliases(changes) == field_aliases["changes"]
+    assert layer_aliases(layers["scenes — post"]) == field_aliases["scenes"]
+    assert changes.attributeDisplayName(changes.fields().indexOf("area_m2")) == "Area (m²)"
     raster = layers["change raster — post"]
     assert isinstance(raster, QgsRasterLayer) and raster.isValid()
     _paletted_by_class(raster)

@@ -8,7 +8,7 @@ import sys
 import zipfile
 
 import pytest
-from harness import PLUGIN_NAME, QGIS_PROCESS, ROOT, qgis_process_env
+from harness import PLUGIN_NAME, QGIS_PROCESS, ROOT, layer_aliases, qgis_process_env
 
 ALG = "s2m:detect_changes"
 
@@ -54,7 +54,9 @@ def _run(env, params, timeout=300):
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_qgis_process_run_writes_a_geopackage_with_both_layers(installed, cli, tiny_model, scene, tmp_path):
+def test_qgis_process_run_writes_a_geopackage_with_both_layers(
+    installed, cli, tiny_model, scene, tmp_path, field_aliases
+):
     env = dict(installed, S2M_GEO_EXECUTABLE=cli)
     out = tmp_path / "changes.gpkg"
     r = _run(
@@ -96,7 +98,10 @@ def test_qgis_process_run_writes_a_geopackage_with_both_layers(installed, cli, t
 
     layer = QgsVectorLayer(f"{out}|layername=changes", "changes", "ogr")  # opens styled
     assert layer.isValid() and layer.renderer().type() == "categorizedSymbol"
-    del layer
+    assert layer_aliases(layer) == field_aliases["changes"]  # any QGIS opening the file
+    scenes = QgsVectorLayer(f"{out}|layername=scenes", "scenes", "ogr")
+    assert layer_aliases(scenes) == field_aliases["scenes"]
+    del layer, scenes
 
 
 def test_qgis_process_without_s2m_geo_says_how_to_install(installed, scene, tmp_path):
