@@ -279,7 +279,7 @@ def layer_aliases(layer):
 
 # --- a fake CLI (no torch; fast, scriptable) ----------------------------------------------
 FAKE_CLI = r'''#!/usr/bin/python3
-"""Stands in for s2m-geo: FAKE_S2M_MODE = ok | warn | hang | fail; records argv/env in FAKE_S2M_LOG."""
+"""Stands in for s2m-geo: FAKE_S2M_MODE = ok | warn | hang | fail | crash; records argv/env in FAKE_S2M_LOG."""
 import json, os, signal, subprocess, sys, time
 argv = sys.argv[1:]
 mode = os.environ.get("FAKE_S2M_MODE", "ok")
@@ -292,6 +292,9 @@ def progress(stage, done, total):
 if mode == "fail":
     err.write("s2m-geo: error: " + argv[1] + ": not a raster GDAL can read; check the path\n")
     sys.exit(2)
+if mode == "crash":
+    err.write('Traceback (most recent call last):\n  File "x.py", line 1, in <module>\nRuntimeError: boom\n')
+    sys.exit(1)
 err.write(json.dumps({"message": "fake model loaded"}) + "\n"); err.flush()
 if argv[1] == argv[2]:
     err.write(json.dumps({"warning": argv[1] + " is given as both pre and post"}) + "\n")

@@ -16,6 +16,7 @@ def _processing():
 
 def test_algorithm_registered_with_its_parameters(provider):
     from qgis.core import QgsApplication
+    from qgis.PyQt.QtCore import QUrl
 
     alg = QgsApplication.processingRegistry().algorithmById(ALG)
     assert alg is not None and alg.displayName() == "Detect changes (S2M)"
@@ -34,8 +35,16 @@ def test_algorithm_registered_with_its_parameters(provider):
     ]
     optional = {n for n, p in params.items() if p.flags() & p.FlagOptional}
     assert optional == {"MODEL", "TILE_SIZE", "OVERLAP", "OUTPUT_RASTER"}
-    assert params["DEVICE"].options() == ["auto", "cpu", "cuda"]
+    assert params["DEVICE"].options() == ["auto", "cpu", "cuda", "mps"]  # s2m-geo's --device choices
+    advanced = {n for n, p in params.items() if p.flags() & p.FlagAdvanced}
+    assert advanced == {"TILE_SIZE", "OVERLAP", "DEVICE"}
     assert params["OUTPUT"].defaultFileExtension() == "gpkg"
+    assert alg.svgIconPath().endswith("/s2m_geo_qgis/icon.svg") and os.path.isfile(alg.svgIconPath())
+    assert provider.svgIconPath() == alg.svgIconPath()
+    assert "<" not in alg.shortHelpString()  # qgis_process prints it as it is
+    help_url = QUrl(alg.helpUrl())  # the README, offline
+    assert help_url.isLocalFile() and os.path.isfile(help_url.toLocalFile()), alg.helpUrl()
+    assert help_url.toLocalFile().endswith("README.md") and help_url.fragment() == "qgis-plugin"
     assert {o.name() for o in alg.outputDefinitions()} >= {"OUTPUT", "OUTPUT_RASTER", "SCENES", "N_CHANGES"}
 
 
@@ -165,7 +174,22 @@ def test_cli_failure_is_reported_without_traceback(provider, fake_cli, tmp_path,
     msg = str(exc.value)
     assert msg.startswith("s2m-geo failed (exit code 2)") and "s2m-geo: error:" in msg, msg
     assert "Traceback" not in msg + feedback.text()
+    assert "not a raster" not in feedback.text()  # in the message only, not twice in the log
     assert os.listdir(out.parent) == []
+
+
+def test_cli_crash_output_is_in_the_log_once(provider, fake_cli, tmp_path, scene, feedback, monkeypatch):
+    """Without an error line of its own, what the CLI wrote goes to the log as it comes and
+    the message only says how it ended."""
+    from qgis.core import QgsProcessingException
+
+    monkeypatch.setenv("FAKE_S2M_MODE", "crash")
+    out = tmp_path / "c.gpkg"
+    with pytest.raises(QgsProcessingException) as exc:
+        _processing().run(ALG, {"PRE": scene["pre"], "POST": scene["post"], "OUTPUT": str(out)}, feedback=feedback)
+    assert str(exc.value) == "s2m-geo failed (exit code 1). What it wrote is in the log above."
+    console = [m for kind, m in feedback.log if kind == "console"]
+    assert console.count("RuntimeError: boom") == 1 and console[0].startswith("Traceback")
 
 
 def _renderer_by_class(layer):
@@ -203,7 +227,13 @@ def test_run_and_load_styled_results(provider, project, cli, tiny_model, scene, 
     run = fb.progress[: fb.progress.index(100) + 1]
     assert len(run) >= 5 and run == sorted(run) and run[0] < 50
     text = fb.text()
-    assert "infer:" in text and "change polygons" in text and "There " in text  # the CLI's sentences
+    assert "change polygons" in text and "There " in text  # the CLI's sentences
+    # what it is doing, in words: the tiles at most every tenth of the way, then each stage once
+    info = [m for kind, m in fb.log if kind == "info"]
+    tiles = [m for m in info if m.startswith("Detecting changes: tile ")]
+    assert 1 <= len(tiles) <= 11 and tiles[-1] == "Detecting changes: tile 25 of 25", tiles
+    assert info.count("Writing the change raster") == 1 and info.count("Describing the change polygons") == 1
+    assert not [m for m in info if m.startswith(("infer", "write", "vectorize"))]
     layers = {l.name(): l for l in project.mapLayers().values()}
     # named after the post scene (a file here: its name), whatever "Prefer output filename" says
     assert set(layers) == {"changes — post", "scenes — post", "change raster — post"}, list(layers)

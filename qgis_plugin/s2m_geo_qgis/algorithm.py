@@ -1,6 +1,7 @@
 """The Processing algorithm "Detect changes (S2M)" (``s2m:detect_changes``)."""
 
 import collections
+import dataclasses
 import os
 
 from qgis.core import (
@@ -11,6 +12,7 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -24,9 +26,12 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from . import runner
-from .resources import icon
+from .resources import ICON_PATH, help_url, icon
 
-DEVICES = ["auto", "cpu", "cuda"]
+#: s2m-geo's --device choices; a new one goes last (qgis_process and saved models use the index).
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+#: How the CLI's own error lines start (``s2m-geo: error: ...``; click's ``Error: ...``).
+CLI_ERROR_PREFIXES = ("s2m-geo:", "Error:")
 
 
 def executable_setting() -> str:
@@ -38,6 +43,41 @@ def executable_setting() -> str:
 def find_executable() -> str:
     """The s2m-geo executable from the setting, S2M_GEO_EXECUTABLE or PATH (or an exception)."""
     return runner.find_executable(executable_setting())
+
+
+def _tr(text):
+    return QCoreApplication.translate("S2M", text)
+
+
+class ProgressWords:
+    """Says in the log what s2m-geo is doing, from its progress lines: each stage once, in
+    words, and the tiles at every tenth of the inference (not a line per batch of tiles)."""
+
+    def __init__(self, push, raster):
+        self.push = push
+        self.raster = raster
+        self.stage = None
+        self.next_tenth = 0
+
+    def __call__(self, stage, done, total):
+        if stage != self.stage:
+            self.stage, self.next_tenth = stage, 0
+            if stage == "write":
+                if self.raster:
+                    self.push(_tr("Writing the change raster"))
+            elif stage == "vectorize":
+                self.push(_tr("Describing the change polygons"))
+            elif stage != "infer":
+                self.push("{0}…".format(stage))
+        if stage != "infer":
+            return
+        try:
+            tenths = 10 * float(done) / float(total)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return
+        if tenths >= self.next_tenth:
+            self.push(_tr("Detecting changes: tile {0} of {1}").format(int(done), int(total)))
+            self.next_tenth = 11 if tenths >= 10 else int(tenths) + 1
 
 
 class LoadStoredStyle(QgsProcessingLayerPostProcessorInterface):
@@ -100,6 +140,9 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
     def icon(self):
         return icon()
 
+    def svgIconPath(self):  # noqa: N802 - QGIS's name
+        return ICON_PATH
+
     def tags(self):
         return self.tr("change,damage,s2m,siamese,masks can talk,building,destroyed,gaza").split(",")
 
@@ -107,19 +150,20 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         return self.tr(
             "Finds and describes change between a pre and a post scene with an S2M change model, "
             "by running the s2m-geo command line (s2m-geo predict) in its own Python environment.\n\n"
-            "The result is a GeoPackage with two layers, styled by class: <b>changes</b> (one polygon "
-            "per change region: what, how, where, how many, area, confidence and a sentence) and "
-            "<b>scenes</b> (the footprint with the scene's sentences). Optionally the change raster "
-            "(class ids, GeoTIFF) too.\n\n"
+            "The result is a GeoPackage with two layers, styled by class and named after the post "
+            "scene: changes (one polygon per change region: what, how, where, how many, area, "
+            "confidence and a sentence) and scenes (the footprint with the scene's sentences). "
+            "Optionally the change raster (class ids, GeoTIFF; no change is transparent) too.\n\n"
+            "Pre and post must be two different files: the scenes before and after the event.\n\n"
             "Model package: a .safetensors package or ONNX model; empty = s2m-geo's default model. "
-            "Tile size and overlap: empty = the model's. Minimum area drops smaller change "
-            "polygons (m²).\n\n"
+            "Minimum area drops smaller change polygons (m²). Advanced parameters: tile size and "
+            "overlap (empty = the model's) and the device.\n\n"
             "The s2m-geo executable is taken from Settings > Options > Processing > Providers > S2M, "
             "else from the S2M_GEO_EXECUTABLE environment variable, else from PATH."
         )
 
     def helpUrl(self):
-        return "https://github.com/s2m-geo/s2m-geo#qgis-plugin"
+        return help_url("qgis-plugin")
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.PRE, self.tr("Pre scene (before)")))
@@ -133,7 +177,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
                 fileFilter=self.tr("S2M model (*.safetensors *.onnx);;All files (*)"),
             )
         )
-        self.addParameter(
+        self._add_advanced(
             QgsProcessingParameterNumber(
                 self.TILE_SIZE,
                 self.tr("Tile size in pixels (empty: the model's)"),
@@ -144,7 +188,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
                 maxValue=8192,
             )
         )
-        self.addParameter(
+        self._add_advanced(
             QgsProcessingParameterNumber(
                 self.OVERLAP,
                 self.tr("Tile overlap in pixels (empty: the model's)"),
@@ -155,7 +199,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
                 maxValue=4096,
             )
         )
-        self.addParameter(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue=0))
+        self._add_advanced(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue=0))
         min_area = QgsProcessingParameterNumber(
             self.MIN_AREA,
             self.tr("Minimum change area, m²"),
@@ -177,6 +221,11 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         )
         self.addOutput(QgsProcessingOutputVectorLayer(self.SCENES, self.tr("Scenes"), QgsProcessing.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber(self.N_CHANGES, self.tr("Number of change polygons")))
+
+    def _add_advanced(self, parameter):
+        """A parameter under "Advanced parameters" (collapsed: the model's values are right)."""
+        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(parameter)
 
     def cli_labels(self) -> dict:
         """The s2m-geo parameter each dialog parameter sets -> its label, so the CLI's errors
@@ -302,15 +351,18 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             min_area=min_area,
         )
         feedback.pushCommandInfo(" ".join(_quote(a) for a in cmd))
-        stage_seen = set()
+        progress_words = ProgressWords(feedback.pushInfo, raster=bool(raster))
 
         def on_progress(stage, done, total):
-            if stage not in stage_seen:
-                stage_seen.add(stage)
-                feedback.pushInfo(self.tr("{0}: {1} step(s)").format(stage, total))
+            progress_words(stage, done, total)
             pct = runner.overall_percent(stage, done, total)
             if pct is not None:
                 feedback.setProgress(pct)
+
+        def on_error(line):
+            # The CLI's own error lines make the failure's message: shown there, once.
+            if not line.startswith(CLI_ERROR_PREFIXES):
+                feedback.pushConsoleInfo(line)
 
         result = runner.run_cli(
             cmd,
@@ -320,7 +372,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             on_message=feedback.pushInfo,
             on_warning=feedback.pushWarning,
             on_output=lambda line: feedback.pushInfo(line) if line.strip() else None,
-            on_error=feedback.pushConsoleInfo,
+            on_error=on_error,
             labels=self.cli_labels(),
             is_canceled=feedback.isCanceled,
         )
@@ -330,7 +382,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
                 feedback.pushDebugInfo("removed {0}".format(path))
             raise QgsProcessingException(self.tr("Cancelled: s2m-geo was stopped and no output was written."))
         if result.returncode != 0:
-            raise QgsProcessingException(runner.describe_failure(result))
+            raise QgsProcessingException(self._failure(result))
         if not os.path.isfile(out):
             raise QgsProcessingException(self.tr("s2m-geo finished but wrote no {0}").format(out))
 
@@ -343,6 +395,15 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         self._load_results(context, out, raster, changes_uri, scenes_uri, post_name)
         feedback.setProgress(100)
         return {self.OUTPUT: out, self.OUTPUT_RASTER: raster, self.SCENES: scenes_uri, self.N_CHANGES: n_changes}
+
+    def _failure(self, result):
+        """The message of a failed run, without repeating what the log already shows: the
+        CLI's error lines when it wrote any (they were kept out of the log), else only how it
+        ended (its other lines are in the log above)."""
+        if any(e.startswith(CLI_ERROR_PREFIXES) for e in result.errors):
+            return runner.describe_failure(result)
+        ended = runner.describe_failure(dataclasses.replace(result, errors=[]))
+        return ended + " " + self.tr("What it wrote is in the log above.") if result.errors else ended
 
     def _load_results(self, context, out, raster, changes_uri, scenes_uri, post_name):
         """Load the GeoPackage's two layers by name (not "the first layer of the file") and the
