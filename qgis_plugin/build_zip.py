@@ -5,7 +5,8 @@
     python3 qgis_plugin/build_zip.py -o x.zip
 
 The zip holds one top folder, ``s2m_geo_qgis/`` (the plugin's Python package name), with
-metadata.txt, the code, the icons and the project's LICENSE. No caches, no dotfiles; file
+metadata.txt, the code, the icons, the project's LICENSE and its README.md (the algorithm's
+help). No caches, no dotfiles; file
 times are fixed, so the same sources give the same bytes. Standard library only.
 """
 
@@ -18,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PLUGIN = "s2m_geo_qgis"
 SRC = os.path.join(HERE, PLUGIN)
 LICENSE = os.path.join(os.path.dirname(HERE), "LICENSE")
+README = os.path.join(os.path.dirname(HERE), "README.md")
 STAMP = (2020, 1, 1, 0, 0, 0)
 
 
@@ -33,6 +35,8 @@ def plugin_files():
             files.append((path, PLUGIN + "/" + os.path.relpath(path, SRC).replace(os.sep, "/")))
     if os.path.isfile(LICENSE):
         files.append((LICENSE, PLUGIN + "/LICENSE"))
+    if os.path.isfile(README):  # the algorithm's help (helpUrl), readable offline
+        files.append((README, PLUGIN + "/README.md"))
     return files
 
 

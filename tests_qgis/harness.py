@@ -254,9 +254,32 @@ def tiny_model(cli, tmp_path_factory):
     return str(path)
 
 
+FIELD_ALIASES = """
+import json
+from s2m_geo.classes import load_class_table
+from s2m_geo.vector.output import CHANGE_ALIASES, scenes_aliases
+print(json.dumps({"changes": CHANGE_ALIASES, "scenes": scenes_aliases(load_class_table())}))
+"""
+
+
+@pytest.fixture(scope="session")
+def field_aliases(cli):
+    """The aliases s2m-geo gives the fields of ``changes`` and ``scenes`` (their one home,
+    s2m_geo.vector.output, read in the CLI's environment), by layer."""
+    out = subprocess.run(
+        [_cli_python(cli), "-c", FIELD_ALIASES], check=True, env=_clean_env(), capture_output=True, text=True
+    ).stdout
+    return json.loads(out)
+
+
+def layer_aliases(layer):
+    """What QGIS shows for each field of a vector layer (its alias), the GeoPackage's fid aside."""
+    return {f.name(): layer.attributeAlias(i) for i, f in enumerate(layer.fields()) if f.name() != "fid"}
+
+
 # --- a fake CLI (no torch; fast, scriptable) ----------------------------------------------
 FAKE_CLI = r'''#!/usr/bin/python3
-"""Stands in for s2m-geo: FAKE_S2M_MODE = ok | hang | fail; records argv/env in FAKE_S2M_LOG."""
+"""Stands in for s2m-geo: FAKE_S2M_MODE = ok | warn | hang | fail | crash; records argv/env in FAKE_S2M_LOG."""
 import json, os, signal, subprocess, sys, time
 argv = sys.argv[1:]
 mode = os.environ.get("FAKE_S2M_MODE", "ok")
@@ -269,9 +292,15 @@ def progress(stage, done, total):
 if mode == "fail":
     err.write("s2m-geo: error: " + argv[1] + ": not a raster GDAL can read; check the path\n")
     sys.exit(2)
+if mode == "crash":
+    err.write('Traceback (most recent call last):\n  File "x.py", line 1, in <module>\nRuntimeError: boom\n')
+    sys.exit(1)
 err.write(json.dumps({"message": "fake model loaded"}) + "\n"); err.flush()
 if argv[1] == argv[2]:
     err.write(json.dumps({"warning": argv[1] + " is given as both pre and post"}) + "\n")
+    err.flush()
+if mode == "warn":
+    err.write(json.dumps({"warning": "post overlaps pre by only 40%"}) + "\n")
     err.flush()
 if mode == "hang":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a child that will not stop: needs SIGKILL

@@ -92,6 +92,40 @@ def test_dialog_warns_with_the_install_command_when_s2m_geo_is_missing(
     assert not ok and "s2m-geo command line was not found" in msg and "Traceback" not in msg
 
 
+def test_dialog_refuses_the_active_layer_as_both_scenes(plugin, project, iface, scene, fake_cli, monkeypatch):
+    """QGIS fills both scene boxes with the active layer; Run then says why it will not run,
+    and s2m-geo is not started."""
+    from processing import createAlgorithmDialog
+    from qgis.core import QgsProcessingContext, QgsRasterLayer
+    from qgis.PyQt.QtWidgets import QMessageBox
+
+    pre = QgsRasterLayer(scene["pre"], "pre")
+    post = QgsRasterLayer(scene["post"], "post")
+    project.addMapLayers([pre, post])
+    iface.activeLayer.return_value = post
+    try:
+        dlg = createAlgorithmDialog(ALG, {})
+    finally:
+        iface.activeLayer.return_value = None
+    params = dlg.createProcessingParameters()
+    assert params["PRE"] == params["POST"] == post.id()  # QGIS's default for both
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warned.append(a[1:]) or QMessageBox.Ok)
+    dlg.runButton().click()
+    assert len(warned) == 1, warned
+    title, text = warned[0]
+    assert title == "Unable to execute algorithm"
+    assert '"Pre scene (before)" and "Post scene (after)" are the same file' in text and scene["post"] in text
+    assert not fake_cli.log_path.exists()
+    dlg.setParameters({"PRE": pre.id(), "POST": post.id()})
+    context = QgsProcessingContext()
+    context.setProject(project)
+    ok, msg = dlg.algorithm().checkParameterValues(dlg.createProcessingParameters(), context)
+    assert ok, msg
+    dlg.close()
+    del pre, post
+
+
 def _spin_until(pred, timeout):
     from qgis.PyQt.QtWidgets import QApplication
 
@@ -120,7 +154,7 @@ def test_dialog_screenshot_then_run_loads_even_an_empty_result(
     from qgis.core import QgsRasterLayer, QgsWkbTypes
 
     pre = QgsRasterLayer(scene["pre"], "pre")
-    post = QgsRasterLayer(scene["post"], "post")
+    post = QgsRasterLayer(scene["post"], "Gaza north 2024-01-12")
     project.addMapLayers([pre, post])
     dlg = createAlgorithmDialog(ALG, {"PRE": pre.id(), "POST": post.id()})
     dlg.show()
@@ -142,7 +176,7 @@ def test_dialog_screenshot_then_run_loads_even_an_empty_result(
     assert _spin_until(lambda: finished, 180), "the dialog's run did not finish"
     ok, res = finished[0]
     assert ok and res["N_CHANGES"] == 0 and out.is_file()
-    layer = project.mapLayersByName("Changes")[0]
+    layer = project.mapLayersByName("changes — Gaza north 2024-01-12")[0]  # the post layer's name
     assert layer.isValid() and layer.featureCount() == 0
     assert layer.geometryType() == QgsWkbTypes.PolygonGeometry  # not a geometry-less table
     assert layer.renderer().type() == "categorizedSymbol" and layer.renderer().classAttribute() == "class_id"

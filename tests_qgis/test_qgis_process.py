@@ -8,7 +8,7 @@ import sys
 import zipfile
 
 import pytest
-from harness import PLUGIN_NAME, QGIS_PROCESS, ROOT, qgis_process_env
+from harness import PLUGIN_NAME, QGIS_PROCESS, ROOT, layer_aliases, qgis_process_env
 
 ALG = "s2m:detect_changes"
 
@@ -39,6 +39,7 @@ def installed(tmp_path_factory):
     meta = (plugin_dir / "metadata.txt").read_text()
     assert "qgisMinimumVersion=3.22" in meta and "hasProcessingProvider=yes" in meta
     assert (plugin_dir / "icon.png").is_file() and (plugin_dir / "LICENSE").is_file()
+    assert (plugin_dir / "README.md").read_bytes() == (ROOT / "README.md").read_bytes()  # the help
     profile = tmp / "profile"
     profile.mkdir()
     env = qgis_process_env(plugins, profile)
@@ -54,7 +55,9 @@ def _run(env, params, timeout=300):
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_qgis_process_run_writes_a_geopackage_with_both_layers(installed, cli, tiny_model, scene, tmp_path):
+def test_qgis_process_run_writes_a_geopackage_with_both_layers(
+    installed, cli, tiny_model, scene, tmp_path, field_aliases
+):
     env = dict(installed, S2M_GEO_EXECUTABLE=cli)
     out = tmp_path / "changes.gpkg"
     r = _run(
@@ -96,7 +99,31 @@ def test_qgis_process_run_writes_a_geopackage_with_both_layers(installed, cli, t
 
     layer = QgsVectorLayer(f"{out}|layername=changes", "changes", "ogr")  # opens styled
     assert layer.isValid() and layer.renderer().type() == "categorizedSymbol"
-    del layer
+    assert layer_aliases(layer) == field_aliases["changes"]  # any QGIS opening the file
+    scenes = QgsVectorLayer(f"{out}|layername=scenes", "scenes", "ogr")
+    assert layer_aliases(scenes) == field_aliases["scenes"]
+    del layer, scenes
+
+
+def test_qgis_process_help_is_plain_text_with_the_bundled_readme(installed):
+    """`qgis_process help` prints the short help as it is: no HTML tags; the help URL is the
+    README inside the installed plugin (offline); tile size, overlap and device are advanced."""
+    from pathlib import Path
+
+    from qgis.PyQt.QtCore import QUrl
+
+    def qgis_process_help(*json_flag):
+        args = [QGIS_PROCESS, *json_flag, "help", ALG]
+        return subprocess.run(args, env=installed, capture_output=True, text=True, timeout=120).stdout
+
+    plain = qgis_process_help()
+    assert "Pre and post must be two different files" in plain and "<b>" not in plain and "</" not in plain
+    report = json.loads(qgis_process_help("--json"))
+    url = QUrl(report["algorithm_details"]["help_url"])
+    readme = Path(installed["QGIS_PLUGINPATH"]) / PLUGIN_NAME / "README.md"
+    assert url.isLocalFile() and url.toLocalFile() == str(readme) and url.fragment() == "qgis-plugin"
+    advanced = {name for name, p in report["parameters"].items() if p["is_advanced"]}
+    assert advanced == {"TILE_SIZE", "OVERLAP", "DEVICE"}
 
 
 def test_qgis_process_without_s2m_geo_says_how_to_install(installed, scene, tmp_path):

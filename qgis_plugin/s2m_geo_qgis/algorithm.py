@@ -1,6 +1,7 @@
 """The Processing algorithm "Detect changes (S2M)" (``s2m:detect_changes``)."""
 
 import collections
+import dataclasses
 import os
 
 from qgis.core import (
@@ -11,6 +12,7 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -24,9 +26,12 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from . import runner
-from .resources import icon
+from .resources import ICON_PATH, help_url, icon
 
-DEVICES = ["auto", "cpu", "cuda"]
+#: s2m-geo's --device choices; a new one goes last (qgis_process and saved models use the index).
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+#: How the CLI's own error lines start (``s2m-geo: error: ...``; click's ``Error: ...``).
+CLI_ERROR_PREFIXES = ("s2m-geo:", "Error:")
 
 
 def executable_setting() -> str:
@@ -40,11 +45,47 @@ def find_executable() -> str:
     return runner.find_executable(executable_setting())
 
 
-class LoadStoredStyle(QgsProcessingLayerPostProcessorInterface):
-    """Applies the style stored in the GeoPackage (``layer_styles``) to a loaded result.
+def _tr(text):
+    return QCoreApplication.translate("S2M", text)
 
-    Processing loads result layers without their default style, so the class colours the
-    CLI stores would be lost without this.
+
+class ProgressWords:
+    """Says in the log what s2m-geo is doing, from its progress lines: each stage once, in
+    words, and the tiles at every tenth of the inference (not a line per batch of tiles)."""
+
+    def __init__(self, push, raster):
+        self.push = push
+        self.raster = raster
+        self.stage = None
+        self.next_tenth = 0
+
+    def __call__(self, stage, done, total):
+        if stage != self.stage:
+            self.stage, self.next_tenth = stage, 0
+            if stage == "write":
+                if self.raster:
+                    self.push(_tr("Writing the change raster"))
+            elif stage == "vectorize":
+                self.push(_tr("Describing the change polygons"))
+            elif stage != "infer":
+                self.push("{0}…".format(stage))
+        if stage != "infer":
+            return
+        try:
+            tenths = 10 * float(done) / float(total)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return
+        if tenths >= self.next_tenth:
+            self.push(_tr("Detecting changes: tile {0} of {1}").format(int(done), int(total)))
+            self.next_tenth = 11 if tenths >= 10 else int(tenths) + 1
+
+
+class LoadStoredStyle(QgsProcessingLayerPostProcessorInterface):
+    """Applies a result's default style: the one stored in the GeoPackage (``layer_styles``)
+    for the two vector layers, ``NAME.qml`` beside the change raster.
+
+    Processing loads result layers without their default style, so the class colours (and,
+    for the raster, the transparent "no change" class) the CLI writes would be lost without this.
     """
 
     # The context takes ownership of (and deletes) each post-processor, so every layer gets a
@@ -99,6 +140,9 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
     def icon(self):
         return icon()
 
+    def svgIconPath(self):  # noqa: N802 - QGIS's name
+        return ICON_PATH
+
     def tags(self):
         return self.tr("change,damage,s2m,siamese,masks can talk,building,destroyed,gaza").split(",")
 
@@ -106,19 +150,20 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         return self.tr(
             "Finds and describes change between a pre and a post scene with an S2M change model, "
             "by running the s2m-geo command line (s2m-geo predict) in its own Python environment.\n\n"
-            "The result is a GeoPackage with two layers, styled by class: <b>changes</b> (one polygon "
-            "per change region: what, how, where, how many, area, confidence and a sentence) and "
-            "<b>scenes</b> (the footprint with the scene's sentences). Optionally the change raster "
-            "(class ids, GeoTIFF) too.\n\n"
+            "The result is a GeoPackage with two layers, styled by class and named after the post "
+            "scene: changes (one polygon per change region: what, how, where, how many, area, "
+            "confidence and a sentence) and scenes (the footprint with the scene's sentences). "
+            "Optionally the change raster (class ids, GeoTIFF; no change is transparent) too.\n\n"
+            "Pre and post must be two different files: the scenes before and after the event.\n\n"
             "Model package: a .safetensors package or ONNX model; empty = s2m-geo's default model. "
-            "Tile size and overlap: empty = the model's. Minimum area drops smaller change "
-            "polygons (m²).\n\n"
+            "Minimum area drops smaller change polygons (m²). Advanced parameters: tile size and "
+            "overlap (empty = the model's) and the device.\n\n"
             "The s2m-geo executable is taken from Settings > Options > Processing > Providers > S2M, "
             "else from the S2M_GEO_EXECUTABLE environment variable, else from PATH."
         )
 
     def helpUrl(self):
-        return "https://github.com/s2m-geo/s2m-geo#qgis-plugin"
+        return help_url("qgis-plugin")
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.PRE, self.tr("Pre scene (before)")))
@@ -132,7 +177,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
                 fileFilter=self.tr("S2M model (*.safetensors *.onnx);;All files (*)"),
             )
         )
-        self.addParameter(
+        self._add_advanced(
             QgsProcessingParameterNumber(
                 self.TILE_SIZE,
                 self.tr("Tile size in pixels (empty: the model's)"),
@@ -143,7 +188,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
                 maxValue=8192,
             )
         )
-        self.addParameter(
+        self._add_advanced(
             QgsProcessingParameterNumber(
                 self.OVERLAP,
                 self.tr("Tile overlap in pixels (empty: the model's)"),
@@ -154,7 +199,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
                 maxValue=4096,
             )
         )
-        self.addParameter(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue=0))
+        self._add_advanced(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue=0))
         min_area = QgsProcessingParameterNumber(
             self.MIN_AREA,
             self.tr("Minimum change area, m²"),
@@ -176,6 +221,11 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         )
         self.addOutput(QgsProcessingOutputVectorLayer(self.SCENES, self.tr("Scenes"), QgsProcessing.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber(self.N_CHANGES, self.tr("Number of change polygons")))
+
+    def _add_advanced(self, parameter):
+        """A parameter under "Advanced parameters" (collapsed: the model's values are right)."""
+        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(parameter)
 
     def cli_labels(self) -> dict:
         """The s2m-geo parameter each dialog parameter sets -> its label, so the CLI's errors
@@ -209,7 +259,28 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             find_executable()
         except runner.ExecutableNotFound as exc:
             return False, str(exc)
-        return super().checkParameterValues(parameters, context)
+        ok, msg = super().checkParameterValues(parameters, context)
+        if ok:
+            same = self._same_scenes(parameters, context)
+            if same:
+                return False, same
+        return ok, msg
+
+    def _same_scenes(self, parameters, context):
+        """Why the run is refused when pre and post are one file (the dialog puts the active
+        layer in both by default), else ''."""
+        pre = self.parameterAsRasterLayer(parameters, self.PRE, context)
+        post = self.parameterAsRasterLayer(parameters, self.POST, context)
+        if pre is None or post is None or not runner.same_file(pre.source(), post.source()):
+            return ""
+        return self.tr(
+            "{0} and {1} are the same file ({2}): there is nothing to compare, so no change could be "
+            "found. Choose the scene from before the event as {0} and the one from after it as {1}."
+        ).format(
+            '"{0}"'.format(self.parameterDefinition(self.PRE).description()),
+            '"{0}"'.format(self.parameterDefinition(self.POST).description()),
+            pre.source(),
+        )
 
     def _raster_path(self, parameters, name, context):
         layer = self.parameterAsRasterLayer(parameters, name, context)
@@ -231,6 +302,22 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             return None
         return alg.parameterAsInt(parameters, name, context)
 
+    def _output_paths(self, parameters, context):
+        """(GeoPackage, change raster or None), checked, their folders made."""
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        if not out.lower().endswith(".gpkg"):
+            raise QgsProcessingException(self.tr("Changes must be a GeoPackage file (.gpkg), got: {0}").format(out))
+        raster = self.parameterAsOutputLayer(parameters, self.OUTPUT_RASTER, context) or None
+        if not raster:
+            _forget_unset_output(context, self.OUTPUT_RASTER)
+        elif not raster.lower().endswith((".tif", ".tiff")):
+            raise QgsProcessingException(
+                self.tr("Change raster must be a GeoTIFF file (.tif), got: {0}").format(raster)
+            )
+        for path in filter(None, (out, raster)):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return out, raster
+
     # -- run ------------------------------------------------------------------------------
     def processAlgorithm(self, parameters, context, feedback):
         try:
@@ -239,13 +326,9 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from None
         pre = self._raster_path(parameters, self.PRE, context)
         post = self._raster_path(parameters, self.POST, context)
-        if runner.same_file(pre, post):
-            feedback.pushWarning(
-                self.tr(
-                    "Pre-event and post-event scene are the same file ({0}): there is nothing to "
-                    "compare, so no change will be found. Choose the two dates' scenes."
-                ).format(pre)
-            )
+        same = self._same_scenes(parameters, context)  # batch mode does not call checkParameterValues
+        if same:
+            raise QgsProcessingException(same)
         model = self.parameterAsFile(parameters, self.MODEL, context) or None
         if model and not os.path.isfile(model):
             raise QgsProcessingException(self.tr("Model package not found: {0}").format(model))
@@ -253,17 +336,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         overlap = self._optional_int(self, parameters, self.OVERLAP, context)
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         min_area = self.parameterAsDouble(parameters, self.MIN_AREA, context)
-        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        if not out.lower().endswith(".gpkg"):
-            raise QgsProcessingException(self.tr("Changes must be a GeoPackage file (.gpkg), got: {0}").format(out))
-        raster = self.parameterAsOutputLayer(parameters, self.OUTPUT_RASTER, context) or None
-        if raster and not raster.lower().endswith((".tif", ".tiff")):
-            raise QgsProcessingException(
-                self.tr("Change raster must be a GeoTIFF file (.tif), got: {0}").format(raster)
-            )
-        for path in filter(None, (out, raster)):
-            folder = os.path.dirname(os.path.abspath(path))
-            os.makedirs(folder, exist_ok=True)
+        out, raster = self._output_paths(parameters, context)
 
         cmd = runner.build_command(
             exe,
@@ -278,25 +351,28 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             min_area=min_area,
         )
         feedback.pushCommandInfo(" ".join(_quote(a) for a in cmd))
-        stage_seen = set()
+        progress_words = ProgressWords(feedback.pushInfo, raster=bool(raster))
 
         def on_progress(stage, done, total):
-            if stage not in stage_seen:
-                stage_seen.add(stage)
-                feedback.pushInfo(self.tr("{0}: {1} step(s)").format(stage, total))
+            progress_words(stage, done, total)
             pct = runner.overall_percent(stage, done, total)
             if pct is not None:
                 feedback.setProgress(pct)
 
+        def on_error(line):
+            # The CLI's own error lines make the failure's message: shown there, once.
+            if not line.startswith(CLI_ERROR_PREFIXES):
+                feedback.pushConsoleInfo(line)
+
         result = runner.run_cli(
             cmd,
-            outputs=[out, raster],
+            outputs=[out, raster, raster_style_path(raster)],
             on_start=lambda pid: feedback.pushDebugInfo("s2m-geo started as process {0}".format(pid)),
             on_progress=on_progress,
             on_message=feedback.pushInfo,
             on_warning=feedback.pushWarning,
             on_output=lambda line: feedback.pushInfo(line) if line.strip() else None,
-            on_error=feedback.pushConsoleInfo,
+            on_error=on_error,
             labels=self.cli_labels(),
             is_canceled=feedback.isCanceled,
         )
@@ -306,7 +382,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
                 feedback.pushDebugInfo("removed {0}".format(path))
             raise QgsProcessingException(self.tr("Cancelled: s2m-geo was stopped and no output was written."))
         if result.returncode != 0:
-            raise QgsProcessingException(runner.describe_failure(result))
+            raise QgsProcessingException(self._failure(result))
         if not os.path.isfile(out):
             raise QgsProcessingException(self.tr("s2m-geo finished but wrote no {0}").format(out))
 
@@ -315,28 +391,60 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         layer = QgsVectorLayer(changes_uri, "changes", "ogr")
         n_changes = layer.featureCount() if layer.isValid() else None
         del layer
-        self._load_both_layers(context, out, changes_uri, scenes_uri)
+        post_name = self.parameterAsRasterLayer(parameters, self.POST, context).name()
+        self._load_results(context, out, raster, changes_uri, scenes_uri, post_name)
         feedback.setProgress(100)
         return {self.OUTPUT: out, self.OUTPUT_RASTER: raster, self.SCENES: scenes_uri, self.N_CHANGES: n_changes}
 
-    def _load_both_layers(self, context, out, changes_uri, scenes_uri):
-        """Load the GeoPackage's two layers by name (not "the first layer of the file")."""
-        if not context.willLoadLayerOnCompletion(out):
-            return
-        details = context.layerToLoadOnCompletionDetails(out)
+    def _failure(self, result):
+        """The message of a failed run, without repeating what the log already shows: the
+        CLI's error lines when it wrote any (they were kept out of the log), else only how it
+        ended (its other lines are in the log above)."""
+        if any(e.startswith(CLI_ERROR_PREFIXES) for e in result.errors):
+            return runner.describe_failure(result)
+        ended = runner.describe_failure(dataclasses.replace(result, errors=[]))
+        return ended + " " + self.tr("What it wrote is in the log above.") if result.errors else ended
+
+    def _load_results(self, context, out, raster, changes_uri, scenes_uri, post_name):
+        """Load the GeoPackage's two layers by name (not "the first layer of the file") and the
+        change raster, each named after the post scene ("changes — NAME", so the results of
+        several runs can be told apart) and given its stored style."""
         layers = dict(context.layersToLoadOnCompletion())
-        layers.pop(out, None)
-        changes = QgsProcessingContext.LayerDetails(
-            details.name or self.tr("Changes"), details.project, self.OUTPUT, QgsProcessingUtils.LayerHint.Vector
-        )
-        scenes = QgsProcessingContext.LayerDetails(
-            self.tr("Scenes"), details.project, self.SCENES, QgsProcessingUtils.LayerHint.Vector
-        )
-        changes.setPostProcessor(LoadStoredStyle.create())
-        scenes.setPostProcessor(LoadStoredStyle.create())
-        layers[changes_uri] = changes
-        layers[scenes_uri] = scenes
+        details = layers.pop(out, None)
+        if details is not None:
+            vectors = ((changes_uri, self.tr("changes"), self.OUTPUT), (scenes_uri, self.tr("scenes"), self.SCENES))
+            for uri, label, output in vectors:
+                layers[uri] = QgsProcessingContext.LayerDetails(
+                    "", details.project, output, QgsProcessingUtils.LayerHint.Vector
+                )
+                self._name_and_style(layers[uri], label, post_name)
+        if raster in layers:
+            self._name_and_style(layers[raster], self.tr("change raster"), post_name)
         context.setLayersToLoadOnCompletion(layers)
+
+    def _name_and_style(self, details, label, post_name):
+        details.name = self.tr("{0} — {1}").format(label, post_name)
+        details.forceName = True  # not the file's name ("Prefer output filename for layer names")
+        details.setPostProcessor(LoadStoredStyle.create())
+
+
+def _forget_unset_output(context, name):
+    """Unregister the optional output ``name`` left empty from loading on completion.
+
+    The batch dialog passes every output as a QgsProcessingOutputLayerDefinition, and QGIS
+    registers even an empty one for loading, under the path ''; Processing then reports it
+    as a layer that was "not correctly generated" and marks the row as failed.
+    """
+    layers = dict(context.layersToLoadOnCompletion())
+    kept = {path: d for path, d in layers.items() if path or d.outputName != name}
+    if len(kept) != len(layers):
+        context.setLayersToLoadOnCompletion(kept)
+
+
+def raster_style_path(raster):
+    """The style s2m-geo writes beside the change raster (``NAME.qml``; QGIS's default style
+    name for a file), or None without a raster."""
+    return os.path.splitext(raster)[0] + ".qml" if raster else None
 
 
 def _quote(arg: str) -> str:

@@ -22,6 +22,11 @@ class S2MProvider(QgsProcessingProvider):
     def icon(self):
         return icon()
 
+    def svgIconPath(self):  # noqa: N802 - QGIS's name
+        from .resources import ICON_PATH
+
+        return ICON_PATH
+
     def load(self):
         # The executable setting shows up in Settings > Options > Processing > Providers > S2M
         # and is stored in QgsSettings under runner.SETTINGS_KEY.

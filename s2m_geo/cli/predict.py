@@ -88,8 +88,12 @@ def predict(
                 f"the change raster itself; drop {{raster}} or give a .gpkg output",
                 params=("raster", "output"),
             )
+        from ..predict.style import style_path
+
         check_outputs(
-            {"output": output, "probabilities": probabilities}, {"pre": pre, "post": post, "model": model}, overwrite
+            [("output", output), ("output", style_path(output)), ("probabilities", probabilities)],
+            {"pre": pre, "post": post, "model": model},
+            overwrite,
         )
     opts = options
     with Progress(progress_mode) as progress:

@@ -33,6 +33,7 @@ from ..model.normalization import Normalization
 from ..outputs import check_outputs, claimed, same_file
 from .runners import ChangeModel, load_change_model
 from .stitch import BlockPartial, Stitcher
+from .style import style_path, write_raster_style
 from .tiling import Block, Rect, TileLayout
 
 Progress = Callable[[str, int, int], None]
@@ -310,10 +311,9 @@ def predict(
     raster = Path(raster) if raster else None
     probabilities = Path(probabilities) if probabilities else None
     model_file = model if isinstance(model, (str, Path)) else None
-    check_outputs(
-        {"raster": raster, "probabilities": probabilities}, {"pre": pre, "post": post, "model": model_file}, overwrite
-    )
-    with claimed([raster, probabilities]), published_together():
+    outputs = [("raster", raster), ("raster", raster and style_path(raster)), ("probabilities", probabilities)]
+    check_outputs(outputs, {"pre": pre, "post": post, "model": model_file}, overwrite)
+    with claimed([path for _, path in outputs]), published_together():
         return _predict(pre, post, raster, model, opts, probabilities, progress, client, sinks)
 
 
@@ -378,6 +378,7 @@ def _predict(
                         _cog(writer.tmp_raster, final_tmp, "NEAREST")
                 finally:
                     discard(writer.tmp_raster)
+                write_raster_style(raster, meta.class_table)
             if writer.tmp_probs is not None and probabilities is not None:
                 publish(writer.tmp_probs, probabilities)
             if progress:

@@ -41,7 +41,7 @@ def write_merged(path: Path, outcomes: list[SceneOutcome], table: ClassTable) ->
     try:
         for layer in ("changes", "scenes"):
             _append_layer(tmp, layer, outcomes, files, crss, target, first_layer=layer == "changes")
-        write_layer_styles(tmp, {"changes": changes_qml(table), "scenes": scenes_qml()})
+        write_layer_styles(tmp, {"changes": changes_qml(table), "scenes": scenes_qml(table)})
         publish(tmp, path)
     finally:
         discard(tmp)

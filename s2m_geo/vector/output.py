@@ -16,7 +16,8 @@ counts and areas, the scene's own S2M sentences (one quadruple per class present
 counts and areas per 3×3 cell and per compass sector (:mod:`s2m_geo.zones.sectors`).
 
 ``.gpkg`` holds both layers plus QGIS styles in ``layer_styles`` (categorised by class with
-the table's colours), so it opens styled. ``.geojson``, ``.fgb`` and ``.parquet`` (GeoParquet)
+the table's colours, every field with an alias in words: :data:`CHANGE_ALIASES`,
+:func:`scenes_aliases`), so it opens styled. ``.geojson``, ``.fgb`` and ``.parquet`` (GeoParquet)
 hold one layer each: ``changes`` in the named file and ``scenes`` beside it as
 ``NAME_scenes.EXT``. Every file is written under a temporary name and renamed.
 """
@@ -28,7 +29,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 from shapely.geometry import Polygon
 
@@ -37,25 +38,53 @@ from ..classes import ClassTable
 from ..describe import NO_CHANGE_SENTENCE, Quadruple, quantity_from_area, quantity_from_pixels, sentence
 from ..describe.geo import GeoFrame, ground_area_m2
 from ..errors import InputError
-from ..zones.sectors import scene_sectors, sector_columns
+from ..zones.sectors import CELLS, COMPASS, scene_sectors, sector_columns
 from .vectorize import Region, pixel_area, postprocess
 
-CHANGE_COLUMNS = [
-    "class_id",
-    "category",
-    "change_type",
-    "quantity",
-    "direction",
-    "bearing_deg",
-    "distance_m",
-    "area_m2",
-    "confidence",
-    "description",
-    "lon",
-    "lat",
-    "scene_id",
-    "model",
-]
+#: The ``changes`` layer's columns, in order, with the alias QGIS shows for each (its style's
+#: ``<aliases>``): the words an analyst reads in the attribute table, forms and identify results.
+CHANGE_ALIASES = {
+    "class_id": "Class id",
+    "category": "What changed (category)",
+    "change_type": "How it changed (change type)",
+    "quantity": "Quantity (area class)",
+    "direction": "Where in the scene (3×3 cell)",
+    "bearing_deg": "Bearing from scene centre (° from true north)",
+    "distance_m": "Distance from scene centre (m)",
+    "area_m2": "Area (m²)",
+    "confidence": "Confidence (0–1)",
+    "description": "Description",
+    "lon": "Longitude (°)",
+    "lat": "Latitude (°)",
+    "scene_id": "Scene",
+    "model": "Model",
+}
+CHANGE_COLUMNS = list(CHANGE_ALIASES)
+#: The aliases of the ``scenes`` layer's fixed columns; :func:`scenes_aliases` adds the
+#: per-class and per-sector ones.
+SCENE_ALIASES = {
+    "scene_id": "Scene",
+    "pre": "Pre scene (file)",
+    "post": "Post scene (file)",
+    "model": "Model",
+    "width": "Width (px)",
+    "height": "Height (px)",
+    "changes": "Change polygons",
+    "changed_area_m2": "Changed area (m²)",
+    "direction_terms": "Directions (true north or image)",
+    "description": "Description",
+    "quadruples": "S2M quadruples (JSON)",
+}
+COMPASS_WORDS = {
+    "n": "north",
+    "ne": "northeast",
+    "e": "east",
+    "se": "southeast",
+    "s": "south",
+    "sw": "southwest",
+    "w": "west",
+    "nw": "northwest",
+}
 VECTOR_SUFFIXES = {
     ".gpkg": "GPKG",
     ".geojson": "GeoJSON",
@@ -234,6 +263,21 @@ class ChangeCollector:
         return gpd.GeoDataFrame([row], geometry=[Polygon(corners)], crs=f.crs)
 
 
+def scenes_aliases(table: ClassTable) -> dict[str, str]:
+    """Every column of the ``scenes`` layer, in order, with its alias in QGIS."""
+    aliases = dict(SCENE_ALIASES)
+    for c in table.change_classes:
+        label = c.label[:1].upper() + c.label[1:]
+        aliases[f"n_{c.name}"] = f"{label} (polygons)"
+        aliases[f"area_m2_{c.name}"] = f"{label} (m²)"
+    places = [("cell", n, f"{n} cell") for n in CELLS] + [("sector", n, f"{COMPASS_WORDS[n]} sector") for n in COMPASS]
+    for prefix, name, where in places:
+        aliases[f"n_{prefix}_{name}"] = f"Changes in the {where} (polygons)"
+        aliases[f"area_m2_{prefix}_{name}"] = f"Changed area in the {where} (m²)"
+    aliases["sectors"] = "Changes per cell and sector, by class (JSON)"
+    return aliases
+
+
 # --- QGIS styles ----------------------------------------------------------------------------------
 
 
@@ -259,8 +303,14 @@ def _fill_symbol(name: str, fill: str, outline: str, style: str = "solid", width
     )
 
 
+def _aliases_qml(aliases: dict[str, str]) -> str:
+    body = "".join(f"<alias field={quoteattr(f)} name={quoteattr(a)}/>" for f, a in aliases.items())
+    return f"<aliases>{body}</aliases>"
+
+
 def changes_qml(table: ClassTable) -> str:
-    """A QGIS style: categorised by ``class_id`` with the class table's colours."""
+    """A QGIS style: categorised by ``class_id`` with the class table's colours; the fields'
+    aliases (:data:`CHANGE_ALIASES`)."""
     cats, syms = [], []
     for i, c in enumerate(table.change_classes):
         label = escape(c.label)
@@ -268,21 +318,23 @@ def changes_qml(table: ClassTable) -> str:
         syms.append(_fill_symbol(str(i), _rgba(c.color, 150), _rgba(c.color)))
     return (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
-        '<qgis version="3.22.0" styleCategories="Symbology|Labeling">'
+        '<qgis version="3.22.0" styleCategories="Symbology|Labeling|Fields">'
         '<renderer-v2 type="categorizedSymbol" attr="class_id" symbollevels="0" enableorderby="0" '
         f'forceraster="0"><categories>{"".join(cats)}</categories><symbols>{"".join(syms)}</symbols>'
-        "</renderer-v2></qgis>"
+        f"</renderer-v2>{_aliases_qml(CHANGE_ALIASES)}</qgis>"
     )
 
 
-def scenes_qml() -> str:
-    """A QGIS style for the scene footprints: outline only."""
+def scenes_qml(table: ClassTable | None = None) -> str:
+    """A QGIS style for the scene footprints: outline only; with ``table``, the ``scenes``
+    layer's aliases (:func:`scenes_aliases`)."""
+    aliases = _aliases_qml(scenes_aliases(table)) if table is not None else ""
     return (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
-        '<qgis version="3.22.0" styleCategories="Symbology"><renderer-v2 type="singleSymbol" '
-        f'symbollevels="0" enableorderby="0" forceraster="0"><symbols>'
+        f'<qgis version="3.22.0" styleCategories="Symbology{"|Fields" if aliases else ""}">'
+        '<renderer-v2 type="singleSymbol" symbollevels="0" enableorderby="0" forceraster="0"><symbols>'
         f"{_fill_symbol('0', '0,0,0,0', '40,40,40,255', style='no', width=0.6)}</symbols>"
-        "</renderer-v2></qgis>"
+        f"</renderer-v2>{aliases}</qgis>"
     )
 
 
@@ -343,7 +395,7 @@ def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[
                 dataset_options={"VERSION": "1.2"},
             )
             scenes.to_file(tmp, layer="scenes", driver="GPKG", engine="pyogrio", append=True, geometry_type="Polygon")
-            write_layer_styles(tmp, {"changes": changes_qml(table), "scenes": scenes_qml()})
+            write_layer_styles(tmp, {"changes": changes_qml(table), "scenes": scenes_qml(table)})
         else:
             for frame, final in ((changes, path), (scenes, scenes_path(path))):
                 tmp = temp_path(final, create=False)
@@ -384,7 +436,10 @@ def write_changes(path: str | Path, changes, table: ClassTable) -> Path:
 
 __all__ = [
     "ChangeCollector",
+    "CHANGE_ALIASES",
     "CHANGE_COLUMNS",
+    "SCENE_ALIASES",
+    "scenes_aliases",
     "changes_qml",
     "scenes_qml",
     "write_vectors",

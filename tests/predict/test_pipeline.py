@@ -33,6 +33,29 @@ def test_georeference_is_exact_with_an_echo_model(tmp_path, small_scene):
     assert res.tiles > 0 and res.class_counts[1] == int(expect.sum())
 
 
+def test_the_raster_gets_a_qgis_style_with_no_change_transparent(tmp_path, small_scene):
+    """NAME.qml beside NAME.tif (QGIS applies it by itself): paletted, one entry per class of
+    the table with its legend label, class 0 transparent, no entry for nodata 255."""
+    import xml.etree.ElementTree as ET
+
+    from s2m_geo.classes import load_class_table
+    from s2m_geo.predict.style import style_path
+
+    out = tmp_path / "changes.tif"
+    predict(small_scene["pre"], small_scene["post"], out, BrightBandModel())
+    qml = style_path(out)
+    assert qml == tmp_path / "changes.qml" and qml.is_file()
+    renderer = ET.fromstring(qml.read_text(encoding="utf-8")).find("pipe/rasterrenderer")
+    assert renderer.get("type") == "paletted" and renderer.get("band") == "1"
+    entries = [e.attrib for e in renderer.findall("colorPalette/paletteEntry")]
+    table = load_class_table()
+    assert [int(e["value"]) for e in entries] == [c.id for c in table] and NODATA_CLASS not in table
+    assert entries[0] == {"value": "0", "color": "#000000", "alpha": "0", "label": "no change"}
+    for e, c in zip(entries[1:], table.change_classes):
+        assert (e["color"], e["alpha"], e["label"]) == (c.color, "255", c.label)
+    assert entries[1]["label"] == "destroyed building"
+
+
 def test_post_in_another_crs_and_gsd_aligns_onto_pre(tmp_path):
     same = write_scene(tmp_path / "same", SceneSpec(size=256, seed=4))
     other = write_scene(tmp_path / "other", SceneSpec(size=256, seed=4, post_crs="EPSG:4326", post_gsd=0.6))

@@ -12,10 +12,11 @@ import rasterio
 import shapely
 from rasterio.transform import from_origin
 
+from s2m_geo.classes import load_class_table
 from s2m_geo.detect import detect_changes
 from s2m_geo.predict.pipeline import PredictOptions
 from s2m_geo.testing import BrightBandModel, cli_command
-from s2m_geo.vector.output import CHANGE_COLUMNS
+from s2m_geo.vector.output import CHANGE_ALIASES, CHANGE_COLUMNS, scenes_aliases
 
 BRIGHT = {"confidence": 0.88, "base": 0.02}  # a stand-in model's probabilities
 TRANSFORM = from_origin(637000.0, 3486500.0, 0.5, 0.5)
@@ -60,6 +61,19 @@ def test_geopackage_schema_styles_and_attributes(tmp_path):
         styles = dict(con.execute("SELECT f_table_name, styleQML FROM layer_styles").fetchall())
     assert set(styles) == {"changes", "scenes"}
     assert 'attr="class_id"' in styles["changes"] and "227,26,28" in styles["changes"]
+    # every field has its alias in words, from one home (CHANGE_ALIASES, scenes_aliases)
+    table = load_class_table()
+    assert _aliases(styles["changes"]) == CHANGE_ALIASES and list(CHANGE_ALIASES) == CHANGE_COLUMNS
+    assert _aliases(styles["scenes"]) == scenes_aliases(table)
+    assert list(scenes_aliases(table)) == [c for c in scenes.columns if c != "geometry"]
+    assert CHANGE_ALIASES["bearing_deg"] == "Bearing from scene centre (° from true north)"
+    assert scenes_aliases(table)["area_m2_sector_ne"] == "Changed area in the northeast sector (m²)"
+
+
+def _aliases(qml):
+    import xml.etree.ElementTree as ET
+
+    return {a.get("field"): a.get("name") for a in ET.fromstring(qml).findall("aliases/alias")}
 
 
 def test_a_region_across_four_blocks_is_one_polygon(tmp_path):
