@@ -137,7 +137,7 @@ def test_executable_setting_in_processing_options(provider, fake_cli, clean_sett
     from processing.core.ProcessingConfig import ProcessingConfig
     from qgis.core import QgsSettings
     from s2m_geo_qgis import runner
-    from s2m_geo_qgis.algorithm import find_executable
+    from s2m_geo_qgis.base import find_executable
 
     monkeypatch.delenv("S2M_GEO_EXECUTABLE")
     assert runner.SETTING_NAME in ProcessingConfig.settings

@@ -1,12 +1,10 @@
 """The Processing algorithm "Detect changes (S2M)" (``s2m:detect_changes``)."""
 
 import collections
-import dataclasses
 import os
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
@@ -20,29 +18,15 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
     QgsProcessingUtils,
-    QgsSettings,
     QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
 from . import runner
-from .resources import ICON_PATH, help_url, icon
+from .base import S2MAlgorithm
 
 #: s2m-geo's --device choices; a new one goes last (qgis_process and saved models use the index).
 DEVICES = ["auto", "cpu", "cuda", "mps"]
-#: How the CLI's own error lines start (``s2m-geo: error: ...``; click's ``Error: ...``).
-CLI_ERROR_PREFIXES = ("s2m-geo:", "Error:")
-
-
-def executable_setting() -> str:
-    """The plugin setting (QgsSettings) naming the s2m-geo executable; '' when unset."""
-    value = QgsSettings().value(runner.SETTINGS_KEY, "")
-    return str(value or "")
-
-
-def find_executable() -> str:
-    """The s2m-geo executable from the setting, S2M_GEO_EXECUTABLE or PATH (or an exception)."""
-    return runner.find_executable(executable_setting())
 
 
 def _tr(text):
@@ -106,7 +90,7 @@ class LoadStoredStyle(QgsProcessingLayerPostProcessorInterface):
             feedback.pushInfo("No stored style for {0}: {1}".format(layer.name(), msg))
 
 
-class DetectChangesAlgorithm(QgsProcessingAlgorithm):
+class DetectChangesAlgorithm(S2MAlgorithm):
     PRE = "PRE"
     POST = "POST"
     MODEL = "MODEL"
@@ -118,30 +102,21 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
     OUTPUT_RASTER = "OUTPUT_RASTER"
     SCENES = "SCENES"
     N_CHANGES = "N_CHANGES"
-
-    def tr(self, text):
-        return QCoreApplication.translate("S2M", text)
-
-    def createInstance(self):
-        return DetectChangesAlgorithm()
+    CLI_PARAMS = {
+        "model": MODEL,
+        "tile_size": TILE_SIZE,
+        "overlap": OVERLAP,
+        "device": DEVICE,
+        "min_area": MIN_AREA,
+        "output": OUTPUT,
+        "raster": OUTPUT_RASTER,
+    }
 
     def name(self):
         return "detect_changes"
 
     def displayName(self):
         return self.tr("Detect changes (S2M)")
-
-    def group(self):
-        return self.tr("Change detection")
-
-    def groupId(self):
-        return "change_detection"
-
-    def icon(self):
-        return icon()
-
-    def svgIconPath(self):  # noqa: N802 - QGIS's name
-        return ICON_PATH
 
     def tags(self):
         return self.tr("change,damage,s2m,siamese,masks can talk,building,destroyed,gaza").split(",")
@@ -161,9 +136,6 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             "The s2m-geo executable is taken from Settings > Options > Processing > Providers > S2M, "
             "else from the S2M_GEO_EXECUTABLE environment variable, else from PATH."
         )
-
-    def helpUrl(self):
-        return help_url("qgis-plugin")
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.PRE, self.tr("Pre scene (before)")))
@@ -227,38 +199,11 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(parameter)
 
-    def cli_labels(self) -> dict:
-        """The s2m-geo parameter each dialog parameter sets -> its label, so the CLI's errors
-        name what the analyst sees (``{tile_size}`` -> "Tile size")."""
-        ids = {
-            "model": self.MODEL,
-            "tile_size": self.TILE_SIZE,
-            "overlap": self.OVERLAP,
-            "device": self.DEVICE,
-            "min_area": self.MIN_AREA,
-            "output": self.OUTPUT,
-            "raster": self.OUTPUT_RASTER,
-        }
-        labels = {}
-        for name, pid in ids.items():
-            definition = self.parameterDefinition(pid)
-            if definition is not None:
-                labels[name] = definition.description()
-        return labels
-
     # -- checks -------------------------------------------------------------------------
-    def canExecute(self):
-        try:
-            find_executable()
-        except runner.ExecutableNotFound as exc:
-            return False, str(exc)
-        return True, ""
-
-    def checkParameterValues(self, parameters, context):
-        try:
-            find_executable()
-        except runner.ExecutableNotFound as exc:
-            return False, str(exc)
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS's name
+        missing = self.missing_executable()
+        if missing:
+            return False, missing
         ok, msg = super().checkParameterValues(parameters, context)
         if ok:
             same = self._same_scenes(parameters, context)
@@ -320,10 +265,7 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
 
     # -- run ------------------------------------------------------------------------------
     def processAlgorithm(self, parameters, context, feedback):
-        try:
-            exe = find_executable()
-        except runner.ExecutableNotFound as exc:
-            raise QgsProcessingException(str(exc)) from None
+        exe = self.executable()
         pre = self._raster_path(parameters, self.PRE, context)
         post = self._raster_path(parameters, self.POST, context)
         same = self._same_scenes(parameters, context)  # batch mode does not call checkParameterValues
@@ -350,7 +292,6 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             device=device,
             min_area=min_area,
         )
-        feedback.pushCommandInfo(" ".join(_quote(a) for a in cmd))
         progress_words = ProgressWords(feedback.pushInfo, raster=bool(raster))
 
         def on_progress(stage, done, total):
@@ -359,30 +300,14 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
             if pct is not None:
                 feedback.setProgress(pct)
 
-        def on_error(line):
-            # The CLI's own error lines make the failure's message: shown there, once.
-            if not line.startswith(CLI_ERROR_PREFIXES):
-                feedback.pushConsoleInfo(line)
-
-        result = runner.run_cli(
+        self.run_command(
             cmd,
-            outputs=[out, raster, raster_style_path(raster)],
+            [out, raster, raster_style_path(raster)],
+            feedback,
             on_start=lambda pid: feedback.pushDebugInfo("s2m-geo started as process {0}".format(pid)),
             on_progress=on_progress,
-            on_message=feedback.pushInfo,
-            on_warning=feedback.pushWarning,
             on_output=lambda line: feedback.pushInfo(line) if line.strip() else None,
-            on_error=on_error,
-            labels=self.cli_labels(),
-            is_canceled=feedback.isCanceled,
         )
-
-        if result.canceled:
-            for path in result.removed:
-                feedback.pushDebugInfo("removed {0}".format(path))
-            raise QgsProcessingException(self.tr("Cancelled: s2m-geo was stopped and no output was written."))
-        if result.returncode != 0:
-            raise QgsProcessingException(self._failure(result))
         if not os.path.isfile(out):
             raise QgsProcessingException(self.tr("s2m-geo finished but wrote no {0}").format(out))
 
@@ -395,15 +320,6 @@ class DetectChangesAlgorithm(QgsProcessingAlgorithm):
         self._load_results(context, out, raster, changes_uri, scenes_uri, post_name)
         feedback.setProgress(100)
         return {self.OUTPUT: out, self.OUTPUT_RASTER: raster, self.SCENES: scenes_uri, self.N_CHANGES: n_changes}
-
-    def _failure(self, result):
-        """The message of a failed run, without repeating what the log already shows: the
-        CLI's error lines when it wrote any (they were kept out of the log), else only how it
-        ended (its other lines are in the log above)."""
-        if any(e.startswith(CLI_ERROR_PREFIXES) for e in result.errors):
-            return runner.describe_failure(result)
-        ended = runner.describe_failure(dataclasses.replace(result, errors=[]))
-        return ended + " " + self.tr("What it wrote is in the log above.") if result.errors else ended
 
     def _load_results(self, context, out, raster, changes_uri, scenes_uri, post_name):
         """Load the GeoPackage's two layers by name (not "the first layer of the file") and the
@@ -445,9 +361,3 @@ def raster_style_path(raster):
     """The style s2m-geo writes beside the change raster (``NAME.qml``; QGIS's default style
     name for a file), or None without a raster."""
     return os.path.splitext(raster)[0] + ".qml" if raster else None
-
-
-def _quote(arg: str) -> str:
-    """For the log only: the command is run as a list, never through a shell."""
-    arg = str(arg)
-    return arg if arg and all(c.isalnum() or c in "-_./:=+,@" for c in arg) else "'" + arg.replace("'", "'\\''") + "'"

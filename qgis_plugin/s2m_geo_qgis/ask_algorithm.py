@@ -15,11 +15,8 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
     QgsProviderRegistry,
 )
-from qgis.PyQt.QtCore import QCoreApplication
 
-from . import runner
-from .algorithm import find_executable
-from .resources import icon
+from .base import S2MAlgorithm
 
 #: The files s2m-geo ask reads, by extension.
 FORMATS = (".gpkg", ".geojson", ".json", ".fgb", ".parquet")
@@ -49,7 +46,7 @@ def layer_file(layer, command="ask"):
     return path, name
 
 
-class AskChangesAlgorithm(QgsProcessingAlgorithm):
+class AskChangesAlgorithm(S2MAlgorithm):
     INPUT = "INPUT"
     QUESTION = "QUESTION"
     SELECT = "SELECT"
@@ -57,27 +54,14 @@ class AskChangesAlgorithm(QgsProcessingAlgorithm):
     ANSWER = "ANSWER"
     COUNT = "COUNT"
     AREA = "AREA"
-
-    def tr(self, text):
-        return QCoreApplication.translate("S2M", text)
-
-    def createInstance(self):
-        return AskChangesAlgorithm()
+    HELP_ANCHOR = "s2m-geo-ask--questions-to-the-change-polygons"
+    CLI_PARAMS = {"output": OUTPUT, "changes": INPUT}
 
     def name(self):
         return "ask_changes"
 
     def displayName(self):
         return self.tr("Ask changes (S2M)")
-
-    def group(self):
-        return self.tr("Change detection")
-
-    def groupId(self):
-        return "change_detection"
-
-    def icon(self):
-        return icon()
 
     def flags(self):
         # it selects features of a project layer: that must happen on the main thread
@@ -98,9 +82,6 @@ class AskChangesAlgorithm(QgsProcessingAlgorithm):
             "A question with a word s2m-geo does not know fails with the list of words it knows: it never "
             "guesses."
         )
-
-    def helpUrl(self):
-        return "https://github.com/s2m-geo/s2m-geo#s2m-geo-ask--questions-to-the-change-polygons"
 
     def initAlgorithm(self, config=None):
         self.addParameter(
@@ -123,18 +104,8 @@ class AskChangesAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.COUNT, self.tr("Number of matching polygons")))
         self.addOutput(QgsProcessingOutputNumber(self.AREA, self.tr("Their area (m²)")))
 
-    def canExecute(self):
-        try:
-            find_executable()
-        except runner.ExecutableNotFound as exc:
-            return False, str(exc)
-        return True, ""
-
     def processAlgorithm(self, parameters, context, feedback):
-        try:
-            exe = find_executable()
-        except runner.ExecutableNotFound as exc:
-            raise QgsProcessingException(str(exc)) from None
+        exe = self.executable()
         layer = self.parameterAsVectorLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
@@ -147,12 +118,7 @@ class AskChangesAlgorithm(QgsProcessingAlgorithm):
         if out:
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
             cmd += ["-o", out, "--overwrite"]
-        feedback.pushCommandInfo(" ".join(cmd))
-        result = runner.run_cli(cmd, outputs=[out], on_error=feedback.pushConsoleInfo, is_canceled=feedback.isCanceled)
-        if result.canceled:
-            raise QgsProcessingException(self.tr("Cancelled: s2m-geo was stopped and no output was written."))
-        if result.returncode != 0:
-            raise QgsProcessingException(runner.describe_failure(result))
+        result = self.run_command(cmd, [out], feedback)
         try:
             reply = json.loads("\n".join(result.stdout))
         except ValueError:

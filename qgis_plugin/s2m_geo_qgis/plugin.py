@@ -48,7 +48,7 @@ class S2MPlugin:
         """The algorithm's Processing dialog; warns in it when s2m-geo cannot be found."""
         from processing import createAlgorithmDialog
 
-        from .algorithm import find_executable
+        from .base import find_executable
 
         dlg = createAlgorithmDialog(ALGORITHM_ID, parameters or {})
         if dlg is None:

@@ -5,7 +5,6 @@ import os
 from qgis.core import (
     QgsFeatureRequest,
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -20,12 +19,11 @@ from qgis.core import (
     QgsVectorLayer,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QCoreApplication
 
 from . import runner
-from .algorithm import LoadStoredStyle, _quote, find_executable
+from .algorithm import LoadStoredStyle
 from .ask_algorithm import layer_file
-from .resources import icon
+from .base import S2MAlgorithm
 
 #: Zone files the CLI is given as they are; any other layer is exported to a GeoPackage first.
 ZONE_FORMATS = ["gpkg", "geojson", "json", "fgb", "shp"]
@@ -47,7 +45,7 @@ def _given(value):
     return value is not None and not (isinstance(value, str) and not value.strip())
 
 
-class ZonesAlgorithm(QgsProcessingAlgorithm):
+class ZonesAlgorithm(S2MAlgorithm):
     INPUT = "INPUT"
     ZONES = "ZONES"
     FIELD = "FIELD"
@@ -56,27 +54,14 @@ class ZonesAlgorithm(QgsProcessingAlgorithm):
     OUTPUT = "OUTPUT"
     N_ZONES = "N_ZONES"
     N_NOT_COVERED = "N_NOT_COVERED"
-
-    def tr(self, text):
-        return QCoreApplication.translate("S2M", text)
-
-    def createInstance(self):
-        return ZonesAlgorithm()
+    HELP_ANCHOR = "s2m-geo-zones--change-per-district-block-or-grid-cell"
+    CLI_PARAMS = {"field": FIELD, "grid": GRID, "classes": CLASSES, "output": OUTPUT, "zones": ZONES, "changes": INPUT}
 
     def name(self):
         return "zones"
 
     def displayName(self):
         return self.tr("Summarize changes by zone (S2M)")
-
-    def group(self):
-        return self.tr("Change detection")
-
-    def groupId(self):
-        return "change_detection"
-
-    def icon(self):
-        return icon()
 
     def tags(self):
         return self.tr(
@@ -101,9 +86,6 @@ class ZonesAlgorithm(QgsProcessingAlgorithm):
             "the zone's own S2M sentences. The result (GeoPackage layer 'zones', each zone's own "
             "geometry and CRS) loads named after the zones and the changes; the table goes to the Log."
         )
-
-    def helpUrl(self):
-        return "https://github.com/s2m-geo/s2m-geo#s2m-geo-zones--change-per-district-block-or-grid-cell"
 
     def initAlgorithm(self, config=None):
         self.addParameter(
@@ -138,37 +120,11 @@ class ZonesAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.N_ZONES, self.tr("Number of zones")))
         self.addOutput(QgsProcessingOutputNumber(self.N_NOT_COVERED, self.tr("Zones no imagery covers")))
 
-    def cli_labels(self) -> dict:
-        """The s2m-geo parameter each dialog parameter sets -> its label, so the CLI's errors
-        name what the analyst sees (``{field}`` -> "Zone name field ...")."""
-        ids = {
-            "field": self.FIELD,
-            "grid": self.GRID,
-            "classes": self.CLASSES,
-            "output": self.OUTPUT,
-            "zones": self.ZONES,
-            "changes": self.INPUT,
-        }
-        labels = {}
-        for name, pid in ids.items():
-            definition = self.parameterDefinition(pid)
-            if definition is not None:
-                labels[name] = definition.description()
-        return labels
-
     # -- checks -------------------------------------------------------------------------
-    def canExecute(self):
-        try:
-            find_executable()
-        except runner.ExecutableNotFound as exc:
-            return False, str(exc)
-        return True, ""
-
-    def checkParameterValues(self, parameters, context):
-        try:
-            find_executable()
-        except runner.ExecutableNotFound as exc:
-            return False, str(exc)
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS's name
+        missing = self.missing_executable()
+        if missing:
+            return False, missing
         has_zones = _given(parameters.get(self.ZONES))
         has_grid = _given(parameters.get(self.GRID))
         if has_zones == has_grid:
@@ -213,10 +169,7 @@ class ZonesAlgorithm(QgsProcessingAlgorithm):
 
     # -- run ------------------------------------------------------------------------------
     def processAlgorithm(self, parameters, context, feedback):
-        try:
-            exe = find_executable()
-        except runner.ExecutableNotFound as exc:
-            raise QgsProcessingException(str(exc)) from None
+        exe = self.executable()
         changes, changes_name = self._changes_path(parameters, context)
         grid = self.parameterAsString(parameters, self.GRID, context).strip() or None
         has_zones = _given(parameters.get(self.ZONES))
@@ -234,29 +187,13 @@ class ZonesAlgorithm(QgsProcessingAlgorithm):
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
 
         cmd = runner.build_zones_command(exe, changes, out, zones=zones, field=field, grid=grid, classes=classes)
-        feedback.pushCommandInfo(" ".join(_quote(a) for a in cmd))
-
-        def on_progress(stage, done, total):
-            pct = runner.overall_percent(stage, done, total)
-            if pct is not None:
-                feedback.setProgress(pct)
-
-        result = runner.run_cli(
+        self.run_command(
             cmd,
-            outputs=[out],
+            [out],
+            feedback,
             on_start=lambda pid: feedback.pushDebugInfo("s2m-geo started as process {0}".format(pid)),
-            on_progress=on_progress,
-            on_message=feedback.pushInfo,
-            on_warning=feedback.pushWarning,
             on_output=lambda line: feedback.pushInfo(line) if line.strip() else None,
-            on_error=feedback.pushConsoleInfo,
-            labels=self.cli_labels(),
-            is_canceled=feedback.isCanceled,
         )
-        if result.canceled:
-            raise QgsProcessingException(self.tr("Cancelled: s2m-geo was stopped and no output was written."))
-        if result.returncode != 0:
-            raise QgsProcessingException(runner.describe_failure(result))
         if not os.path.isfile(out):
             raise QgsProcessingException(self.tr("s2m-geo finished but wrote no {0}").format(out))
 

@@ -1,0 +1,135 @@
+"""What every s2m-geo Processing algorithm shares: where it sits in the toolbox, its icon and
+help, the check that s2m-geo is installed, and running the command line with the dialog's
+words for its parameters and progress. The algorithms (``algorithm``, ``ask_algorithm``,
+``zones_algorithm``) add their parameters and what they make of the result."""
+
+import dataclasses
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsSettings
+from qgis.PyQt.QtCore import QCoreApplication
+
+from . import runner
+from .resources import ICON_PATH, help_url, icon
+
+#: How the CLI's own error lines start (``s2m-geo: error: ...``; click's ``Error: ...``).
+CLI_ERROR_PREFIXES = ("s2m-geo:", "Error:")
+
+
+def executable_setting() -> str:
+    """The plugin setting (QgsSettings) naming the s2m-geo executable; '' when unset."""
+    value = QgsSettings().value(runner.SETTINGS_KEY, "")
+    return str(value or "")
+
+
+def find_executable() -> str:
+    """The s2m-geo executable from the setting, S2M_GEO_EXECUTABLE or PATH (or an exception)."""
+    return runner.find_executable(executable_setting())
+
+
+def quote(arg) -> str:
+    """For the log only: the command is run as a list, never through a shell."""
+    arg = str(arg)
+    return arg if arg and all(c.isalnum() or c in "-_./:=+,@" for c in arg) else "'" + arg.replace("'", "'\\''") + "'"
+
+
+class S2MAlgorithm(QgsProcessingAlgorithm):
+    """Base of the s2m-geo algorithms (subclasses set the class attributes)."""
+
+    #: The README section its help button opens (bundled with the plugin, works offline).
+    HELP_ANCHOR = "qgis-plugin"
+    #: s2m-geo's parameter name -> this algorithm's parameter id, so the CLI's errors name
+    #: the dialog's labels (``{tile_size}`` -> "Tile size in pixels …").
+    CLI_PARAMS: dict = {}
+
+    def tr(self, text):
+        return QCoreApplication.translate("S2M", text)
+
+    def createInstance(self):  # noqa: N802 - QGIS's name
+        return type(self)()
+
+    def group(self):
+        return self.tr("Change detection")
+
+    def groupId(self):  # noqa: N802 - QGIS's name
+        return "change_detection"
+
+    def icon(self):
+        return icon()
+
+    def svgIconPath(self):  # noqa: N802 - QGIS's name
+        return ICON_PATH
+
+    def helpUrl(self):  # noqa: N802 - QGIS's name
+        return help_url(self.HELP_ANCHOR)
+
+    def cli_labels(self) -> dict:
+        """s2m-geo parameter name -> the label of the dialog parameter that sets it."""
+        labels = {}
+        for name, pid in self.CLI_PARAMS.items():
+            definition = self.parameterDefinition(pid)
+            if definition is not None:
+                labels[name] = definition.description()
+        return labels
+
+    def missing_executable(self) -> str:
+        """Why s2m-geo cannot be run (the install help), '' when it can."""
+        try:
+            find_executable()
+        except runner.ExecutableNotFound as exc:
+            return str(exc)
+        return ""
+
+    def canExecute(self):  # noqa: N802 - QGIS's name
+        why = self.missing_executable()
+        return not why, why
+
+    def executable(self) -> str:
+        """The s2m-geo executable, or a QgsProcessingException with the install help."""
+        try:
+            return find_executable()
+        except runner.ExecutableNotFound as exc:
+            raise QgsProcessingException(str(exc)) from None
+
+    def run_command(self, cmd, outputs, feedback, **callbacks):
+        """Run ``cmd`` (logged), report progress to ``feedback``, name parameters by their
+        labels in errors; a cancel or a failure becomes a QgsProcessingException (the CLI's
+        own error lines are in its message, once). Returns the runner's result."""
+        feedback.pushCommandInfo(" ".join(quote(a) for a in cmd))
+
+        def on_error(line):
+            # the CLI's own error lines make the failure's message: shown there, once
+            if not line.startswith(CLI_ERROR_PREFIXES):
+                feedback.pushConsoleInfo(line)
+
+        callbacks.setdefault("on_error", on_error)
+        callbacks.setdefault("on_message", feedback.pushInfo)
+        callbacks.setdefault("on_warning", feedback.pushWarning)
+        callbacks.setdefault("on_progress", _percent_only(feedback))
+        result = runner.run_cli(
+            cmd, outputs=outputs, labels=self.cli_labels(), is_canceled=feedback.isCanceled, **callbacks
+        )
+        if result.canceled:
+            for path in result.removed:
+                feedback.pushDebugInfo("removed {0}".format(path))
+            raise QgsProcessingException(self.tr("Cancelled: s2m-geo was stopped and no output was written."))
+        if result.returncode != 0:
+            raise QgsProcessingException(self._failure(result))
+        return result
+
+    def _failure(self, result):
+        """The message of a failed run, without repeating what the log already shows: the
+        CLI's error lines when it wrote any (they were kept out of the log), else only how it
+        ended (its other lines are in the log above)."""
+        if any(e.startswith(CLI_ERROR_PREFIXES) for e in result.errors):
+            return runner.describe_failure(result)
+        ended = runner.describe_failure(dataclasses.replace(result, errors=[]))
+        return ended + " " + self.tr("What it wrote is in the log above.") if result.errors else ended
+
+
+def _percent_only(feedback):
+    def on_progress(stage, done, total):
+        pct = runner.overall_percent(stage, done, total)
+        if pct is not None:
+            feedback.setProgress(pct)
+
+    return on_progress
