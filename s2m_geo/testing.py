@@ -6,7 +6,9 @@
   1 of one epoch is bright, else no change, so every output pixel can be traced to the input
   pixel it came from;
 - :func:`changes_from_label` — the ``changes`` and ``scenes`` layers of a label raster, as
-  ``predict`` would write them for a perfect model (questions for ``s2m-geo ask``).
+  ``predict`` would write them for a perfect model (questions for ``s2m-geo ask``);
+- :func:`run_cli` / :func:`assert_fails_well` — a command run in-process, and the check of
+  the error contract (exit 2, one line, nothing at the output).
 
 Used by ``tests/``, ``tests_qgis/`` (through the venv's Python) and ``benchmarks/``.
 """
@@ -108,3 +110,25 @@ def cli_command(*args: object) -> list[str]:
     import sys
 
     return [sys.executable, "-m", "s2m_geo.cli", *map(str, args)]
+
+
+def run_cli(*args: object) -> Any:
+    """``s2m-geo ARGS...`` run in this process (a ``click.testing.Result``)."""
+    from click.testing import CliRunner
+
+    from .cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_fails_well(res: Any, *needles: object, out: Path | None = None) -> None:
+    """The error contract (docs/errors.md): exit 2, one line on stderr holding every needle,
+    and nothing at ``out`` — not the file, not a temporary of it."""
+    assert res.exit_code == 2, (res.exit_code, res.output)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(("s2m-geo: error: ", "Error: ")), res.stderr
+    for n in needles:
+        assert str(n) in lines[0], (n, lines[0])
+    if out is not None:
+        assert not out.exists()
+        assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]

@@ -254,6 +254,27 @@ def tiny_model(cli, tmp_path_factory):
     return str(path)
 
 
+CHANGES_FROM_LABEL = """
+import sys
+from s2m_geo.testing import changes_from_label
+changes_from_label(sys.argv[1], sys.argv[2])
+"""
+
+
+@pytest.fixture(scope="session")
+def changes(cli, scene, tmp_path_factory):
+    """changes.gpkg made from the synthetic scene's label (as predict writes it, no model)."""
+    out = tmp_path_factory.mktemp("changes") / "changes.gpkg"
+    label = str(Path(scene["pre"]).with_name("label.tif"))
+    subprocess.run(
+        [_cli_python(cli), "-c", CHANGES_FROM_LABEL, label, str(out)],
+        check=True,
+        env=_clean_env(),
+        stdout=subprocess.DEVNULL,
+    )
+    return str(out)
+
+
 FIELD_ALIASES = """
 import json
 from s2m_geo.classes import load_class_table

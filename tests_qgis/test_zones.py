@@ -13,31 +13,11 @@ from harness import RecordingFeedback, _clean_env, _cli_python
 ALG = "s2m:zones"
 WGS84 = "EPSG:4326"
 
-CHANGES_FROM_LABEL = """
-import sys
-from s2m_geo.testing import changes_from_label
-changes_from_label(sys.argv[1], sys.argv[2])
-"""
-
 
 def _processing():
     import processing
 
     return processing
-
-
-@pytest.fixture(scope="module")
-def changes(cli, scene, tmp_path_factory):
-    """changes.gpkg made from the synthetic scene's label (as predict writes it, no model)."""
-    out = tmp_path_factory.mktemp("zones") / "changes.gpkg"
-    label = str(Path(scene["pre"]).with_name("label.tif"))
-    subprocess.run(
-        [_cli_python(cli), "-c", CHANGES_FROM_LABEL, label, str(out)],
-        check=True,
-        env=_clean_env(),
-        stdout=subprocess.DEVNULL,
-    )
-    return str(out)
 
 
 def _layer(uri, name):

@@ -9,7 +9,6 @@ import json
 import re
 import sqlite3
 import subprocess
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -19,6 +18,7 @@ from click.testing import CliRunner
 from scipy import ndimage
 
 from s2m_geo.cli import cli
+from s2m_geo.testing import assert_fails_well as _fails_well
 from s2m_geo.testing import cli_command
 from s2m_geo.vector.output import CHANGE_COLUMNS
 
@@ -34,18 +34,6 @@ def ask_json(changes, question, *extra):
     res = run(changes, question, "--json", *extra)
     assert res.exit_code == 0, res.output
     return json.loads(res.stdout)
-
-
-def _fails_well(res, *needles, out: Path | None = None):
-    """Exit 2, one line on stderr containing every needle, nothing at ``out``."""
-    assert res.exit_code == 2, (res.exit_code, res.output)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("s2m-geo: error: "), res.stderr
-    for n in needles:
-        assert str(n) in lines[0], (n, lines[0])
-    if out is not None:
-        assert not out.exists()
-        assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]
 
 
 @pytest.fixture(scope="module")

@@ -14,30 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from click.testing import CliRunner
 from rasterio.transform import from_origin
 
-from s2m_geo.cli import cli
 from s2m_geo.synthetic import SceneSpec, write_scene
+from s2m_geo.testing import assert_fails_well as _fails_well
 from s2m_geo.testing import cli_command
+from s2m_geo.testing import run_cli as run
 
 UTM = "EPSG:32636"
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def _fails_well(res, *needles, out: Path | None = None):
-    """Exit 2, one line on stderr containing every needle, nothing at ``out``."""
-    assert res.exit_code == 2, (res.exit_code, res.output)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    for n in needles:
-        assert str(n) in lines[0], (n, lines[0])
-    if out is not None:
-        assert not out.exists()
-        assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]
 
 
 def _tif(path, data, crs=UTM, transform=None, nodata=None, dtype=None, **extra):

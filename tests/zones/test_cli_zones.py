@@ -4,34 +4,17 @@ output layer, the table and JSON on stdout, --grid, and every bad input failing 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import geopandas as gpd
 import pyogrio
 import pytest
 import shapely
-from click.testing import CliRunner
 
-from s2m_geo.cli import cli
+from s2m_geo.testing import assert_fails_well as _fails_well
+from s2m_geo.testing import run_cli as run
 from s2m_geo.zones import summarize_zones
 
 UTM = "EPSG:32636"
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def _fails_well(res, *needles, out: Path | None = None):
-    """Exit 2, one line on stderr holding every needle, nothing at ``out``."""
-    assert res.exit_code == 2, (res.exit_code, res.output)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    for n in needles:
-        assert str(n) in lines[0], (n, lines[0])
-    if out is not None:
-        assert not out.exists()
-        assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]
 
 
 @pytest.fixture(scope="module")
