@@ -199,6 +199,12 @@ def _rename_inputs(src: Path, proto: Any, old: tuple[str, str]) -> None:
         vi = next(i for i in graph.input if i.name == name)
         vi.name = new
         graph.node.insert(0, onnx.helper.make_node("Identity", [new], [name], name=f"s2m_geo_{new}"))
+    order = sorted(graph.input, key=lambda i: {"pre": 0, "post": 1}.get(i.name, 2))
+    copies = [type(i)() for i in order]
+    for c, i in zip(copies, order, strict=True):
+        c.CopyFrom(i)
+    del graph.input[:]
+    graph.input.extend(copies)
 
 
 def _run_check(sess: Any, out_name: str, batch: int, c: int, size: int, seed: int) -> np.ndarray:
@@ -408,7 +414,11 @@ def _run_checks(
     src: Path, tmp: Path, out_name: str, batch: int, c: int, sizes: list[int], classes: ClassTable
 ) -> list[str]:
     """Run the written model on a random normalised pair of each size; what passed."""
-    run = _ort_session(str(tmp))
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4  # a failed run is reported as one line below, not in onnxruntime's log too
+    run = ort.InferenceSession(str(tmp), sess_options=opts, providers=["CPUExecutionProvider"])
     k1 = classes.num_classes
     checks = []
     for n, size in enumerate(sizes):
