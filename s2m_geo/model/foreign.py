@@ -356,14 +356,15 @@ def _graph_inputs(src: Path, sess: Any, inputs: Sequence[str] | None) -> tuple[s
     pre_name, post_name = _input_names(src, list(ins), inputs)
     for role, name in (("pre", pre_name), ("post", post_name)):
         i = ins[name]
+        what = repr(name) if name == role else f"{name!r} ({role})"
         if i.type != _INPUT_TYPE:
             raise InputError(
-                f"{src}: input {name!r} ({role}) is {i.type}, not float32; s2m-geo feeds normalised float32 "
+                f"{src}: input {what} is {i.type}, not float32; s2m-geo feeds normalised float32 "
                 f"tiles: export the model with float inputs (cast inside the model if it needs another type)"
             )
         if len(i.shape) != 4:
             raise InputError(
-                f"{src}: input {name!r} ({role}) has shape {_shape(i.shape) or 'of unknown rank'}, not "
+                f"{src}: input {what} has shape {_shape(i.shape) or 'of unknown rank'}, not "
                 f"N x C x H x W; s2m-geo needs {_CONTRACT}"
             )
     a, b = ins[pre_name].shape, ins[post_name].shape

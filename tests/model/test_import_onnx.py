@@ -246,9 +246,7 @@ def test_non_float_input_is_refused(tmp_path):
             return torch.cat([pre, post], 1)[:, :2].float()
 
     src = export(Bytes(), tmp_path / "u8.onnx", dtype=torch.uint8)
-    with pytest.raises(
-        InputError, match=r"u8.onnx: input 'pre' \(pre\) is tensor\(uint8\), not float32; .*float inputs"
-    ):
+    with pytest.raises(InputError, match=r"u8.onnx: input 'pre' is tensor\(uint8\), not float32; .*float inputs"):
         import_onnx(src, tmp_path / "out.onnx", BINARY)
 
 
@@ -338,3 +336,22 @@ def test_parse_normalization():
         with pytest.raises(InputError) as err:
             parse_normalization(bad, 4)
         assert why in str(err.value) and "normalization" in err.value.params
+
+
+def test_dynamic_sizes_are_run_at_a_second_size(tmp_path):
+    class Only512(torch.nn.Module):
+        """Declared dynamic, but a 512 x 512 constant makes it run at 512 only."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.zeros(1, 2, 512, 512))
+
+        def forward(self, pre, post):
+            return torch.cat([pre, post], 1)[:, :2] + self.bias
+
+    src = export(Only512(), tmp_path / "only512.onnx", size=512)
+    with pytest.raises(InputError) as err:
+        import_onnx(src, tmp_path / "out.onnx", BINARY)
+    assert err.value.template.startswith(f"{src}: fails to run on a random 2 x 3 x 256 x 256 pair (")
+    assert err.value.template.endswith("; export it with fixed H and W and pass {tile_size} 512")
+    assert leftovers(tmp_path, {"only512.onnx"}) == []
