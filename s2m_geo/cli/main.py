@@ -18,7 +18,7 @@ from .ask import ask
 from .batch import batch
 from .describe import describe
 from .evaluate import evaluate
-from .model import export, model_info
+from .model import export, import_onnx, model_info
 from .options import PROGRESS_META_KEY
 from .predict import predict
 from .sample_data import sample_data
@@ -139,7 +139,7 @@ def cli(ctx: click.Context) -> None:
     logging.getLogger("rasterio").setLevel(logging.CRITICAL)
 
 
-for command in (predict, batch, sample_data, describe, ask, zones, evaluate, train, model_info, export):
+for command in (predict, batch, sample_data, describe, ask, zones, evaluate, train, model_info, export, import_onnx):
     cli.add_command(command)
 
 

@@ -44,6 +44,10 @@ _EXPORTS = {
     "export_onnx": "export",
     "OnnxChangeModel": "export",
     "load_onnx_model": "export",
+    # bring your own ONNX model
+    "import_onnx": "foreign",
+    "ImportResult": "foreign",
+    "parse_normalization": "foreign",
 }
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "CrossAttentionDiff",
     "DEFAULT_TEXT_MODEL",
     "FORMAT_VERSION",
+    "ImportResult",
     "META_KEY",
     "MINILM_NAME",
     "OnnxChangeModel",
@@ -69,10 +74,12 @@ __all__ = [
     "create_text_encoder",
     "evenly_spaced_taps",
     "export_onnx",
+    "import_onnx",
     "is_plain_vit",
     "load_onnx_model",
     "load_package",
     "normalization_for_backbone",
+    "parse_normalization",
     "read_package_meta",
     "save_package",
 ]
@@ -103,6 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .config import S2MConfig
     from .export import OnnxChangeModel, export_onnx, load_onnx_model
+    from .foreign import ImportResult, import_onnx, parse_normalization
     from .package import (
         ARCHITECTURE,
         FORMAT_VERSION,

@@ -339,6 +339,13 @@ def _predict(
             raise ValueError("a Dask client needs the model as a file path, to load it on the workers")
     meta = runner.meta
     tile = opts.tile_size or meta.tile_size
+    fixed = getattr(getattr(runner, "onnx", None), "fixed_size", None)
+    if fixed is not None and (tile, tile) != tuple(fixed):
+        raise InputError(
+            f"{runner.name}: the model takes {fixed[0]} x {fixed[1]} tiles only, not {{tile_size}} {tile}; "
+            f"drop {{tile_size}} (or pass {{tile_size}} {fixed[0]})",
+            params=("tile_size",),
+        )
     overlap = meta.default_overlap if opts.overlap is None else opts.overlap
     if not 0 <= overlap < tile // 2:
         raise InputError(

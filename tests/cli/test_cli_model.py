@@ -1,6 +1,7 @@
-"""describe / evaluate / train / model-info / export through the command line."""
+"""describe / evaluate / train / model-info / export / import-onnx through the command line."""
 
 import json
+import os
 import subprocess
 
 import numpy as np
@@ -155,3 +156,64 @@ def test_predict_warns_when_pre_and_post_are_one_file(tmp_path, tiny_model, smal
         catch_exceptions=False,
     )
     assert res.exit_code == 0 and "warning" not in res.stderr
+
+
+def _export_onnx(path, names=("pre", "post")):
+    """A two-input change model of any size: logits (1, |post - pre|) per pixel."""
+    import torch
+
+    class Diff(torch.nn.Module):
+        def forward(self, pre, post):
+            d = (post - pre).abs().mean(dim=1, keepdim=True)
+            return torch.cat([torch.ones_like(d), d], 1)
+
+    x = torch.zeros(1, 3, 64, 64)
+    axes = {0: "N", 2: "H", 3: "W"}
+    torch.onnx.export(
+        Diff(),
+        (x, x),
+        str(path),
+        input_names=list(names),
+        output_names=["logits"],
+        dynamic_axes={n: axes for n in (*names, "logits")},
+        opset_version=17,
+        dynamo=False,
+    )
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_import_onnx_then_model_info_says_what_is_not_recorded(tmp_path):
+    """import-onnx checks and writes; model-info on the result prints words, never None;
+    errors are one line naming the flag."""
+    src = _export_onnx(tmp_path / "m.onnx")
+    out = tmp_path / "p.onnx"
+    args = ["import-onnx", str(src), "-o", str(out), "--classes", "binary_change", "--tile-size", "64"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[-1] == str(out) and "ran on a random 2 x 3 x 64 x 64 pair" in res.stdout
+    info = CliRunner().invoke(cli, ["model-info", str(out)])
+    assert info.exit_code == 0 and "None" not in info.output
+    assert "architecture   custom (format 1)\n" in info.output and "training GSD   not recorded" in info.output
+    assert "metrics        not recorded" in info.output
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 2 and "already exists; pass --overwrite" in again.stderr
+    same = CliRunner().invoke(cli, ["import-onnx", str(src), "-o", str(src), "--classes", "binary_change"])
+    assert same.exit_code == 2
+    assert same.stderr.strip() == (
+        f"s2m-geo: error: {src}: --output is the model input {src}; writing it would destroy the input, "
+        "choose another output name"
+    )
+    ab = _export_onnx(tmp_path / "ab.onnx", names=("a", "b"))
+    res = CliRunner().invoke(
+        cli, ["import-onnx", str(ab), "-o", str(tmp_path / "x.onnx"), "--classes", "binary_change"]
+    )
+    assert res.exit_code == 2 and "pass --inputs a,b (pre's input first)" in res.stderr
+    res = CliRunner().invoke(
+        cli,
+        ["import-onnx", str(ab), "-o", str(tmp_path / "x.onnx"), "--classes", "binary_change", "--inputs", "a,b"],
+    )
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["import-onnx", str(src), "-o", str(tmp_path / "y.onnx"), "--classes", "gaza_change"])
+    assert res.exit_code == 2 and "pass --classes a table with 2 classes" in res.stderr
+    assert not os.path.exists(tmp_path / "y.onnx")
