@@ -1,11 +1,7 @@
 """'Ask changes (S2M)' in real QGIS, with the real s2m-geo CLI: the answer, the selection, the
 new layer, and a question it cannot read. Expected values come from QGIS's own expressions."""
 
-import subprocess
-from pathlib import Path
-
 import pytest
-from harness import _clean_env, _cli_python
 
 ALG = "s2m:ask_changes"
 

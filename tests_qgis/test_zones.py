@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness import RecordingFeedback, _clean_env, _cli_python
+from harness import RecordingFeedback, _clean_env
 
 ALG = "s2m:zones"
 WGS84 = "EPSG:4326"
