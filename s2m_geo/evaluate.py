@@ -153,10 +153,5 @@ def read_mask(path: str | Path) -> tuple[np.ndarray, Any]:
     """Band 1 of a class raster as int64 (nodata pixels become 0, "no change") and its dataset
     profile; with the file's path in any error."""
     with open_raster(path) as ds:
-        mask = ds.read(1)
-        if ds.nodata is not None:
-            mask = np.where(mask == ds.nodata, 0, mask)
-        if not np.issubdtype(mask.dtype, np.integer):
-            if not np.all(np.mod(mask, 1) == 0):
-                raise InputError(f"{path}: holds fractional values; a class raster holds integer class ids")
-        return mask.astype(np.int64), ds.profile
+        mask, valid = _read_classes(ds, None, Path(path))  # NaN nodata too: no change
+        return np.where(valid, mask, 0), ds.profile

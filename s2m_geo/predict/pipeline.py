@@ -346,7 +346,8 @@ def _predict(
             f"drop {{tile_size}} (or pass {{tile_size}} {fixed[0]})",
             params=("tile_size",),
         )
-    overlap = meta.default_overlap if opts.overlap is None else opts.overlap
+    # the model's overlap fits its own tile; a smaller tile asked for alone gets it clamped
+    overlap = min(meta.default_overlap, max(tile // 2 - 1, 0)) if opts.overlap is None else opts.overlap
     if not 0 <= overlap < tile // 2:
         raise InputError(
             f"{{overlap}} {overlap}: must be at least 0 and less than half the tile size ({tile})",

@@ -290,6 +290,9 @@ class _Epoch:
     scaling: str = "uint8"  # "uint8" | "scale" | "stretch"
     scale: float = 255.0
     stretch: tuple[tuple[float, float], ...] | None = None
+    #: 1-based alpha band whose 0 must also count as invalid: a source with both an alpha
+    #: band and a declared nodata value, whose GDAL masks follow the nodata value only
+    alpha: int | None = None
 
     def to_model_units(self, data: np.ndarray) -> np.ndarray:
         """Native values (C,h,w) -> float32 0..255 model input units."""
@@ -404,6 +407,7 @@ def _describe_epoch(
     dtype = str(np.result_type(*[np.dtype(d) for d in dtypes]))
     flags = [ds.mask_flag_enums[b - 1] for b in bands]
     has_alpha = any(ci == ColorInterp.alpha for ci in ds.colorinterp)
+    alpha_bands = [i + 1 for i, ci in enumerate(ds.colorinterp) if ci == ColorInterp.alpha]
     per_dataset = all(MaskFlags.per_dataset in f for f in flags)
     all_valid = all(f == [MaskFlags.all_valid] for f in flags)
     nodata = ds.nodata
@@ -420,6 +424,7 @@ def _describe_epoch(
         nodata=nodata,
         native=Grid.of(ds),
         has_alpha=has_alpha,
+        alpha=alpha_bands[0] if alpha_bands and ds.nodata is not None else None,
         per_dataset_mask=per_dataset,
         all_valid=all_valid,
         zero_rule=bool(zero_as_nodata and nodata is None),
@@ -480,6 +485,9 @@ def _read_epoch(
             m = reader.read_masks(
                 mask_bands, window=src_win, out_shape=(len(mask_bands), sub_h, sub_w), resampling=resampling
             )
+        if ep.alpha is not None and ep.offset is not None:  # a WarpedVRT's mask has the alpha already
+            shape = None if out_shape is None else (sub_h, sub_w)
+            m = m & (reader.read(ep.alpha, window=src_win, out_shape=shape, resampling=resampling) > 0)
     except RasterioError as exc:  # e.g. a truncated file: the header is fine, the data is cut
         cause = " ".join(str(exc.__cause__ or exc).split())[:160]
         raise InputError(
@@ -784,6 +792,14 @@ def _build_grid(
                 f"georeference both scenes or drop those options",
                 params=("crs", "resolution"),
             )
+        if not pre.transform.almost_equals(post.transform):
+            col, row = ~pre.transform * (post.transform.c, post.transform.f)
+            raise InputError(
+                f"{post_path}: has no CRS, and its georeference (e.g. a world file) places it "
+                f"{abs(col):.4g} px {'east' if col >= 0 else 'west'}, {abs(row):.4g} px "
+                f"{'south' if row >= 0 else 'north'} of {pre_path}, so pixel-by-pixel would be wrong; "
+                f"give both scenes their CRS (e.g. gdal_edit.py -a_srs EPSG:32636) so they can be aligned"
+            )
         if (pre.width, pre.height) != (post.width, post.height):
             raise InputError(
                 f"{post_path}: neither scene has a CRS and their sizes differ "
@@ -802,6 +818,8 @@ def _build_grid(
             )
         resolution = float(resolution)
     dst_crs, frame, _ = target_frame(pre, crs, resolution)
+    if resolution is not None:
+        _check_resolution(pre, pre_path, dst_crs, frame, resolution)
     boxes = []
     for g, path in ((pre, pre_path), (post, post_path)):
         box = footprint_box(g, dst_crs, frame)
@@ -825,6 +843,46 @@ def _build_grid(
         )
     c0, r0, c1, r1 = snap_box(inter)
     return Grid(dst_crs, frame * Affine.translation(c0, r0), c1 - c0, r1 - r0)
+
+
+def _refuse_gcps_only(ds: Any, path: str) -> None:
+    """A raster placed by ground control points has no grid to align on: say so, instead of
+    calling it "not georeferenced"."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        gcps_only = ds.crs is None and ds.transform.is_identity and bool(ds.gcps[0])
+    if gcps_only:
+        raise InputError(
+            f"{path}: is georeferenced by {len(ds.gcps[0])} ground control points (GCPs), not a grid; "
+            f"warp it onto one first, e.g. gdalwarp -r bilinear -tps {path} warped.tif"
+        )
+
+
+#: The largest grid a run may ask for (pixels): beyond, a resolution is a unit mistake, and
+#: refused before anything is allocated (100,000 x 100,000 px is well inside).
+MAX_GRID_PIXELS = 4e10
+
+
+def _check_resolution(pre: Grid, pre_path: str, dst_crs: CRS | None, frame: Affine, resolution: float) -> None:
+    """Refuse a resolution that makes the scene a few pixels, or an unbounded grid: almost
+    always a number in the wrong unit (metres for a CRS in degrees, or the reverse)."""
+    box = footprint_box(pre, dst_crs, frame)
+    if box is None:
+        return  # the footprint check reports it
+    w, h = box[2] - box[0], box[3] - box[1]
+    if min(w, h) >= 2 and w * h <= MAX_GRID_PIXELS:
+        return
+    units = "degrees" if dst_crs is not None and dst_crs.is_geographic else "metres"
+    if dst_crs is not None and not dst_crs.is_geographic and dst_crs.linear_units not in ("metre", "meter", ""):
+        units = str(dst_crs.linear_units)
+    native = target_frame(pre, dst_crs, None)[1].a
+    name = dst_crs.to_string() if dst_crs is not None else "the target CRS"
+    raise InputError(
+        f"{{resolution}} {resolution:g}: {name} counts in {units}, so {pre_path} would be "
+        f"{max(w, 0):.3g} x {max(h, 0):.3g} pixels; give the resolution in {units} "
+        f"(its own pixels are about {native:.3g})",
+        params=("resolution",),
+    )
 
 
 def open_pair(
@@ -857,6 +915,7 @@ def open_pair(
     try:
         for path, name in ((pre_path, "pre"), (post_path, "post")):
             files.append(_open_dataset(path, name))
+            _refuse_gcps_only(files[-1], path)
         pre_ds, post_ds = files
         if bands is None and post_bands is None:
             n_pre, n_post = _data_band_count(pre_ds), _data_band_count(post_ds)

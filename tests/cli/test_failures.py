@@ -358,6 +358,40 @@ def test_evaluate_scores_only_what_it_can_and_says_why_not(tmp_path, pair):
     _fails_well(run("evaluate", half, pair["label"]), f"{half}: holds fractional values (e.g. 0.5)")
 
 
+def test_messages_name_the_real_culprit(tmp_path, pair, tiny_model):
+    """Rule 9: a tile size alone never blames an --overlap nobody gave; a resolution in the
+    wrong unit says so; a file placed by GCPs is not called 'not georeferenced'."""
+    out = tmp_path / "c.tif"
+    res = predict(pair["pre"], pair["post"], out, tiny_model, "--tile-size", "33")
+    assert res.exit_code == 0, res.output  # the model's overlap (16) is clamped to the tile
+    res = predict(
+        pair["pre"], pair["post"], tmp_path / "d.tif", tiny_model, "--crs", "EPSG:4326", "--resolution", "0.5"
+    )
+    _fails_well(res, "--resolution 0.5: EPSG:4326 counts in degrees", "give the resolution in degrees")
+    res = predict(pair["pre"], pair["post"], tmp_path / "e.tif", tiny_model, "--resolution", "1e-6")
+    _fails_well(res, "--resolution 1e-06: EPSG:32636 counts in metres", "its own pixels are about 0.5")
+    from rasterio.control import GroundControlPoint
+
+    with rasterio.open(pair["post"]) as ds:
+        data = ds.read()
+    gcps = [GroundControlPoint(r, c, 637000 + c * 0.5, 3486500 - r * 0.5) for r, c in ((0, 0), (0, 127), (127, 0))]
+    gcp = tmp_path / "gcp.tif"
+    prof = dict(driver="GTiff", width=128, height=128, count=3, dtype="uint8", gcps=gcps, crs=UTM)
+    with rasterio.open(gcp, "w", **prof) as ds:
+        ds.write(data)
+    res = predict(pair["pre"], gcp, tmp_path / "f.tif", tiny_model)
+    _fails_well(res, "gcp.tif: is georeferenced by 3 ground control points (GCPs)", "gdalwarp")
+
+
+def test_describe_a_float_mask_with_nan_nodata(tmp_path, pair):
+    with rasterio.open(pair["label"]) as ds:
+        label = ds.read(1).astype(np.float32)
+    label[:10] = np.nan
+    f = _label_like(pair, tmp_path / "nan.tif", label, nodata=float("nan"), dtype="float32")
+    res = run("describe", f)
+    assert res.exit_code == 0, res.output
+
+
 def test_sample_data_bad_inputs(tmp_path):
     _fails_well(run("sample-data", tmp_path, "--post-crs", "EPSG:0"), "--post-crs")
 

@@ -639,3 +639,41 @@ def test_real_landsat8_int16_pair(realdata, tmp_path):
     with open_pair(pre, post, scale=10000.0) as pair:  # surface reflectance x 10000
         p, _, valid = pair.read(pair.grid.window())
     np.testing.assert_allclose(p[:, valid], np.clip(raw * 255 / 10000, 0, 255)[:, valid], rtol=1e-6)
+
+
+def test_alpha_counts_too_when_a_nodata_value_is_declared(small_scene, tmp_path):
+    """Rule 5: GDAL's masks follow a declared nodata value and ignore the alpha band; an
+    RGBA scene whose alpha is 0 on data that is not the nodata value is still invalid there."""
+    prof = _profile(small_scene["pre"])
+    rgb = _read(small_scene["pre"])
+    alpha = np.full((1, *rgb.shape[1:]), 255, np.uint8)
+    alpha[:, :, :200] = 0  # transparent, over pixels that are not 0
+    rgba = _write(
+        tmp_path / "rgba.tif",
+        np.concatenate([rgb, alpha]),
+        crs=prof["crs"],
+        transform=prof["transform"],
+        nodata=0,
+        photometric="RGB",
+        alpha="YES",
+    )
+    with rasterio.open(rgba) as ds:
+        assert ds.colorinterp[3].name == "alpha" and ds.nodata == 0
+    with open_pair(small_scene["pre"], rgba) as pair:
+        _, _, valid = pair.read(pair.grid.window())
+    nonzero = (rgb != 0).any(0)
+    assert not valid[:, :200].any()
+    np.testing.assert_array_equal(valid[:, 200:], nonzero[:, 200:])
+
+
+def test_world_files_that_disagree_are_not_taken_as_aligned(small_scene, tmp_path):
+    """Rule 5: two scenes without CRS whose georeference (e.g. world files) differ are not
+    compared pixel by pixel in silence."""
+    data = _read(small_scene["pre"])
+    a = _write(tmp_path / "a.tif", data, transform=Affine(0.5, 0, 1000.0, 0, -0.5, 2000.0))
+    b = _write(tmp_path / "b.tif", data, transform=Affine(0.5, 0, 1050.0, 0, -0.5, 2000.0))
+    msg = _assert_input_error(b, a, b)
+    assert "places it 100 px east, 0 px south of" in msg and "gdal_edit.py -a_srs" in msg
+    same = _write(tmp_path / "c.tif", data, transform=Affine(0.5, 0, 1000.0, 0, -0.5, 2000.0))
+    with open_pair(a, same) as pair:  # the same georeference: aligned, as before
+        assert pair.grid.crs is None
