@@ -189,6 +189,19 @@ def _tile_stream(pair, tiles: list[tuple[int, Rect]], threads: int, ahead: int) 
             yield bi, tile, pre, post, valid
 
 
+def _readable_tiles(pair, tiles: list[tuple[int, Rect]], skip: Callable[[int], None]) -> list[tuple[int, Rect]]:
+    """The tiles that may hold a valid pixel (the pair's coverage map); ``skip`` the others,
+    without reading them: a mosaic's nodata frame costs next to nothing."""
+    coverage = pair.coverage() if hasattr(pair, "coverage") else None
+    readable = []
+    for bi, tile in tiles:
+        if coverage is None or coverage.may_hold(_window(tile)):
+            readable.append((bi, tile))
+        else:
+            skip(bi)
+    return readable
+
+
 def run_tiles(
     pair,
     model: ChangeModel,
@@ -210,7 +223,7 @@ def run_tiles(
     def tile_done(bi: int) -> None:
         remaining[bi] -= 1
         if remaining[bi] == 0:
-            on_block(partials.pop(bi) if bi in partials else BlockPartial.empty(blocks[bi], k))
+            on_block(partials.pop(bi) if bi in partials else BlockPartial.nothing(blocks[bi]))
 
     def flush() -> None:
         nonlocal done
@@ -227,10 +240,17 @@ def run_tiles(
         if progress:
             progress("infer", done + skipped, len(tiles))
 
-    for item in _tile_stream(pair, tiles, opts.read_threads, ahead=max(2 * opts.batch_size, 4)):
+    def skip(bi: int) -> None:
+        nonlocal skipped
+        skipped += 1
+        tile_done(bi)
+        if progress and skipped % 64 == 0:  # skipped work is progress too
+            progress("infer", done + skipped, len(tiles))
+
+    readable = _readable_tiles(pair, tiles, skip)
+    for item in _tile_stream(pair, readable, opts.read_threads, ahead=max(2 * opts.batch_size, 4)):
         if not item[4].any():  # nothing valid under this tile: no need to run the model
-            skipped += 1
-            tile_done(item[0])
+            skip(item[0])
             continue
         batch.append(item)
         if len(batch) >= opts.batch_size:

@@ -85,10 +85,12 @@ __all__ = [
     "percentile_stretch",
     "apply_stretch",
     "read_scene",
+    "Coverage",
 ]
 
 SNAP_TOL = 1e-3  # pixels: float noise below this never adds or removes a row/column
 OFFSET_TOL = 1e-4  # pixels: an epoch this close to a whole-pixel shift of the grid is "on the grid"
+COVERAGE_MAX = 2048  # long side of the coarse map of where valid pixels may be
 COARSE_MAX = 1024  # long side of the decimated read used for the stretch and the all-nodata check
 STRETCH_PCT = (2.0, 98.0)
 DENSIFY = 21
@@ -527,6 +529,7 @@ class ScenePair:
     def __init__(self, grid: Grid, pre: _Epoch, post: _Epoch):
         self.grid = grid
         self._epochs = {"pre": pre, "post": post}
+        self._coverage: Coverage | None = None
         self._init_runtime()
 
     # -- runtime state (not pickled) --
@@ -537,7 +540,7 @@ class ScenePair:
         self._closed = False
 
     def __getstate__(self) -> dict:
-        return {"grid": self.grid, "_epochs": self._epochs}
+        return {"grid": self.grid, "_epochs": self._epochs, "_coverage": self._coverage}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -694,6 +697,48 @@ class ScenePair:
         with rasterio.open(ep.path) as ds, WarpedVRT(ds, **_vrt_kwargs(ep, coarse, Resampling.nearest)) as vrt:
             return _read_epoch(ep, vrt, coarse.window())
 
+    def coverage(self) -> Coverage:
+        """Where both epochs may hold a valid pixel, on a coarse grid (computed once): a tile
+        outside it need not be read at all, so a scene costs what its valid area costs."""
+        if self._coverage is None:
+            f, ch, cw = coarse_shape(self.grid.height, self.grid.width, COVERAGE_MAX)
+            maps = [self._possibly_valid(ep, f, ch, cw) for ep in self._epochs.values()]
+            joint = None if any(m is None for m in maps) else maps[0] & maps[1]  # type: ignore[operator]
+            self._coverage = Coverage(self.grid.height, self.grid.width, joint)
+        return self._coverage
+
+    def _possibly_valid(self, ep: _Epoch, factor: int, ch: int, cw: int) -> np.ndarray | None:
+        """(ch, cw) bool: True where a cell may hold a valid pixel of ``ep``; None when that
+        cannot be known cheaply (then nothing is skipped). GDAL's average resampling leaves
+        a declared nodata value out, so a cell's average is the nodata value only where
+        every pixel is nodata — exact for an unsigned type whose nodata is its least or
+        greatest value (valid values all lie on one side of it)."""
+        if ep.all_valid and not ep.zero_rule:
+            return np.ones((ch, cw), bool)
+        kind = np.dtype(ep.dtype)
+        if kind.kind != "u" or not (ep.zero_rule or ep.nodata in (0, np.iinfo(kind).max)) or ep.alpha is not None:
+            return None
+        if not (ep.zero_rule or ep.nodata is not None) or ep.per_dataset_mask:
+            return None
+        nodata = 0.0 if ep.zero_rule else float(ep.nodata)  # type: ignore[arg-type]
+        g = self.grid
+        coarse = Grid(g.crs, g.transform * Affine.scale(g.width / cw, g.height / ch), cw, ch)
+        with rasterio.open(ep.path) as ds:
+            if ep.offset is None:
+                with WarpedVRT(ds, **_vrt_kwargs(ep, coarse, Resampling.average)) as vrt:
+                    avg = vrt.read(list(ep.bands), out_dtype="float32")
+            else:
+                r, c = ep.offset
+                win = Window(c, r, g.width, g.height)
+                avg = ds.read(  # the grid lies inside the raster (it is the footprints' overlap)
+                    list(ep.bands),
+                    window=win,
+                    out_shape=(len(ep.bands), ch, cw),
+                    resampling=Resampling.average,
+                    out_dtype="float32",
+                )
+        return np.asarray((avg != nodata).any(axis=0))
+
     def _any_valid_full(self, rows: int = 512) -> bool:
         """Full-resolution scan, strip by strip, for any jointly valid pixel."""
         for r in range(0, self.grid.height, rows):
@@ -723,6 +768,30 @@ class ScenePair:
             if ep.scaling == "stretch":
                 use = joint if joint.any() else own
                 self._epochs[name] = replace(ep, stretch=percentile_stretch(data, use))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """A coarse map of where a grid may hold valid pixels (``cells`` None: anywhere)."""
+
+    height: int
+    width: int
+    cells: np.ndarray | None
+
+    def may_hold(self, window: Window) -> bool:
+        """Whether ``window`` (grid pixels) may hold a valid pixel; False only when certain."""
+        if self.cells is None:
+            return True
+        ch, cw = self.cells.shape
+        r0, c0 = max(int(window.row_off), 0), max(int(window.col_off), 0)
+        r1 = min(int(window.row_off + window.height), self.height)
+        c1 = min(int(window.col_off + window.width), self.width)
+        if r0 >= r1 or c0 >= c1:
+            return False
+        # the cells the window touches, with a cell of margin for rounding at their edges
+        i0, i1 = max(r0 * ch // self.height - 1, 0), min(-(-r1 * ch // self.height) + 1, ch)
+        j0, j1 = max(c0 * cw // self.width - 1, 0), min(-(-c1 * cw // self.width) + 1, cw)
+        return bool(self.cells[i0:i1, j0:j1].any())
 
 
 def read_scene(

@@ -24,23 +24,31 @@ from .tiling import Block, Rect, TileLayout, quantize
 
 @dataclass
 class BlockPartial:
-    """Blended evidence of one block over its extent."""
+    """Blended evidence of one block over its extent; ``acc`` is None for a block without any
+    (every tile skipped as nodata), which costs nothing however large the block."""
 
     block: Block
-    acc: np.ndarray  # int32 (K+1, h, w): sum of quantized weight * probability
-    wsum: np.ndarray  # int32 (h, w): sum of quantized weights
-    valid: np.ndarray  # bool (h, w)
+    acc: np.ndarray | None  # int32 (K+1, h, w): sum of quantized weight * probability
+    wsum: np.ndarray | None  # int32 (h, w): sum of quantized weights
+    valid: np.ndarray | None  # bool (h, w)
 
     @classmethod
     def empty(cls, block: Block, num_classes: int) -> BlockPartial:
+        """A partial to add tiles to (zeros over the block's extent)."""
         h, w = block.extent.height, block.extent.width
         return cls(block, np.zeros((num_classes, h, w), np.int32), np.zeros((h, w), np.int32), np.zeros((h, w), bool))
+
+    @classmethod
+    def nothing(cls, block: Block) -> BlockPartial:
+        """The partial of a block none of whose tiles had a valid pixel."""
+        return cls(block, None, None, None)
 
     def add_tile(self, tile: Rect, probs: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> None:
         """Add one tile's (K+1, T, T) probabilities with (T, T) weights and its valid mask."""
         part = tile.intersect(self.block.extent)
         if part is None:
             return
+        assert self.acc is not None and self.wsum is not None and self.valid is not None
         src = part.slices(tile)
         dst = part.slices(self.block.extent)
         w = weights[src]
@@ -121,6 +129,12 @@ class Stitcher:
         ext = partial.block.extent
         for key in self._touched(ext):
             p = self._pending[key]
+            if partial.acc is None:  # no evidence: it only counts as arrived
+                p.arrived += 1
+                if p.arrived == p.expected:
+                    self._finish(key)
+                continue
+            assert partial.wsum is not None and partial.valid is not None
             part = ext.intersect(p.core)
             assert part is not None
             if p.acc is None:
@@ -139,7 +153,12 @@ class Stitcher:
 
     def _finish(self, key: tuple[int, int]) -> None:
         p = self._pending.pop(key)
-        assert p.acc is not None and p.wsum is not None and p.valid is not None  # every core gets >= 1 block
+        if p.acc is None:  # no block brought evidence: all nodata, without computing anything
+            h, w = p.core.height, p.core.width
+            empty = np.zeros((self.num_classes, h, w), np.float32) if self.want_probabilities else None
+            self.sink(p.core, np.full((h, w), NODATA_CLASS, np.uint8), np.zeros((h, w), np.float32), empty)
+            return
+        assert p.wsum is not None and p.valid is not None
         ok = p.valid & (p.wsum > 0)
         wsum = np.maximum(p.wsum, 1).astype(np.float32)
         # the blend divides every class by the same positive weight sum, so the argmax and

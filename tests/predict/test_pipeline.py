@@ -253,3 +253,40 @@ def test_realdata_landsat5_dates_on_their_own_grids(tmp_path, realdata, tiny_mod
         row = (o.transform.f - p.transform.f) / p.transform.e
         assert col == round(col) and row == round(row)
         assert (o.read(1) != NODATA_CLASS).mean() > 0.5
+
+
+def test_a_nodata_frame_costs_no_reads_and_changes_nothing(tmp_path, tiny_model, monkeypatch):
+    """Tiles where the coverage map rules out any valid pixel are skipped unread; the raster
+    is identical to reading every tile."""
+    import s2m_geo.predict.scene as sc
+
+    scene = write_scene(tmp_path / "s", SceneSpec(size=200, seed=4))
+    frame = {}
+    for k in ("pre", "post"):
+        with rasterio.open(scene[k]) as ds:
+            data, t = ds.read(), ds.transform
+            prof = dict(driver="GTiff", count=3, dtype="uint8", crs=ds.crs, nodata=0, tiled=True)
+        big = np.zeros((3, 1200, 1200), np.uint8)
+        big[:, 600:800, 900:1100] = np.maximum(data, 1)
+        frame[k] = tmp_path / f"{k}_frame.tif"
+        origin = t * (-900, -600)
+        with rasterio.open(
+            frame[k],
+            "w",
+            width=1200,
+            height=1200,
+            transform=rasterio.Affine(t.a, 0, origin[0], 0, t.e, origin[1]),
+            **prof,
+        ) as ds:
+            ds.write(big)
+    reads = []
+    original = sc.ScenePair.read
+    monkeypatch.setattr(sc.ScenePair, "read", lambda self, w: reads.append(w) or original(self, w))
+    a = predict(frame["pre"], frame["post"], tmp_path / "a.tif", tiny_model)
+    n_fast = len(reads)
+    reads.clear()
+    monkeypatch.setattr(sc.ScenePair, "coverage", lambda self: sc.Coverage(1200, 1200, None))
+    b = predict(frame["pre"], frame["post"], tmp_path / "b.tif", tiny_model)
+    assert a.tiles == b.tiles and a.tiles_skipped == b.tiles_skipped
+    assert n_fast < len(reads) / 4  # only tiles near the valid area were read
+    np.testing.assert_array_equal(_read(tmp_path / "a.tif")[0], _read(tmp_path / "b.tif")[0])

@@ -677,3 +677,48 @@ def test_world_files_that_disagree_are_not_taken_as_aligned(small_scene, tmp_pat
     same = _write(tmp_path / "c.tif", data, transform=Affine(0.5, 0, 1000.0, 0, -0.5, 2000.0))
     with open_pair(a, same) as pair:  # the same georeference: aligned, as before
         assert pair.grid.crs is None
+
+
+def _framed(tmp_path, name, data, size, at, nodata, **kw):
+    """``data`` (C,h,w) placed at ``at`` (row, col) in a ``size`` x ``size`` raster of nodata."""
+    c, h, w = data.shape
+    full = np.full((c, size, size), nodata, data.dtype)
+    full[:, at[0] : at[0] + h, at[1] : at[1] + w] = data
+    t = Affine(0.5, 0, 637000.0, 0, -0.5, 3486500.0)
+    return _write(tmp_path / name, full, crs=CRS.from_epsg(32636), transform=t, nodata=nodata, **kw)
+
+
+@pytest.mark.parametrize("dtype, nodata", [("uint8", 0), ("uint16", 65535), ("uint16", 0)])
+def test_coverage_never_misses_a_valid_pixel(tmp_path, dtype, nodata):
+    """The coarse map a run skips tiles by is conservative: any window holding a jointly valid
+    pixel is 'may hold'; windows in the nodata frame are not (so they are never read)."""
+    rng = np.random.default_rng(1)
+    data = rng.integers(1, 250, (3, 40, 30)).astype(dtype)
+    data[:, 5, 7] = nodata  # a nodata pixel inside the valid area
+    pre = _framed(tmp_path, "pre.tif", data, 3000, (1500, 2100), nodata)
+    lone = np.full((3, 1, 1), 9, dtype)
+    post = _framed(tmp_path, "post.tif", data, 3000, (1500, 2100), nodata)
+    with open_pair(pre, post) as pair:
+        cov = pair.coverage()
+        assert cov.cells is not None and cov.cells.shape == (1500, 1500)
+        for _ in range(300):
+            size = int(rng.integers(1, 300))
+            r, c = (int(v) for v in rng.integers(-size, 3000, 2))
+            window = Window(c, r, size, size)
+            if pair.read_valid(window).any():
+                assert cov.may_hold(window), window
+        assert cov.may_hold(Window(2100, 1500, 1, 1))
+        assert not cov.may_hold(Window(0, 0, 256, 256)) and not cov.may_hold(Window(2700, 2700, 256, 256))
+    # a single valid pixel in a large frame is still found
+    one = _framed(tmp_path, "one.tif", lone, 3000, (2999, 17), nodata)
+    with open_pair(one, one) as pair:
+        assert pair.coverage().may_hold(Window(0, 2900, 64, 100))
+
+
+def test_coverage_is_everywhere_when_it_cannot_be_known_cheaply(small_scene, tmp_path):
+    with open_pair(small_scene["pre"], small_scene["post"]) as pair:  # no nodata: all valid
+        assert pair.coverage().cells.all()
+    data = _read(small_scene["pre"]).astype(np.int16) - 100
+    signed = _framed(tmp_path, "s.tif", data, 600, (0, 0), 0)  # a signed type: averages could hit 0
+    with open_pair(signed, signed) as pair:
+        assert pair.coverage().cells is None and pair.coverage().may_hold(Window(590, 590, 5, 5))
