@@ -104,7 +104,14 @@ def _cog(src: Path, dst: Path, resampling: str) -> None:
 
     with rasterio.open(src) as ds:
         rio_copy(
-            ds, dst, driver="COG", compress="DEFLATE", blocksize=512, overview_resampling=resampling, BIGTIFF="IF_SAFER"
+            ds,
+            dst,
+            driver="COG",
+            compress="DEFLATE",
+            blocksize=512,
+            overview_resampling=resampling,
+            BIGTIFF="IF_SAFER",
+            SPARSE_OK="TRUE",  # nodata blocks stay unwritten: a mosaic's frame costs no bytes
         )
 
 
@@ -124,6 +131,7 @@ class _Writer:
             blockxsize=512,
             blockysize=512,
             BIGTIFF="IF_SAFER",
+            sparse_ok=True,  # blocks never written read as nodata (class raster) or 0 (probabilities)
         )
         self.tmp_raster = temp_path(raster) if raster else None
         self.tmp_probs = temp_path(probabilities) if probabilities else None
@@ -149,12 +157,17 @@ class _Writer:
         self.extra_sinks: list[Callable] = []
 
     def sink(self, core: Rect, classes: np.ndarray, confidence: np.ndarray, probs: np.ndarray | None) -> None:
+        # a core without a valid pixel is what the sparse files read where nothing is written
+        nothing = classes.flat[0] == NODATA_CLASS and not (classes != NODATA_CLASS).any()
         with self.lock:
-            if self.ds is not None:
+            if self.ds is not None and not nothing:
                 self.ds.write(classes, 1, window=_window(core))
-            if self.probs is not None:
+            if self.probs is not None and not nothing:
                 self.probs.write(probs, window=_window(core))
-            self.counts += np.bincount(classes.ravel(), minlength=256)
+            if nothing:
+                self.counts[NODATA_CLASS] += classes.size
+            else:
+                self.counts += np.bincount(classes.ravel(), minlength=256)
             for s in self.extra_sinks:
                 s(core, classes, confidence, probs)
 
