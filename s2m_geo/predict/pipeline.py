@@ -379,6 +379,13 @@ def _predict(
             f"drop {{tile_size}} (or pass {{tile_size}} {fixed[0]})",
             params=("tile_size",),
         )
+    if tile > MAX_TILE_FACTOR * meta.tile_size:
+        raise InputError(
+            f"{{tile_size}} {tile}: more than {MAX_TILE_FACTOR}x the model's own tile ({meta.tile_size}); its "
+            f"memory grows with the square of the tile (and faster in its attention), so give at most "
+            f"{MAX_TILE_FACTOR * meta.tile_size}",
+            params=("tile_size",),
+        )
     # the model's overlap fits its own tile; a smaller tile asked for alone gets it clamped
     overlap = min(meta.default_overlap, max(tile // 2 - 1, 0)) if opts.overlap is None else opts.overlap
     if not 0 <= overlap < tile // 2:
@@ -389,6 +396,7 @@ def _predict(
     with _open_pair(open_pair, pre, post, runner, opts) as pair:
         grid = pair.grid
         _check_overlap(pair, tile)
+        tile, overlap = _fit_tile(tile, overlap, grid, runner)
         layout = TileLayout(grid.height, grid.width, tile, overlap)
         blocks = layout.blocks(opts.block_tiles)
         writer = _Writer(raster, probabilities, grid, runner)
@@ -429,6 +437,21 @@ def _predict(
             raise
     counts = {c.id: int(writer.counts[c.id]) for c in meta.class_table}
     return PredictResult(raster, probabilities, grid, done, skipped, counts, runner.name)
+
+
+#: How much larger than the model's own tile a run may ask for (memory, not accuracy, limits it).
+MAX_TILE_FACTOR = 2
+
+
+def _fit_tile(tile: int, overlap: int, grid: Any, runner: ChangeModel) -> tuple[int, int]:
+    """A tile larger than the scene is cut to the scene (rounded up to a multiple of 32, as
+    models take): a bigger one would only feed the model padding, at the cost of memory that
+    grows with its square. A model that takes one tile size only keeps it."""
+    fixed = getattr(getattr(runner, "onnx", None), "fixed_size", None)
+    side = -(-max(grid.height, grid.width) // 32) * 32
+    if fixed is not None or tile <= side:
+        return tile, overlap
+    return side, min(overlap, max(side // 2 - 1, 0))
 
 
 def _check_overlap(pair, tile: int) -> None:

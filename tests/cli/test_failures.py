@@ -383,6 +383,15 @@ def test_messages_name_the_real_culprit(tmp_path, pair, tiny_model):
     _fails_well(res, "gcp.tif: is georeferenced by 3 ground control points (GCPs)", "gdalwarp")
 
 
+def test_a_tile_far_larger_than_the_models_is_refused_before_anything_runs(tmp_path, pair, tiny_model):
+    """Rule 7: the model's memory grows with the square of the tile (faster in attention):
+    --tile-size 8192 for a 64-px model took 24 GB and was killed; now one line, exit 2."""
+    out = tmp_path / "c.tif"
+    res = predict(pair["pre"], pair["post"], out, tiny_model, "--tile-size", "8192")
+    _fails_well(res, "--tile-size 8192: more than 2x the model's own tile (64)", "at most 128", out=out)
+    assert predict(pair["pre"], pair["post"], out, tiny_model, "--tile-size", "128").exit_code == 0
+
+
 def test_describe_a_float_mask_with_nan_nodata(tmp_path, pair):
     with rasterio.open(pair["label"]) as ds:
         label = ds.read(1).astype(np.float32)
