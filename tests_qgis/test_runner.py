@@ -147,6 +147,80 @@ def test_failure_keeps_the_cli_message(fake_cli, tmp_path, monkeypatch):
     assert not out.exists()
 
 
+def test_ok_codes_keep_what_the_run_wrote(tmp_path):
+    """An exit code the caller accepts (batch: 3, some scenes failed) is not a failure: the
+    outputs stay; any other non-zero code removes what the run created."""
+    exe = tmp_path / "exit3"
+    exe.write_text('#!/bin/sh\necho made > "$1"\nexit 3\n')
+    exe.chmod(0o755)
+    out = tmp_path / "all_changes.gpkg"
+    res = runner.run_cli([str(exe), str(out)], outputs=[str(out)], ok_codes=(0, 3))
+    assert res.returncode == 3 and out.read_text() == "made\n" and not res.removed
+    res = runner.run_cli([str(exe), str(out)], outputs=[str(out)])
+    assert res.returncode == 3 and not out.exists() and res.removed == [str(out)]
+
+
+def test_batch_percent_never_goes_back_and_ends_at_the_reports():
+    pct = runner.BatchPercent()
+    lines = [
+        ("scenes", 0, 3),
+        ("tiles", 4, 25),
+        ("tiles", 25, 25),
+        ("scenes", 1, 3),
+        ("tiles", 29, 50),  # the second scene started: the tile total grew
+        ("tiles", 50, 50),
+        ("scenes", 2, 3),
+        ("scenes", 3, 3),  # the third failed without a tile
+    ]
+    got = [pct(*line) for line in lines]
+    end = runner.BATCH_SCENES_END
+    assert got[0] == 0 and got[1] == pytest.approx(end * 4 / 25 / 3)
+    assert got[2] == pytest.approx(end / 3) == got[3]
+    assert got[4] == pytest.approx(end * (1 + 4 / 25) / 3)
+    assert got[-1] == end and got == sorted(got)
+    assert pct("tiles", 10, 60) == end  # never backwards
+    assert pct("other", 1, 1) is None and pct("tiles", "x", None) is None
+    two = runner.BatchPercent()  # two scenes at once: tiles fill the step to the next scene, no more
+    assert two("scenes", 0, 4) == 0 and two("tiles", 50, 50) == pytest.approx(end / 4)
+
+
+def test_batch_command_is_a_list():
+    cmd = runner.build_batch_command("/x/s2m-geo", "/o/out dir", pre_dir="/d/pre", post_dir="/d/post", pattern="*.TIF")
+    assert cmd == [
+        "/x/s2m-geo",
+        "batch",
+        "-o",
+        "/o/out dir",
+        "--pre-dir",
+        "/d/pre",
+        "--post-dir",
+        "/d/post",
+        "--pattern",
+        "*.TIF",
+        "--device",
+        "auto",
+        "--min-area",
+        "0.0",
+        "--progress",
+        "json",
+    ]
+    cmd = runner.build_batch_command(
+        "s",
+        "out",
+        manifest="-scenes.csv",
+        model="m.onnx",
+        workers=2,
+        tile_size=256,
+        overlap=0,
+        device="cpu",
+        min_area=5,
+    )
+    assert cmd[-2:] == ["--", "-scenes.csv"] and "--pre-dir" not in cmd and "--overwrite" not in cmd
+    for flag, value in (("--model", "m.onnx"), ("--workers", "2"), ("--tile-size", "256"), ("--overlap", "0")):
+        assert cmd[cmd.index(flag) + 1] == value
+    assert cmd[cmd.index("--device") + 1] == "cpu" and cmd[cmd.index("--min-area") + 1] == "5.0"
+
+
 def _gone(pid):
     """No such process, or only a zombie (killed, not yet reaped by whoever adopted it)."""
     try:

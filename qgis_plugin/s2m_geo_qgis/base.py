@@ -90,10 +90,11 @@ class S2MAlgorithm(QgsProcessingAlgorithm):
         except runner.ExecutableNotFound as exc:
             raise QgsProcessingException(str(exc)) from None
 
-    def run_command(self, cmd, outputs, feedback, **callbacks):
+    def run_command(self, cmd, outputs, feedback, ok_codes=(0,), **callbacks):
         """Run ``cmd`` (logged), report progress to ``feedback``, name parameters by their
-        labels in errors; a cancel or a failure becomes a QgsProcessingException (the CLI's
-        own error lines are in its message, once). Returns the runner's result."""
+        labels in errors; a cancel or an exit code not in ``ok_codes`` becomes a
+        QgsProcessingException (the CLI's own error lines are in its message, once). Returns
+        the runner's result."""
         feedback.pushCommandInfo(" ".join(quote(a) for a in cmd))
 
         def on_error(line):
@@ -106,15 +107,24 @@ class S2MAlgorithm(QgsProcessingAlgorithm):
         callbacks.setdefault("on_warning", feedback.pushWarning)
         callbacks.setdefault("on_progress", _percent_only(feedback))
         result = runner.run_cli(
-            cmd, outputs=outputs, labels=self.cli_labels(), is_canceled=feedback.isCanceled, **callbacks
+            cmd,
+            outputs=outputs,
+            labels=self.cli_labels(),
+            is_canceled=feedback.isCanceled,
+            ok_codes=ok_codes,
+            **callbacks,
         )
         if result.canceled:
             for path in result.removed:
                 feedback.pushDebugInfo("removed {0}".format(path))
-            raise QgsProcessingException(self.tr("Cancelled: s2m-geo was stopped and no output was written."))
-        if result.returncode != 0:
+            raise QgsProcessingException(self.cancelled_message())
+        if result.returncode not in ok_codes:
             raise QgsProcessingException(self._failure(result))
         return result
+
+    def cancelled_message(self):
+        """What a cancelled run tells the user."""
+        return self.tr("Cancelled: s2m-geo was stopped and no output was written.")
 
     def _failure(self, result):
         """The message of a failed run, without repeating what the log already shows: the

@@ -173,6 +173,47 @@ def build_zones_command(
     return cmd
 
 
+def build_batch_command(
+    exe: str,
+    output: str,
+    *,
+    manifest: Optional[str] = None,
+    pre_dir: Optional[str] = None,
+    post_dir: Optional[str] = None,
+    pattern: Optional[str] = None,
+    model: Optional[str] = None,
+    workers: Optional[int] = None,
+    tile_size: Optional[int] = None,
+    overlap: Optional[int] = None,
+    device: str = "auto",
+    min_area: float = 0.0,
+) -> list:
+    """The argument list of ``s2m-geo batch`` (never a shell string): a ``manifest`` or the
+    two folders ``pre_dir`` and ``post_dir`` (with an optional file ``pattern``); the CLI
+    checks that exactly one of them is given. No ``--overwrite``: scenes already complete in
+    the output folder are skipped (resume). The manifest comes last, after ``--``, so no file
+    name can be read as an option."""
+    cmd = [exe, "batch", "-o", output]
+    if pre_dir:
+        cmd += ["--pre-dir", pre_dir]
+    if post_dir:
+        cmd += ["--post-dir", post_dir]
+    if pattern:
+        cmd += ["--pattern", pattern]
+    if model:
+        cmd += ["--model", model]
+    if workers is not None:
+        cmd += ["--workers", str(int(workers))]
+    if tile_size is not None:
+        cmd += ["--tile-size", str(int(tile_size))]
+    if overlap is not None:
+        cmd += ["--overlap", str(int(overlap))]
+    cmd += ["--device", device, "--min-area", repr(float(min_area)), "--progress", "json"]
+    if manifest:
+        cmd += ["--", manifest]
+    return cmd
+
+
 #: Share of the whole run each CLI stage covers (start, end), in percent.
 STAGE_SPAN = {"infer": (0.0, 90.0), "write": (90.0, 95.0), "vectorize": (95.0, 100.0)}
 
@@ -188,6 +229,51 @@ def overall_percent(stage: str, done: float, total: float) -> Optional[float]:
     frac = min(max(frac, 0.0), 1.0)
     start, end = STAGE_SPAN.get(stage, (0.0, 100.0))
     return start + frac * (end - start)
+
+
+#: Where the scenes of a batch end, in percent; the rest is the merged layers and the reports.
+BATCH_SCENES_END = 95.0
+
+
+class BatchPercent:
+    """Progress of a whole ``s2m-geo batch`` from its ``scenes`` and ``tiles`` lines.
+
+    The finished scenes count first; the tiles done since the last scene finished fill in
+    the step to the next one (not further: several scenes may run at once). The tile total
+    grows as scenes start, so the tiles alone would go backwards; the percent never does.
+    Call it with each line; it returns the percent, or None for a line it does not use.
+    """
+
+    def __init__(self) -> None:
+        self.scenes = (0.0, 0.0)  # finished, total
+        self.tiles = (0.0, 0.0)  # done, total (of the scenes started so far)
+        self.tiles_at_scene = 0.0  # tiles done when the last scene finished
+        self.last = 0.0
+
+    def __call__(self, stage: str, done: float, total: float) -> Optional[float]:
+        try:
+            done, total = float(done), float(total)
+        except (TypeError, ValueError):
+            return None
+        if not (done == done and total == total) or total < 0 or done < 0:  # NaN or nonsense
+            return None
+        if stage == "scenes":
+            if total == 0:
+                return None
+            self.scenes = (min(done, total), total)
+            self.tiles_at_scene = self.tiles[0]
+        elif stage == "tiles":
+            self.tiles = (min(done, total), total)
+        else:
+            return None
+        finished, n = self.scenes
+        if n == 0:
+            return None
+        running = self.tiles[1] - self.tiles_at_scene
+        step = (self.tiles[0] - self.tiles_at_scene) / running if running > 0 and finished < n else 0.0
+        pct = BATCH_SCENES_END * min((finished + min(max(step, 0.0), 1.0)) / n, 1.0)
+        self.last = max(self.last, pct)
+        return self.last
 
 
 @dataclass
@@ -396,6 +482,7 @@ def run_cli(
     env: Optional[dict] = None,
     grace: Optional[float] = None,
     poll_s: float = 0.1,
+    ok_codes: Iterable[int] = (0,),
 ) -> RunResult:
     """Run ``cmd`` and report its ``--progress json`` lines; stop it when ``is_canceled()``.
 
@@ -404,7 +491,8 @@ def run_cli(
     their parameters named by ``labels``, see :func:`render_error`) and any other stderr
     line to ``on_error``; stdout lines to ``on_output``.
     On cancel the child's process group is terminated (then killed) and, like after a
-    failure, every output this run created and every temp file it left is removed.
+    failure (an exit code not in ``ok_codes``), every output this run created and every temp
+    file it left is removed.
     """
     outputs = [str(o) for o in outputs if o]
     on_warning = on_warning or on_message
@@ -464,7 +552,7 @@ def run_cli(
     result.returncode = proc.wait()
     for t in readers:
         t.join(timeout=2)
-    if result.canceled or result.returncode != 0:
+    if result.canceled or result.returncode not in tuple(ok_codes):
         result.removed = remove_leftovers(snap, outputs)
     return result
 
@@ -482,12 +570,14 @@ def describe_failure(result: RunResult) -> str:
 
 
 __all__ = [
+    "BatchPercent",
     "ENV_VAR",
     "ExecutableNotFound",
     "INSTALL_HINT",
     "RunResult",
     "SETTINGS_KEY",
     "SETTING_NAME",
+    "build_batch_command",
     "build_command",
     "build_zones_command",
     "clean_env",
