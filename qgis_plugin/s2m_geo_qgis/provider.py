@@ -5,6 +5,7 @@ from qgis.core import QgsProcessingProvider
 from . import runner
 from .algorithm import DetectChangesAlgorithm
 from .ask_algorithm import AskChangesAlgorithm
+from .batch_algorithm import BatchAlgorithm
 from .resources import icon
 from .zones_algorithm import ZonesAlgorithm
 
@@ -58,6 +59,7 @@ class S2MProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):
         self.addAlgorithm(DetectChangesAlgorithm())
+        self.addAlgorithm(BatchAlgorithm())
         self.addAlgorithm(AskChangesAlgorithm())
         self.addAlgorithm(ZonesAlgorithm())
 
