@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window
 
 from .classes import NODATA_CLASS, ClassTable
 from .errors import InputError
@@ -149,9 +150,23 @@ def evaluate_rasters(
     return scores
 
 
-def read_mask(path: str | Path) -> tuple[np.ndarray, Any]:
-    """Band 1 of a class raster as int64 (nodata pixels become 0, "no change") and its dataset
-    profile; with the file's path in any error."""
+def class_counts(path: str | Path, table: ClassTable, rows: int = 1024) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Per-class pixel counts per row (K+1, H) and per column (K+1, W) of band 1 of a class
+    raster, read in strips of ``rows`` rows (memory does not grow with the raster), nodata
+    counted as 0 (no change); and its profile. Unknown ids are an :class:`InputError`."""
+    from .describe.rules import class_row_col_counts
+
+    path = Path(path)
+    k = table.num_classes
     with open_raster(path) as ds:
-        mask, valid = _read_classes(ds, None, Path(path))  # NaN nodata too: no change
-        return np.where(valid, mask, 0), ds.profile
+        per_row = np.zeros((k, ds.height), np.int64)
+        per_col = np.zeros((k, ds.width), np.int64)
+        for r0 in range(0, ds.height, rows):
+            window = Window(0, r0, ds.width, min(rows, ds.height - r0))
+            mask, valid = _read_classes(ds, window, path)
+            mask = np.where(valid, mask, 0)
+            _check_values(mask, valid, k, path, table)
+            strip_rows, strip_cols = class_row_col_counts(mask, k)
+            per_row[:, r0 : r0 + mask.shape[0]] = strip_rows
+            per_col += strip_cols
+        return per_row, per_col, ds.profile

@@ -37,15 +37,16 @@ def describe(mask: Path, classes: str, as_json: bool, seed: int | None) -> None:
     import json
     import random
 
-    from ..describe.geo import describe_mask_geo
-    from ..evaluate import read_mask
+    from ..describe.geo import describe_counts_geo
+    from ..evaluate import class_counts
 
     table = load_table(classes)
-    data, profile = read_mask(mask)
+    per_row, per_col, profile = class_counts(mask, table)  # in strips: any raster size
     crs = profile.get("crs")
     try:
-        items, image_terms = describe_mask_geo(
-            data,
+        items, image_terms = describe_counts_geo(
+            per_row,
+            per_col,
             profile["transform"] if crs else None,
             crs or None,
             table,

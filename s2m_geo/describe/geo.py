@@ -585,11 +585,20 @@ def describe_mask_geo(
     ``distance_px``. Raises :class:`~s2m_geo.describe.rules.MaskError` for unknown ids.
     """
     m = check_mask(mask, table)
-    image_terms = crs is None
-    h, w = m.shape
     if m.size == 0:
-        return [], image_terms
+        return [], crs is None
     per_row, per_col = class_row_col_counts(m, table.num_classes)
+    return describe_counts_geo(per_row, per_col, transform, crs, table, rng)
+
+
+def describe_counts_geo(
+    per_row: np.ndarray, per_col: np.ndarray, transform: Any, crs: Any, table: ClassTable, rng: Rng | None = None
+) -> tuple[list[tuple[Quadruple, str, dict[str, Any]]], bool]:
+    """:func:`describe_mask_geo` from a mask's per-class pixel counts per row (K+1, H) and
+    per column (K+1, W) alone: what a raster too large to hold in memory is read into
+    (:func:`s2m_geo.evaluate.class_counts`)."""
+    image_terms = crs is None
+    h, w = per_row.shape[1], per_col.shape[1]
     counts = per_row.sum(axis=1)
     if not counts[1:].any():
         return [], image_terms

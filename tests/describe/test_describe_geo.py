@@ -514,3 +514,33 @@ def test_determinism():
     assert GeoFrame.from_grid(UTM36, t, N, N) == GeoFrame.from_grid(UTM36, t, N, N)
     # the same quadruples whatever the template draw
     assert [x[0] for x in a[0]] == [x[0] for x in c[0]]
+
+
+def test_a_raster_is_described_strip_by_strip_exactly_as_whole(tmp_path):
+    """describe reads a class raster in strips (memory flat in its size): the counts, and so
+    every quadruple, sentence and area, equal those of the whole mask at once."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from s2m_geo.classes import load_class_table
+    from s2m_geo.describe.geo import describe_counts_geo, describe_mask_geo
+    from s2m_geo.describe.rules import class_row_col_counts
+    from s2m_geo.evaluate import class_counts
+
+    table = load_class_table()
+    rng = np.random.default_rng(3)
+    mask = rng.integers(0, table.num_classes, (101, 77)).astype(np.uint8)
+    mask[:9] = 255  # nodata rows count as no change
+    t = from_origin(637000, 3486500, 0.5, 0.5)
+    path = tmp_path / "m.tif"
+    prof = dict(driver="GTiff", width=77, height=101, count=1, dtype="uint8", crs="EPSG:32636", transform=t, nodata=255)
+    with rasterio.open(path, "w", **prof) as ds:
+        ds.write(mask, 1)
+    whole = np.where(mask == 255, 0, mask)
+    per_row, per_col, profile = class_counts(path, table, rows=7)
+    ref_row, ref_col = class_row_col_counts(whole, table.num_classes)
+    np.testing.assert_array_equal(per_row, ref_row)
+    np.testing.assert_array_equal(per_col, ref_col)
+    assert describe_counts_geo(per_row, per_col, t, profile["crs"], table) == describe_mask_geo(
+        whole, t, profile["crs"], table
+    )
