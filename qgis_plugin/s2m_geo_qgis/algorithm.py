@@ -10,10 +10,6 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputVectorLayer,
-    QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
@@ -23,10 +19,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from . import runner
-from .base import S2MAlgorithm
-
-#: s2m-geo's --device choices; a new one goes last (qgis_process and saved models use the index).
-DEVICES = ["auto", "cpu", "cuda", "mps"]
+from .base import DEVICES, S2MAlgorithm
 
 
 def _tr(text):
@@ -140,47 +133,9 @@ class DetectChangesAlgorithm(S2MAlgorithm):
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.PRE, self.tr("Pre scene (before)")))
         self.addParameter(QgsProcessingParameterRasterLayer(self.POST, self.tr("Post scene (after)")))
-        self.addParameter(
-            QgsProcessingParameterFile(
-                self.MODEL,
-                self.tr("Model package (empty: the default model)"),
-                behavior=QgsProcessingParameterFile.File,
-                optional=True,
-                fileFilter=self.tr("S2M model (*.safetensors *.onnx);;All files (*)"),
-            )
-        )
-        self._add_advanced(
-            QgsProcessingParameterNumber(
-                self.TILE_SIZE,
-                self.tr("Tile size in pixels (empty: the model's)"),
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=None,
-                optional=True,
-                minValue=32,
-                maxValue=8192,
-            )
-        )
-        self._add_advanced(
-            QgsProcessingParameterNumber(
-                self.OVERLAP,
-                self.tr("Tile overlap in pixels (empty: the model's)"),
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=None,
-                optional=True,
-                minValue=0,
-                maxValue=4096,
-            )
-        )
-        self._add_advanced(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue=0))
-        min_area = QgsProcessingParameterNumber(
-            self.MIN_AREA,
-            self.tr("Minimum change area, m²"),
-            type=QgsProcessingParameterNumber.Double,
-            defaultValue=0.0,
-            minValue=0.0,
-        )
-        min_area.setMetadata({"widget_wrapper": {"decimals": 1}})
-        self.addParameter(min_area)
+        self.add_model_parameter()
+        self.add_tiling_parameters()
+        self.add_min_area_parameter()
         self.addParameter(
             QgsProcessingParameterVectorDestination(
                 self.OUTPUT, self.tr("Changes"), type=QgsProcessing.TypeVectorPolygon
@@ -193,11 +148,6 @@ class DetectChangesAlgorithm(S2MAlgorithm):
         )
         self.addOutput(QgsProcessingOutputVectorLayer(self.SCENES, self.tr("Scenes"), QgsProcessing.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber(self.N_CHANGES, self.tr("Number of change polygons")))
-
-    def _add_advanced(self, parameter):
-        """A parameter under "Advanced parameters" (collapsed: the model's values are right)."""
-        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(parameter)
 
     # -- checks -------------------------------------------------------------------------
     def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS's name

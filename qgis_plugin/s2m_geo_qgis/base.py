@@ -5,12 +5,22 @@ words for its parameters and progress. The algorithms (``algorithm``, ``ask_algo
 
 import dataclasses
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsSettings
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsSettings,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 
 from . import runner
 from .resources import ICON_PATH, help_url, icon
 
+#: s2m-geo's --device choices; a new one goes last (qgis_process and saved models use the index).
+DEVICES = ["auto", "cpu", "cuda", "mps"]
 #: How the CLI's own error lines start (``s2m-geo: error: ...``; click's ``Error: ...``).
 CLI_ERROR_PREFIXES = ("s2m-geo:", "Error:")
 
@@ -40,6 +50,12 @@ class S2MAlgorithm(QgsProcessingAlgorithm):
     #: s2m-geo's parameter name -> this algorithm's parameter id, so the CLI's errors name
     #: the dialog's labels (``{tile_size}`` -> "Tile size in pixels …").
     CLI_PARAMS: dict = {}
+    #: Ids of the parameters the prediction algorithms share (add_model_parameter, ...).
+    MODEL = "MODEL"
+    MIN_AREA = "MIN_AREA"
+    TILE_SIZE = "TILE_SIZE"
+    OVERLAP = "OVERLAP"
+    DEVICE = "DEVICE"
 
     def tr(self, text):
         return QCoreApplication.translate("S2M", text)
@@ -61,6 +77,53 @@ class S2MAlgorithm(QgsProcessingAlgorithm):
 
     def helpUrl(self):  # noqa: N802 - QGIS's name
         return help_url(self.HELP_ANCHOR)
+
+    # -- parameters the prediction algorithms share (ids: MODEL, MIN_AREA, TILE_SIZE, ...) --
+    def add_advanced(self, parameter):
+        """A parameter under "Advanced parameters" (collapsed: the defaults are right)."""
+        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(parameter)
+
+    def add_model_parameter(self):
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MODEL,
+                self.tr("Model package (empty: the default model)"),
+                behavior=QgsProcessingParameterFile.File,
+                optional=True,
+                fileFilter=self.tr("S2M model (*.safetensors *.onnx);;All files (*)"),
+            )
+        )
+
+    def add_min_area_parameter(self):
+        min_area = QgsProcessingParameterNumber(
+            self.MIN_AREA,
+            self.tr("Minimum change area, m²"),
+            type=QgsProcessingParameterNumber.Double,
+            defaultValue=0.0,
+            minValue=0.0,
+        )
+        min_area.setMetadata({"widget_wrapper": {"decimals": 1}})
+        self.addParameter(min_area)
+
+    def add_tiling_parameters(self):
+        """Tile size, overlap (empty: the model's) and device, under Advanced."""
+        for pid, label, low, high in (
+            (self.TILE_SIZE, self.tr("Tile size in pixels (empty: the model's)"), 32, 8192),
+            (self.OVERLAP, self.tr("Tile overlap in pixels (empty: the model's)"), 0, 4096),
+        ):
+            self.add_advanced(
+                QgsProcessingParameterNumber(
+                    pid,
+                    label,
+                    type=QgsProcessingParameterNumber.Integer,
+                    defaultValue=None,
+                    optional=True,
+                    minValue=low,
+                    maxValue=high,
+                )
+            )
+        self.add_advanced(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue=0))
 
     def cli_labels(self) -> dict:
         """s2m-geo parameter name -> the label of the dialog parameter that sets it."""

@@ -11,8 +11,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
@@ -23,8 +21,8 @@ from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QDesktopServices, QGuiApplication
 
 from . import runner
-from .algorithm import DEVICES, DetectChangesAlgorithm, LoadStoredStyle
-from .base import S2MAlgorithm
+from .algorithm import DetectChangesAlgorithm, LoadStoredStyle
+from .base import DEVICES, S2MAlgorithm
 
 #: What ``s2m-geo batch`` writes into its output folder (s2m_geo.batch.layout.MERGED_NAME, the reports).
 MERGED_NAME = "all_changes.gpkg"
@@ -170,25 +168,9 @@ class BatchAlgorithm(S2MAlgorithm):
                 self.PATTERN, self.tr("File pattern of the scenes in the folders"), defaultValue="*.tif", optional=True
             )
         )
-        self.addParameter(
-            QgsProcessingParameterFile(
-                self.MODEL,
-                self.tr("Model package (empty: the default model)"),
-                behavior=QgsProcessingParameterFile.File,
-                optional=True,
-                fileFilter=self.tr("S2M model (*.safetensors *.onnx);;All files (*)"),
-            )
-        )
-        min_area = QgsProcessingParameterNumber(
-            self.MIN_AREA,
-            self.tr("Minimum change area, m²"),
-            type=QgsProcessingParameterNumber.Double,
-            defaultValue=0.0,
-            minValue=0.0,
-        )
-        min_area.setMetadata({"widget_wrapper": {"decimals": 1}})
-        self.addParameter(min_area)
-        self._add_advanced(
+        self.add_model_parameter()
+        self.add_min_area_parameter()
+        self.add_advanced(
             QgsProcessingParameterNumber(
                 self.WORKERS,
                 self.tr("Worker processes (empty: one per CPU core)"),
@@ -198,29 +180,7 @@ class BatchAlgorithm(S2MAlgorithm):
                 minValue=1,
             )
         )
-        self._add_advanced(
-            QgsProcessingParameterNumber(
-                self.TILE_SIZE,
-                self.tr("Tile size in pixels (empty: the model's)"),
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=None,
-                optional=True,
-                minValue=32,
-                maxValue=8192,
-            )
-        )
-        self._add_advanced(
-            QgsProcessingParameterNumber(
-                self.OVERLAP,
-                self.tr("Tile overlap in pixels (empty: the model's)"),
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=None,
-                optional=True,
-                minValue=0,
-                maxValue=4096,
-            )
-        )
-        self._add_advanced(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue=0))
+        self.add_tiling_parameters()
         self.addParameter(
             QgsProcessingParameterBoolean(self.OPEN_REPORT, self.tr("Open the report when done"), defaultValue=True)
         )
@@ -236,10 +196,6 @@ class BatchAlgorithm(S2MAlgorithm):
         )
         self.addOutput(QgsProcessingOutputNumber(self.N_DONE, self.tr("Scenes complete")))
         self.addOutput(QgsProcessingOutputNumber(self.N_FAILED, self.tr("Scenes failed")))
-
-    def _add_advanced(self, parameter):
-        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(parameter)
 
     # -- checks -------------------------------------------------------------------------
     def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS's name
