@@ -50,6 +50,19 @@ def _own_prefix(final: Path) -> str:
     return f"{temp_prefix(final)}{os.getpid()}."
 
 
+#: The most digits of a process id (Linux: pid_max is at most 2**22) and the length of the
+#: random part ``tempfile`` puts into a name.
+_PID_DIGITS, _RANDOM_CHARS = 7, 8
+
+
+def temp_name_bytes(final_name: str) -> int:
+    """The longest the temporary name of a file named ``final_name`` can be, in bytes (what
+    file systems limit: a temporary needs room beside the final name)."""
+    suffix = Path(final_name).suffix
+    longest = f".{final_name}.{'9' * _PID_DIGITS}.{'x' * _RANDOM_CHARS}{PARTIAL_MARK}{suffix}"
+    return len(longest.encode("utf-8", "surrogatepass"))
+
+
 def temp_path(final: str | Path, create: bool = True) -> Path:
     """A new unique temporary name beside ``final`` (an empty file when ``create``)."""
     final = Path(final)

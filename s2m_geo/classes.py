@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from .errors import InputError
+from .escaping import line_fault
 
 _TABLE_KEYS = {"name", "description", "reference_gsd_m", "classes", "synonyms"}
 _CLASS_KEYS = {"id", "name", "category", "change_type", "color", "noun", "plural"}
@@ -201,6 +202,7 @@ def class_table_from_dict(data: Any, source: str = "<dict>") -> ClassTable:
     name = data.get("name", Path(source).stem)
     if not isinstance(name, str) or not name:
         raise bad("'name' must be a non-empty string")
+    _one_line(name, "name", bad)
     return ClassTable(
         name=name,
         classes=tuple(classes),
@@ -238,6 +240,8 @@ def _synonyms(
         if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
             raise bad(f"synonyms of {key!r} must be a list of non-empty strings")
         for w in words:
+            _one_line(w, f"synonym of {key!r}", bad)
+        for w in words:
             n = _norm(w)
             if n in taken:
                 raise bad(f"synonym {w!r} of {key!r} is already a category, change type or noun of the table")
@@ -245,6 +249,17 @@ def _synonyms(
                 raise bad(f"synonym {w!r} stands for both a category and a change type; keep it for one")
         out.append((key, tuple(_norm(w) for w in words)))
     return tuple(out)
+
+
+def _one_line(text: str, field_name: str, bad: Callable[[str], InputError]) -> None:
+    """Names, categories, change types and words are one line of text: they become legend
+    labels, field names, report cells and parts of one-line messages."""
+    ch = line_fault(text)
+    if ch is not None:
+        raise bad(
+            f"{field_name} {text!r} holds the control character {ch!r}; names, categories and "
+            f"change types are one line of text, remove it"
+        )
 
 
 def _class_from_row(row: Any, where: str, bad: Callable[[str], InputError]) -> ChangeClass:
@@ -263,12 +278,15 @@ def _class_from_row(row: Any, where: str, bad: Callable[[str], InputError]) -> C
     for key in ("name", "category", "change_type"):
         if not isinstance(row[key], str) or not row[key].strip():
             raise bad(f"{where}: '{key}' must be a non-empty string")
+        _one_line(row[key], f"{where}.{key}", bad)
     color = row["color"]
     if not isinstance(color, str) or not _COLOR_RE.match(color):
         raise bad(f"{where}: color must look like '#rrggbb', got {color!r}")
     for key in ("noun", "plural"):
         if key in row and (not isinstance(row[key], str) or not row[key].strip()):
             raise bad(f"{where}: '{key}' must be a non-empty string")
+        if key in row:
+            _one_line(row[key], f"{where}.{key}", bad)
     return ChangeClass(
         id=cid,
         name=row["name"],

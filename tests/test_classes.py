@@ -83,6 +83,13 @@ def test_load_from_file(tmp_path):
             lambda d: d.update(synonyms={"building": ["new"], "newly built": ["new"]}),
             "stands for both a category and a change type",
         ),
+        # names become legend labels, field names and report cells: one line of text
+        (lambda d: d["classes"][1].update(name="a\nb"), "classes[1].name 'a\\nb' holds the control character '\\n'"),
+        (lambda d: d["classes"][2].update(category="x\ty"), "classes[2].category"),
+        (lambda d: d["classes"][1].update(change_type="gone\x00"), "classes[1].change_type"),
+        (lambda d: d["classes"][1].update(noun="house\u2028"), "classes[1].noun"),
+        (lambda d: d.update(name="gaza\rchange"), "name 'gaza\\rchange' holds"),
+        (lambda d: d.update(synonyms={"building": ["ho\x1bme"]}), "synonym of 'building'"),
     ],
 )
 def test_bad_tables_are_rejected_with_a_clear_message(tmp_path, mutate, needle):

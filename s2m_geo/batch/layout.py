@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..atomic import temp_name_bytes
+from ..escaping import NAME_MAX_BYTES
+
 MARKER_VERSION = 2  # 2: inputs recorded file by file, with sidecars and SHA-256
 
 
@@ -27,3 +30,20 @@ def scene_files(out_dir: str | Path, scene_id: str) -> dict[str, Path]:
         "quicklook": out / f"{scene_id}_quicklook.png",
         "marker": out / f"{scene_id}.done.json",
     }
+
+
+#: What GDAL or SQLite may add to a file's (temporary) name while writing it: ``.aux.xml``,
+#: ``-journal``, ``-wal``, ``.ovr``, ``.msk``.
+SIDECAR_BYTES = max(map(len, (".aux.xml", "-journal", "-wal", ".ovr", ".msk")))
+
+
+def longest_name_bytes(scene_id: str) -> int:
+    """The longest file name, in bytes, a scene id makes in the batch folder: a temporary of
+    one of its files (or of the raster's ``.qml`` beside it) with a sidecar."""
+    names = [p.name for p in scene_files(".", scene_id).values()] + [f"{scene_id}_changes.qml"]
+    return max(temp_name_bytes(n) for n in names) + SIDECAR_BYTES
+
+
+#: The longest scene id, in bytes of UTF-8 (non-ASCII characters take 2-4 bytes), whose
+#: file names fit the file system's 255 bytes.
+MAX_SCENE_ID_BYTES = NAME_MAX_BYTES - longest_name_bytes("")

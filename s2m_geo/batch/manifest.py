@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .layout import MERGED_NAME
+from ..escaping import line_fault, name_bytes
+from .layout import MAX_SCENE_ID_BYTES, MERGED_NAME
 
 RESERVED_IDS = {Path(MERGED_NAME).stem}  # the merged layer's file
 
@@ -34,20 +35,33 @@ class SceneJob:
 
 
 def check_scene_id(scene_id: str, where: str) -> str:
-    """A scene id is used as a file name: refuse what cannot be one (InputError)."""
+    """A scene id is used as a file name: refuse what cannot be one (InputError).
+
+    Its length is counted in bytes of UTF-8, as file systems count names: a too long id is
+    refused, never shortened (a shortened id could collide with another, and would no
+    longer be the name the manifest gives)."""
     sid = str(scene_id).strip()
     if not sid:
         raise InputError(f"{where}: empty scene_id; give every scene a name")
-    bad = sorted(set(sid) & _BAD_ID_CHARS) or [c for c in sid if ord(c) < 32][:1]
+    fault = line_fault(sid)
+    bad = sorted(set(sid) & _BAD_ID_CHARS) or ([fault] if fault else [])
     if bad:
         raise InputError(
             f"{where}: scene_id {sid!r} contains {''.join(bad)!r}; scene ids become file "
             f"names, use letters, digits, spaces, '-', '_' or '.'"
         )
-    if sid.startswith(".") or sid in RESERVED_IDS or len(sid) > 200:
+    if sid.startswith(".") or sid in RESERVED_IDS:
         raise InputError(
             f"{where}: scene_id {sid!r} cannot be used (it would collide with the batch's "
-            f"own files or is too long); choose another name"
+            f"own files); choose another name"
+        )
+    size = name_bytes(sid)
+    if size > MAX_SCENE_ID_BYTES:
+        shown = sid if len(sid) <= 40 else sid[:40] + "…"
+        raise InputError(
+            f"{where}: scene_id {shown!r} is {size} bytes long in UTF-8, more than the "
+            f"{MAX_SCENE_ID_BYTES} a scene id may have (it becomes file names such as "
+            f"'<scene_id>_quicklook.png', and file systems allow 255 bytes per name); give it a shorter scene_id"
         )
     return sid
 

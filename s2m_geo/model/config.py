@@ -98,10 +98,10 @@ class S2MConfig:
                 f"'vit_small_patch16_dinov3.lvd1689m', got {self.backbone!r}"
             )
         _check_backbone_kwargs(self.backbone_kwargs, bad)
-        for key in ("in_chans", "num_classes", "decoder_channels", "text_dim"):
+        for key, (lo, hi) in _SIZES.items():
             v = getattr(self, key)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise bad(f"'{key}' must be a positive integer, got {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise bad(f"'{key}' must be an integer in [{lo}, {hi}], got {v!r}")
         if self.num_classes < 2:
             raise bad("'num_classes' must be at least 2 (no change + one change class)")
         if self.attn_heads < 0 or (self.attn_heads and self.decoder_channels % self.attn_heads):
@@ -120,8 +120,8 @@ class S2MConfig:
         m = self.no_change_margin
         if not isinstance(m, (int, float)) or isinstance(m, bool) or not math.isfinite(m) or not 0.0 <= m <= 100.0:
             raise bad(f"'no_change_margin' must be a number in [0, 100], got {m!r}")
-        if self.vit_taps is not None and len(self.vit_taps) != 4:
-            raise bad(f"'vit_taps' must list 4 block indices, got {self.vit_taps}")
+        if self.vit_taps is not None and (len(self.vit_taps) != 4 or not all(0 <= t < 48 for t in self.vit_taps)):
+            raise bad(f"'vit_taps' must list 4 block indices (0-47), got {self.vit_taps}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,9 +146,21 @@ class S2MConfig:
             )
         try:
             cfg = cls(**dict(data))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # e.g. int(inf) in attn_kv_pool
             raise InputError(f"{source}: invalid S2M model config: {exc}") from exc
         return cfg.validate(source)
+
+
+#: The network's own sizes a header may ask for: bounded, so a header cannot ask for
+#: unbounded memory or work (the largest shipped models stay far below).
+_SIZES = {
+    "in_chans": (1, 64),
+    "num_classes": (1, 255),
+    "decoder_channels": (1, 4096),
+    "text_dim": (1, 4096),
+    "attn_heads": (0, 64),
+    "align_heads": (1, 64),
+}
 
 
 def _check_backbone_kwargs(kwargs: Any, bad: Any) -> None:
@@ -167,3 +179,6 @@ def _check_backbone_kwargs(kwargs: Any, bad: Any) -> None:
             ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok_type or not math.isfinite(float(value)) or not lo <= value <= hi:
             raise bad(f"'backbone_kwargs.{key}' must be a {kind.__name__} in [{lo:g}, {hi:g}], got {value!r}")
+    dim, heads = kwargs.get("embed_dim"), kwargs.get("num_heads")
+    if dim is not None and heads is not None and dim % heads:
+        raise bad(f"'backbone_kwargs.embed_dim' ({dim}) must be divisible by 'num_heads' ({heads})")

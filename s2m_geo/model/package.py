@@ -186,7 +186,7 @@ class PackageMeta:
     def from_json(cls, text: str, source: str = "<metadata>", architecture: str | None = ARCHITECTURE) -> PackageMeta:
         try:
             d = json.loads(text)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise InputError(
                 f"{source}: model metadata is not valid JSON ({exc}); re-export the model with s2m-geo"
             ) from exc
@@ -255,7 +255,7 @@ def _check_safetensors(path: Path) -> dict[str, Any]:
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InputError(
             f"{path}: corrupt safetensors header; the file is damaged or not a model package, copy it again"
         ) from exc

@@ -12,10 +12,10 @@ it is never drawn either.
 from __future__ import annotations
 
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 from ..atomic import write_text
 from ..classes import ChangeClass, ClassTable
+from ..escaping import xml_attr
 
 #: What the legend calls class 0 (its category and change type are both "none").
 NO_CHANGE_LABEL = "no change"
@@ -34,8 +34,8 @@ def legend_label(c: ChangeClass) -> str:
 def raster_qml(table: ClassTable) -> str:
     """A QGIS style for the change raster: paletted by class id, class 0 transparent."""
     entries = "".join(
-        f"<paletteEntry value={quoteattr(str(c.id))} color={quoteattr(c.color)} "
-        f"alpha={quoteattr('0' if c.id == 0 else '255')} label={quoteattr(legend_label(c))}/>"
+        f"<paletteEntry value={xml_attr(str(c.id))} color={xml_attr(c.color)} "
+        f"alpha={xml_attr('0' if c.id == 0 else '255')} label={xml_attr(legend_label(c))}/>"
         for c in table
     )
     return (

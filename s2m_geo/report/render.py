@@ -5,7 +5,6 @@ their errors."""
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +14,7 @@ from urllib.parse import quote
 from .. import atomic
 from ..batch.layout import scene_files
 from ..describe.templates import NO_CHANGE_SENTENCE
+from ..escaping import html_text, md_text
 from ..zones.sectors import CELLS, COMPASS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,11 +130,9 @@ def _zone_cells(z: dict[str, Any], table: ClassTable) -> list[str]:
     return cells
 
 
-def _md(text: Any) -> str:
-    s = " ".join(str(text).split())
-    for ch in "\\|*`[]<>":
-        s = s.replace(ch, "\\" + ch)
-    return s
+#: Every text of the Markdown report goes through this (scene ids, paths, class labels, zone
+#: names, errors, sentences come from manifests, class tables and model headers).
+_md = md_text
 
 
 def _area(a: float) -> str:
@@ -175,7 +173,9 @@ def render_markdown(d: dict[str, Any], table: ClassTable) -> str:
     ]
     for c in classes:
         t = d["totals"]["classes"][c.name]
-        out.append(f"| {_md(t['label'])} | `{c.color}` | {t['count']} | {_area(t['area_m2'])} | {t['scenes']} |")
+        out.append(
+            f"| {_md(t['label'])} | `{c.color}` | {_md(t['count'])} | {_area(t['area_m2'])} | {_md(t['scenes'])} |"
+        )
     out += [
         f"| **all changes** | | **{d['totals']['changes']}** | **{_area(d['totals']['changed_area_m2'])}** | |",
         "",
@@ -197,7 +197,7 @@ def render_markdown(d: dict[str, Any], table: ClassTable) -> str:
         status = {"done": "done", "skipped": "done (earlier run)", "failed": "**failed**"}[s["status"]]
         out.append(
             f"| {_md(s['scene_id'])} | {_md(s['pre_date'] or '')} | {_md(s['post_date'] or '')} | "
-            f"{status} | " + " | ".join(cells) + " |"
+            f"{status} | " + " | ".join(_md(x) for x in cells) + " |"
         )
     if d.get("zones") is not None:
         out += [
@@ -213,7 +213,7 @@ def render_markdown(d: dict[str, Any], table: ClassTable) -> str:
             "|---|---|---:|---:|---:|" + "---:|" * len(classes),
         ]
         for z in d["zones"]:
-            out.append(f"| {_md(z['zone'])} | " + " | ".join(_zone_cells(z, table)) + " |")
+            out.append(f"| {_md(z['zone'])} | " + " | ".join(_md(x) for x in _zone_cells(z, table)) + " |")
         out.append("")
         out += [f"- **{_md(z['zone'])}**: {_md(z['description'])}" for z in d["zones"]]
     failed = [s for s in d["scenes"] if s["status"] == "failed"]
@@ -243,7 +243,7 @@ def render_markdown(d: dict[str, Any], table: ClassTable) -> str:
             "",
             f"- pre: {_md(s['pre'])}",
             f"- post: {_md(s['post'])}{dates}",
-            f"- {s['changes']} change polygons, {_area(s['changed_area_m2'])} m² changed; "
+            f"- {_md(s['changes'])} change polygons, {_area(s['changed_area_m2'])} m² changed; "
             f"files: [{_md(f['gpkg'])}]({quote(f['gpkg'])}), [{_md(f['raster'])}]({quote(f['raster'])})",
             "",
         ]
@@ -268,7 +268,7 @@ section{margin-bottom:2em}code{font-size:90%}"""
 
 
 def render_html(d: dict[str, Any], table: ClassTable) -> str:
-    e = html.escape
+    e = html_text  # every text of the HTML report, in elements and in attributes
     classes = list(table.change_classes)
     rows = [
         ("generated", f"{d['generated']} (s2m-geo {d['s2m_geo']})"),
@@ -299,11 +299,11 @@ def render_html(d: dict[str, Any], table: ClassTable) -> str:
         t = d["totals"]["classes"][c.name]
         h.append(
             f'<tr><td><span class="sw" style="background:{e(c.color)}"></span>{e(t["label"])}</td>'
-            f'<td class="n">{t["count"]}</td><td class="n">{_area(t["area_m2"])}</td>'
-            f'<td class="n">{t["scenes"]}</td></tr>'
+            f'<td class="n">{e(t["count"])}</td><td class="n">{_area(t["area_m2"])}</td>'
+            f'<td class="n">{e(t["scenes"])}</td></tr>'
         )
     h.append(
-        f'<tr><th>all changes</th><th class="n">{d["totals"]["changes"]}</th>'
+        f'<tr><th>all changes</th><th class="n">{e(d["totals"]["changes"])}</th>'
         f'<th class="n">{_area(d["totals"]["changed_area_m2"])}</th><th></th></tr></table>'
     )
     h += [
@@ -376,7 +376,7 @@ def render_html(d: dict[str, Any], table: ClassTable) -> str:
             f'<section id="scene-{e(quote(s["scene_id"]))}"><h3>{e(s["scene_id"])}</h3>',
             f'<img src="{e(quote(f["quicklook"]))}" alt="{e(s["scene_id"])} quicklook">',
             f"<p>pre <code>{e(s['pre'])}</code><br>post <code>{e(s['post'])}</code>{dates}<br>"
-            f"{s['changes']} change polygons, {_area(s['changed_area_m2'])} m² changed — "
+            f"{e(s['changes'])} change polygons, {_area(s['changed_area_m2'])} m² changed — "
             f'<a href="{e(quote(f["gpkg"]))}">{e(f["gpkg"])}</a>, '
             f'<a href="{e(quote(f["raster"]))}">{e(f["raster"])}</a></p>',
             "<blockquote>" + "<br>".join(e(t) for t in sentences) + "</blockquote>",

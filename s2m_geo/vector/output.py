@@ -29,7 +29,6 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 from shapely.geometry import Polygon
 
@@ -38,6 +37,7 @@ from ..classes import ClassTable
 from ..describe import NO_CHANGE_SENTENCE, Quadruple, quantity_from_area, quantity_from_pixels, sentence
 from ..describe.geo import GeoFrame, ground_area_m2
 from ..errors import InputError
+from ..escaping import xml_attr
 from ..zones.sectors import CELLS, COMPASS, scene_sectors, sector_columns
 from .vectorize import Region, pixel_area, postprocess
 
@@ -296,15 +296,15 @@ def _fill_symbol(name: str, fill: str, outline: str, style: str = "solid", width
         "outline_width_unit": "MM",
         "joinstyle": "bevel",
     }
-    body = "".join(f'<prop k="{k}" v="{escape(v)}"/>' for k, v in props.items())
+    body = "".join(f"<prop k={xml_attr(k)} v={xml_attr(v)}/>" for k, v in props.items())
     return (
-        f'<symbol type="fill" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">'
+        f'<symbol type="fill" name={xml_attr(name)} alpha="1" clip_to_extent="1" force_rhr="0">'
         f'<layer class="SimpleFill" enabled="1" locked="0" pass="0">{body}</layer></symbol>'
     )
 
 
 def _aliases_qml(aliases: dict[str, str]) -> str:
-    body = "".join(f"<alias field={quoteattr(f)} name={quoteattr(a)}/>" for f, a in aliases.items())
+    body = "".join(f"<alias field={xml_attr(f)} name={xml_attr(a)}/>" for f, a in aliases.items())
     return f"<aliases>{body}</aliases>"
 
 
@@ -313,8 +313,7 @@ def changes_qml(table: ClassTable) -> str:
     aliases (:data:`CHANGE_ALIASES`)."""
     cats, syms = [], []
     for i, c in enumerate(table.change_classes):
-        label = escape(c.label)
-        cats.append(f'<category render="true" value="{c.id}" label="{label}" symbol="{i}"/>')
+        cats.append(f'<category render="true" value="{c.id}" label={xml_attr(c.label)} symbol="{i}"/>')
         syms.append(_fill_symbol(str(i), _rgba(c.color, 150), _rgba(c.color)))
     return (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"

@@ -114,6 +114,7 @@ def test_manifest_csv_and_yaml_relative_and_literal_paths(tmp_path):
         ("m.csv", "scene_id,pre,post\nx/y,a.tif,b.tif\n", "contains '/'"),
         ("m.csv", "scene_id,pre,post\nall_changes,a.tif,b.tif\n", "cannot be used"),
         ("m.csv", "scene_id,pre,post\na,a.tif,b.tif,c.tif\n", "more cells than header columns"),
+        ("m.csv", "scene_id,pre,post\na,a.tif,b.tif\n" + "é" * 200 + ",c.tif,d.tif\n", "row 2: scene_id 'éééé"),
         ("m.csv", "", "empty manifest"),
         ("m.yaml", "scenes: [a, b]\n", "scene 1: expected a mapping"),
         ("m.yaml", "scenes: [{pre: a.tif\n", "not valid YAML"),
@@ -127,6 +128,34 @@ def test_bad_manifest_is_an_input_error_naming_the_file(tmp_path, name, text, ex
     with pytest.raises(InputError) as err:
         read_manifest(path)
     assert str(path) in str(err.value) and expect in str(err.value)
+
+
+def test_scene_ids_are_limited_in_bytes_so_every_file_name_they_make_fits(tmp_path):
+    """A file system allows 255 bytes per name; a scene id's longest name is a temporary of
+    its quicklook or raster with a sidecar. The longest id allowed makes names that fit, one
+    byte more is refused naming the row and the fix (never shortened behind the user's back)."""
+    import tempfile
+
+    from s2m_geo import atomic
+    from s2m_geo.batch.layout import MAX_SCENE_ID_BYTES, SIDECAR_BYTES, longest_name_bytes
+    from s2m_geo.batch.manifest import check_scene_id
+
+    longest = "é" * (MAX_SCENE_ID_BYTES // 2) + "x" * (MAX_SCENE_ID_BYTES % 2)  # 2-byte characters
+    assert len(longest.encode()) == MAX_SCENE_ID_BYTES == 255 - longest_name_bytes("")
+    assert check_scene_id(longest, "m.csv: row 1") == longest
+    for final in [*scene_files(tmp_path, longest).values(), tmp_path / f"{longest}_changes.qml"]:
+        tmp = atomic.temp_path(final)  # a real temporary name, with this process's pid
+        worst = tmp.name.replace(f".{os.getpid()}.", ".9999999.") + "-" * SIDECAR_BYTES  # + a sidecar
+        assert len(worst.encode()) == atomic.temp_name_bytes(final.name) + SIDECAR_BYTES <= 255
+        (tmp_path / worst).touch()
+        final.touch()
+    with pytest.raises(InputError) as err:
+        check_scene_id(longest + "x", "m.csv: row 3")
+    msg = str(err.value)
+    assert msg.startswith("m.csv: row 3: scene_id ") and f"{MAX_SCENE_ID_BYTES + 1} bytes" in msg
+    assert "shorter scene_id" in msg and "\n" not in msg
+    with pytest.raises(OSError):  # the limit is the file system's: one name longer fails there
+        tempfile.mkstemp(prefix="." + "é" * 128, dir=tmp_path)
 
 
 @pytest.mark.integration

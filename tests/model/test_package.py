@@ -241,6 +241,11 @@ def test_a_normalisation_that_is_not_finite_is_refused(tmp_path, package):
         ({"config": {"backbone_kwargs": {"drop_path_rate": float("nan")}}}, "drop_path_rate' must be a float"),
         ({"config": {"backbone_kwargs": {"qkv_bias": "yes"}}}, "qkv_bias' must be a bool"),
         ({"tile_size": 100000}, "'tile_size' must be an integer in \\[32, 8192\\]"),
+        # found by benchmarks/fuzz_inputs.py: each was a traceback (or unbounded memory) before
+        ({"config": {"decoder_channels": 10**9}}, "'decoder_channels' must be an integer in \\[1, 4096\\]"),
+        ({"config": {"align_heads": [4]}}, "'align_heads' must be an integer"),
+        ({"config": {"attn_kv_pool": [8, 4, float("inf"), 1]}}, "cannot convert float infinity"),
+        ({"config": {"backbone_kwargs": {"embed_dim": 8, "num_heads": 64}}}, "must be divisible by 'num_heads'"),
     ],
 )
 def test_a_header_is_data_checked_against_an_allow_list(tmp_path, package, change, words):
@@ -393,3 +398,11 @@ def test_header_length_with_a_pickle_like_low_byte_is_still_a_package(tmp_path):
     path.write_bytes(struct.pack("<Q", len(body)) + body)
     assert path.read_bytes()[0] == 0x80
     assert _check_safetensors(path)["__metadata__"]["x"].startswith("y")
+
+
+def test_a_header_nested_too_deep_is_an_input_error():
+    """Python's JSON reader recurses: a deeply nested header is refused, not a traceback."""
+    from s2m_geo.model.package import PackageMeta
+
+    with pytest.raises(InputError, match="d.safetensors: model metadata is not valid JSON"):
+        PackageMeta.from_json("[" * 100_000 + "]" * 100_000, "d.safetensors")
