@@ -12,7 +12,7 @@ from pathlib import Path
 from ..atomic import temp_name_bytes
 from ..escaping import NAME_MAX_BYTES
 
-MARKER_VERSION = 2  # 2: inputs recorded file by file, with sidecars and SHA-256
+MARKER_VERSION = 3  # 2: inputs recorded file by file, with sidecars and SHA-256; 3: the raster's style
 
 
 MERGED_NAME = "all_changes.gpkg"
@@ -27,6 +27,7 @@ def scene_files(out_dir: str | Path, scene_id: str) -> dict[str, Path]:
     return {
         "gpkg": out / f"{scene_id}.gpkg",
         "raster": out / f"{scene_id}_changes.tif",
+        "style": out / f"{scene_id}_changes.qml",  # the raster's QGIS style, written beside it
         "quicklook": out / f"{scene_id}_quicklook.png",
         "marker": out / f"{scene_id}.done.json",
     }

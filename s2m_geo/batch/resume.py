@@ -44,7 +44,7 @@ def _marker_mismatch(marker: Any, job: SceneJob, settings: BatchSettings) -> str
 def _files_mismatch(marker: dict[str, Any], files: dict[str, Path]) -> str:
     """Why the files differ from what the marker records (empty when they match)."""
     outputs = marker.get("outputs") or {}
-    if set(outputs) != {"gpkg", "raster", "quicklook"}:
+    if set(outputs) != set(files) - {"marker"}:
         return "done marker lists other files"
     for key, rec in outputs.items():
         p = files[key]

@@ -281,6 +281,8 @@ def test_local_cluster_two_workers_three_pairs_and_a_corrupt_one(tmp_path, pairs
         total_changes += n
         marker = json.loads(files["marker"].read_text())
         assert marker["layers"] == {"changes": n, "scenes": 1}
+        # the raster's QGIS style is published with it, and its hash is part of the check
+        assert "paletted" in files["style"].read_text() and "style" in marker["outputs"]
         with Image.open(files["quicklook"]) as im:
             assert im.format == "PNG" and im.width >= 256 and im.height > 256
             rgb = np.asarray(im.convert("RGB"))
