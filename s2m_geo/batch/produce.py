@@ -117,12 +117,23 @@ def input_change(record: Any) -> str:
     return ""
 
 
-def error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException, where: str | Path | None = None) -> str:
+    """One line saying what went wrong; an unexpected error (GDAL, the disk) is prefixed with
+    ``where`` it happened when its own text does not name it."""
     if isinstance(exc, S2MError):
         text = str(exc)
+    elif isinstance(exc, OSError) and exc.filename:
+        text = f"{exc.filename}: {exc.strerror or exc}"
     else:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if where is not None and str(where) not in text:
+            text = f"{where}: {text}"
     return " ".join(text.split())  # one line
+
+
+def _writing(settings: BatchSettings, job: SceneJob) -> str:
+    """Where a scene's outputs go (what an error without a file name is about)."""
+    return f"{Path(settings.out_dir) / job.scene_id}.*"
 
 
 def _scene_summary(gpkg: Path, table) -> dict[str, Any]:
@@ -286,7 +297,7 @@ def run_scene(job: SceneJob, settings: BatchSettings) -> dict[str, Any]:
         return {
             "scene_id": job.scene_id,
             "status": "failed",
-            "error": error_text(exc),
+            "error": error_text(exc, _writing(settings, job)),
             "seconds": time.perf_counter() - t0,
             "worker": _worker_address(),
         }

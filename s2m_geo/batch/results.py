@@ -50,6 +50,8 @@ class BatchResult:
     source: str | None = None
     #: ``batch --zones``: one dict per zone (``ZoneSummary.to_dict``), else None.
     zones: list[dict[str, Any]] | None = None
+    #: Why the merged layers could not be written (e.g. the disk is full), else None.
+    merge_error: str | None = None
 
     @property
     def failed(self) -> list[SceneOutcome]:
@@ -57,5 +59,5 @@ class BatchResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when every scene is complete, 3 when some failed."""
-        return ScenesFailed.exit_code if self.failed else 0
+        """0 when every scene is complete and merged, 3 when some failed (or the merge did)."""
+        return ScenesFailed.exit_code if self.failed or self.merge_error else 0

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
+from ..classes import ClassTable
 from ..errors import InputError
 from ..predict.pipeline import PredictOptions
 from ..predict.runners import prepare_runtime, read_model_meta
@@ -116,17 +117,29 @@ def run_batch(
         if todo:
             SceneRunner(settings, cluster, outcomes, len(jobs), progress, say).run(todo)
         ordered = [outcomes[j.scene_id] for j in jobs]
-        from ..report import write_merged, write_reports
+        from ..report import write_reports
 
-        merged = write_merged(out / MERGED_NAME, [o for o in ordered if o.complete], table)
+        merged, merge_error = _merge(out / MERGED_NAME, [o for o in ordered if o.complete], table)
         result = BatchResult(out, ordered, merged, [], time.perf_counter() - t_start, model_path.name, source)
-        if zones is not None:
+        result.merge_error = merge_error
+        if zones is not None and merged is not None:
             from ..zones.io import zone_rows
 
             result.zones = zone_rows(merged, zones, table)
         result.reports = write_reports(result, table)
         sweep_partials(out)
     return result
+
+
+def _merge(path: Path, complete: list[SceneOutcome], table: ClassTable) -> tuple[Path | None, str | None]:
+    """The merged layers, or why they could not be written: a full disk must not also cost
+    the report, which says what is complete and what failed."""
+    from ..report import write_merged
+
+    try:
+        return write_merged(path, complete, table), None
+    except Exception as exc:  # noqa: BLE001 - disk full, permissions, GDAL: said in the report
+        return None, f"{path}: {error_text(exc)}; check the free disk space, then run again"
 
 
 def _output_folder(out_dir: str | Path) -> Path:
@@ -273,7 +286,8 @@ class SceneRunner:
                     )
                 )
             except Exception as exc:
-                self.done_q.put(SceneOutcome(job, "failed", error_text(exc), seconds=time.perf_counter() - t0))
+                where = f"{Path(self.settings.out_dir) / job.scene_id}.*"
+                self.done_q.put(SceneOutcome(job, "failed", error_text(exc, where), seconds=time.perf_counter() - t0))
 
     def _tile_progress(self, scene_id: str) -> Progress:
         def report(stage: str, done: int, total: int) -> None:

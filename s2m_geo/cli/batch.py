@@ -293,3 +293,5 @@ def batch(
         click.echo(f"  failed {o.scene_id}: {o.error}")
     if result.failed:
         raise ScenesFailed(f"{len(result.failed)} of {len(result.outcomes)} scenes failed; see {report}")
+    if result.merge_error:
+        raise ScenesFailed(f"every scene is complete but the merged layers are not: {result.merge_error}")
