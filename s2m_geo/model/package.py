@@ -322,7 +322,16 @@ def load_package(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     path = Path(path)
     meta = read_package_meta(path)
     assert meta.config is not None
-    model = build_model(meta.config)
+    try:
+        model = build_model(meta.config)
+    except InputError:
+        raise
+    except Exception as exc:  # the header passed its checks, but timm cannot build that network
+        msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise InputError(
+            f"{path}: the network its header describes cannot be built ({msg}); the package is "
+            f"damaged or was edited, export it again"
+        ) from None
     try:
         load_model(model, str(path), strict=True, device="cpu")
     except (RuntimeError, SafetensorError) as exc:

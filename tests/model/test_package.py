@@ -261,6 +261,17 @@ def test_a_header_is_data_checked_against_an_allow_list(tmp_path, package, chang
         read_package_meta(p)
 
 
+def test_a_header_timm_cannot_build_is_one_line(tmp_path, package):
+    """Allowed keys with values timm rejects for this architecture (resnet takes no
+    num_heads): a one-line error naming the file, not a traceback from inside timm."""
+    _, model = package
+    good = make_meta(model.cfg).to_dict()
+    cfg = {**good["config"], "backbone": "resnet18", "backbone_kwargs": {"num_heads": 3}}
+    p = write_with_meta(tmp_path / "odd.safetensors", model, {**good, "config": cfg})
+    with pytest.raises(InputError, match="odd.safetensors: the network its header describes cannot be built"):
+        load_package(p)
+
+
 def test_weights_not_matching_config_are_refused(tmp_path, package):
     _, model = package
     good = make_meta(model.cfg).to_dict()
