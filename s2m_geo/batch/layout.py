@@ -33,6 +33,11 @@ def scene_files(out_dir: str | Path, scene_id: str) -> dict[str, Path]:
     }
 
 
+def scene_glob(out_dir: str | Path, scene_id: str) -> str:
+    """Where a scene's outputs go, as one pattern (what an error without a file name is about)."""
+    return f"{Path(out_dir) / scene_id}.*"
+
+
 #: What GDAL or SQLite may add to a file's (temporary) name while writing it: ``.aux.xml``,
 #: ``-journal``, ``-wal``, ``.ovr``, ``.msk``.
 SIDECAR_BYTES = max(map(len, (".aux.xml", "-journal", "-wal", ".ovr", ".msk")))

@@ -18,7 +18,7 @@ from ..atomic import discard, sha256_file, temp_dir
 from ..errors import S2MError
 from ..predict.pipeline import PredictOptions
 from ..predict.runners import read_model_meta
-from .layout import MARKER_VERSION, scene_files
+from .layout import MARKER_VERSION, scene_files, scene_glob
 from .manifest import SceneJob, is_url
 
 Progress = Callable[[str, int, int], None]
@@ -129,11 +129,6 @@ def error_text(exc: BaseException, where: str | Path | None = None) -> str:
         if where is not None and str(where) not in text:
             text = f"{where}: {text}"
     return " ".join(text.split())  # one line
-
-
-def _writing(settings: BatchSettings, job: SceneJob) -> str:
-    """Where a scene's outputs go (what an error without a file name is about)."""
-    return f"{Path(settings.out_dir) / job.scene_id}.*"
 
 
 def _scene_summary(gpkg: Path, table) -> dict[str, Any]:
@@ -297,7 +292,7 @@ def run_scene(job: SceneJob, settings: BatchSettings) -> dict[str, Any]:
         return {
             "scene_id": job.scene_id,
             "status": "failed",
-            "error": error_text(exc, _writing(settings, job)),
+            "error": error_text(exc, scene_glob(settings.out_dir, job.scene_id)),
             "seconds": time.perf_counter() - t0,
             "worker": _worker_address(),
         }

@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..predict.pipeline import PredictOptions
 from ..predict.runners import prepare_runtime, read_model_meta
 from .cluster import TileProgress, default_workers, megapixels, start_client
-from .layout import MERGED_NAME
+from .layout import MERGED_NAME, scene_glob
 from .lock import FolderLock
 from .manifest import SceneJob, check_scene_id, check_unique
 from .produce import (
@@ -286,7 +286,7 @@ class SceneRunner:
                     )
                 )
             except Exception as exc:
-                where = f"{Path(self.settings.out_dir) / job.scene_id}.*"
+                where = scene_glob(self.settings.out_dir, job.scene_id)
                 self.done_q.put(SceneOutcome(job, "failed", error_text(exc, where), seconds=time.perf_counter() - t0))
 
     def _tile_progress(self, scene_id: str) -> Progress:

@@ -6,19 +6,15 @@ from pathlib import Path
 
 import click
 
-from .options import classes_option, load_table
+from .options import classes_option, load_table, output_option
 
 
 @click.command()
 @click.argument("changes", type=click.Path(path_type=Path))
 @click.argument("question")
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the matching polygons (the same fields) here: .gpkg, .geojson, .fgb or .parquet.",
+@output_option(
+    "Also write the matching polygons (the same fields) here: .gpkg, .geojson, .fgb or .parquet.",
+    required=False,
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output.")
 @classes_option

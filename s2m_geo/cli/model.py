@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..predict.runners import read_model_meta
-from .options import int_list
+from .options import int_list, output_option
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model.package import PackageMeta
@@ -110,13 +110,8 @@ def export(model: Path, onnx_out: Path, tile_size: int | None, overwrite: bool) 
 
 @click.command("import-onnx")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Output ONNX file: the model with its s2m-geo metadata.",
+@output_option(
+    "Output ONNX file: the model with its s2m-geo metadata.",
 )
 @click.option(
     "--classes",

@@ -120,6 +120,19 @@ def _remember_progress_mode(ctx: click.Context, param: click.Parameter, value: s
     return value
 
 
+def output_option(help: str, *, required: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``-o/--output FILE``: what a command writes (its formats said in ``help``)."""
+    return click.option(
+        "-o",
+        "--output",
+        "output",
+        required=required,
+        default=None,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=help,
+    )
+
+
 progress_option = click.option(
     "--progress",
     "progress_mode",

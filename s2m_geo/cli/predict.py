@@ -7,19 +7,14 @@ from pathlib import Path
 import click
 
 from ..progress import Progress
-from .options import model_option, prediction_options, progress_option, vector_options
+from .options import model_option, output_option, prediction_options, progress_option, vector_options
 
 
 @click.command()
 @click.argument("pre", type=click.Path(path_type=Path))
 @click.argument("post", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Output: .gpkg (change polygons + scene summary, QGIS styles), .geojson, .fgb, "
+@output_option(
+    "Output: .gpkg (change polygons + scene summary, QGIS styles), .geojson, .fgb, "
     ".parquet, or .tif for the change raster alone.",
 )
 @click.option(

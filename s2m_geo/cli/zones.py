@@ -9,7 +9,7 @@ import click
 
 from ..errors import InputError
 from ..progress import Progress
-from .options import classes_option, load_table, progress_option
+from .options import classes_option, load_table, output_option, progress_option
 
 
 def _area(a: float | None) -> str:
@@ -43,13 +43,8 @@ def zone_table(rows: list[dict[str, Any]], table: Any) -> str:
 @click.command("zones")
 @click.argument("changes", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("zones", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Output: .gpkg (layer 'zones'), .geojson, .fgb or .parquet.",
+@output_option(
+    "Output: .gpkg (layer 'zones'), .geojson, .fgb or .parquet.",
 )
 @click.option("--field", default=None, help="Field of ZONES that names each zone (default: its row number).")
 @click.option(

@@ -205,10 +205,10 @@ def _tile_stream(pair, tiles: list[tuple[int, Rect]], threads: int, ahead: int) 
 def _readable_tiles(pair, tiles: list[tuple[int, Rect]], skip: Callable[[int], None]) -> list[tuple[int, Rect]]:
     """The tiles that may hold a valid pixel (the pair's coverage map); ``skip`` the others,
     without reading them: a mosaic's nodata frame costs next to nothing."""
-    coverage = pair.coverage() if hasattr(pair, "coverage") else None
+    coverage = pair.coverage()
     readable = []
     for bi, tile in tiles:
-        if coverage is None or coverage.may_hold(_window(tile)):
+        if coverage.may_hold(_window(tile)):
             readable.append((bi, tile))
         else:
             skip(bi)

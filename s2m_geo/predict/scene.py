@@ -701,13 +701,13 @@ class ScenePair:
         """Where both epochs may hold a valid pixel, on a coarse grid (computed once): a tile
         outside it need not be read at all, so a scene costs what its valid area costs."""
         if self._coverage is None:
-            f, ch, cw = coarse_shape(self.grid.height, self.grid.width, COVERAGE_MAX)
-            maps = [self._possibly_valid(ep, f, ch, cw) for ep in self._epochs.values()]
-            joint = None if any(m is None for m in maps) else maps[0] & maps[1]  # type: ignore[operator]
+            _, ch, cw = coarse_shape(self.grid.height, self.grid.width, COVERAGE_MAX)
+            pre, post = (self._possibly_valid(ep, ch, cw) for ep in self._epochs.values())
+            joint = pre & post if pre is not None and post is not None else None
             self._coverage = Coverage(self.grid.height, self.grid.width, joint)
         return self._coverage
 
-    def _possibly_valid(self, ep: _Epoch, factor: int, ch: int, cw: int) -> np.ndarray | None:
+    def _possibly_valid(self, ep: _Epoch, ch: int, cw: int) -> np.ndarray | None:
         """(ch, cw) bool: True where a cell may hold a valid pixel of ``ep``; None when that
         cannot be known cheaply (then nothing is skipped). GDAL's average resampling leaves
         a declared nodata value out, so a cell's average is the nodata value only where
@@ -716,9 +716,9 @@ class ScenePair:
         if ep.all_valid and not ep.zero_rule:
             return np.ones((ch, cw), bool)
         kind = np.dtype(ep.dtype)
-        if kind.kind != "u" or not (ep.zero_rule or ep.nodata in (0, np.iinfo(kind).max)) or ep.alpha is not None:
+        if kind.kind != "u" or ep.per_dataset_mask or ep.alpha is not None:
             return None
-        if not (ep.zero_rule or ep.nodata is not None) or ep.per_dataset_mask:
+        if not (ep.zero_rule or ep.nodata in (0, np.iinfo(kind).max)):
             return None
         nodata = 0.0 if ep.zero_rule else float(ep.nodata)  # type: ignore[arg-type]
         g = self.grid
