@@ -42,11 +42,14 @@ def test_initgui_registers_provider_button_and_menu_and_unload_removes_them(ifac
     assert reg.providerById("s2m") is plugin.provider
     assert reg.algorithmById(ALG) is not None
     iface.addToolBarIcon.assert_called_once_with(action)
-    iface.addPluginToMenu.assert_called_once_with(MENU, action)
+    assert iface.addPluginToMenu.call_args_list == [((MENU, action),), ((MENU, plugin.setup_action),)]
+    setup_action = plugin.setup_action
     assert action.text().startswith("Detect changes (S2M)") and not action.icon().isNull()
     plugin.unload()
     iface.removeToolBarIcon.assert_called_once_with(action)
-    iface.removePluginMenu.assert_called_once_with(MENU, action)
+    assert sorted(map(id, (c[0][1] for c in iface.removePluginMenu.call_args_list))) == sorted(
+        map(id, (action, setup_action))
+    )
     assert reg.providerById("s2m") is None and reg.algorithmById(ALG) is None
     assert plugin.action is None and plugin.provider is None
     from processing.core.ProcessingConfig import ProcessingConfig
@@ -85,7 +88,7 @@ def test_dialog_warns_with_the_install_command_when_s2m_geo_is_missing(
     plugin.action.trigger()
     dlg = no_exec[0]
     item = dlg.messageBar().currentItem()
-    assert item is not None and "pip install s2m-geo" in item.text()
+    assert item is not None and "not found" in item.text() and "pip install s2m-geo" in item.toolTip()
     from qgis.core import QgsProcessingContext
 
     ok, msg = dlg.algorithm().checkParameterValues({}, QgsProcessingContext())  # what Run shows

@@ -144,7 +144,7 @@ class S2MAlgorithm(QgsProcessingAlgorithm):
 
     def canExecute(self):  # noqa: N802 - QGIS's name
         why = self.missing_executable()
-        return not why, why
+        return not why, missing_html(why) if why else ""
 
     def executable(self) -> str:
         """The s2m-geo executable, or a QgsProcessingException with the install help."""
@@ -197,6 +197,20 @@ class S2MAlgorithm(QgsProcessingAlgorithm):
             return runner.describe_failure(result)
         ended = runner.describe_failure(dataclasses.replace(result, errors=[]))
         return ended + " " + self.tr("What it wrote is in the log above.") if result.errors else ended
+
+
+#: Links the plugin answers (plugin.py registers the scheme with QDesktopServices).
+SETUP_URL = "s2m-geo:setup"
+SETTINGS_URL = "s2m-geo:settings"
+
+
+def missing_html(why: str) -> str:
+    """Why s2m-geo cannot be run, as the HTML the toolbox's "cannot be run" box shows: the
+    commands on their own lines and links to "Set up s2m-geo…" and to the provider settings."""
+    return runner.message_html(why) + (
+        '\n<p><a href="{0}"><b>Set up s2m-geo…</b></a> &nbsp; · &nbsp; '
+        '<a href="{1}">Open Settings ▸ Options ▸ Processing (Providers ▸ S2M)</a></p>'
+    ).format(SETUP_URL, SETTINGS_URL)
 
 
 def _percent_only(feedback):

@@ -36,13 +36,18 @@ SETTINGS_KEY = "Processing/Configuration/" + SETTING_NAME
 ENV_VAR = "S2M_GEO_EXECUTABLE"
 EXECUTABLE_NAME = "s2m-geo"
 
+#: What "Set up s2m-geo" is called in the plugin's menu (setup.py makes the environment).
+SETUP_ACTION = "Plugins > S2M change detection > Set up s2m-geo…"
 INSTALL_HINT = (
-    "Install s2m-geo in its own Python environment (not QGIS's Python), for example:\n"
-    "    python3 -m venv ~/s2m-geo-env && ~/s2m-geo-env/bin/pip install s2m-geo\n"
+    f"Easiest: {SETUP_ACTION} creates its environment from the copy bundled with the plugin\n"
+    "and sets the plugin up to use it.\n\n"
+    "Or install s2m-geo yourself, in its own Python environment (not QGIS's Python):\n"
+    "    python3 -m venv ~/s2m-geo-env\n"
+    "    ~/s2m-geo-env/bin/pip install s2m-geo\n"
     "(from a source checkout: ./scripts/venv.sh, which prints the environment's folder).\n"
-    "Then point the plugin at the executable, ~/s2m-geo-env/bin/s2m-geo\n"
-    "(Windows: Scripts\\s2m-geo.exe): QGIS Settings > Options > Processing > Providers > S2M >\n"
-    '"s2m-geo executable", or the S2M_GEO_EXECUTABLE environment variable, or put it on PATH.'
+    "Then set the executable, ~/s2m-geo-env/bin/s2m-geo (Windows: Scripts\\s2m-geo.exe), in\n"
+    'Settings > Options > Processing > Providers > S2M > "s2m-geo executable",\n'
+    "or in the S2M_GEO_EXECUTABLE environment variable, or put it on PATH."
 )
 
 #: Seconds a cancelled child gets to clean up after SIGTERM before it is killed.
@@ -108,6 +113,27 @@ def find_executable(setting: Optional[str] = None, environ: Optional[dict] = Non
     raise ExecutableNotFound(
         f"The s2m-geo command line was not found (no plugin setting, no {ENV_VAR}, not on PATH).\n\n{INSTALL_HINT}"
     )
+
+
+def message_html(text: str) -> str:
+    """A plain-text message (such as :data:`INSTALL_HINT`) as HTML, for the places where QGIS
+    shows a message as HTML and plain newlines vanish (the toolbox's "cannot be run" box):
+    blank lines separate paragraphs, indented lines (commands) become one ``<pre>`` block
+    each, other line breaks are kept."""
+    import html
+
+    out = []
+    for para in text.strip().split("\n\n"):
+        kind, lines = None, []  # a run of command lines ("pre") or of text lines ("p")
+        for line in para.split("\n") + [None]:
+            this = None if line is None else ("pre" if line.startswith("    ") else "p")
+            if this != kind and lines:
+                out.append(f"<{kind}>" + ("\n" if kind == "pre" else "<br>").join(lines) + f"</{kind}>")
+                lines = []
+            if line is not None:
+                kind = this
+                lines.append(html.escape(line.strip()))
+    return "\n".join(out)
 
 
 def clean_env(environ: Optional[dict] = None) -> dict:
@@ -576,6 +602,7 @@ __all__ = [
     "INSTALL_HINT",
     "RunResult",
     "SETTINGS_KEY",
+    "SETUP_ACTION",
     "SETTING_NAME",
     "build_batch_command",
     "build_command",
@@ -583,6 +610,7 @@ __all__ = [
     "clean_env",
     "describe_failure",
     "find_executable",
+    "message_html",
     "overall_percent",
     "remove_leftovers",
     "render_error",
