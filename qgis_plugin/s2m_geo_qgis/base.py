@@ -85,15 +85,17 @@ class S2MAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(parameter)
 
     def add_model_parameter(self):
-        self.addParameter(
-            QgsProcessingParameterFile(
-                self.MODEL,
-                self.tr("Model package (empty: the default model)"),
-                behavior=QgsProcessingParameterFile.File,
-                optional=True,
-                fileFilter=self.tr("S2M model (*.safetensors *.onnx);;All files (*)"),
-            )
+        """The model file (.safetensors or .onnx); the dialog says under it what the chosen
+        model is (model_widget.py; named by path, so qgis_process never imports it)."""
+        model = QgsProcessingParameterFile(
+            self.MODEL,
+            self.tr("Model package (empty: the default model)"),
+            behavior=QgsProcessingParameterFile.File,
+            optional=True,
+            fileFilter=self.tr("S2M model (*.safetensors *.onnx);;All files (*)"),
         )
+        model.setMetadata({"widget_wrapper": {"class": __package__ + ".model_widget.ModelWidgetWrapper"}})
+        self.addParameter(model)
 
     def add_min_area_parameter(self):
         min_area = QgsProcessingParameterNumber(

@@ -172,6 +172,21 @@ def build_command(
     return cmd
 
 
+def build_model_info_command(exe: str, model: Optional[str] = None) -> list:
+    """The argument list of ``s2m-geo model-info --json`` (no ``model``: the default model)."""
+    return [exe, "model-info", *([model] if model else []), "--json"]
+
+
+def describe_model(meta: dict) -> str:
+    """One short paragraph on what a model is, from ``model-info --json``: its classes (the
+    changes it can find) and its tile size and overlap."""
+    table = meta.get("class_table") or {}
+    names = [str(c.get("name", "?")).replace("_", " ") for c in table.get("classes", []) if c.get("id") != 0]
+    tile, overlap = meta.get("tile_size"), meta.get("default_overlap")
+    classes = f"{len(names)} change classes ({table.get('name', '?')}): " + ", ".join(names)
+    return f"{classes}\ntile {tile} px, overlap {overlap} px, architecture {meta.get('architecture', '?')}"
+
+
 def build_zones_command(
     exe: str,
     changes: str,
@@ -606,9 +621,11 @@ __all__ = [
     "SETTING_NAME",
     "build_batch_command",
     "build_command",
+    "build_model_info_command",
     "build_zones_command",
     "clean_env",
     "describe_failure",
+    "describe_model",
     "find_executable",
     "message_html",
     "overall_percent",
