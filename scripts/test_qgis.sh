@@ -2,7 +2,7 @@
 # Run the QGIS plugin tests (tests_qgis/) in real QGIS 3.22 from Debian, headless (offscreen).
 #
 #   ./scripts/test_qgis.sh                 # all of them; extra arguments go to pytest
-#   ./scripts/test_qgis.sh --screenshot    # also refresh docs/qgis_dialog.png
+#   (the screenshots in docs/ come from ./scripts/qgis_screenshots.sh, the real desktop)
 #
 # They run under QGIS's Python (/usr/bin/python3), never the project venv: the two stacks
 # cannot share a process. The plugin under test runs the project's own CLI, taken from the
@@ -16,14 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 QGIS_PYTHON=${S2M_QGIS_PYTHON:-/usr/bin/python3}   # QGIS's Python (Debian: the system one)
 
-args=()
-for a in "$@"; do
-    if [ "$a" = --screenshot ]; then
-        export S2M_QGIS_DIALOG_PNG="$PWD/docs/qgis_dialog.png"
-    else
-        args+=("$a")
-    fi
-done
+args=("$@")
 
 have_qgis() {
     [ -x /usr/bin/qgis_process.bin ] && [ -x "$QGIS_PYTHON" ] &&

@@ -1,7 +1,5 @@
 """The desktop side with a mocked iface: initGui/unload, the toolbar action, the dialog."""
 
-import os
-import shutil
 import time
 
 import pytest
@@ -166,8 +164,6 @@ def test_dialog_screenshot_then_run_loads_even_an_empty_result(
     png = tmp_path / "qgis_dialog.png"
     assert dlg.grab().save(str(png))
     _png_ok(png)
-    if os.environ.get("S2M_QGIS_DIALOG_PNG"):  # scripts/test_qgis.sh --screenshot
-        shutil.copyfile(png, os.environ["S2M_QGIS_DIALOG_PNG"])
 
     out = tmp_path / "dialog_changes.gpkg"
     dlg.setParameters(

@@ -67,7 +67,7 @@ class ModelWidgetWrapper(WidgetWrapper):
     # -- the description ------------------------------------------------------------------
     def show_info(self, text, error=False):
         self.info.setText(text)
-        self.info.setStyleSheet("color: #b42318" if error else "color: palette(mid)")
+        self.info.setStyleSheet("color: #b42318" if error else "color: #4a4a4a")
         self.file.setToolTip(text)
 
     def describe(self, path):
