@@ -105,3 +105,21 @@ def test_modeler_gets_qgis_own_widget(provider, project, clean_settings):
     wrappers = dlg.widget.widget.wrappers
     assert isinstance(wrappers["MODEL"], QgsProcessingModelerParameterWidget)
     dlg.close()
+
+
+def test_closing_the_dialog_while_the_model_is_read_is_safe(provider, project, cli, tiny_model, tmp_path):
+    """The look-up's QProcess dies with the deleted dialog and still reports its end: ignored
+    (a slot raising there would abort QGIS)."""
+    import shutil
+
+    from processing import createAlgorithmDialog
+    from qgis.PyQt import sip
+
+    fresh = tmp_path / "copy.safetensors"  # not in the cache: model-info really runs
+    shutil.copyfile(tiny_model, fresh)
+    dlg = createAlgorithmDialog("s2m:detect_changes", {"MODEL": str(fresh)})
+    wrapper = _wrapper(dlg)
+    assert wrapper.process is not None
+    sip.delete(dlg)
+    _spin_until(lambda: False, 2)
+    assert sip.isdeleted(wrapper.file)

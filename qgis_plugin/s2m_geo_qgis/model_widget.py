@@ -12,6 +12,7 @@ import os
 
 from processing.gui.wrappers import DIALOG_BATCH, DIALOG_MODELER, WidgetWrapper, dialogTypes
 from qgis.gui import QgsFileWidget, QgsGui
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QProcess, QProcessEnvironment
 from qgis.PyQt.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -100,11 +101,19 @@ class ModelWidgetWrapper(WidgetWrapper):
         self.process = process
         process.start(cmd[0], cmd[1:])
 
+    def _gone(self, process):
+        """The dialog was closed and deleted (its QProcess with it, which still reports)."""
+        return sip.isdeleted(process) or sip.isdeleted(self.file) or sip.isdeleted(self.info)
+
     def _failed_to_start(self, process, path, err):
+        if self._gone(process):
+            return
         if err == QProcess.FailedToStart:
             self._finish(process, path, ("s2m-geo could not be started: " + process.errorString(), True), cache=False)
 
     def _done(self, process, path, code):
+        if self._gone(process):
+            return
         out = bytes(process.readAllStandardOutput()).decode("utf-8", "replace")
         err = bytes(process.readAllStandardError()).decode("utf-8", "replace")
         if code == 0:
