@@ -1,4 +1,5 @@
-"""Screenshots of the QGIS desktop with the plugin: the dialog, the styled map, the attribute table.
+"""Screenshots of the QGIS desktop with the plugin: the dialog, the styled map, the attribute
+table, and the box the toolbox shows when s2m-geo is missing.
 
 Run by ``scripts/qgis_screenshots.sh`` inside the real ``qgis`` desktop (``qgis --code``),
 headless (``QT_QPA_PLATFORM=offscreen``). It reads ``S2M_SHOTS_RUN`` (a folder with
@@ -101,7 +102,29 @@ def main():
     spin(0.5)
     save(dlg, "qgis_dialog.png")
     dlg.close()
+    save_missing_box()
     plugin.unload()
+
+
+def save_missing_box():
+    """What the toolbox shows when s2m-geo cannot be found (ProcessingToolbox's own box)."""
+    from processing.gui.MessageDialog import MessageDialog
+
+    env = {k: os.environ.pop(k, None) for k in ("S2M_GEO_EXECUTABLE", "PATH")}
+    try:
+        alg = QgsApplication.processingRegistry().createAlgorithmById("s2m:detect_changes")
+        ok, message = alg.canExecute()
+    finally:
+        os.environ.update({k: v for k, v in env.items() if v is not None})
+    assert not ok
+    box = MessageDialog()
+    box.setTitle("Error executing algorithm")
+    box.setMessage(f"<h3>This algorithm cannot be run :-( </h3>\n{message}")  # as the toolbox does
+    box.resize(760, 450)
+    box.show()
+    spin(0.5)
+    save(box, "qgis_missing.png")
+    box.close()
 
 
 def _model_info_done(dlg):

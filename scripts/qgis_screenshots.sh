@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Remake the QGIS screenshots in docs/ (qgis_dialog.png, qgis_map.png, qgis_attributes.png)
+# Remake the QGIS screenshots in docs/ (qgis_dialog.png, qgis_map.png, qgis_attributes.png,
+# qgis_missing.png)
 # from the real QGIS desktop: s2m-geo predict on sample_data/ with the default model, then
 # `qgis --code scripts/qgis_screenshots.py` opens the plugin's dialog, the styled layers (change
-# raster under the polygons) and the attribute table with the field aliases, and grabs them.
+# raster under the polygons), the attribute table with the field aliases and the toolbox's
+# "cannot be run" box without s2m-geo, and grabs them.
 #
 #   ./scripts/qgis_screenshots.sh            # -> docs/*.png
 #   ./scripts/qgis_screenshots.sh OUT_DIR

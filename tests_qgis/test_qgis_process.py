@@ -134,4 +134,5 @@ def test_qgis_process_without_s2m_geo_says_how_to_install(installed, scene, tmp_
     assert r.returncode == 1
     assert "s2m-geo command line was not found" in r.stderr and "pip install s2m-geo" in r.stderr
     assert "Traceback" not in r.stdout + r.stderr
+    assert "<p>" not in r.stdout + r.stderr  # plain text in a terminal (HTML is for the toolbox's box)
     assert not out.exists()

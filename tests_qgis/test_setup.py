@@ -249,7 +249,7 @@ def test_cannot_be_run_message_is_readable_and_its_links_work(plugin, iface, no_
     lines = text.splitlines()
     assert "python3 -m venv ~/s2m-geo-env" in lines and "~/s2m-geo-env/bin/pip install s2m-geo" in lines
     assert "The s2m-geo command line was not found (no plugin setting, no S2M_GEO_EXECUTABLE, not on PATH)." in lines
-    assert any(line.startswith("Settings > Options > Processing > Providers > S2M") for line in lines)
+    assert any('in Settings > Options > Processing > Providers > S2M > "s2m-geo executable"' in line for line in lines)
     assert "Set up s2m-geo…" in text
     assert plugin.setup_dialog is None
     dlg.txtMessage.anchorClicked.emit(QUrl("s2m-geo:setup"))  # what clicking the link does

@@ -118,8 +118,8 @@ def find_executable(setting: Optional[str] = None, environ: Optional[dict] = Non
 def message_html(text: str) -> str:
     """A plain-text message (such as :data:`INSTALL_HINT`) as HTML, for the places where QGIS
     shows a message as HTML and plain newlines vanish (the toolbox's "cannot be run" box):
-    blank lines separate paragraphs, indented lines (commands) become one ``<pre>`` block
-    each, other line breaks are kept."""
+    blank lines separate paragraphs, a run of indented lines (commands) becomes a ``<pre>``
+    block, other lines are joined and wrapped by the reader."""
     import html
 
     out = []
@@ -128,7 +128,7 @@ def message_html(text: str) -> str:
         for line in para.split("\n") + [None]:
             this = None if line is None else ("pre" if line.startswith("    ") else "p")
             if this != kind and lines:
-                out.append(f"<{kind}>" + ("\n" if kind == "pre" else "<br>").join(lines) + f"</{kind}>")
+                out.append(f"<{kind}>" + ("\n" if kind == "pre" else " ").join(lines) + f"</{kind}>")
                 lines = []
             if line is not None:
                 kind = this
