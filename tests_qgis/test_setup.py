@@ -284,3 +284,13 @@ def test_dialog_message_bar_offers_setup_and_settings(plugin, no_s2m, monkeypatc
     buttons["Set up s2m-geo…"].click()
     assert plugin.setup_dialog is not None and plugin.setup_dialog.isVisible()
     dlg.close()
+
+
+def test_setup_window_says_at_once_when_no_python_is_found(qgis_app, monkeypatch, tmp_path):
+    from s2m_geo_qgis.setup_dialog import SetupDialog
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    dlg = SetupDialog()
+    assert dlg.python.filePath() == ""
+    assert dlg.status.text().startswith("No Python 3.10 or newer with the venv module was found on PATH")
+    dlg.close()

@@ -84,10 +84,11 @@ class SetupDialog(QDialog):
         self.source.setFilePath(setup_env.default_source())
         self.pip_options = QLineEdit()
         self.pip_options.setPlaceholderText("e.g. --no-index --find-links /media/usb/wheels (no internet)")
+        python_missing = ""
         try:
             self.python.setFilePath(setup_env.find_python())
-        except setup_env.SetupError:
-            pass  # said when Set up is pressed
+        except setup_env.SetupError as exc:
+            python_missing = str(exc)
         form = QFormLayout()
         form.addRow("Python", self.python)
         form.addRow("Environment folder", self.env_dir)
@@ -109,6 +110,8 @@ class SetupDialog(QDialog):
         layout.addWidget(self.log, 1)
         layout.addWidget(self.status)
         layout.addWidget(self.buttons)
+        if python_missing:
+            self.show_status(python_missing, ok=False)
 
     def steps(self):
         """The set-up steps for what the fields say (SetupError naming the field to fix)."""
