@@ -73,19 +73,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[2048, 8192])
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    ap.add_argument("--model", type=Path, help="an ONNX model to use instead of difference_onnx's")
     ap.add_argument("--scenes", type=Path, help="keep the synthetic scenes in this folder (reused when there)")
     args = ap.parse_args()
 
     import os
 
     from s2m_geo.synthetic import SceneSpec, write_scene
-    from s2m_geo.testing import difference_onnx
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model: absolute difference (ONNX)")
     print(f"{'scene':>11} {'mode':>6} {'wall s':>7} {'cpu s':>7} {'vs io':>6} {'peak RSS MiB':>12}")
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        model = difference_onnx(d / "free.onnx")
+        if args.model is None:
+            from s2m_geo.testing import difference_onnx
+
+            model = difference_onnx(d / "free.onnx")
+        else:
+            model = args.model
         for size in args.sizes:
             where = (args.scenes or d) / f"s{size}"
             if not (where / "post.tif").is_file():
