@@ -755,6 +755,8 @@ class ScenePair:
             lambda ep: self._read_coarse(ep, f, ch, cw), self._epochs["pre"], self._epochs["post"]
         )
         joint = pre_v & post_v
+        if joint.all():  # every sample valid: a coverage map would skip nothing, so read none
+            self._coverage = Coverage(self.grid.height, self.grid.width, None)
         if not joint.any() and (f == 1 or not self._any_valid_full()):
             if not pre_v.any():
                 bad = self.pre_path
