@@ -5,6 +5,8 @@
 - :class:`BrightBandModel` — a stand-in runner with no network: class ``class_id`` where band
   1 of one epoch is bright, else no change, so every output pixel can be traced to the input
   pixel it came from;
+- :func:`difference_onnx` — a two-input ONNX model that costs next to nothing (the absolute
+  difference of the epochs), so a run measures the pipeline around the model;
 - :func:`changes_from_label` — the ``changes`` and ``scenes`` layers of a label raster, as
   ``predict`` would write them for a perfect model (questions for ``s2m-geo ask``);
 - :func:`run_cli` / :func:`assert_fails_well` — a command run in-process, and the check of
@@ -81,6 +83,48 @@ class BrightBandModel:
         p[:, 0] += (x <= self.threshold) * self.confidence
         out: np.ndarray = p / p.sum(1, keepdims=True)
         return out
+
+
+def difference_onnx(
+    path: str | Path, *, tile_size: int = 512, overlap: int = 64, table: ClassTable | None = None
+) -> Path:
+    """Write a two-input ONNX change model whose logits are a linear function of the mean
+    absolute difference of ``pre`` and ``post`` (class 1 where they differ by more than 1.5
+    normalised units, about 85 of 255, else 0), with the s2m-geo metadata: a model that costs
+    next to nothing, for benchmarks of the pipeline."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from .model import PackageMeta
+    from .model.package import META_KEY
+
+    table = table or load_class_table()
+    k1 = table.num_classes
+    weight = np.zeros((1, k1, 1, 1), np.float32)
+    weight[0, 1] = 4.0
+    bias = np.zeros((1, k1, 1, 1), np.float32)
+    bias[0, 0] = 6.0
+    bias[0, 2:] = -1.0
+    dims = ["n", 3, "h", "w"]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Sub", ["pre", "post"], ["d"]),
+            helper.make_node("Abs", ["d"], ["a"]),
+            helper.make_node("ReduceMean", ["a"], ["m"], axes=[1], keepdims=1),
+            helper.make_node("Mul", ["m", "weight"], ["s"]),
+            helper.make_node("Add", ["s", "bias"], ["logits"]),
+        ],
+        "difference",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n in ("pre", "post")],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", k1, "h", "w"])],
+        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = PackageMeta(class_table=table, tile_size=tile_size, default_overlap=overlap, architecture="abs-difference")
+    model.metadata_props.add(key=META_KEY, value=meta.to_json())
+    onnx.save(model, str(path))
+    return Path(path)
 
 
 def changes_from_label(label: str | Path, output: str | Path, table: ClassTable | None = None) -> Path:

@@ -14,6 +14,7 @@ class raster becomes a Cloud Optimized GeoTIFF with the class table's colours an
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -37,6 +38,12 @@ from .style import style_path, write_raster_style
 from .tiling import Block, Rect, TileLayout
 
 Progress = Callable[[str, int, int], None]
+
+#: GDAL's block cache during a prediction, MB (GDAL's default is 5 % of the RAM, which a large
+#: scene fills with blocks already read and written: memory then grows with the scene). Tiles
+#: are read in order, so a few rows of the inputs' blocks is all the cache has to hold.
+GDAL_CACHE_MB = 64
+# GDAL_NUM_THREADS=ALL_CPUS, set beside it: GeoTIFF blocks of one read are decoded on every core
 
 
 @dataclass
@@ -112,6 +119,7 @@ def _cog(src: Path, dst: Path, resampling: str) -> None:
             overview_resampling=resampling,
             BIGTIFF="IF_SAFER",
             SPARSE_OK="TRUE",  # nodata blocks stay unwritten: a mosaic's frame costs no bytes
+            NUM_THREADS="ALL_CPUS",  # compression and overviews on every core (same bytes)
         )
 
 
@@ -138,7 +146,14 @@ class _Writer:
         self.ds = None
         if self.tmp_raster is not None:
             self.ds = rasterio.open(
-                self.tmp_raster, "w", count=1, dtype="uint8", nodata=NODATA_CLASS, compress="deflate", **base
+                # not compressed: it is read once more, by the COG copy, which compresses
+                self.tmp_raster,
+                "w",
+                count=1,
+                dtype="uint8",
+                nodata=NODATA_CLASS,
+                compress="none",
+                **base,
             )
             self.ds.write_colormap(1, self.table.colormap())
             self.ds.update_tags(1, **{f"class_{c.id}": c.name for c in self.table})
@@ -184,6 +199,42 @@ class _Writer:
                 p.unlink(missing_ok=True)
 
 
+class _InOrder:
+    """Runs ``work`` on each item :meth:`put` to it, in order, in a thread of its own, so
+    blending, finishing cores, writing and vectorising overlap the reads and the model; at most
+    ``depth`` items wait (memory stays bounded). :meth:`close` waits for the last item and
+    re-raises the first error ``work`` raised (after it, items are drained, not worked)."""
+
+    _STOP = object()
+
+    def __init__(self, work: Callable[[Any], None], depth: int = 1) -> None:
+        self._work = work
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="s2m-stitch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not self._STOP:
+            if self._error is None:
+                try:
+                    self._work(item)
+                except BaseException as exc:
+                    self._error = exc
+
+    def put(self, item: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(self._STOP)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 def _tile_stream(pair, tiles: list[tuple[int, Rect]], threads: int, ahead: int) -> Iterable:
     """Yield ``(block index, tile, pre, post, valid)`` in order, reads running ``ahead``."""
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="s2m-read") as pool:
@@ -215,6 +266,32 @@ def _readable_tiles(pair, tiles: list[tuple[int, Rect]], skip: Callable[[int], N
     return readable
 
 
+class _Blender:
+    """Blends tiles' probabilities into their block partials and hands each finished block to
+    ``on_block``; called with ``(skipped tiles' blocks, [(block, tile, valid)], probabilities)``."""
+
+    def __init__(self, layout: TileLayout, blocks: list[Block], k: int, blend: str, on_block) -> None:
+        self.layout, self.blocks, self.k, self.blend, self.on_block = layout, blocks, k, blend, on_block
+        self.remaining = [len(b.tiles) for b in blocks]
+        self.partials: dict[int, BlockPartial] = {}
+
+    def _tile_done(self, bi: int) -> None:
+        self.remaining[bi] -= 1
+        if self.remaining[bi] == 0:
+            partial = self.partials.pop(bi) if bi in self.partials else BlockPartial.nothing(self.blocks[bi])
+            self.on_block(partial)
+
+    def __call__(self, work: tuple[list[int], list, np.ndarray | None]) -> None:
+        skipped_blocks, items, probs = work
+        for bi in skipped_blocks:
+            self._tile_done(bi)
+        for (bi, tile, valid), p in zip(items, probs if probs is not None else ()):
+            if bi not in self.partials:
+                self.partials[bi] = BlockPartial.empty(self.blocks[bi], self.k)
+            self.partials[bi].add_tile(tile, p, self.layout.tile_weights(tile, self.blend), valid)
+            self._tile_done(bi)
+
+
 def run_tiles(
     pair,
     model: ChangeModel,
@@ -225,30 +302,29 @@ def run_tiles(
     progress: Progress | None = None,
 ) -> tuple[int, int]:
     """Stream every tile of ``blocks`` through ``model`` in batches; hand each finished block's
-    partial to ``on_block``. Returns (tiles run, tiles skipped as all-invalid)."""
-    k = model.num_classes
-    tiles = [(i, t) for i, b in enumerate(blocks) for t in b.tiles]
-    remaining = [len(b.tiles) for b in blocks]
-    partials: dict[int, BlockPartial] = {}
-    batch: list = []
-    done = skipped = 0
+    partial to ``on_block``. Returns (tiles run, tiles skipped as all-invalid).
 
-    def tile_done(bi: int) -> None:
-        remaining[bi] -= 1
-        if remaining[bi] == 0:
-            on_block(partials.pop(bi) if bi in partials else BlockPartial.nothing(blocks[bi]))
+    The model runs in the calling thread; blending its probabilities into the block partials
+    and ``on_block`` run in one thread of their own, in the order of the tiles (so the result
+    and the order of ``on_block`` calls are those of a single thread), while the next batch
+    is read and run."""
+    tiles = [(i, t) for i, b in enumerate(blocks) for t in b.tiles]
+    batch: list = []
+    skips: list[int] = []  # skipped since the last hand-over (one hand-over for many skips)
+    done = skipped = 0
+    blending = _InOrder(_Blender(layout, blocks, model.num_classes, opts.blend, on_block), depth=2)
+
+    def hand_over(items: list, probs: np.ndarray | None) -> None:
+        blending.put((skips.copy(), items, probs))
+        skips.clear()
 
     def flush() -> None:
         nonlocal done
         if not batch:
             return
         probs = model.probabilities(np.stack([b[2] for b in batch]), np.stack([b[3] for b in batch]))
-        for (bi, tile, _, _, valid), p in zip(batch, probs):
-            if bi not in partials:
-                partials[bi] = BlockPartial.empty(blocks[bi], k)
-            partials[bi].add_tile(tile, p, layout.tile_weights(tile, opts.blend), valid)
-            done += 1
-            tile_done(bi)
+        hand_over([(bi, tile, valid) for bi, tile, _, _, valid in batch], probs)
+        done += len(batch)
         batch.clear()
         if progress:
             progress("infer", done + skipped, len(tiles))
@@ -256,19 +332,24 @@ def run_tiles(
     def skip(bi: int) -> None:
         nonlocal skipped
         skipped += 1
-        tile_done(bi)
+        skips.append(bi)
         if progress and skipped % 64 == 0:  # skipped work is progress too
             progress("infer", done + skipped, len(tiles))
 
-    readable = _readable_tiles(pair, tiles, skip)
-    for item in _tile_stream(pair, readable, opts.read_threads, ahead=max(2 * opts.batch_size, 4)):
-        if not item[4].any():  # nothing valid under this tile: no need to run the model
-            skip(item[0])
-            continue
-        batch.append(item)
-        if len(batch) >= opts.batch_size:
-            flush()
-    flush()
+    try:
+        readable = _readable_tiles(pair, tiles, skip)
+        for item in _tile_stream(pair, readable, opts.read_threads, ahead=max(2 * opts.batch_size, 4)):
+            if not item[4].any():  # nothing valid under this tile: no need to run the model
+                skip(item[0])
+                continue
+            batch.append(item)
+            if len(batch) >= opts.batch_size:
+                flush()
+        flush()
+        if skips:
+            hand_over([], None)
+    finally:
+        blending.close()
     if progress:
         progress("infer", len(tiles), len(tiles))
     return done, skipped
@@ -346,7 +427,11 @@ def predict(
     model_file = model if isinstance(model, (str, Path)) else None
     outputs = [("raster", raster), ("raster", raster and style_path(raster)), ("probabilities", probabilities)]
     check_outputs(outputs, {"pre": pre, "post": post, "model": model_file}, overwrite)
-    with claimed([path for _, path in outputs]), published_together():
+    with (
+        claimed([path for _, path in outputs]),
+        published_together(),
+        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB << 20, GDAL_NUM_THREADS="ALL_CPUS"),
+    ):
         return _predict(pre, post, raster, model, opts, probabilities, progress, client, sinks)
 
 

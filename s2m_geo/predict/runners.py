@@ -91,9 +91,11 @@ class OnnxChangeModelRunner:
 
     def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
         logits = self.onnx((pre - self._mean) / self._std, (post - self._mean) / self._std)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(logits, dtype=np.float32)
-        return e / e.sum(axis=1, keepdims=True)
+        # in place: the same values as e = exp(logits - max); e / sum(e), without temporaries
+        e = np.subtract(logits, logits.max(axis=1, keepdims=True), dtype=np.float32)
+        np.exp(e, out=e)
+        e /= e.sum(axis=1, keepdims=True)
+        return e
 
 
 #: The small model shipped inside the package (see docs/default-model.md).

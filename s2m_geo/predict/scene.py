@@ -51,9 +51,10 @@ import math
 import os
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import rasterio
@@ -90,6 +91,7 @@ __all__ = [
 
 SNAP_TOL = 1e-3  # pixels: float noise below this never adds or removes a row/column
 OFFSET_TOL = 1e-4  # pixels: an epoch this close to a whole-pixel shift of the grid is "on the grid"
+_T = TypeVar("_T")
 COVERAGE_MAX = 2048  # long side of the coarse map of where valid pixels may be
 COARSE_MAX = 1024  # long side of the decimated read used for the stretch and the all-nodata check
 STRETCH_PCT = (2.0, 98.0)
@@ -702,7 +704,7 @@ class ScenePair:
         outside it need not be read at all, so a scene costs what its valid area costs."""
         if self._coverage is None:
             _, ch, cw = coarse_shape(self.grid.height, self.grid.width, COVERAGE_MAX)
-            pre, post = (self._possibly_valid(ep, ch, cw) for ep in self._epochs.values())
+            pre, post = _both(lambda ep: self._possibly_valid(ep, ch, cw), *self._epochs.values())
             joint = pre & post if pre is not None and post is not None else None
             self._coverage = Coverage(self.grid.height, self.grid.width, joint)
         return self._coverage
@@ -749,9 +751,12 @@ class ScenePair:
     def _scan(self) -> None:
         """Refuse an all-nodata overlap and compute the percentile stretches, from decimated reads."""
         f, ch, cw = coarse_shape(self.grid.height, self.grid.width, COARSE_MAX)
-        pre_d, pre_v = self._read_coarse(self._epochs["pre"], f, ch, cw)
-        post_d, post_v = self._read_coarse(self._epochs["post"], f, ch, cw)
+        (pre_d, pre_v), (post_d, post_v) = _both(
+            lambda ep: self._read_coarse(ep, f, ch, cw), self._epochs["pre"], self._epochs["post"]
+        )
         joint = pre_v & post_v
+        if joint.all():  # every sample valid: a coverage map would skip nothing, so read none
+            self._coverage = Coverage(self.grid.height, self.grid.width, None)
         if not joint.any() and (f == 1 or not self._any_valid_full()):
             if not pre_v.any():
                 bad = self.pre_path
@@ -768,6 +773,14 @@ class ScenePair:
             if ep.scaling == "stretch":
                 use = joint if joint.any() else own
                 self._epochs[name] = replace(ep, stretch=percentile_stretch(data, use))
+
+
+def _both(read: Callable[[_Epoch], _T], pre: _Epoch, post: _Epoch) -> tuple[_T, _T]:
+    """``read`` of both epochs at once, one in a thread of its own (whole-scene reads: each
+    is mostly GDAL decoding, which runs outside the GIL)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2m-scan") as pool:
+        other = pool.submit(read, post)
+        return read(pre), other.result()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ a block's extent covers its own core and spills a strip of at least the overlap 
 cores right of and below it. :class:`Stitcher` adds every block partial into the cores it
 touches, in whatever order blocks finish, and finalises a core — argmax class and
 confidence, nodata outside the valid mask — as soon as all its contributors have arrived.
-Memory: the blocks in flight plus the spill strips waiting for their core.
+Memory: the blocks in flight plus the spill strips waiting for their core (copies of the
+strips, not core-sized arrays: a row of waiting cores costs the scene's width times the overlap).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..classes import NODATA_CLASS
-from .tiling import Block, Rect, TileLayout, quantize
+from .tiling import FIXED_ONE, Block, Rect, TileLayout, quantize
 
 
 @dataclass
@@ -52,7 +53,9 @@ class BlockPartial:
         src = part.slices(tile)
         dst = part.slices(self.block.extent)
         w = weights[src]
-        self.acc[(slice(None), *dst)] += quantize(probs[(slice(None), *src)] * w)
+        # p * (w * 2**24) is p * w * 2**24 bit for bit (a power of two scales exactly): one pass less
+        scaled = probs[(slice(None), *src)] * (w * FIXED_ONE)
+        self.acc[(slice(None), *dst)] += np.rint(scaled, out=scaled).astype(np.int32)
         self.wsum[dst] += quantize(w)
         self.valid[dst] |= valid[src]
 
@@ -75,12 +78,14 @@ def core_rects(layout: TileLayout, blocks: list[Block], block_tiles: int) -> dic
 
 @dataclass
 class _Pending:
+    """A core waiting for its contributors: copies of the parts of their partials that fall
+    on it (a neighbour's spill is a strip as thin as the overlap), summed when the last one
+    arrives — so what waits is strips, never whole cores."""
+
     core: Rect
     expected: int
     arrived: int = 0
-    acc: np.ndarray | None = None
-    wsum: np.ndarray | None = None
-    valid: np.ndarray | None = None
+    pieces: list[tuple[Rect, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
 
 @dataclass
@@ -129,47 +134,53 @@ class Stitcher:
         ext = partial.block.extent
         for key in self._touched(ext):
             p = self._pending[key]
-            if partial.acc is None:  # no evidence: it only counts as arrived
-                p.arrived += 1
-                if p.arrived == p.expected:
-                    self._finish(key)
-                continue
-            assert partial.wsum is not None and partial.valid is not None
-            part = ext.intersect(p.core)
-            assert part is not None
-            if p.acc is None:
-                h, w = p.core.height, p.core.width
-                p.acc = np.zeros((self.num_classes, h, w), np.int32)
-                p.wsum = np.zeros((h, w), np.int32)
-                p.valid = np.zeros((h, w), bool)
-            assert p.wsum is not None and p.valid is not None
-            src, dst = part.slices(ext), part.slices(p.core)
-            p.acc[(slice(None), *dst)] += partial.acc[(slice(None), *src)]
-            p.wsum[dst] += partial.wsum[src]
-            p.valid[dst] |= partial.valid[src]
             p.arrived += 1
+            if partial.acc is not None:  # a partial without evidence only counts as arrived
+                assert partial.wsum is not None and partial.valid is not None
+                part = ext.intersect(p.core)
+                assert part is not None
+                src = part.slices(ext)
+                if p.arrived == p.expected:  # summed right away: no copy
+                    p.pieces.append((part, partial.acc[(slice(None), *src)], partial.wsum[src], partial.valid[src]))
+                else:
+                    p.pieces.append(
+                        (
+                            part,
+                            partial.acc[(slice(None), *src)].copy(),
+                            partial.wsum[src].copy(),
+                            partial.valid[src].copy(),
+                        )
+                    )
             if p.arrived == p.expected:
                 self._finish(key)
 
     def _finish(self, key: tuple[int, int]) -> None:
         p = self._pending.pop(key)
-        if p.acc is None:  # no block brought evidence: all nodata, without computing anything
-            h, w = p.core.height, p.core.width
+        h, w = p.core.height, p.core.width
+        if not p.pieces:  # no block brought evidence: all nodata, without computing anything
             empty = np.zeros((self.num_classes, h, w), np.float32) if self.want_probabilities else None
             self.sink(p.core, np.full((h, w), NODATA_CLASS, np.uint8), np.zeros((h, w), np.float32), empty)
             return
-        assert p.wsum is not None and p.valid is not None
-        ok = p.valid & (p.wsum > 0)
-        wsum = np.maximum(p.wsum, 1).astype(np.float32)
+        acc = np.zeros((self.num_classes, h, w), np.int32)
+        wsum = np.zeros((h, w), np.int32)
+        valid = np.zeros((h, w), bool)
+        for part, a, ws, v in p.pieces:
+            dst = part.slices(p.core)
+            acc[(slice(None), *dst)] += a
+            wsum[dst] += ws
+            valid[dst] |= v
+        p.pieces.clear()
+        ok = valid & (wsum > 0)
+        wsum_f = np.maximum(wsum, 1).astype(np.float32)
         # the blend divides every class by the same positive weight sum, so the argmax and
         # the max can be taken on the exact integer sums
-        classes = p.acc.argmax(0).astype(np.uint8)
-        confidence = p.acc.max(0).astype(np.float32) / wsum
+        classes = acc.argmax(0).astype(np.uint8)
+        confidence = acc.max(0).astype(np.float32) / wsum_f
         classes[~ok] = NODATA_CLASS
         confidence[~ok] = 0.0
         probs = None
         if self.want_probabilities:
-            probs = p.acc.astype(np.float32) / wsum
+            probs = acc.astype(np.float32) / wsum_f
             probs[:, ~ok] = 0.0
-        p.acc = p.wsum = p.valid = None
+        del acc, wsum, valid
         self.sink(p.core, classes, confidence, probs)
