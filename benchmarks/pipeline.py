@@ -50,7 +50,8 @@ warm = np.zeros((batch, 3, tile, tile), np.float32)
 m.probabilities(warm, warm)  # one warm-up forward in every mode (first calls are slow)
 if mode == "predict":
     from s2m_geo.predict.pipeline import PredictOptions
-    opts = PredictOptions(batch_size=batch, tile_size=tile, overlap=overlap, device=spec["device"], runtime=spec["runtime"])
+    opts = PredictOptions(batch_size=batch, tile_size=tile, overlap=overlap,
+                          device=spec["device"], runtime=spec["runtime"])
     t = time.perf_counter()
     if spec["out"].endswith(".gpkg"):
         from s2m_geo.detect import detect_changes
@@ -143,7 +144,8 @@ def main() -> None:
     ap.add_argument("--overlap", type=int, default=None, help="tile overlap (default: the model's; 64 for random)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--output", choices=["tif", "gpkg"], default="tif", help="predict writes a COG, or a GeoPackage")
-    ap.add_argument("--modes", nargs="+", choices=["predict", "forward", "whole"], default=["predict", "forward", "whole"])
+    modes = ["predict", "forward", "whole"]
+    ap.add_argument("--modes", nargs="+", choices=modes, default=modes, help="which to run, in this order")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx"])
     ap.add_argument("--workdir", default=None, help="keep scenes here and reuse them (default: a temporary folder)")
@@ -182,7 +184,8 @@ def main() -> None:
         sizes = [_side_for(args.tiles, tile, overlap)] if args.tiles else args.sizes
         print(
             f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-            f"cuda={torch.cuda.is_available()}" + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "")
+            f"cuda={torch.cuda.is_available()}"
+            + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "")
         )
         print(
             f"model: {what}; tile {tile}, overlap {overlap}, batch {args.batch}, device {args.device}, "
