@@ -1,23 +1,31 @@
 """End-to-end prediction speed and memory vs pure model forward (prints a table; not a test).
 
-For synthetic scenes of 1x, 4x and 16x area it runs, each in a fresh process (so peak RSS is
-that run's alone):
+For synthetic scenes it runs, each mode in a fresh process (so peak RSS is that run's alone):
 
 - ``predict``: the real pipeline (align, tile with overlap, read-ahead, batched forward,
-  exact blending, streaming COG write);
-- ``forward``: the same number of tiles through the same model, batched, from one in-memory
-  batch — the floor the pipeline is measured against;
-- ``whole-array``: the way peers do it (both scenes read whole, full-size float32
-  probability and weight accumulators, uniform averaging of overlapping tiles).
+  exact blending, streaming COG write; with ``--output gpkg`` also vectorizing, describing
+  and the GeoPackage, as ``s2m-geo predict -o x.gpkg`` does);
+- ``forward``: the same tiles, read into memory first, through the same model in the same
+  batches — the floor the pipeline is measured against;
+- ``whole``: the way peers do it (both scenes read whole, full-size float32 probability and
+  weight accumulators, uniform averaging of overlapping tiles).
+
+Scenes are 1x, 4x and 16x area by default (``--sizes``), or one scene just large enough for
+``--tiles`` tiles. The model is a random package (``--backbone``), the shipped one
+(``--model default``), random weights from a training config's ``model:`` section
+(``--config``), a file, or ``--model free``: a stand-in with no network, so ``predict``
+measures the pipeline alone. On CUDA the runner autocasts to bf16 (``s2m_geo.devices``).
 
     python benchmarks/pipeline.py                       # 1024, 2048, 4096
     python benchmarks/pipeline.py --sizes 1024 2048 --backbone resnet18
+    python benchmarks/pipeline.py --model default --output gpkg --tiles 361 --modes predict forward
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -27,29 +35,48 @@ from pathlib import Path
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np
-mode, pre, post, model, out, batch = sys.argv[1:7]
-batch = int(batch)
-from s2m_geo.predict.runners import load_change_model
-m = load_change_model(model, "auto")
-tile, overlap = m.meta.tile_size, m.meta.default_overlap
-res = {}
-warm = np.zeros((1, 3, tile, tile), np.float32)
+spec = json.loads(sys.argv[1])
+mode, pre, post, batch = spec["mode"], spec["pre"], spec["post"], spec["batch"]
+if spec["model"] == "free":
+    from s2m_geo.testing import BrightBandModel
+    m = BrightBandModel()
+else:
+    from s2m_geo.predict.runners import load_change_model
+    m = load_change_model(spec["model"], spec["device"], spec["runtime"])
+tile, overlap = spec["tile"] or m.meta.tile_size, spec["overlap"]
+overlap = m.meta.default_overlap if overlap is None else overlap
+res = {"precision": str(getattr(m, "dtype", None) or "float32").replace("torch.", "")}
+warm = np.zeros((batch, 3, tile, tile), np.float32)
 m.probabilities(warm, warm)  # one warm-up forward in every mode (first calls are slow)
 if mode == "predict":
-    from s2m_geo.predict.pipeline import PredictOptions, predict
+    from s2m_geo.predict.pipeline import PredictOptions
+    opts = PredictOptions(batch_size=batch, tile_size=tile, overlap=overlap,
+                          device=spec["device"], runtime=spec["runtime"])
     t = time.perf_counter()
-    r = predict(pre, post, out, m, PredictOptions(batch_size=batch))
+    if spec["out"].endswith(".gpkg"):
+        from s2m_geo.detect import detect_changes
+        d = detect_changes(pre, post, spec["out"], m, opts)
+        r = d.prediction
+        res["polygons"] = d.changes
+    else:
+        from s2m_geo.predict.pipeline import predict
+        r = predict(pre, post, spec["out"], m, opts)
     res.update(seconds=time.perf_counter() - t, tiles=r.tiles)
 elif mode == "forward":
-    n = int(out)
-    x = np.random.default_rng(0).uniform(0, 255, (batch, 3, tile, tile)).astype(np.float32)
+    import rasterio
+    from rasterio.windows import Window
+    from s2m_geo.predict.tiling import axis_starts
+    with rasterio.open(pre) as A, rasterio.open(post) as B:
+        starts = [(r, c) for r in axis_starts(A.height, tile, overlap) for c in axis_starts(A.width, tile, overlap)]
+        batches = []
+        for i in range(0, len(starts), batch):
+            w = [Window(c, r, tile, tile) for r, c in starts[i:i + batch]]
+            batches.append((np.stack([A.read(window=x) for x in w]).astype(np.float32),
+                            np.stack([B.read(window=x) for x in w]).astype(np.float32)))
     t = time.perf_counter()
-    done = 0
-    while done < n:
-        k = min(batch, n - done)
-        m.probabilities(x[:k], x[:k])
-        done += k
-    res.update(seconds=time.perf_counter() - t, tiles=n)
+    for x, y in batches:
+        m.probabilities(x, y)
+    res.update(seconds=time.perf_counter() - t, tiles=len(starts))
 else:  # whole-array baseline
     import rasterio
     from s2m_geo.predict.tiling import axis_starts
@@ -69,7 +96,7 @@ else:  # whole-array baseline
             acc[:, r:r + tile, c:c + tile] += pr; cnt[r:r + tile, c:c + tile] += 1
     cls = (acc / cnt).argmax(0).astype(np.uint8)
     profile.update(count=1, dtype="uint8", nodata=None, photometric=None)
-    with rasterio.open(out, "w", **profile) as o:
+    with rasterio.open(spec["out"], "w", **profile) as o:
         o.write(cls, 1)
     res.update(seconds=time.perf_counter() - t, tiles=len(tiles))
 res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -77,74 +104,135 @@ print(json.dumps(res))
 """
 
 
-def _child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, *args], check=True, capture_output=True, text=True)
+def _child(spec: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _model(path: Path, backbone: str, tile: int, overlap: int) -> Path:
+def _random_package(path: Path, model_cfg: dict, tile: int, overlap: int) -> Path:
     import torch
 
     from s2m_geo.classes import load_class_table
     from s2m_geo.model import PackageMeta, build_model, save_package
+    from s2m_geo.model.package import normalization_for_backbone
 
     torch.manual_seed(0)
-    net = build_model({"backbone": backbone, "decoder_channels": 64, "attn_heads": 4})
-    return save_package(path, net, PackageMeta(class_table=load_class_table(), tile_size=tile, default_overlap=overlap))
+    net = build_model(model_cfg)
+    meta = PackageMeta(
+        class_table=load_class_table(),
+        tile_size=tile,
+        default_overlap=overlap,
+        normalization=normalization_for_backbone(model_cfg["backbone"]),
+    )
+    return save_package(path, net, meta)
+
+
+def _side_for(tiles: int, tile: int, overlap: int) -> int:
+    """The smallest square scene side whose tile grid holds at least ``tiles`` tiles."""
+    n = math.isqrt(tiles - 1) + 1
+    return (n - 1) * (tile - overlap) + tile
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
-    ap.add_argument("--backbone", default="mobilenetv3_large_100")
-    ap.add_argument("--model", default=None, help="a model package to use instead of a random one")
-    ap.add_argument("--tile", type=int, default=512)
-    ap.add_argument("--overlap", type=int, default=64)
+    ap.add_argument("--tiles", type=int, default=None, help="one scene, just large enough for this many tiles")
+    ap.add_argument("--backbone", default="mobilenetv3_large_100", help="random package of this backbone")
+    ap.add_argument("--model", default=None, help="'default' (the shipped model), 'free' (no network) or a file")
+    ap.add_argument("--config", default=None, help="random weights from this training config's model: section")
+    ap.add_argument("--tile", type=int, default=None, help="tile size (default: the model's; 512 for random ones)")
+    ap.add_argument("--overlap", type=int, default=None, help="tile overlap (default: the model's; 64 for random)")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--output", choices=["tif", "gpkg"], default="tif", help="predict writes a COG, or a GeoPackage")
+    modes = ["predict", "forward", "whole"]
+    ap.add_argument("--modes", nargs="+", choices=modes, default=modes, help="which to run, in this order")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx"])
+    ap.add_argument("--workdir", default=None, help="keep scenes here and reuse them (default: a temporary folder)")
     args = ap.parse_args()
 
     import torch
 
     from s2m_geo.synthetic import SceneSpec, write_scene
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        model = (
-            Path(args.model) if args.model else _model(tmp / "m.safetensors", args.backbone, args.tile, args.overlap)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        scenes = Path(args.workdir) if args.workdir else tmp
+        tile, overlap = args.tile, args.overlap
+        if args.model == "default":
+            from s2m_geo.predict.runners import default_model_path
+
+            model, what = str(default_model_path()), "the shipped default model"
+        elif args.model == "free":
+            model, what = "free", "no network (BrightBandModel stand-in): the pipeline alone"
+            tile, overlap = tile or 512, 64 if overlap is None else overlap
+        elif args.model:
+            model, what = args.model, "package"
+        else:
+            import yaml
+
+            cfg = yaml.safe_load(Path(args.config).read_text())["model"] if args.config else None
+            cfg = cfg or {"backbone": args.backbone, "decoder_channels": 64, "attn_heads": 4}
+            tile, overlap = tile or 512, 64 if overlap is None else overlap
+            model = str(_random_package(tmp / "m.safetensors", cfg, tile, overlap))
+            what = f"{cfg['backbone']}, random weights" + (f" from {args.config}" if args.config else "")
+        if tile is None or overlap is None:
+            from s2m_geo.predict.runners import read_model_meta
+
+            meta = read_model_meta(model)
+            tile, overlap = tile or meta.tile_size, meta.default_overlap if overlap is None else overlap
+        sizes = [_side_for(args.tiles, tile, overlap)] if args.tiles else args.sizes
+        print(
+            f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+            f"cuda={torch.cuda.is_available()}"
+            + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "")
         )
         print(
-            f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
-            f"torch {torch.__version__}, cuda={torch.cuda.is_available()}; model {model.name} "
-            f"({args.backbone if not args.model else 'package'}), tile {args.tile}, "
-            f"overlap {args.overlap}, batch {args.batch}"
+            f"model: {what}; tile {tile}, overlap {overlap}, batch {args.batch}, device {args.device}, "
+            f"runtime {args.runtime}, output {args.output}",
+            flush=True,
         )
         print(
             f"{'scene':>11} {'tiles':>5} | {'predict s':>9} {'tiles/s':>7} {'RSS MiB':>7} | "
-            f"{'forward s':>9} {'ratio':>5} | {'whole s':>7} {'RSS MiB':>7}"
+            f"{'forward s':>9} {'tiles/s':>7} {'ratio':>5} | {'whole s':>7} {'RSS MiB':>7} | precision",
+            flush=True,
         )
+        common = {"model": model, "batch": args.batch, "tile": tile, "overlap": overlap}
+        common.update(device=args.device, runtime=args.runtime)
         base = None
-        for size in args.sizes:
-            scene = write_scene(tmp / f"s{size}", SceneSpec(size=size, seed=7))
-            p = _child(
-                "predict", str(scene["pre"]), str(scene["post"]), str(model), str(tmp / f"c{size}.tif"), str(args.batch)
+        for size in sizes:
+            folder = scenes / f"s{size}-seed7"
+            if not (folder / "post.tif").is_file():
+                write_scene(folder, SceneSpec(size=size, seed=7))
+            pair = {"pre": str(folder / "pre.tif"), "post": str(folder / "post.tif")}
+            res = {}
+            for mode in args.modes:
+                out = str(tmp / f"{mode}{size}.{args.output if mode == 'predict' else 'tif'}")
+                res[mode] = _child({**common, **pair, "mode": mode, "out": out})
+            p, f, w = res.get("predict"), res.get("forward"), res.get("whole")
+            any_res = p or f or w
+            assert any_res is not None
+            cells = [f"{size:>5}x{size:<5} {any_res['tiles']:>5}"]
+            cells.append(
+                f"{p['seconds']:9.1f} {p['tiles'] / p['seconds']:7.2f} {p['peak_rss_mib']:7.0f}"
+                if p
+                else f"{'-':>9} {'-':>7} {'-':>7}"
             )
-            f = _child("forward", str(scene["pre"]), str(scene["post"]), str(model), str(p["tiles"]), str(args.batch))
-            w = _child(
-                "whole", str(scene["pre"]), str(scene["post"]), str(model), str(tmp / f"w{size}.tif"), str(args.batch)
+            ratio = f"{p['seconds'] / f['seconds']:5.2f}" if p and f else f"{'-':>5}"
+            cells.append(
+                f"{f['seconds']:9.1f} {f['tiles'] / f['seconds']:7.2f} {ratio}" if f else f"{'-':>9} {'-':>7} {ratio}"
             )
-            base = base or p
-            print(
-                f"{size:>5}x{size:<5} {p['tiles']:>5} | {p['seconds']:9.1f} {p['tiles'] / p['seconds']:7.2f} "
-                f"{p['peak_rss_mib']:7.0f} | {f['seconds']:9.1f} {p['seconds'] / f['seconds']:5.2f} | "
-                f"{w['seconds']:7.1f} {w['peak_rss_mib']:7.0f}",
-                flush=True,
-            )
-            print(
-                f"{'':>11} time vs first: {p['seconds'] / base['seconds']:.2f}x for "
-                f"{size * size / args.sizes[0] ** 2:.0f}x area; RSS vs first: "
-                f"{p['peak_rss_mib'] / base['peak_rss_mib']:.2f}x",
-                flush=True,
-            )
+            cells.append(f"{w['seconds']:7.1f} {w['peak_rss_mib']:7.0f}" if w else f"{'-':>7} {'-':>7}")
+            cells.append(any_res["precision"] + (f", {p['polygons']} polygons" if p and "polygons" in p else ""))
+            print(" | ".join(cells), flush=True)
+            if p and len(sizes) > 1:
+                base = base or p
+                print(
+                    f"{'':>11} time vs first: {p['seconds'] / base['seconds']:.2f}x for "
+                    f"{size * size / sizes[0] ** 2:.0f}x area; RSS vs first: "
+                    f"{p['peak_rss_mib'] / base['peak_rss_mib']:.2f}x",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
