@@ -43,7 +43,8 @@ Progress = Callable[[str, int, int], None]
 #: scene fills with blocks already read and written: memory then grows with the scene). Tiles
 #: are read in order, so a few rows of the inputs' blocks is all the cache has to hold.
 GDAL_CACHE_MB = 64
-# GDAL_NUM_THREADS=ALL_CPUS, set beside it: GeoTIFF blocks of one read are decoded on every core
+# Not GDAL_NUM_THREADS=ALL_CPUS beside it: with the read-ahead threads' own handles it gave
+# corrupted reads (a scene paired with itself showed change; tests/predict/test_pipeline.py).
 
 
 @dataclass
@@ -430,7 +431,7 @@ def predict(
     with (
         claimed([path for _, path in outputs]),
         published_together(),
-        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB << 20, GDAL_NUM_THREADS="ALL_CPUS"),
+        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB << 20),
     ):
         return _predict(pre, post, raster, model, opts, probabilities, progress, client, sinks)
 

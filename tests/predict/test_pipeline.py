@@ -203,6 +203,28 @@ def test_realdata_rgb_byte_with_itself(tmp_path, realdata, tiny_model):
     assert np.array_equal(c != NODATA_CLASS, valid)  # the nodata collar is respected
 
 
+def test_realdata_pan_scene_paired_with_a_copy_of_itself_shows_no_change(tmp_path, realdata):
+    """Two copies of a real uint16 PAN scene, the default model: no change, run after run.
+    With GDAL_NUM_THREADS=ALL_CPUS set for the run, reads beside the read-ahead threads came
+    back corrupted and a different number of pixels changed on every run."""
+    from s2m_geo.predict.runners import default_model_path
+
+    src = realdata / "solaris-spacenet-sample" / "sample_geotiff.tif"
+    if not src.exists():
+        pytest.skip("sample_geotiff.tif not in realdata")
+    pre, post = tmp_path / "pre.tif", tmp_path / "post.tif"
+    pre.write_bytes(src.read_bytes())
+    post.write_bytes(src.read_bytes())
+    for run in range(2):
+        out = tmp_path / f"c{run}.tif"
+        predict(pre, post, out, default_model_path(), PredictOptions(bands=[1, 1, 1]))
+        with rasterio.open(out) as o:
+            c = o.read(1)
+        assert np.isin(c, (0, NODATA_CLASS)).all(), (
+            f"run {run}: {int(np.isin(c, (0, NODATA_CLASS), invert=True).sum())} px changed"
+        )
+
+
 def _stack(files, out):
     arrays = []
     for f in files:
