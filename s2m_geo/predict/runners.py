@@ -221,11 +221,19 @@ def cached_onnx(package: str | Path) -> Path:
     return _export(Path(package), onnx_cache_entry(package))
 
 
+#: The cached export is traced and checked on tiles of at most this size. A header may name a
+#: tile of up to 8192 px, and checking the export at that size runs the model on an 8192² pair
+#: (a ViT: minutes and gigabytes before the first tile of a small scene). The graph takes tiles
+#: of any size; one that takes a fixed size only is not used from the cache under ``auto``.
+EXPORT_CHECK_TILE = 512
+
+
 def _export(package: Path, out: Path) -> Path:
     if not out.is_file():
-        from ..model import export_onnx
+        from ..model import export_onnx, read_package_meta
 
+        size = min(read_package_meta(package).tile_size, EXPORT_CHECK_TILE)
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic.published_now():  # a cache entry, read right away: not one of the run's outputs
-            export_onnx(package, out)
+            export_onnx(package, out, tile_size=size)
     return out

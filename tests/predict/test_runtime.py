@@ -99,3 +99,22 @@ def test_a_failed_export_is_remembered_and_auto_uses_torch(tmp_path, onnx_cache,
     with pytest.raises(InputError, match="use runtime torch"):  # asked for onnx: an error, not a fallback
         load_change_model(pkg, "cpu", "onnx")
     assert len(calls) == 2
+
+
+def test_the_cached_export_is_checked_on_bounded_tiles(tmp_path, onnx_cache, monkeypatch):
+    """A header's 8192-px tile must not make the export's check run the model on an 8192² pair."""
+    import s2m_geo.model
+    from s2m_geo.predict.runners import EXPORT_CHECK_TILE
+    from s2m_geo.testing import tiny_model
+
+    sizes = []
+
+    def recording_export(package, out, tile_size=None, **kw):
+        sizes.append(tile_size)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(s2m_geo.model, "export_onnx", recording_export)
+    for tile in (64, 8192):
+        with pytest.raises(RuntimeError, match="stop here"):
+            cached_onnx(tiny_model(tmp_path / f"t{tile}.safetensors", tile_size=tile))
+    assert sizes == [64, EXPORT_CHECK_TILE]
