@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -372,3 +373,14 @@ def qgis_process_env(plugin_parent, profile):
     env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(profile), QGIS_PLUGINPATH=str(plugin_parent))
     env.pop("PYTHONPATH", None)
     return env
+
+
+def spin_until(pred, timeout: float) -> bool:
+    """Run Qt's event loop until ``pred()`` holds or ``timeout`` seconds pass; its last value."""
+    from qgis.PyQt.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout
+    while not pred() and time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
+    return pred()

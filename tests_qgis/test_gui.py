@@ -1,8 +1,7 @@
 """The desktop side with a mocked iface: initGui/unload, the toolbar action, the dialog."""
 
-import time
-
 import pytest
+from harness import spin_until
 
 ALG = "s2m:detect_changes"
 
@@ -127,16 +126,6 @@ def test_dialog_refuses_the_active_layer_as_both_scenes(plugin, project, iface, 
     del pre, post
 
 
-def _spin_until(pred, timeout):
-    from qgis.PyQt.QtWidgets import QApplication
-
-    end = time.monotonic() + timeout
-    while not pred() and time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
-    return pred()
-
-
 def _png_ok(path):
     from qgis.PyQt.QtGui import QImage
 
@@ -160,7 +149,7 @@ def test_dialog_screenshot_then_run_loads_even_an_empty_result(
     dlg = createAlgorithmDialog(ALG, {"PRE": pre.id(), "POST": post.id()})
     dlg.show()
     dlg.resize(1040, 800)
-    _spin_until(lambda: False, 0.3)
+    spin_until(lambda: False, 0.3)
     png = tmp_path / "qgis_dialog.png"
     assert dlg.grab().save(str(png))
     _png_ok(png)
@@ -172,7 +161,7 @@ def test_dialog_screenshot_then_run_loads_even_an_empty_result(
     finished = []
     dlg.algorithmFinished.connect(lambda ok, res: finished.append((ok, res)))
     dlg.runButton().click()
-    assert _spin_until(lambda: finished, 180), "the dialog's run did not finish"
+    assert spin_until(lambda: finished, 180), "the dialog's run did not finish"
     ok, res = finished[0]
     assert ok and res["N_CHANGES"] == 0 and out.is_file()
     layer = project.mapLayersByName("changes — Gaza north 2024-01-12")[0]  # the post layer's name

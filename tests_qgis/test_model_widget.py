@@ -2,20 +2,9 @@
 chosen model is (classes, tile size) written under it, from the real ``s2m-geo model-info``."""
 
 import subprocess
-import time
 
 import pytest
-from harness import _clean_env
-
-
-def _spin_until(pred, timeout):
-    from qgis.PyQt.QtWidgets import QApplication
-
-    end = time.monotonic() + timeout
-    while not pred() and time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
-    return pred()
+from harness import _clean_env, spin_until
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +41,11 @@ def test_dialog_says_what_the_chosen_model_is(alg_id, provider, project, cli, ti
     wrapper = _wrapper(dlg)
     assert "*.safetensors *.onnx" in wrapper.file.filter()
     # empty: the default model
-    assert _spin_until(lambda: info.text().startswith("Default model: 6 change classes (gaza_change)"), 60), info.text()
+    assert spin_until(lambda: info.text().startswith("Default model: 6 change classes (gaza_change)"), 60), info.text()
     assert "building destroyed" in info.text() and "tile 256 px, overlap 32 px" in info.text()
     for model in (tiny_model, tiny_onnx):
         wrapper.setValue(model)
-        assert _spin_until(lambda: "tile 64 px" in info.text(), 60), (model, info.text())
+        assert spin_until(lambda: "tile 64 px" in info.text(), 60), (model, info.text())
         assert "change classes (" in info.text() and info.text() == wrapper.file.toolTip()
         assert wrapper.parameterValue() == model  # what the run gets
     wrapper.setValue("/nope/model.onnx")
@@ -71,7 +60,7 @@ def test_a_file_that_is_not_a_model_is_said_in_one_line(provider, project, cli, 
     bad.write_text("not a model")
     dlg = createAlgorithmDialog("s2m:detect_changes", {"MODEL": str(bad)})
     info = _model_info(dlg)
-    assert _spin_until(lambda: info.text() and not info.text().startswith(("Reading", "Default")), 60)
+    assert spin_until(lambda: info.text() and not info.text().startswith(("Reading", "Default")), 60)
     assert str(bad) in info.text() and "\n" not in info.text(), info.text()
     dlg.close()
 
@@ -89,7 +78,7 @@ def test_batch_table_and_qgis_process_keep_working(provider, project, cli, tiny_
     wrapper = panel.wrappers[0][col]
     assert isinstance(panel.tblParameters.cellWidget(1, col), QgsFileWidget)
     wrapper.setValue(tiny_model)
-    assert _spin_until(lambda: "tile 64 px" in wrapper.file.toolTip(), 60), wrapper.file.toolTip()
+    assert spin_until(lambda: "tile 64 px" in wrapper.file.toolTip(), 60), wrapper.file.toolTip()
     assert wrapper.parameterValue() == tiny_model
     dlg.close()
 
@@ -121,5 +110,5 @@ def test_closing_the_dialog_while_the_model_is_read_is_safe(provider, project, c
     wrapper = _wrapper(dlg)
     assert wrapper.process is not None
     sip.delete(dlg)
-    _spin_until(lambda: False, 2)
+    spin_until(lambda: False, 2)
     assert sip.isdeleted(wrapper.file)

@@ -4,24 +4,13 @@ The set-up is tested for real (a venv made by the system's python3, pip run in i
 tiny stand-in wheel and ``--no-index --no-deps``: the real stack needs PyPI."""
 
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
-from harness import PLUGIN_NAME, PLUGIN_PARENT, ROOT
+from harness import PLUGIN_NAME, PLUGIN_PARENT, ROOT, spin_until
 
 PY = "/usr/bin/python3"
-
-
-def _spin_until(pred, timeout):
-    from qgis.PyQt.QtWidgets import QApplication
-
-    end = time.monotonic() + timeout
-    while not pred() and time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.05)
-    return pred()
 
 
 def fake_wheel(folder, broken=False):
@@ -159,7 +148,7 @@ def setup_dialog(qgis_app, clean_settings):
     yield dlg
     if dlg.task is not None:
         dlg.task.cancel()
-        _spin_until(lambda: dlg.task is None, 30)
+        spin_until(lambda: dlg.task is None, 30)
     dlg.close()
 
 
@@ -179,7 +168,7 @@ def test_setup_window_installs_into_a_new_environment_and_fills_the_setting(setu
     dlg.show()
     dlg.setup_button.click()
     assert dlg.task is not None
-    assert _spin_until(lambda: dlg.result is not None, 240), dlg.log.toPlainText()
+    assert spin_until(lambda: dlg.result is not None, 240), dlg.log.toPlainText()
     exe = str(env / "bin" / "s2m-geo")
     assert dlg.result.ok, dlg.result.message
     assert executable_setting() == exe == runner.find_executable(executable_setting())
@@ -206,7 +195,7 @@ def test_setup_window_says_why_it_failed_and_leaves_the_setting(setup_dialog, tm
     dlg.source.setFilePath(fake_wheel(tmp_path, broken=True))  # installs, but does not run
     dlg.pip_options.setText("--no-index --no-deps")
     dlg.setup_button.click()
-    assert _spin_until(lambda: dlg.result is not None, 240), dlg.log.toPlainText()
+    assert spin_until(lambda: dlg.result is not None, 240), dlg.log.toPlainText()
     assert not dlg.result.ok and executable_setting() == ""
     text = dlg.status.text()
     assert text.startswith("Checking the installed command failed (exit code 1):")
