@@ -80,5 +80,5 @@ echo "== default model (s2m_small_cpu), 512-px tiles"
 bench --model default --modes predict forward
 echo "== DINOv3 ViT-S/16 config, RANDOM weights (real DINOv3 weights are not available here)"
 bench --config s2m_geo/configs/s2m_dinov3_vits16.yaml --modes predict forward
-echo "== pipeline only: a model that costs nothing (BrightBandModel stand-in)"
+echo "== pipeline only: a model that costs nothing (an ONNX absolute difference)"
 bench --model free --modes predict

@@ -13,7 +13,8 @@ For synthetic scenes it runs, each mode in a fresh process (so peak RSS is that 
 Scenes are 1x, 4x and 16x area by default (``--sizes``), or one scene just large enough for
 ``--tiles`` tiles. The model is a random package (``--backbone``), the shipped one
 (``--model default``), random weights from a training config's ``model:`` section
-(``--config``), a file, or ``--model free``: a stand-in with no network, so ``predict``
+(``--config``), a file, or ``--model free``: a two-input ONNX model computing an absolute difference
+(:func:`s2m_geo.testing.difference_onnx`, as ``benchmarks/pipeline_io.py`` uses), so ``predict``
 measures the pipeline alone. On CUDA the runner autocasts to bf16 (``s2m_geo.devices``).
 
     python benchmarks/pipeline.py                       # 1024, 2048, 4096
@@ -37,12 +38,8 @@ import json, resource, sys, time
 import numpy as np
 spec = json.loads(sys.argv[1])
 mode, pre, post, batch = spec["mode"], spec["pre"], spec["post"], spec["batch"]
-if spec["model"] == "free":
-    from s2m_geo.testing import BrightBandModel
-    m = BrightBandModel()
-else:
-    from s2m_geo.predict.runners import load_change_model
-    m = load_change_model(spec["model"], spec["device"], spec["runtime"])
+from s2m_geo.predict.runners import load_change_model
+m = load_change_model(spec["model"], spec["device"], spec["runtime"])
 tile, overlap = spec["tile"] or m.meta.tile_size, spec["overlap"]
 overlap = m.meta.default_overlap if overlap is None else overlap
 res = {"precision": str(getattr(m, "dtype", None) or "float32").replace("torch.", "")}
@@ -164,8 +161,10 @@ def main() -> None:
 
             model, what = str(default_model_path()), "the shipped default model"
         elif args.model == "free":
-            model, what = "free", "no network (BrightBandModel stand-in): the pipeline alone"
-            tile, overlap = tile or 512, 64 if overlap is None else overlap
+            from s2m_geo.testing import difference_onnx
+
+            model = str(difference_onnx(tmp / "free.onnx"))
+            what = "free (an ONNX absolute difference, s2m_geo.testing.difference_onnx): the pipeline alone"
         elif args.model:
             model, what = args.model, "package"
         else:

@@ -36,7 +36,7 @@ SETTINGS_KEY = "Processing/Configuration/" + SETTING_NAME
 ENV_VAR = "S2M_GEO_EXECUTABLE"
 EXECUTABLE_NAME = "s2m-geo"
 
-#: What "Set up s2m-geo" is called in the plugin's menu (setup.py makes the environment).
+#: What "Set up s2m-geo" is called in the plugin's menu (setup_dialog.py, over setup_env.py).
 SETUP_ACTION = "Plugins > S2M change detection > Set up s2m-geo…"
 INSTALL_HINT = (
     f"Easiest: {SETUP_ACTION} creates its environment from the copy bundled with the plugin\n"
