@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -98,10 +99,41 @@ def quantity_from_area(area_m2: float, reference_gsd_m: float) -> str:
     return QUANTITIES[_quantity_index(area_m2, tuple(t * g2 for t in QUANTITY_THRESHOLDS_PX))]
 
 
+def quantities_from_areas(areas_m2: Any, reference_gsd_m: float) -> list[str]:
+    """:func:`quantity_from_area` of an array of ground areas (one word each)."""
+    if not (reference_gsd_m > 0 and math.isfinite(reference_gsd_m)):
+        raise ValueError(f"reference_gsd_m must be a positive number, got {reference_gsd_m!r}")
+    a = np.asarray(areas_m2, dtype=np.float64).ravel()
+    bad = ~((a >= 0) & np.isfinite(a))
+    if bad.any():
+        raise ValueError(f"area must be a finite number >= 0, got {a[bad][0]!r}")
+    g2 = reference_gsd_m * reference_gsd_m
+    return _quantity_words(a, tuple(t * g2 for t in QUANTITY_THRESHOLDS_PX))
+
+
+def quantities_from_pixels(n: Any) -> list[str]:
+    """:func:`quantity_from_pixels` of an array of pixel counts (one word each)."""
+    a = np.asarray(n).ravel()
+    if (a < 0).any():
+        raise ValueError(f"pixel count must be >= 0, got {a[a < 0][0]!r}")
+    return _quantity_words(a, QUANTITY_THRESHOLDS_PX)
+
+
+def _quantity_words(values: np.ndarray, thresholds: tuple[float, ...]) -> list[str]:
+    # the index of the first threshold above the value, as _quantity_index
+    idx = np.searchsorted(np.asarray(thresholds, dtype=np.float64), values, side="right")
+    return [QUANTITIES[i] for i in idx.tolist()]
+
+
+def _bands(c: Any, size: float) -> np.ndarray:
+    """Band indices (0, 1, 2) of coordinates ``c`` in [0, size]: [0, s/3), [s/3, 2s/3), [2s/3, s]."""
+    third3 = 3.0 * np.asarray(c, dtype=np.float64)  # compare 3c with s and 2s (no rounding of s/3)
+    out: np.ndarray = np.where(third3 < size, 0, np.where(third3 < 2.0 * size, 1, 2))
+    return out
+
+
 def _band(c: float, size: float) -> int:
-    """Band index (0, 1, 2) of coordinate ``c`` in [0, size]: [0, s/3), [s/3, 2s/3), [2s/3, s]."""
-    third3 = 3.0 * c  # compare 3c with s and 2s rather than c with s/3 (no rounding of s/3)
-    return 0 if third3 < size else (1 if third3 < 2.0 * size else 2)
+    return int(_bands(c, size))
 
 
 def _direction(row_band: int, col_band: int) -> str:
@@ -118,6 +150,17 @@ def direction_from_fractions(fy: float, fx: float) -> str:
         if not 0.0 <= f <= 1.0:  # also rejects NaN
             raise ValueError(f"{name} must be a fraction in [0, 1], got {f!r}")
     return _direction(_band(fy, 1.0), _band(fx, 1.0))
+
+
+def directions_from_fractions(fy: Any, fx: Any) -> list[str]:
+    """:func:`direction_from_fractions` of arrays of fractions (one word per point)."""
+    fy, fx = np.broadcast_arrays(np.asarray(fy, dtype=np.float64), np.asarray(fx, dtype=np.float64))
+    for name, f in (("fy", fy), ("fx", fx)):
+        bad = ~((f >= 0.0) & (f <= 1.0))  # also NaN
+        if bad.any():
+            raise ValueError(f"{name} must be a fraction in [0, 1], got {f[bad].flat[0]!r}")
+    idx = 3 * _bands(fy, 1.0) + _bands(fx, 1.0)
+    return [DIRECTIONS[i] for i in idx.ravel().tolist()]
 
 
 def direction_from_centroid(cy: float, cx: float, h: int, w: int) -> str:

@@ -8,7 +8,7 @@ docs/design.md §3.9. Pure: shapely geometries in one CRS in, plain data out (no
   its **area is split exactly**: the zone gets the ground area of its piece. So areas add
   up over zones that tile the ground (area is conserved), counts need not. Pieces that are
   only lines or points (a polygon touching a border) are not pieces.
-* **Areas** are geodesic ground areas on WGS84 (:func:`~s2m_geo.describe.geo.ground_area_m2`);
+* **Areas** are ground areas on WGS84 (:func:`~s2m_geo.describe.geo.ground_areas_m2`);
   with ``crs=None`` they are planar areas times ``area_scale``.
 * **Coverage.** A zone's covered fraction is the ground area of its part inside the scene
   footprints divided by its own ground area: 0 → ``not covered`` (no imagery: its counts
@@ -32,7 +32,7 @@ import shapely
 from affine import Affine
 
 from ..classes import ClassTable
-from ..describe.geo import GeoFrame, ground_area_m2
+from ..describe.geo import GeoFrame, ground_areas_m2
 from ..describe.rules import Quadruple, quantity_from_area
 from ..describe.templates import NO_CHANGE_SENTENCE, sentence
 
@@ -75,11 +75,12 @@ def polygonal(geom: Any) -> Any:
 
 
 def areas_m2(geoms: Sequence[Any] | np.ndarray, crs: Any, area_scale: float = 1.0) -> np.ndarray:
-    """Ground area (m², geodesic) of each geometry; planar area × ``area_scale`` when ``crs`` is None."""
+    """Ground area (m², WGS84: :func:`~s2m_geo.describe.geo.ground_areas_m2`) of each geometry;
+    planar area × ``area_scale`` when ``crs`` is None."""
     arr = np.asarray(geoms, dtype=object)
     if crs is None:
         return np.asarray(shapely.area(arr), dtype=np.float64) * float(area_scale)
-    return np.array([ground_area_m2(g, crs) for g in arr], dtype=np.float64)
+    return ground_areas_m2(arr, crs)
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,12 @@ def split_by_zones(
     zi, ci = tree.query(zn, predicate="intersects")
     order = np.lexsort((ci, zi))
     zi, ci = np.asarray(zi[order], np.int64), np.asarray(ci[order], np.int64)
-    inter = shapely.intersection(zn[zi], ch[ci])
-    geoms = np.array([polygonal(g) for g in inter], dtype=object)
+    # a change inside its zone is its own piece: only those across a border are cut
+    shapely.prepare(zn)
+    whole = shapely.contains_properly(zn[zi], ch[ci]) & (shapely.get_type_id(ch[ci]) == 3) & (shapely.area(ch[ci]) > 0)
+    geoms = ch[ci].copy()
+    cut = np.flatnonzero(~whole)
+    geoms[cut] = [polygonal(g) for g in shapely.intersection(zn[zi[cut]], ch[ci[cut]])]
     keep = np.array([g is not None for g in geoms], dtype=bool)
     if not keep.any():
         return empty
