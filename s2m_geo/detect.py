@@ -87,9 +87,7 @@ def detect_changes(
         files = write_vectors(output, collector.changes_frame(), collector.scenes_frame(pre, post), collector.table)
     if progress:
         progress("vectorize", 1, 1)
-    return DetectResult(
-        files, result.raster, result, len(collector.rows), [s for _, s, _ in collector.scene_quadruples()]
-    )
+    return DetectResult(files, result.raster, result, len(collector), [s for _, s, _ in collector.scene_quadruples()])
 
 
 class _VectorSink:

@@ -30,16 +30,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from shapely.geometry import Polygon
 
 from ..atomic import discard, publish, temp_path
 from ..classes import ClassTable
-from ..describe import NO_CHANGE_SENTENCE, Quadruple, quantity_from_area, quantity_from_pixels, sentence
-from ..describe.geo import GeoFrame, ground_area_m2
+from ..describe import NO_CHANGE_SENTENCE, Quadruple, sentence
+from ..describe.geo import GeoFrame, ground_areas_m2
+from ..describe.rules import quantities_from_areas, quantities_from_pixels
 from ..errors import InputError
 from ..escaping import xml_attr
 from ..zones.sectors import CELLS, COMPASS, scene_sectors, sector_columns
-from .vectorize import Region, pixel_area, postprocess
+from .vectorize import Region, pixel_area, simplified
 
 #: The ``changes`` layer's columns, in order, with the alias QGIS shows for each (its style's
 #: ``<aliases>``): the words an analyst reads in the attribute table, forms and identify results.
@@ -102,9 +104,19 @@ def vector_driver(path: str | Path) -> str:
     return VECTOR_SUFFIXES[suffix]
 
 
+#: Regions described together, in one pass of array operations (bounds the temporaries).
+DESCRIBE_BATCH = 8192
+_FLOAT_COLUMNS = ("bearing_deg", "distance_m", "area_m2", "confidence", "lon", "lat")
+
+
 @dataclass
 class ChangeCollector:
-    """Turns regions into attribute rows as they arrive (the vectorizer's ``on_region``)."""
+    """Turns regions into attribute rows (the vectorizer's ``on_region``).
+
+    Regions are held as they arrive and described :data:`DESCRIBE_BATCH` at a time, all of a
+    batch at once: ground areas (:func:`~s2m_geo.describe.geo.ground_areas_m2`), locations
+    (:meth:`~s2m_geo.describe.geo.GeoFrame.locations`), quantities and sentences (one per
+    distinct quadruple) over arrays, not one call chain per polygon."""
 
     frame: GeoFrame
     table: ClassTable
@@ -112,21 +124,42 @@ class ChangeCollector:
     model: str
     min_area_m2: float = 0.0
     simplify_m: float = 0.0
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    geometries: list[Any] = field(default_factory=list)
-    # per class: [pixels, row-centroid numerator, col numerator, ground area] for the scene row
-    _class_sums: dict[int, list[float]] = field(default_factory=dict)
-    _class_regions: dict[int, int] = field(default_factory=dict)
+    _pending: list[Region] = field(default_factory=list)
+    _columns: dict[str, list[Any]] = field(default_factory=dict)
+    _geometries: list[np.ndarray] = field(default_factory=list)
+    _sentences: dict[tuple[int, str, str], str] = field(default_factory=dict)
+    # per class id: regions, pixels, row and col index sums (exact integers), ground area
+    _class_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
+    _class_areas: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     _pixel_area: float = 0.0
 
     def __post_init__(self) -> None:
         self._pixel_area = pixel_area(self.frame.transform)
+        self._class_counts = np.zeros((self.table.num_classes, 4), np.int64)
+        self._class_areas = np.zeros(self.table.num_classes, np.float64)
+        self._columns = {c: [] for c in CHANGE_COLUMNS}
 
-    def area_m2(self, region: Region) -> float:
-        """True ground area (pixel area in image units when the raster has no CRS)."""
+    def __call__(self, region: Region) -> None:
+        self._pending.append(region)
+        if len(self._pending) >= DESCRIBE_BATCH:
+            self._describe()
+
+    def __len__(self) -> int:
+        """Rows of the ``changes`` layer so far."""
+        self._describe()
+        return sum(len(g) for g in self._geometries)
+
+    @property
+    def geometries(self) -> np.ndarray:
+        """The ``changes`` polygons, in row order (CRS coordinates)."""
+        self._describe()
+        return np.concatenate(self._geometries) if self._geometries else np.zeros(0, object)
+
+    def areas_m2(self, geoms: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        """True ground areas (pixel area in image units when the raster has no CRS)."""
         if self.frame.image_terms:
-            return float(region.pixels * self._pixel_area)
-        return float(ground_area_m2(region.geometry, self.frame.crs))
+            return np.asarray(pixels, np.float64) * self._pixel_area
+        return ground_areas_m2(geoms, self.frame.crs)
 
     def _simplify_tolerance(self) -> float:
         """``simplify_m`` in CRS units (degrees for a geographic CRS, by the latitude scale)."""
@@ -134,66 +167,84 @@ class ChangeCollector:
             return self.simplify_m / 111_320.0
         return self.simplify_m
 
-    def quantity(self, area_m2: float, pixels: int) -> str:
+    def quantities(self, areas_m2: np.ndarray, pixels: np.ndarray) -> list[str]:
         if self.frame.image_terms:
-            return quantity_from_pixels(pixels)
-        return quantity_from_area(area_m2, self.table.reference_gsd_m)
+            return quantities_from_pixels(pixels)
+        return quantities_from_areas(areas_m2, self.table.reference_gsd_m)
 
-    def __call__(self, region: Region) -> None:
-        area = self.area_m2(region)
-        kept = postprocess([region], self.min_area_m2, self._simplify_tolerance(), area_fn=lambda _: area)
-        if not kept:
+    def _sentence(self, class_id: int, quantity: str, direction: str) -> str:
+        key = (class_id, quantity, direction)
+        if key not in self._sentences:
+            c = self.table[class_id]
+            self._sentences[key] = sentence(
+                Quadruple(class_id, c.category, c.change_type, quantity, direction, 0), self.table
+            )
+        return self._sentences[key]
+
+    def _describe(self) -> None:
+        """Describe the held regions, all at once."""
+        regions, self._pending = self._pending, []
+        if not regions:
             return
-        region = kept[0]
-        cls = self.table[region.class_id]
-        cy, cx = region.pixel_centroid
-        loc = self.frame.locate(cy, cx)
-        q = Quadruple(
-            region.class_id,
-            cls.category,
-            cls.change_type,
-            self.quantity(area, region.pixels),
-            loc["direction"],
-            region.pixels,
-        )
-        self.geometries.append(region.geometry)
-        self.rows.append(
-            {
-                "class_id": region.class_id,
-                "category": cls.category,
-                "change_type": cls.change_type,
-                "quantity": q.quantity,
-                "direction": q.direction,
-                "bearing_deg": round(loc["bearing_deg"], 3),
-                "distance_m": None if loc["distance_m"] is None else round(loc["distance_m"], 3),
-                "area_m2": round(area, 3),
-                "confidence": round(region.confidence, 4),
-                "description": sentence(q, self.table),
-                "lon": loc["lon"],
-                "lat": loc["lat"],
-                "scene_id": self.scene_id,
-                "model": self.model,
-            }
-        )
-        s = self._class_sums.setdefault(region.class_id, [0.0, 0.0, 0.0, 0.0])
-        s[0] += region.pixels
-        s[1] += region.row_sum
-        s[2] += region.col_sum
-        s[3] += area
-        self._class_regions[region.class_id] = self._class_regions.get(region.class_id, 0) + 1
+        geoms = np.empty(len(regions), object)
+        geoms[:] = [r.geometry for r in regions]
+        stats = np.array([(r.class_id, r.pixels, r.row_sum, r.col_sum) for r in regions], np.int64).reshape(-1, 4)
+        conf = np.array([r.confidence_sum for r in regions], np.float64)
+        areas = self.areas_m2(geoms, stats[:, 1])
+        keep = areas >= self.min_area_m2
+        if not keep.all():
+            geoms, stats, conf, areas = geoms[keep], stats[keep], conf[keep], areas[keep]
+        if not len(geoms):
+            return
+        tolerance = self._simplify_tolerance()
+        if tolerance > 0:
+            geoms = simplified(geoms, tolerance)
+        cid, pixels, row_sum, col_sum = stats.T
+        loc = self.frame.locations(row_sum / pixels + 0.5, col_sum / pixels + 0.5)
+        quantity = self.quantities(areas, pixels)
+        cid_l = cid.tolist()
+        col = self._columns
+        col["class_id"].append(cid.astype(np.int32))
+        col["category"].extend(self.table[c].category for c in cid_l)
+        col["change_type"].extend(self.table[c].change_type for c in cid_l)
+        col["quantity"].extend(quantity)
+        col["direction"].extend(loc["direction"])
+        col["bearing_deg"].append(_rounded(loc["bearing_deg"], 3))
+        col["distance_m"].append(_rounded(loc["distance_m"], 3, len(geoms)))
+        col["area_m2"].append(_rounded(areas, 3))
+        col["confidence"].append(_rounded(conf / pixels, 4))
+        col["description"].extend(map(self._sentence, cid_l, quantity, loc["direction"]))
+        col["lon"].append(_rounded(loc["lon"], None, len(geoms)))
+        col["lat"].append(_rounded(loc["lat"], None, len(geoms)))
+        self._geometries.append(geoms)
+        np.add.at(self._class_counts, cid, np.column_stack([np.ones_like(cid), pixels, row_sum, col_sum]))
+        np.add.at(self._class_areas, cid, areas)
+
+    def _quantity(self, area_m2: float, pixels: int) -> str:
+        return self.quantities(np.array([area_m2]), np.array([pixels]))[0]
 
     def scene_quadruples(self) -> list[tuple[Quadruple, str, dict[str, Any]]]:
         """The scene's own S2M quadruples: one per class present (pixel centroid of all its
         regions, quantity from its total ground area)."""
+        self._describe()
+        present = np.flatnonzero(self._class_counts[:, 0])
+        if not present.size:
+            return []
+        regions, pixels, rsum, csum = self._class_counts[present].T
+        loc = self.frame.locations(rsum / pixels + 0.5, csum / pixels + 0.5)
         out = []
-        for cid in sorted(self._class_sums):
-            pixels, rsum, csum, area = self._class_sums[cid]
-            loc = self.frame.locate(rsum / pixels + 0.5, csum / pixels + 0.5)
+        for i, cid in enumerate(present.tolist()):
+            area = float(self._class_areas[cid])
             cls = self.table[cid]
             q = Quadruple(
-                cid, cls.category, cls.change_type, self.quantity(area, int(pixels)), loc["direction"], int(pixels)
+                cid,
+                cls.category,
+                cls.change_type,
+                self._quantity(area, int(pixels[i])),
+                loc["direction"][i],
+                int(pixels[i]),
             )
-            out.append((q, sentence(q, self.table), {"area_m2": area, "regions": self._class_regions[cid]}))
+            out.append((q, sentence(q, self.table), {"area_m2": area, "regions": int(regions[i])}))
         return out
 
     def changes_frame(self):
@@ -201,26 +252,24 @@ class ChangeCollector:
         import geopandas as gpd
         import pandas as pd
 
-        df = pd.DataFrame(self.rows, columns=CHANGE_COLUMNS)
-        df = df.astype(
-            {
-                "class_id": "int32",
-                "bearing_deg": "float64",
-                "distance_m": "float64",
-                "area_m2": "float64",
-                "confidence": "float64",
-                "lon": "float64",
-                "lat": "float64",
-            }
-        )
-        geometry = gpd.GeoSeries(self.geometries, crs=self.frame.crs)
-        if not self.geometries:
-            geometry = gpd.GeoSeries([], crs=self.frame.crs, dtype="geometry")
+        self._describe()
+        data: dict[str, Any] = {}
+        for name, parts in self._columns.items():
+            if name == "class_id":
+                data[name] = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+            elif name in _FLOAT_COLUMNS:
+                data[name] = np.concatenate(parts) if parts else np.zeros(0, np.float64)
+            elif name in ("scene_id", "model"):
+                data[name] = [getattr(self, name)] * len(data["class_id"])
+            else:
+                data[name] = list(parts)
+        df = pd.DataFrame(data, columns=CHANGE_COLUMNS)
+        geometry = gpd.GeoSeries(self.geometries, crs=self.frame.crs, dtype="geometry")
         return gpd.GeoDataFrame(df, geometry=geometry, crs=self.frame.crs)
 
     def sectors_row(self) -> dict[str, Any]:
         """Counts and areas per 3×3 cell and per compass sector (:mod:`s2m_geo.zones.sectors`)."""
-        class_ids = [r["class_id"] for r in self.rows]
+        class_ids = np.concatenate(self._columns["class_id"]) if self._columns["class_id"] else np.zeros(0, np.int64)
         return sector_columns(scene_sectors(self.frame, self.geometries, class_ids, self.table.num_classes), self.table)
 
     def scenes_frame(self, pre: str | Path, post: str | Path) -> Any:
@@ -237,8 +286,8 @@ class ChangeCollector:
             "model": self.model,
             "width": f.width,
             "height": f.height,
-            "changes": int(sum(self._class_regions.values())),
-            "changed_area_m2": round(float(sum(s[3] for s in self._class_sums.values())), 3),
+            "changes": int(self._class_counts[:, 0].sum()),
+            "changed_area_m2": round(float(self._class_areas.sum()), 3),
             "direction_terms": "image" if f.image_terms else "true north",
             "description": " ".join(s for _, s, _ in quads) or NO_CHANGE_SENTENCE,
             "quadruples": json.dumps(
@@ -256,11 +305,21 @@ class ChangeCollector:
             ),
         }
         for c in self.table.change_classes:
-            n = self._class_regions.get(c.id, 0)
+            n = int(self._class_counts[c.id, 0])
             row[f"n_{c.name}"] = n
-            row[f"area_m2_{c.name}"] = round(self._class_sums[c.id][3], 3) if n else 0.0
+            row[f"area_m2_{c.name}"] = round(float(self._class_areas[c.id]), 3) if n else 0.0
         row.update(self.sectors_row())
         return gpd.GeoDataFrame([row], geometry=[Polygon(corners)], crs=f.crs)
+
+
+def _rounded(values: Any, digits: int | None, n: int = 0) -> np.ndarray:
+    """Python's ``round`` (correctly rounded, unlike ``np.round``) of each value; NaN for
+    None (a column image terms leave empty)."""
+    if values is None:
+        return np.full(n, np.nan)
+    if digits is None:
+        return np.asarray(values, np.float64)
+    return np.array([round(v, digits) for v in np.asarray(values, np.float64).tolist()], np.float64)
 
 
 def scenes_aliases(table: ClassTable) -> dict[str, str]:

@@ -566,6 +566,12 @@ def postprocess(
         if area < min_area:
             continue
         if simplify > 0:
-            r = replace(r, geometry=shapely.simplify(r.geometry, simplify, preserve_topology=True))
+            r = replace(r, geometry=simplified(r.geometry, simplify))
         out.append(r)
     return out
+
+
+def simplified(geoms: Any, tolerance: float) -> Any:
+    """Douglas-Peucker with ``tolerance`` (CRS units), topology preserved so polygons stay
+    valid and keep their holes; arrays of geometries are simplified in one call."""
+    return shapely.simplify(geoms, tolerance, preserve_topology=True)
