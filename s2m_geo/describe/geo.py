@@ -291,6 +291,19 @@ class GeoFrame:
             np.asarray(n, dtype=np.float64), scalar
         )
 
+    def from_local(self, e: Any, n: Any) -> tuple[np.ndarray, np.ndarray]:
+        """CRS (x, y) of local (E, N) points: the inverse of :meth:`to_local` (arrays)."""
+        e, n = np.asarray(e, dtype=np.float64), np.asarray(n, dtype=np.float64)
+        if self.image_terms:
+            x, y = _apply(self.transform, e + self.width / 2.0, self.height / 2.0 - n)
+        else:
+            assert self._wgs84_to_local is not None and self._to_wgs84 is not None
+            lon, lat = self._wgs84_to_local.transform(e, n, direction="INVERSE")
+            x, y = self._to_wgs84.transform(lon, lat, direction="INVERSE")
+            x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+            _check_finite(x, y, what=f"local points mapped to {self._crs_name}")
+        return x, y
+
     def _lonlat_to_local(self, lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
         assert self._wgs84_to_local is not None
         e, n = self._wgs84_to_local.transform(lon, lat)

@@ -127,6 +127,7 @@ class ChangeCollector:
     _pending: list[Region] = field(default_factory=list)
     _columns: dict[str, list[Any]] = field(default_factory=dict)
     _geometries: list[np.ndarray] = field(default_factory=list)
+    _areas: list[np.ndarray] = field(default_factory=list)  # unrounded, for the sectors
     _sentences: dict[tuple[int, str, str], str] = field(default_factory=dict)
     # per class id: regions, pixels, row and col index sums (exact integers), ground area
     _class_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
@@ -217,6 +218,7 @@ class ChangeCollector:
         col["lon"].append(_rounded(loc["lon"], None, len(geoms)))
         col["lat"].append(_rounded(loc["lat"], None, len(geoms)))
         self._geometries.append(geoms)
+        self._areas.append(areas)
         np.add.at(self._class_counts, cid, np.column_stack([np.ones_like(cid), pixels, row_sum, col_sum]))
         np.add.at(self._class_areas, cid, areas)
 
@@ -269,8 +271,11 @@ class ChangeCollector:
 
     def sectors_row(self) -> dict[str, Any]:
         """Counts and areas per 3×3 cell and per compass sector (:mod:`s2m_geo.zones.sectors`)."""
-        class_ids = np.concatenate(self._columns["class_id"]) if self._columns["class_id"] else np.zeros(0, np.int64)
-        return sector_columns(scene_sectors(self.frame, self.geometries, class_ids, self.table.num_classes), self.table)
+        geoms = self.geometries
+        class_ids = np.concatenate(self._columns["class_id"]) if len(geoms) else np.zeros(0, np.int64)
+        areas = np.concatenate(self._areas) if len(geoms) else np.zeros(0, np.float64)
+        sectors = scene_sectors(self.frame, geoms, class_ids, self.table.num_classes, areas=areas)
+        return sector_columns(sectors, self.table)
 
     def scenes_frame(self, pre: str | Path, post: str | Path) -> Any:
         """The ``scenes`` layer: one row, the grid footprint with the scene summary."""
@@ -444,6 +449,7 @@ def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[
             tmp = temp_path(path, create=False)  # GDAL drivers create the file themselves
             made.append((tmp, path))
             # GeoPackage 1.2: QGIS 3.22 warns that 1.4 "may only be partially supported"
+            # through Arrow: the same file (schema, rows, GeoPackage metadata), written ~1.6x faster
             changes.to_file(
                 tmp,
                 layer="changes",
@@ -451,8 +457,11 @@ def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[
                 engine="pyogrio",
                 geometry_type="Polygon",
                 dataset_options={"VERSION": "1.2"},
+                use_arrow=True,
             )
-            scenes.to_file(tmp, layer="scenes", driver="GPKG", engine="pyogrio", append=True, geometry_type="Polygon")
+            scenes.to_file(
+                tmp, layer="scenes", driver="GPKG", engine="pyogrio", append=True, geometry_type="Polygon", use_arrow=True
+            )
             write_layer_styles(tmp, {"changes": changes_qml(table), "scenes": scenes_qml(table)})
         else:
             for frame, final in ((changes, path), (scenes, scenes_path(path))):

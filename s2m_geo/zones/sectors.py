@@ -10,10 +10,11 @@ docs/design.md §3.4. Two sets of sectors, both in the scene's true-north local 
   337.5°–22.5°, ``ne`` = 22.5°–67.5°, … ``nw``); an azimuthal equidistant frame keeps true
   azimuths from its centre, so these are straight wedges there.
 
-Change polygons are mapped into the frame and split exactly at the sector borders
+Change polygons that reach a sector border are mapped into the frame and split exactly there
 (:func:`~s2m_geo.zones.summarize.split_by_zones`): a polygon counts in every sector it
 overlaps, its ground area is split, so the areas of either set add up to the scene's changed
-area. Pure: geometries in, numbers out.
+area. The others (most of them) are not mapped: their centroid says which cell and sector
+holds them whole. Pure: geometries in, numbers out.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import shapely
 from pyproj import CRS
 
 from ..classes import ClassTable
-from ..describe.geo import GeoFrame
+from ..describe.geo import GeoFrame, ground_areas_m2
 from ..describe.rules import DIRECTIONS
 from .summarize import split_by_zones
 
@@ -70,6 +71,10 @@ class SectorCounts:
     areas: np.ndarray  # float64, (sectors, K+1), m² (CRS units² in image terms)
 
 
+#: Points per sector border when it is mapped from the local frame into the CRS.
+BORDER_POINTS = 1024
+
+
 def _to_local(frame: GeoFrame, geoms: np.ndarray) -> np.ndarray:
     def fn(xy: np.ndarray) -> np.ndarray:
         e, n = frame.to_local(xy[:, 0], xy[:, 1])
@@ -78,14 +83,43 @@ def _to_local(frame: GeoFrame, geoms: np.ndarray) -> np.ndarray:
     return np.asarray(shapely.transform(geoms, fn), dtype=object)
 
 
+def _near_borders(frame: GeoFrame, geoms: np.ndarray, zones: list[Any], span: float) -> np.ndarray:
+    """Which geometries (CRS) come within reach of a border of ``zones`` (local frame).
+
+    The borders are densified in the local frame and mapped into the CRS, where they are
+    slightly curved: a geometry counts as near when it lies within twice the largest gap
+    between the mapped points' chords and the true border (plus a hair of the scene's size)."""
+    lines = shapely.segmentize(shapely.boundary(np.asarray(zones, dtype=object)), span / BORDER_POINTS)
+    xy, part = shapely.get_coordinates(lines, return_index=True)
+    mid = 0.5 * (xy[1:] + xy[:-1])[part[1:] == part[:-1]]  # segment midpoints, local
+    x, y = frame.from_local(xy[:, 0], xy[:, 1])
+    mx, my = frame.from_local(mid[:, 0], mid[:, 1])
+    same = np.flatnonzero(part[1:] == part[:-1])
+    gap = np.hypot(mx - 0.5 * (x[same] + x[same + 1]), my - 0.5 * (y[same] + y[same + 1]))
+    crs_lines = shapely.linestrings(np.column_stack([x, y]), indices=part)
+    reach = 2.0 * float(gap.max(initial=0.0)) + 1e-9 * float(np.ptp(x) + np.ptp(y))
+    near = np.zeros(len(geoms), bool)
+    _, idx = shapely.STRtree(geoms).query(crs_lines, predicate="dwithin", distance=reach)
+    near[idx] = True
+    return near
+
+
 def scene_sectors(
-    frame: GeoFrame, geoms: Sequence[Any] | np.ndarray, class_ids: Sequence[int] | np.ndarray, num_classes: int
+    frame: GeoFrame,
+    geoms: Sequence[Any] | np.ndarray,
+    class_ids: Sequence[int] | np.ndarray,
+    num_classes: int,
+    areas: Sequence[float] | np.ndarray | None = None,
 ) -> dict[str, SectorCounts]:
     """``{"cells": …, "compass": …}``: the :class:`SectorCounts` of change polygons ``geoms``
-    (in the frame's CRS) with ``class_ids``, in the scene's true-north frame."""
+    (in the frame's CRS) with ``class_ids``, in the scene's true-north frame.
+
+    ``areas``: the ground areas of ``geoms`` when the caller has them (m², CRS units² in
+    image terms; computed otherwise). Only polygons that reach a sector border are mapped
+    into the frame and cut there; the others lie in one cell and one sector, found from
+    their centroid, with their whole area."""
     g = np.asarray(list(geoms), dtype=object)
     cls = np.asarray(class_ids, dtype=np.int64)
-    local = _to_local(frame, g) if g.size else g
     if frame.image_terms:
         crs, scale = None, abs(frame.transform.determinant)  # local units are pixels
     else:
@@ -93,18 +127,32 @@ def scene_sectors(
         crs, scale = CRS.from_proj4(frame.local_proj), 1.0
     e0, e1, n0, n1 = frame.extent
     radius = 2.0 * max(abs(e0), abs(e1), abs(n0), abs(n1), 1.0)
-    out = {}
-    for key, names, polys in (
-        ("cells", CELLS, cell_polygons(frame.extent)),
-        ("compass", COMPASS, compass_polygons(radius)),
-    ):
-        counts = np.zeros((len(names), num_classes), np.int64)
-        areas = np.zeros((len(names), num_classes), np.float64)
-        pieces = split_by_zones(local, polys, crs, area_scale=scale)
-        np.add.at(counts, (pieces.zone, cls[pieces.change]), 1)
-        np.add.at(areas, (pieces.zone, cls[pieces.change]), pieces.area_m2)
-        out[key] = SectorCounts(names, counts, areas)
-    return out
+    sets = (("cells", CELLS, cell_polygons(frame.extent)), ("compass", COMPASS, compass_polygons(radius)))
+    counts = {key: np.zeros((len(names), num_classes), np.int64) for key, names, _ in sets}
+    sums = {key: np.zeros((len(names), num_classes), np.float64) for key, names, _ in sets}
+    if g.size:
+        if areas is None:
+            whole_area = (
+                np.asarray(shapely.area(g), np.float64) if frame.image_terms else ground_areas_m2(g, frame.crs)
+            )
+        else:
+            whole_area = np.asarray(areas, dtype=np.float64)
+        near = _near_borders(frame, g, [z for _, _, polys in sets for z in polys], max(e1 - e0, n1 - n0))
+        inner = np.flatnonzero(~near)
+        ce, cn = frame.to_local(*shapely.get_coordinates(shapely.centroid(g[inner])).T)
+        local = _to_local(frame, g[near])
+        for key, _, polys in sets:
+            zone = np.full(inner.size, -1, np.int64)
+            for z, poly in enumerate(polys):
+                zone[shapely.contains_xy(poly, ce, cn)] = z
+            assert (zone >= 0).all(), "a change polygon outside every sector"
+            np.add.at(counts[key], (zone, cls[inner]), 1)
+            np.add.at(sums[key], (zone, cls[inner]), whole_area[inner])
+            pieces = split_by_zones(local, polys, crs, area_scale=scale)
+            change = np.flatnonzero(near)[pieces.change]
+            np.add.at(counts[key], (pieces.zone, cls[change]), 1)
+            np.add.at(sums[key], (pieces.zone, cls[change]), pieces.area_m2)
+    return {key: SectorCounts(names, counts[key], sums[key]) for key, names, _ in sets}
 
 
 def sector_columns(sectors: dict[str, SectorCounts], table: ClassTable) -> dict[str, Any]:
