@@ -491,12 +491,14 @@ def ground_area_m2(geom: Any, crs: Any, max_segment: float | None = None) -> flo
 #: Polygons at most this wide on the ground (m) get their area in bulk from the area element at
 #: their centroid (:func:`ground_areas_m2`); wider ones are measured exactly (:func:`ground_area_m2`).
 BULK_AREA_MAX_SPAN_M = 2000.0
-#: ... and so do polygons farther than this (m, in the equal-area frame) from the centre of the
-#: batch, where that frame's second derivatives grow (it is singular at the antipode).
-BULK_AREA_MAX_RADIUS_M = 2_000_000.0
-#: The bulk areas agree with :func:`ground_area_m2` to this relative difference (tested on UTM,
-#: geographic, polar and rotated grids, tiny to :data:`BULK_AREA_MAX_SPAN_M`-wide polygons).
+#: The bulk areas agree with :func:`ground_area_m2` within this relative difference plus
+#: :data:`BULK_AREA_ATOL_M2` (tested on UTM, geographic, polar stereographic and Web Mercator
+#: CRSs, polygons from 0.5 m to :data:`BULK_AREA_MAX_SPAN_M` across).
 BULK_AREA_RTOL = 1e-7
+#: The absolute part (m²): the exact path's own noise. Its geodesic sum on lon/lat adds up
+#: ring terms of the size of the Earth's surface, which leaves ~1e-4 m² whatever the polygon's
+#: size; the bulk path is closer than that to an equal-area projection of the polygon itself.
+BULK_AREA_ATOL_M2 = 1e-3
 
 
 def ground_areas_m2(geoms: Any, crs: Any) -> np.ndarray:
@@ -506,11 +508,12 @@ def ground_areas_m2(geoms: Any, crs: Any) -> np.ndarray:
     polygon up to :data:`BULK_AREA_MAX_SPAN_M` wide that scale is smooth enough to be taken
     at its area centroid: ground area = planar area (CRS units²) × the Jacobian determinant
     at the centroid of the map from ``crs`` to a Lambert azimuthal equal-area frame (WGS84,
-    centred on the batch), found by central differences. The first-order variation of the
+    centred on the whole degree of lon/lat nearest the polygon), found by central differences
+    over a quarter of the polygon's size. The first-order variation of the
     scale cancels at the centroid; what is left is of order (span / Earth radius)², so the
     result agrees with :func:`ground_area_m2` within :data:`BULK_AREA_RTOL`. One pyproj call
-    for the whole batch (four points per polygon) instead of one densified ring each. Wider
-    or far-away polygons, and geometries that are not (Multi)Polygons, take the exact path.
+    per degree cell of the batch (four points per polygon) instead of one densified ring each.
+    Wider polygons, and geometries that are not (Multi)Polygons, take the exact path.
     """
     c = _as_crs(crs)
     if c is None:
@@ -533,30 +536,47 @@ def ground_areas_m2(geoms: Any, crs: Any) -> np.ndarray:
 
 def _bulk_areas(geoms: np.ndarray, planar: np.ndarray, crs: CRS, out: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Fill ``out[idx]`` with the centroid-scale areas of ``geoms``; return the mask of those
-    that must be measured exactly instead (too wide or too far from the frame's centre)."""
+    that must be measured exactly instead (too wide)."""
     x0, y0, x1, y1 = np.asarray(shapely.bounds(geoms), np.float64).T
     cx, cy = shapely.get_coordinates(shapely.centroid(geoms)).T
-    lon0, lat0 = _lonlat_transformer(crs).transform(0.5 * (x0.min() + x1.max()), 0.5 * (y0.min() + y1.max()))
-    _check_lonlat(lon0, lat0, what=f"polygons in {crs.name}")
-    # centred on the whole degree nearest the batch: one frame (cached) for every batch of a
-    # scene, so an area does not depend on the polygons it was measured with
-    tr = _equal_area_transformer(crs, float(round(_wrap_lon(float(lon0)))), float(round(float(lat0))))
+    lon, lat = _lonlat_transformer(crs).transform(cx, cy)
+    _check_lonlat(lon, lat, what=f"polygons in {crs.name}")
+    # each polygon in the equal-area frame centred on the whole degree nearest to it (one
+    # cached frame per degree cell): its area depends on nothing else in the batch
+    cells, cell = np.unique(
+        np.column_stack([np.round((np.asarray(lon) + 180.0) % 360.0 - 180.0), np.round(lat)]),
+        axis=0,
+        return_inverse=True,
+    )
     h = 0.25 * np.maximum(x1 - x0, y1 - y0)
-    one, zero = np.ones_like(h), np.zeros_like(h)
-    dx = np.concatenate([h, -h, zero, zero])
-    dy = np.concatenate([zero, zero, h, -h])
-    u, v = tr.transform(np.tile(cx, 4) + dx, np.tile(cy, 4) + dy)
+    det = np.empty_like(h)
+    span = np.empty_like(h)
+    for k, (lon0, lat0) in enumerate(cells.tolist()):
+        sel = np.flatnonzero(cell.ravel() == k)
+        det[sel], span[sel] = _centroid_scale(
+            _equal_area_transformer(crs, lon0, lat0), cx[sel], cy[sel], h[sel], x1[sel] - x0[sel], y1[sel] - y0[sel]
+        )
+    _check_finite(det, span, what=f"polygons in {crs.name}")
+    exact = (span > BULK_AREA_MAX_SPAN_M) | ~(det > 0)
+    out[idx] = np.where(exact, 0.0, planar * det)
+    return exact
+
+
+def _centroid_scale(
+    tr: Transformer, cx: np.ndarray, cy: np.ndarray, h: np.ndarray, width: np.ndarray, height: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(|Jacobian determinant| of ``tr`` at (cx, cy) by central differences of step h, the
+    bounding box's larger side on the ground) per point, in one pyproj call."""
+    zero = np.zeros_like(h)
+    u, v = tr.transform(
+        np.tile(cx, 4) + np.concatenate([h, -h, zero, zero]), np.tile(cy, 4) + np.concatenate([zero, zero, h, -h])
+    )
     u, v = np.asarray(u, np.float64).reshape(4, -1), np.asarray(v, np.float64).reshape(4, -1)
-    _check_finite(u, v, what=f"polygons in {crs.name}")
-    two_h = 2.0 * np.where(h > 0, h, one)
+    two_h = 2.0 * h
     dudx, dvdx = (u[0] - u[1]) / two_h, (v[0] - v[1]) / two_h
     dudy, dvdy = (u[2] - u[3]) / two_h, (v[2] - v[3]) / two_h
     det = np.abs(dudx * dvdy - dudy * dvdx)
-    span = np.maximum(np.hypot(dudx, dvdx) * (x1 - x0), np.hypot(dudy, dvdy) * (y1 - y0))
-    radius = np.hypot(0.5 * (u[0] + u[1]), 0.5 * (v[2] + v[3]))
-    exact = (span > BULK_AREA_MAX_SPAN_M) | (radius > BULK_AREA_MAX_RADIUS_M) | ~(det > 0)
-    out[idx] = np.where(exact, 0.0, planar * det)
-    return exact
+    return det, np.maximum(np.hypot(dudx, dvdx) * width, np.hypot(dudy, dvdy) * height)
 
 
 @functools.lru_cache(maxsize=64)

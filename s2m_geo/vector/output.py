@@ -322,9 +322,15 @@ def _rounded(values: Any, digits: int | None, n: int = 0) -> np.ndarray:
     None (a column image terms leave empty)."""
     if values is None:
         return np.full(n, np.nan)
+    v = np.asarray(values, np.float64)
     if digits is None:
-        return np.asarray(values, np.float64)
-    return np.array([round(v, digits) for v in np.asarray(values, np.float64).tolist()], np.float64)
+        return v
+    scaled = v * 10.0**digits
+    out = np.rint(scaled) / 10.0**digits  # the same double as round() unless near a half
+    near_half = np.maximum(1e-6, 8.0 * np.spacing(np.abs(scaled)))
+    tie = np.flatnonzero(~(np.abs(scaled - np.floor(scaled) - 0.5) > near_half))  # and NaN
+    out[tie] = [round(x, digits) for x in v[tie].tolist()]
+    return out
 
 
 def scenes_aliases(table: ClassTable) -> dict[str, str]:
@@ -460,7 +466,13 @@ def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[
                 use_arrow=True,
             )
             scenes.to_file(
-                tmp, layer="scenes", driver="GPKG", engine="pyogrio", append=True, geometry_type="Polygon", use_arrow=True
+                tmp,
+                layer="scenes",
+                driver="GPKG",
+                engine="pyogrio",
+                append=True,
+                geometry_type="Polygon",
+                use_arrow=True,
             )
             write_layer_styles(tmp, {"changes": changes_qml(table), "scenes": scenes_qml(table)})
         else:

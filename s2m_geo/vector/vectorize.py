@@ -518,15 +518,27 @@ class Vectorizer:
         geoms[:] = [_pixel_geometry([g for p in pieces for g in p.parts]) for pieces in groups]
         geoms = _to_crs(geoms, self.transform)
         for pieces, geom in zip(groups, geoms):
-            region = Region(
-                geometry=geom,
-                class_id=pieces[0].class_id,
-                pixels=sum(p.pixels for p in pieces),
-                confidence_sum=float(sum(p.confidence_sum for p in pieces)),
-                row_sum=sum(p.row_sum for p in pieces),
-                col_sum=sum(p.col_sum for p in pieces),
-                first_pixel=divmod(min(p.first for p in pieces), self.width),
-            )
+            if len(pieces) == 1:  # most regions: no sums to make
+                p = pieces[0]
+                region = Region(
+                    geom,
+                    p.class_id,
+                    p.pixels,
+                    float(p.confidence_sum),
+                    p.row_sum,
+                    p.col_sum,
+                    divmod(p.first, self.width),
+                )
+            else:
+                region = Region(
+                    geometry=geom,
+                    class_id=pieces[0].class_id,
+                    pixels=sum(p.pixels for p in pieces),
+                    confidence_sum=float(sum(p.confidence_sum for p in pieces)),
+                    row_sum=sum(p.row_sum for p in pieces),
+                    col_sum=sum(p.col_sum for p in pieces),
+                    first_pixel=divmod(min(p.first for p in pieces), self.width),
+                )
             if self.on_region is not None:
                 self.on_region(region)
             else:

@@ -84,11 +84,12 @@ def _to_local(frame: GeoFrame, geoms: np.ndarray) -> np.ndarray:
 
 
 def _near_borders(frame: GeoFrame, geoms: np.ndarray, zones: list[Any], span: float) -> np.ndarray:
-    """Which geometries (CRS) come within reach of a border of ``zones`` (local frame).
+    """Which geometries (CRS) may come within reach of a border of ``zones`` (local frame).
 
     The borders are densified in the local frame and mapped into the CRS, where they are
-    slightly curved: a geometry counts as near when it lies within twice the largest gap
-    between the mapped points' chords and the true border (plus a hair of the scene's size)."""
+    slightly curved: a geometry counts as near when its bounding box meets that of a mapped
+    segment grown by twice the largest gap between the segments and the true border (plus a
+    hair of the scene's size). A superset: a near polygon is only cut exactly."""
     lines = shapely.segmentize(shapely.boundary(np.asarray(zones, dtype=object)), span / BORDER_POINTS)
     xy, part = shapely.get_coordinates(lines, return_index=True)
     mid = 0.5 * (xy[1:] + xy[:-1])[part[1:] == part[:-1]]  # segment midpoints, local
@@ -96,10 +97,12 @@ def _near_borders(frame: GeoFrame, geoms: np.ndarray, zones: list[Any], span: fl
     mx, my = frame.from_local(mid[:, 0], mid[:, 1])
     same = np.flatnonzero(part[1:] == part[:-1])
     gap = np.hypot(mx - 0.5 * (x[same] + x[same + 1]), my - 0.5 * (y[same] + y[same + 1]))
-    crs_lines = shapely.linestrings(np.column_stack([x, y]), indices=part)
     reach = 2.0 * float(gap.max(initial=0.0)) + 1e-9 * float(np.ptp(x) + np.ptp(y))
+    # each mapped segment's bounding box, grown by the reach: a superset of what is near
+    x0, x1 = np.minimum(x[same], x[same + 1]) - reach, np.maximum(x[same], x[same + 1]) + reach
+    y0, y1 = np.minimum(y[same], y[same + 1]) - reach, np.maximum(y[same], y[same + 1]) + reach
     near = np.zeros(len(geoms), bool)
-    _, idx = shapely.STRtree(geoms).query(crs_lines, predicate="dwithin", distance=reach)
+    _, idx = shapely.STRtree(geoms).query(shapely.box(x0, y0, x1, y1))
     near[idx] = True
     return near
 
@@ -132,9 +135,7 @@ def scene_sectors(
     sums = {key: np.zeros((len(names), num_classes), np.float64) for key, names, _ in sets}
     if g.size:
         if areas is None:
-            whole_area = (
-                np.asarray(shapely.area(g), np.float64) if frame.image_terms else ground_areas_m2(g, frame.crs)
-            )
+            whole_area = np.asarray(shapely.area(g), np.float64) if frame.image_terms else ground_areas_m2(g, frame.crs)
         else:
             whole_area = np.asarray(areas, dtype=np.float64)
         near = _near_borders(frame, g, [z for _, _, polys in sets for z in polys], max(e1 - e0, n1 - n0))

@@ -29,6 +29,7 @@ from s2m_geo.describe import (
     quantity_from_pixels,
     sentence,
 )
+from s2m_geo.describe.rules import directions_from_fractions, quantities_from_areas, quantities_from_pixels
 from s2m_geo.errors import InputError
 
 TABLE = load_class_table("gaza_change")
@@ -373,3 +374,35 @@ def test_property_fractions(fy, fx):
     col = 0 if fx < 0.3333 else (2 if fx >= 0.6667 else (1 if 0.3334 <= fx < 0.6666 else None))
     if row is not None and col is not None:  # away from the third lines: plain thirds
         assert d == DIRECTIONS[3 * row + col]
+
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(
+    st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=30),
+    st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=30),
+    st.sampled_from([0.3, 0.5, 1.0, 10.0]),
+)
+def test_property_array_rules_match_the_scalar_ones(fractions, areas, gsd):
+    # the array forms the vector side describes a batch of polygons with
+    third = [1 / 3, 2 / 3]  # exactly on (and beside) the third lines too
+    fractions = fractions + [(t, u) for t in third for u in (0.0, *third, 1.0)]
+    fy, fx = np.array(fractions).T
+    assert directions_from_fractions(fy, fx) == [direction_from_fractions(a, b) for a, b in fractions]
+    g2 = gsd * gsd
+    areas = areas + [t * g2 for t in (800, 4000, 8000)] + [np.nextafter(t * g2, 0) for t in (800, 4000, 8000)]
+    assert quantities_from_areas(np.array(areas), gsd) == [quantity_from_area(a, gsd) for a in areas]
+    pixels = [int(a) for a in areas] + [799, 800, 3999, 4000, 7999, 8000]
+    assert quantities_from_pixels(np.array(pixels)) == [quantity_from_pixels(n) for n in pixels]
+
+
+def test_array_rules_refuse_what_the_scalar_ones_refuse():
+    with pytest.raises(ValueError, match="fy"):
+        directions_from_fractions([0.5, np.nan], [0.5, 0.5])
+    with pytest.raises(ValueError, match="fx"):
+        directions_from_fractions([0.5], [1.5])
+    with pytest.raises(ValueError, match="area"):
+        quantities_from_areas([1.0, -1.0], 0.5)
+    with pytest.raises(ValueError, match="reference_gsd_m"):
+        quantities_from_areas([1.0], 0.0)
+    with pytest.raises(ValueError, match="pixel count"):
+        quantities_from_pixels([3, -1])

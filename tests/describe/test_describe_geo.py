@@ -15,10 +15,14 @@ from pyproj import CRS, Geod, Proj, Transformer
 from s2m_geo.classes import load_class_table
 from s2m_geo.describe import MaskError, quadruples_from_mask
 from s2m_geo.describe.geo import (
+    BULK_AREA_ATOL_M2,
+    BULK_AREA_MAX_SPAN_M,
+    BULK_AREA_RTOL,
     GeoError,
     GeoFrame,
     describe_mask_geo,
     ground_area_m2,
+    ground_areas_m2,
     pixel_areas,
     pixel_ground_area_m2,
 )
@@ -287,6 +291,36 @@ def test_bad_inputs():
         describe_mask_geo(np.full((4, 4), 99, np.uint8), utm_north_up(), UTM36, TABLE)
 
 
+# ---------------------------------------------------------------- many points at once
+
+FRAMES = {
+    "utm": (UTM36, utm_north_up()),
+    "geographic": ("EPSG:4326", geographic_north_up()),
+    "rotated 30": (UTM36, Affine.translation(*utm_xy(*GAZA)) * Affine.rotation(30.0) * Affine.scale(PX, -PX)),
+    "south up": (UTM36, Affine(PX, 0.0, utm_xy(*GAZA)[0], 0.0, PX, utm_xy(*GAZA)[1])),
+    "polar": ("EPSG:3413", Affine(0.5, 0.0, -200_000.0, 0.0, -0.5, -2_000_000.0)),
+    "image terms": (None, None),
+}
+
+
+@pytest.mark.parametrize("kind", list(FRAMES))
+def test_locations_of_many_points_are_those_of_locate(kind):
+    crs, t = FRAMES[kind]
+    frame = GeoFrame.from_grid(crs, t, N, N)
+    rng = np.random.default_rng(4)
+    cy = np.concatenate([rng.uniform(0, N, 300), [N / 2, N / 3, 2 * N / 3, 0.0, N]])
+    cx = np.concatenate([rng.uniform(0, N, 300), [N / 2, N / 3, 2 * N / 3, N, 0.0]])
+    many = frame.locations(cy, cx)
+    for i in range(len(cy)):
+        one = frame.locate(float(cy[i]), float(cx[i]))
+        assert {k: (v[i] if v is not None else None) for k, v in many.items()} == one  # bit for bit
+    # from_local undoes to_local
+    x, y = frame.pixel_centers_to_crs(cy, cx)
+    bx, by = frame.from_local(*frame.to_local(x, y))
+    tol = 1e-9 if crs == "EPSG:4326" else 1e-6
+    assert bx == pytest.approx(x, abs=tol) and by == pytest.approx(y, abs=tol)
+
+
 # ---------------------------------------------------------------- ground areas
 
 
@@ -379,6 +413,114 @@ def test_ground_area_large_polygon_is_densified():
     assert area == pytest.approx(ease.area, rel=1e-8)
     raw = abs(GEOD.polygon_area_perimeter(*box.exterior.xy)[0])  # geodesic edges
     assert abs(area - raw) / area > 1e-6  # densifying matters at this size (~5e-6)
+
+
+# ---------------------------------------------------------------- ground areas in bulk
+
+
+def _test_polygons(x: float, y: float, size: float, n: int, seed: int) -> list:
+    """n polygons of about ``size`` CRS units around (x, y): rectangles, rounded blobs,
+    boxes with a hole, two-part multipolygons and pixel staircases."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        s = size * rng.uniform(0.05, 1.0)
+        px, py = x + rng.uniform(-3, 3) * size, y + rng.uniform(-3, 3) * size
+        kind = i % 5
+        if kind == 0:
+            g = shapely.box(px, py, px + s, py + s * rng.uniform(0.1, 1.0))
+        elif kind == 1:
+            g = shapely.Point(px, py).buffer(s / 2, quad_segs=6)
+        elif kind == 2:
+            g = shapely.box(px, py, px + s, py + s).difference(
+                shapely.box(px + s / 4, py + s / 4, px + s / 2, py + s / 2)
+            )
+        elif kind == 3:
+            g = shapely.MultiPolygon(
+                [shapely.box(px, py, px + s / 3, py + s / 3), shapely.box(px + s / 2, py, px + s, py + s / 5)]
+            )
+        else:
+            k = 8  # a staircase of pixel-like steps, as the vectorizer makes
+            g = shapely.union_all(
+                [shapely.box(px + s * j / k, py, px + s * (j + 1) / k, py + s * (k - j) / k) for j in range(k)]
+            )
+        out.append(g)
+    return out
+
+
+def _local_equal_area(geom, crs) -> float:
+    """Independent ground area: the polygon densified and projected to a Lambert azimuthal
+    equal-area frame (WGS84) centred on itself."""
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(*geom.centroid.coords[0])
+    laea = CRS.from_proj4(f"+proj=laea +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m +no_defs")
+    tr = Transformer.from_crs(crs, laea, always_xy=True)
+    x0, y0, x1, y1 = geom.bounds
+    dense = shapely.segmentize(geom, max(x1 - x0, y1 - y0) / 128)
+    return shapely.transform(dense, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))).area
+
+
+# (name, CRS, lon, lat, metres per CRS unit there, roughly)
+BULK_CASES = [
+    ("UTM 36N, Gaza", UTM36, 34.45, 31.5, 1.0),
+    ("UTM 36N, 6 deg off its meridian", UTM36, 27.5, 5.0, 1.0),
+    ("UTM 33N at 60N", "EPSG:32633", 15.0, 60.0, 1.0),
+    ("geographic, 31N", "EPSG:4326", 34.45, 31.5, 111_000.0 * 0.85),
+    ("geographic, 70N", "EPSG:4326", 20.0, 70.0, 111_000.0 * 0.34),
+    ("geographic, 85S", "EPSG:4326", 20.0, -85.0, 111_000.0 * 0.087),
+    ("polar stereographic north (EPSG:3413), 75N", "EPSG:3413", -40.0, 75.0, 1.0),
+    ("Antarctic polar stereographic (EPSG:3031), 80S", "EPSG:3031", 60.0, -80.0, 1.0),
+    ("web mercator, 60N", "EPSG:3857", 10.0, 60.0, 0.5),
+]
+
+
+@pytest.mark.parametrize("name,crs,lon,lat,unit_m", BULK_CASES, ids=[c[0] for c in BULK_CASES])
+@pytest.mark.parametrize("size_m", [0.5, 5.0, 50.0, 500.0, 1900.0])
+def test_bulk_ground_areas_agree_with_the_exact_path(name, crs, lon, lat, unit_m, size_m):
+    # the stated contract (docs/design.md §3.3): within BULK_AREA_RTOL of ground_area_m2, plus
+    # BULK_AREA_ATOL_M2 — the noise of the exact path's geodesic sum on lon/lat, whatever the size
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+    geoms = _test_polygons(x, y, size_m / unit_m, 25, seed=int(size_m * 10))
+    bulk = ground_areas_m2(geoms, crs)
+    exact = np.array([ground_area_m2(g, crs) for g in geoms])
+    assert bulk == pytest.approx(exact, rel=BULK_AREA_RTOL, abs=BULK_AREA_ATOL_M2)
+    # and against an independent equal-area reference, which it matches more closely still
+    reference = np.array([_local_equal_area(g, crs) for g in geoms])
+    assert bulk == pytest.approx(reference, rel=2e-6)
+
+
+def test_bulk_ground_areas_keep_the_exact_path_for_wide_polygons_and_other_geometries():
+    x, y = utm_xy(*GAZA)
+    wide = shapely.box(x, y, x + 1.5 * BULK_AREA_MAX_SPAN_M, y + 100.0)
+    small = shapely.box(x, y, x + 10.0, y + 10.0)
+    collection = shapely.GeometryCollection([small, shapely.LineString([(x, y), (x + 5, y)])])
+    line = shapely.LineString([(x, y), (x + 50, y)])
+    areas = ground_areas_m2(np.array([[wide, small], [collection, None]], dtype=object), UTM36)
+    assert areas.shape == (2, 2)
+    assert areas[0, 0] == ground_area_m2(wide, UTM36)  # measured exactly, not in bulk
+    assert areas[1, 0] == ground_area_m2(collection, UTM36)
+    assert areas[0, 1] == pytest.approx(ground_area_m2(small, UTM36), rel=BULK_AREA_RTOL, abs=BULK_AREA_ATOL_M2)
+    assert areas[1, 1] == 0.0
+    assert ground_areas_m2([line, shapely.Polygon()], UTM36).tolist() == [0.0, 0.0]
+    assert ground_areas_m2([], "EPSG:4326").shape == (0,)
+    # a wide polygon in a geographic CRS: its span on the ground, not in degrees, decides
+    deg = shapely.box(34.0, 31.0, 34.05, 31.01)  # ~4.7 km wide
+    assert ground_areas_m2([deg], 4326)[0] == ground_area_m2(deg, 4326)
+
+
+def test_bulk_ground_areas_do_not_depend_on_the_batch():
+    x, y = utm_xy(*GAZA)
+    geoms = _test_polygons(x, y, 20.0, 40, seed=3)
+    far = [shapely.box(x + 90_000, y + 90_000, x + 90_010, y + 90_007)]
+    together = ground_areas_m2(geoms + far, UTM36)
+    assert together[:-1].tolist() == ground_areas_m2(geoms, UTM36).tolist()
+    assert together[-1] == ground_areas_m2(far, UTM36)[0]
+
+
+def test_bulk_ground_areas_refuse_what_cannot_be_placed():
+    with pytest.raises(GeoError):
+        ground_areas_m2([shapely.box(0.0, 1e7, 1.0, 1e7 + 1.0)], "EPSG:4326")
+    with pytest.raises(ValueError):
+        ground_areas_m2([shapely.box(0, 0, 1, 1)], None)
 
 
 # ---------------------------------------------------------------- image terms
