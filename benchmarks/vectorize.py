@@ -12,8 +12,9 @@ Two modes:
   noise (smoothed seeded noise, thresholded; deterministic) — in a UTM grid at 0.5 m: the
   Vectorizer fed core by core (vectorize), the ``changes`` rows and the ``scenes`` row with
   its sectors (describe, :class:`~s2m_geo.vector.output.ChangeCollector`), and the
-  GeoPackage (write, :func:`~s2m_geo.vector.output.write_vectors`). ``--profile N`` prints
-  the N costliest functions (cProfile, cumulative) of the last size.
+  GeoPackage (write, :func:`~s2m_geo.vector.output.write_vectors`); wall seconds per stage,
+  and the CPU seconds of the whole (all threads: on a shared machine the fairer rate).
+  ``--profile N`` prints the N costliest functions (cProfile, cumulative) of the last size.
 
     python benchmarks/vectorize.py                 # layouts: 1024, 2048, 4096
     python benchmarks/vectorize.py --sizes 2048 8192
@@ -166,7 +167,7 @@ def bench_speckled(sizes: list[int], profile: int) -> None:
     k = load_class_table().num_classes
     stages = ["vectorize", "describe rows", "describe scene", "write"]
     print(
-        f"{'raster':>11} {'polygons':>8} {'seconds':>8} {'polygons/s':>10} "
+        f"{'raster':>11} {'polygons':>8} {'seconds':>8} {'polygons/s':>10} {'CPU s':>6} {'polygons/CPU s':>14} "
         + " ".join(f"{s + ' s':>16}" for s in stages),
         flush=True,
     )
@@ -177,12 +178,14 @@ def bench_speckled(sizes: list[int], profile: int) -> None:
             prof = cProfile.Profile() if profile and i == len(sizes) - 1 else None
             if prof:
                 prof.enable()
+            cpu = time.process_time()
             n, t = vector_side(classes, out)
+            cpu = time.process_time() - cpu
             if prof:
                 prof.disable()
             total = sum(t.values())
             print(
-                f"{size:>5}x{size:<5} {n:>8} {total:8.2f} {n / total:10.0f} "
+                f"{size:>5}x{size:<5} {n:>8} {total:8.2f} {n / total:10.0f} {cpu:6.2f} {n / cpu:14.0f} "
                 + " ".join(f"{t[s]:16.2f}" for s in stages),
                 flush=True,
             )
