@@ -36,6 +36,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -226,9 +227,11 @@ def _polygonize(labels: np.ndarray, row: int, col: int) -> dict[int, list[Any]]:
         values.append(int(value))
     if not values:
         return {}
+    # from the flat floats: a list of (x, y) tuples is ~3x slower through np.asarray
+    xy = np.fromiter(chain.from_iterable(coords), np.float64, count=2 * len(coords)).reshape(-1, 2)
     polys = shapely.from_ragged_array(
         shapely.GeometryType.POLYGON,
-        np.asarray(coords, np.float64),
+        xy,
         (np.asarray(ring_ends, np.int64), np.asarray(poly_ends, np.int64)),
     )
     out: dict[int, list[Any]] = {}
