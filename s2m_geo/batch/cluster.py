@@ -98,7 +98,10 @@ def start_client(
         n_workers=workers,
         threads_per_worker=threads_per_worker,
         processes=True,
-        dashboard_address=None,
+        # None still means distributed's default :8787 on every interface, and a port already
+        # taken there prints a UserWarning into the run's output (breaking --progress json):
+        # any free port, on this machine only
+        dashboard_address="127.0.0.1:0",
         memory_limit=memory_limit,
         resources=resources,
         silence_logs=logging.ERROR,

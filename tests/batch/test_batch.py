@@ -560,3 +560,28 @@ def test_batch_on_a_scheduler_and_worker_started_by_hand(tmp_path, pairs, tiny_m
         for p in reversed(procs):
             _stop(p)
     assert all(p.poll() is not None for p in procs)
+
+
+def test_a_local_cluster_beside_another_dashboard_prints_nothing(recwarn):
+    """Another Dask dashboard on :8787 (a notebook, a second batch) must not put distributed's
+    'Port 8787 is already in use' warning into a batch's output, which --progress json reads."""
+    import socket
+
+    from s2m_geo.batch.cluster import start_client
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))
+        holder.listen()
+    except OSError:
+        pass  # something already holds it: the same situation
+    try:
+        client, cluster = start_client(None, 1, 1, "1GiB", None, 30)
+        try:
+            assert cluster.scheduler.http_server.port != 8787
+        finally:
+            client.close()
+            cluster.close()
+    finally:
+        holder.close()
+    assert not [w for w in recwarn if "already in use" in str(w.message)]
