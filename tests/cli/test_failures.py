@@ -234,29 +234,20 @@ def test_disk_full_writer_made_to_fail(tmp_path, pair, tiny_model, monkeypatch):
 
 
 @pytest.mark.integration
-def test_disk_full_on_a_tiny_tmpfs(tmp_path, pair, tiny_model):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if (
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode
-        != 0
-    ):
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        out = mnt / "c.gpkg"
-        proc = subprocess.run(
-            cli_command(
-                "predict", pair["pre"], pair["post"], "-o", out, "--model", tiny_model, "--probabilities", mnt / "p.tif"
-            ),
-            capture_output=True,
-            text=True,
-        )
-        assert proc.returncode == 2, proc.stderr
-        assert proc.stderr.strip().splitlines()[-1].startswith("s2m-geo: error:")
-        assert "Traceback" not in proc.stderr
-        assert list(mnt.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+def test_disk_full_on_a_tiny_tmpfs(pair, tiny_model, tiny_tmpfs):
+    mnt = tiny_tmpfs("64k")
+    out = mnt / "c.gpkg"
+    proc = subprocess.run(
+        cli_command(
+            "predict", pair["pre"], pair["post"], "-o", out, "--model", tiny_model, "--probabilities", mnt / "p.tif"
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("s2m-geo: error:")
+    assert "Traceback" not in proc.stderr
+    assert list(mnt.iterdir()) == []
 
 
 def _digest(path: Path) -> str:
