@@ -449,6 +449,61 @@ def test_signal_during_inference(tmp_path, tiny_model, sig):
     _interrupt_cli(tmp_path, tiny_model, sig, "infer")
 
 
+def _predict_until(tmp_path, model, stage):
+    """A ``predict`` subprocess (512² scene, vector output and --raster) read up to its first
+    progress line of ``stage``: (process, command, output)."""
+    scene = write_scene(tmp_path / "in", SceneSpec(size=512, seed=8))
+    out = tmp_path / "out" / "c.gpkg"
+    out.parent.mkdir(exist_ok=True)
+    cmd = cli_command(
+        "predict", scene["pre"], scene["post"], "-o", out, "--model", model, "--raster", out.with_suffix(".tif")
+    )
+    cmd += ["--batch-size", "1", "--progress", "json"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("{") and json.loads(line).get("stage") == stage:
+            return proc, cmd, out
+    raise AssertionError(f"no {stage!r} progress line; exit {proc.wait()}")
+
+
+@pytest.mark.integration
+def test_kill_9_while_vectorizing_leaves_no_final_name_and_the_rerun_cleans_up(tmp_path, tiny_model):
+    """Rule 2: SIGKILL runs no handler; still nothing appears under a final name (outputs are
+    published together at the end), and the next run sweeps what the dead one left."""
+    proc, cmd, out = _predict_until(tmp_path, tiny_model, "vectorize")
+    proc.kill()
+    assert proc.wait(60) == -signal.SIGKILL
+    left = sorted(p.name for p in out.parent.iterdir())
+    assert left and all(n.startswith(".") for n in left), left  # its lock and temporaries only
+    assert ".c.gpkg.lock" in left and any(".partial." in n for n in left), left
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["c.gpkg", "c.qml", "c.tif"]
+
+
+@pytest.mark.integration
+def test_two_concurrent_runs_to_one_new_output(tmp_path, tiny_model):
+    """Rule 2: the second run to an output another is writing stops at once, naming it; the
+    first completes. The first is held stopped (SIGSTOP) while the second runs: no race."""
+    import pyogrio
+
+    first, cmd, out = _predict_until(tmp_path, tiny_model, "infer")
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = subprocess.run([*cmd[:-1], "none"], capture_output=True, text=True)  # --progress none
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.strip().splitlines() == [
+        f"s2m-geo: error: {out}: another s2m-geo run (process {first.pid}) is writing it; wait for it to "
+        "finish or choose another name"
+    ]
+    assert first.wait(120) == 0, first.stderr.read() if first.stderr else ""
+    assert {"changes", "scenes"} <= {name for name, _ in pyogrio.list_layers(out)}
+    assert pyogrio.read_info(out, layer="scenes")["features"] == 1
+
+
 @pytest.mark.parametrize("where", ["read", "stitch", "write", "vectors"])
 def test_interrupt_during_reading_stitching_writing(tmp_path, pair, tiny_model, monkeypatch, where):
     """Rule 2: whatever stage is interrupted, no output is left under a final name (the
