@@ -345,6 +345,10 @@ def test_evaluate_scores_only_what_it_can_and_says_why_not(tmp_path, pair):
     _fails_well(run("evaluate", pair["label"], zero), "z.tif: declares nodata 0", "'no_change'", "-unsetnodata")
     plain = _tif(tmp_path / "plain.tif", label, crs=None)
     _fails_well(run("evaluate", pair["label"], plain), "plain.tif: has no CRS but", "georeference it")
+    with rasterio.open(pair["label"]) as ds:
+        east = ds.transform * rasterio.Affine.translation(50, 0)  # 50 px east: the same size, another grid
+    shifted = _label_like(pair, tmp_path / "s.tif", label, transform=east)
+    _fails_well(run("evaluate", pair["label"], shifted), "not on the same grid as", "predict on the label's grid")
     half = _label_like(pair, tmp_path / "h.tif", label.astype(np.float32) + 0.5, dtype="float32")
     _fails_well(run("evaluate", half, pair["label"]), f"{half}: holds fractional values (e.g. 0.5)")
 
@@ -381,6 +385,42 @@ def test_a_tile_far_larger_than_the_models_is_refused_before_anything_runs(tmp_p
     res = predict(pair["pre"], pair["post"], out, tiny_model, "--tile-size", "8192")
     _fails_well(res, "--tile-size 8192: more than 2x the model's own tile (64)", "at most 128", out=out)
     assert predict(pair["pre"], pair["post"], out, tiny_model, "--tile-size", "128").exit_code == 0
+    small = write_scene(tmp_path / "small", SceneSpec(size=96, seed=1))
+    res = predict(small["pre"], small["post"], tmp_path / "s.tif", tiny_model, "--tile-size", "128")
+    assert res.exit_code == 0 and "96x96 px, 1 tiles" in res.stdout, res.output  # cut to the scene
+
+
+def test_world_files_that_disagree_through_the_command_line(tmp_path, pair, tiny_model):
+    """Rule 5: a JPEG pair placed by world files (no CRS), post 100 px east of pre, is refused
+    instead of being compared pixel by pixel."""
+    with rasterio.open(pair["pre"]) as ds:
+        data = ds.read()
+    for name, x0 in (("a", 1000.0), ("b", 1050.0)):
+        with rasterio.open(
+            tmp_path / f"{name}.jpg", "w", driver="JPEG", width=128, height=128, count=3, dtype="uint8"
+        ) as ds:
+            ds.write(data)
+        (tmp_path / f"{name}.jgw").write_text(f"0.5\n0\n0\n-0.5\n{x0 + 0.25}\n{2000 - 0.25}\n")  # pixel centres
+    out = tmp_path / "c.gpkg"
+    res = predict(tmp_path / "a.jpg", tmp_path / "b.jpg", out, tiny_model)
+    _fails_well(res, "b.jpg: has no CRS", "places it 100 px east, 0 px south of", "gdal_edit.py -a_srs", out=out)
+
+
+def test_an_onnx_model_with_a_fixed_batch_of_one_runs_at_the_default_batch_size(tmp_path, pair):
+    """Rule 8: --batch-size 4 (the default) is split into the model's batches of 1."""
+    import onnx
+
+    from s2m_geo.testing import difference_onnx
+
+    model = onnx.load(str(difference_onnx(tmp_path / "d.onnx", tile_size=64, overlap=16)))
+    for v in (*model.graph.input, *model.graph.output):
+        v.type.tensor_type.shape.dim[0].dim_value = 1  # replaces the symbolic 'n'
+    onnx.save(model, str(tmp_path / "b1.onnx"))
+    fixed = predict(pair["pre"], pair["post"], tmp_path / "b1.tif", tmp_path / "b1.onnx")
+    assert fixed.exit_code == 0, fixed.output
+    assert predict(pair["pre"], pair["post"], tmp_path / "d.tif", tmp_path / "d.onnx").exit_code == 0
+    with rasterio.open(tmp_path / "b1.tif") as a, rasterio.open(tmp_path / "d.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
 
 
 def test_describe_a_float_mask_with_nan_nodata(tmp_path, pair):
