@@ -23,6 +23,10 @@ from .metrics import confusion_matrix, scd_scores
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".vrt", ".jp2", ".img"}
 
+#: Pixels per strip :func:`class_counts` reads (a strip of 60000 columns is 69 rows): a
+#: few int64 copies of one strip are its memory, whatever the raster's height or width.
+STRIP_PIXELS = 1 << 22
+
 
 def open_raster(path: str | Path):
     """Open a raster read-only; a missing or unreadable file is an :class:`InputError`."""
@@ -150,17 +154,21 @@ def evaluate_rasters(
     return scores
 
 
-def class_counts(path: str | Path, table: ClassTable, rows: int = 1024) -> tuple[np.ndarray, np.ndarray, Any]:
+def class_counts(path: str | Path, table: ClassTable, pixels: int = STRIP_PIXELS) -> tuple[np.ndarray, np.ndarray, Any]:
     """Per-class pixel counts per row (K+1, H) and per column (K+1, W) of band 1 of a class
-    raster, read in strips of ``rows`` rows (memory does not grow with the raster), nodata
-    counted as 0 (no change); and its profile. Unknown ids are an :class:`InputError`."""
+    raster, read in strips of whole rows of at most ``pixels`` pixels (memory does not grow
+    with the raster, in either dimension), nodata counted as 0 (no change); and its profile.
+    Unknown ids are an :class:`InputError`."""
     from .describe.rules import class_row_col_counts
+    from .predict.pipeline import GDAL_CACHE_MB
 
     path = Path(path)
     k = table.num_classes
-    with open_raster(path) as ds:
+    # GDAL's block cache (5% of RAM by default) would otherwise fill with every block read
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB << 20), open_raster(path) as ds:
         per_row = np.zeros((k, ds.height), np.int64)
         per_col = np.zeros((k, ds.width), np.int64)
+        rows = max(1, pixels // ds.width)
         for r0 in range(0, ds.height, rows):
             window = Window(0, r0, ds.width, min(rows, ds.height - r0))
             mask, valid = _read_classes(ds, window, path)

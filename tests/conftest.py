@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -64,3 +66,26 @@ def tiny_model(tmp_path_factory) -> Path:
     from s2m_geo.testing import tiny_model as make
 
     return make(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+@pytest.fixture()
+def tiny_tmpfs(tmp_path) -> Iterator[Callable[[str], Path]]:
+    """``tiny_tmpfs("1M")``: a fresh folder on a tmpfs of that size (a disk that fills up for
+    real), unmounted after the test; the test is skipped where mounting is not allowed."""
+    mounts: list[Path] = []
+
+    def mount(size: str) -> Path:
+        mnt = tmp_path / f"tmpfs{len(mounts)}"
+        mnt.mkdir()
+        try:
+            res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True)
+        except OSError as exc:  # no mount command
+            pytest.skip(f"cannot mount a tmpfs here ({exc})")
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {res.stderr.decode(errors='replace').strip()}")
+        mounts.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounts:
+        subprocess.run(["umount", str(mnt)], check=False)

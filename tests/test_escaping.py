@@ -166,3 +166,41 @@ def test_report_markdown_tables_hold_whatever_a_name_says(tmp_path):
     unescaped = re.sub(r"\\(.)", r"\1", md)
     assert HOSTILE in unescaped and " ".join(HOSTILE_MULTILINE.split()) in unescaped
     assert md_text("a|b\nc") == "a\\|b c"
+
+
+@pytest.mark.integration
+def test_a_batch_through_the_command_line_escapes_what_its_model_and_manifest_name(tmp_path):
+    """Rule 10 end to end: a model whose class table holds markup and a manifest whose scene
+    ids do, and the longest id allowed in bytes: the GeoPackage's styles are valid XML whose
+    labels read back, report.html has no element the names made; one byte more is refused."""
+    import subprocess
+
+    from s2m_geo.batch.layout import MAX_SCENE_ID_BYTES
+    from s2m_geo.synthetic import SceneSpec, write_scene
+    from s2m_geo.testing import cli_command, tiny_model
+
+    table = _table(HOSTILE)
+    model = tiny_model(tmp_path / "m.safetensors", table=table)
+    write_scene(tmp_path / "in", SceneSpec(size=128, seed=2))
+    markup = "Tom & Jerry's [x](y) #1 é"  # a scene id: no '/', '<', '"' (it becomes file names)
+    date = "<script>alert(1)</script>"  # dates are free text
+    longest = "é" * (MAX_SCENE_ID_BYTES // 2) + "x" * (MAX_SCENE_ID_BYTES % 2)
+    rows = "".join(f"{i},pre.tif,post.tif,{date},2024\n" for i in (markup, longest))
+    manifest = tmp_path / "in" / "scenes.csv"
+    manifest.write_text("scene_id,pre,post,pre_date,post_date\n" + rows, encoding="utf-8")
+    out = tmp_path / "out"
+    cmd = cli_command("batch", manifest, "-o", out, "--model", model, "--workers", "1", "--progress", "none")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / f"{longest}_quicklook.png").exists() and (out / f"{markup}.gpkg").exists()
+    with sqlite3.connect(out / f"{markup}.gpkg") as con:
+        styles = dict(con.execute("SELECT f_table_name, styleQML FROM layer_styles").fetchall())
+    labels = [c.get("label") for c in ET.fromstring(styles["changes"]).findall(".//category")]
+    assert labels == [c.label for c in table.change_classes] and f"ct{HOSTILE} c{HOSTILE}" in labels
+    html = _parse((out / "report.html").read_text(encoding="utf-8"))
+    assert not any(tag in ("script", "b") for tag, _ in html.tags)
+    text = "".join(html.text)
+    assert markup in text and date in text and f"ct{HOSTILE} c{HOSTILE}" in text
+    manifest.write_text(f"scene_id,pre,post\n{longest}x,pre.tif,post.tif\n", encoding="utf-8")
+    proc = subprocess.run([*cmd[:6], tmp_path / "out2", *cmd[7:]], capture_output=True, text=True)
+    assert proc.returncode == 2 and f"is {MAX_SCENE_ID_BYTES + 1} bytes long in UTF-8" in proc.stderr, proc.stderr

@@ -178,7 +178,9 @@ def produce_scene(
     finals = scene_files(out, job.scene_id)
     staging = temp_dir(finals["gpkg"])
     try:
-        staged = {k: staging / p.name for k, p in finals.items() if k != "marker"}
+        # short names inside the staging folder, whose own name already holds the scene id:
+        # two components of up to 250 bytes each passed SQLite's 512-byte path limit
+        staged = {k: p for k, p in scene_files(staging, "scene").items() if k != "marker"}
         inputs = {"pre": input_record(job.pre), "post": input_record(job.post)}
         res = detect_changes(
             job.pre,

@@ -123,7 +123,7 @@ class PackageMeta:
         """Validate a header dict. ``architecture=None`` accepts any (ONNX models)."""
 
         def bad(msg: str) -> InputError:
-            return InputError(f"{source}: {msg}")
+            return InputError(f"{source}: invalid model package: {msg}")
 
         if not isinstance(d, Mapping):
             raise bad("model metadata is not a JSON object; re-export the model with s2m-geo")

@@ -53,3 +53,29 @@ def test_exit_code_counts_failed_scenes_and_a_failed_merge(failed, tmp_path):
     outcome = SceneOutcome(job, "failed", "x") if failed else SceneOutcome(job, "skipped")
     result = BatchResult(Path(tmp_path), [outcome], None, [], 1.0, "m")
     assert result.exit_code == (3 if failed else 0)
+
+
+@pytest.mark.integration
+def test_a_batch_on_a_disk_that_fills_up(tmp_path, tiny_model, tiny_tmpfs):
+    """Rule 9 on a real full disk (a 1 MiB tmpfs; five 256² scenes need about 1.8 MiB): the
+    scene that no longer fits fails naming where, the merged layers' failure is told in the
+    report, which is still written; exit 3, no traceback, no temporary left behind."""
+    import subprocess
+
+    from s2m_geo.synthetic import SceneSpec, write_scene
+    from s2m_geo.testing import cli_command
+
+    scene = write_scene(tmp_path / "in", SceneSpec(size=256, seed=1))
+    manifest = tmp_path / "in" / "scenes.csv"
+    manifest.write_text("scene_id,pre,post\n" + "".join(f"s{i},pre.tif,post.tif\n" for i in range(1, 6)))
+    assert scene["pre"].parent == manifest.parent
+    out = tiny_tmpfs("1M") / "out"
+    cmd = cli_command("batch", manifest, "-o", out, "--model", tiny_model, "--workers", "1", "--progress", "none")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    failed = [line for line in proc.stdout.splitlines() if line.strip().startswith("failed ")]
+    assert failed and all(f"{out}/" in line for line in failed), proc.stdout
+    report = (out / "report.md").read_text()
+    assert "**failed**" in report and "check the free disk space, then run again" in report
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]

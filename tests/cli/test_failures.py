@@ -234,29 +234,20 @@ def test_disk_full_writer_made_to_fail(tmp_path, pair, tiny_model, monkeypatch):
 
 
 @pytest.mark.integration
-def test_disk_full_on_a_tiny_tmpfs(tmp_path, pair, tiny_model):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if (
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode
-        != 0
-    ):
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        out = mnt / "c.gpkg"
-        proc = subprocess.run(
-            cli_command(
-                "predict", pair["pre"], pair["post"], "-o", out, "--model", tiny_model, "--probabilities", mnt / "p.tif"
-            ),
-            capture_output=True,
-            text=True,
-        )
-        assert proc.returncode == 2, proc.stderr
-        assert proc.stderr.strip().splitlines()[-1].startswith("s2m-geo: error:")
-        assert "Traceback" not in proc.stderr
-        assert list(mnt.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+def test_disk_full_on_a_tiny_tmpfs(pair, tiny_model, tiny_tmpfs):
+    mnt = tiny_tmpfs("64k")
+    out = mnt / "c.gpkg"
+    proc = subprocess.run(
+        cli_command(
+            "predict", pair["pre"], pair["post"], "-o", out, "--model", tiny_model, "--probabilities", mnt / "p.tif"
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("s2m-geo: error:")
+    assert "Traceback" not in proc.stderr
+    assert list(mnt.iterdir()) == []
 
 
 def _digest(path: Path) -> str:
@@ -354,6 +345,10 @@ def test_evaluate_scores_only_what_it_can_and_says_why_not(tmp_path, pair):
     _fails_well(run("evaluate", pair["label"], zero), "z.tif: declares nodata 0", "'no_change'", "-unsetnodata")
     plain = _tif(tmp_path / "plain.tif", label, crs=None)
     _fails_well(run("evaluate", pair["label"], plain), "plain.tif: has no CRS but", "georeference it")
+    with rasterio.open(pair["label"]) as ds:
+        east = ds.transform * rasterio.Affine.translation(50, 0)  # 50 px east: the same size, another grid
+    shifted = _label_like(pair, tmp_path / "s.tif", label, transform=east)
+    _fails_well(run("evaluate", pair["label"], shifted), "not on the same grid as", "predict on the label's grid")
     half = _label_like(pair, tmp_path / "h.tif", label.astype(np.float32) + 0.5, dtype="float32")
     _fails_well(run("evaluate", half, pair["label"]), f"{half}: holds fractional values (e.g. 0.5)")
 
@@ -390,6 +385,42 @@ def test_a_tile_far_larger_than_the_models_is_refused_before_anything_runs(tmp_p
     res = predict(pair["pre"], pair["post"], out, tiny_model, "--tile-size", "8192")
     _fails_well(res, "--tile-size 8192: more than 2x the model's own tile (64)", "at most 128", out=out)
     assert predict(pair["pre"], pair["post"], out, tiny_model, "--tile-size", "128").exit_code == 0
+    small = write_scene(tmp_path / "small", SceneSpec(size=96, seed=1))
+    res = predict(small["pre"], small["post"], tmp_path / "s.tif", tiny_model, "--tile-size", "128")
+    assert res.exit_code == 0 and "96x96 px, 1 tiles" in res.stdout, res.output  # cut to the scene
+
+
+def test_world_files_that_disagree_through_the_command_line(tmp_path, pair, tiny_model):
+    """Rule 5: a JPEG pair placed by world files (no CRS), post 100 px east of pre, is refused
+    instead of being compared pixel by pixel."""
+    with rasterio.open(pair["pre"]) as ds:
+        data = ds.read()
+    for name, x0 in (("a", 1000.0), ("b", 1050.0)):
+        with rasterio.open(
+            tmp_path / f"{name}.jpg", "w", driver="JPEG", width=128, height=128, count=3, dtype="uint8"
+        ) as ds:
+            ds.write(data)
+        (tmp_path / f"{name}.jgw").write_text(f"0.5\n0\n0\n-0.5\n{x0 + 0.25}\n{2000 - 0.25}\n")  # pixel centres
+    out = tmp_path / "c.gpkg"
+    res = predict(tmp_path / "a.jpg", tmp_path / "b.jpg", out, tiny_model)
+    _fails_well(res, "b.jpg: has no CRS", "places it 100 px east, 0 px south of", "gdal_edit.py -a_srs", out=out)
+
+
+def test_an_onnx_model_with_a_fixed_batch_of_one_runs_at_the_default_batch_size(tmp_path, pair):
+    """Rule 8: --batch-size 4 (the default) is split into the model's batches of 1."""
+    import onnx
+
+    from s2m_geo.testing import difference_onnx
+
+    model = onnx.load(str(difference_onnx(tmp_path / "d.onnx", tile_size=64, overlap=16)))
+    for v in (*model.graph.input, *model.graph.output):
+        v.type.tensor_type.shape.dim[0].dim_value = 1  # replaces the symbolic 'n'
+    onnx.save(model, str(tmp_path / "b1.onnx"))
+    fixed = predict(pair["pre"], pair["post"], tmp_path / "b1.tif", tmp_path / "b1.onnx")
+    assert fixed.exit_code == 0, fixed.output
+    assert predict(pair["pre"], pair["post"], tmp_path / "d.tif", tmp_path / "d.onnx").exit_code == 0
+    with rasterio.open(tmp_path / "b1.tif") as a, rasterio.open(tmp_path / "d.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
 
 
 def test_describe_a_float_mask_with_nan_nodata(tmp_path, pair):
@@ -456,6 +487,61 @@ def _interrupt_cli(tmp_path, model, sig, stage):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_inference(tmp_path, tiny_model, sig):
     _interrupt_cli(tmp_path, tiny_model, sig, "infer")
+
+
+def _predict_until(tmp_path, model, stage):
+    """A ``predict`` subprocess (512² scene, vector output and --raster) read up to its first
+    progress line of ``stage``: (process, command, output)."""
+    scene = write_scene(tmp_path / "in", SceneSpec(size=512, seed=8))
+    out = tmp_path / "out" / "c.gpkg"
+    out.parent.mkdir(exist_ok=True)
+    cmd = cli_command(
+        "predict", scene["pre"], scene["post"], "-o", out, "--model", model, "--raster", out.with_suffix(".tif")
+    )
+    cmd += ["--batch-size", "1", "--progress", "json"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("{") and json.loads(line).get("stage") == stage:
+            return proc, cmd, out
+    raise AssertionError(f"no {stage!r} progress line; exit {proc.wait()}")
+
+
+@pytest.mark.integration
+def test_kill_9_while_vectorizing_leaves_no_final_name_and_the_rerun_cleans_up(tmp_path, tiny_model):
+    """Rule 2: SIGKILL runs no handler; still nothing appears under a final name (outputs are
+    published together at the end), and the next run sweeps what the dead one left."""
+    proc, cmd, out = _predict_until(tmp_path, tiny_model, "vectorize")
+    proc.kill()
+    assert proc.wait(60) == -signal.SIGKILL
+    left = sorted(p.name for p in out.parent.iterdir())
+    assert left and all(n.startswith(".") for n in left), left  # its lock and temporaries only
+    assert ".c.gpkg.lock" in left and any(".partial." in n for n in left), left
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["c.gpkg", "c.qml", "c.tif"]
+
+
+@pytest.mark.integration
+def test_two_concurrent_runs_to_one_new_output(tmp_path, tiny_model):
+    """Rule 2: the second run to an output another is writing stops at once, naming it; the
+    first completes. The first is held stopped (SIGSTOP) while the second runs: no race."""
+    import pyogrio
+
+    first, cmd, out = _predict_until(tmp_path, tiny_model, "infer")
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = subprocess.run([*cmd[:-1], "none"], capture_output=True, text=True)  # --progress none
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.strip().splitlines() == [
+        f"s2m-geo: error: {out}: another s2m-geo run (process {first.pid}) is writing it; wait for it to "
+        "finish or choose another name"
+    ]
+    assert first.wait(120) == 0, first.stderr.read() if first.stderr else ""
+    assert {"changes", "scenes"} <= {name for name, _ in pyogrio.list_layers(out)}
+    assert pyogrio.read_info(out, layer="scenes")["features"] == 1
 
 
 @pytest.mark.parametrize("where", ["read", "stitch", "write", "vectors"])
