@@ -42,6 +42,12 @@ def _ort_session(path: str, providers: Sequence[str] | None = None) -> Any:
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    # onnxruntime's pool threads busy-wait between operators by default. Beside the pipeline's
+    # readers and its stitching thread (or any other program on a laptop) the spinning threads
+    # take the cores those need, and a preempted spinner stalls every operator: on 2 cores with
+    # one of them busy, the default model ran 60 tiles in 11.8-13.4 s spinning, 8.8-9.2 s not;
+    # with both cores free, 5.0 s either way (docs/benchmarks.md).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(path, sess_options=opts, providers=list(providers or ["CPUExecutionProvider"]))
 
 
