@@ -76,6 +76,22 @@ def core_rects(layout: TileLayout, blocks: list[Block], block_tiles: int) -> dic
     }
 
 
+def nodata_core(h: int, w: int, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The classes, confidence and (``num_classes`` > 0) probabilities of an ``h`` x ``w`` core
+    without a valid pixel, as read-only views of one value each: a mosaic's nodata frame
+    allocates nothing, however many cores it has (:func:`is_nodata_core` tells them apart)."""
+    classes = np.broadcast_to(np.uint8(NODATA_CLASS), (h, w))
+    probs = np.broadcast_to(np.float32(0), (num_classes, h, w)) if num_classes else None
+    return classes, np.broadcast_to(np.float32(0), (h, w)), probs
+
+
+def is_nodata_core(classes: np.ndarray) -> bool:
+    """Whether a core's ``classes`` hold no valid pixel (cheap for :func:`nodata_core`'s)."""
+    if classes.flat[0] != NODATA_CLASS:
+        return False
+    return all(s == 0 for s in classes.strides) or not (classes != NODATA_CLASS).any()
+
+
 @dataclass
 class _Pending:
     """A core waiting for its contributors: copies of the parts of their partials that fall
@@ -158,8 +174,7 @@ class Stitcher:
         p = self._pending.pop(key)
         h, w = p.core.height, p.core.width
         if not p.pieces:  # no block brought evidence: all nodata, without computing anything
-            empty = np.zeros((self.num_classes, h, w), np.float32) if self.want_probabilities else None
-            self.sink(p.core, np.full((h, w), NODATA_CLASS, np.uint8), np.zeros((h, w), np.float32), empty)
+            self.sink(p.core, *nodata_core(h, w, self.num_classes if self.want_probabilities else 0))
             return
         acc = np.zeros((self.num_classes, h, w), np.int32)
         wsum = np.zeros((h, w), np.int32)
