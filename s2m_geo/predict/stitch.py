@@ -76,6 +76,18 @@ def core_rects(layout: TileLayout, blocks: list[Block], block_tiles: int) -> dic
     }
 
 
+def _argmax_max(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``acc.argmax(0)`` as uint8 and ``acc.max(0)``, plane by plane: numpy's argmax over the
+    first axis copies the whole (K+1, h, w) array first (and returns int64)."""
+    best = acc[0].copy()
+    classes = np.zeros(best.shape, np.uint8)
+    for k in range(1, acc.shape[0]):
+        better = acc[k] > best  # strictly: a tie keeps the first class, as argmax does
+        classes[better] = k
+        np.maximum(best, acc[k], out=best)
+    return classes, best
+
+
 def nodata_core(h: int, w: int, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The classes, confidence and (``num_classes`` > 0) probabilities of an ``h`` x ``w`` core
     without a valid pixel, as read-only views of one value each: a mosaic's nodata frame
@@ -146,7 +158,8 @@ class Stitcher:
         return not self._pending
 
     def add(self, partial: BlockPartial) -> None:
-        """Merge one block's partial; finalise every core it completes."""
+        """Merge one block's partial; finalise every core it completes. The partial's arrays
+        are the stitcher's from then on (a core's sum is made in them)."""
         ext = partial.block.extent
         for key in self._touched(ext):
             p = self._pending[key]
@@ -176,9 +189,15 @@ class Stitcher:
         if not p.pieces:  # no block brought evidence: all nodata, without computing anything
             self.sink(p.core, *nodata_core(h, w, self.num_classes if self.want_probabilities else 0))
             return
-        acc = np.zeros((self.num_classes, h, w), np.int32)
-        wsum = np.zeros((h, w), np.int32)
-        valid = np.zeros((h, w), bool)
+        # the core's own block covers it whole: its piece is the sum the others are added to
+        # (a view of that partial, or a copy of it: no core-sized array of K+1 planes more)
+        whole = next((i for i, piece in enumerate(p.pieces) if piece[0] == p.core), None)
+        if whole is not None:
+            _, acc, wsum, valid = p.pieces.pop(whole)
+        else:
+            acc = np.zeros((self.num_classes, h, w), np.int32)
+            wsum = np.zeros((h, w), np.int32)
+            valid = np.zeros((h, w), bool)
         for part, a, ws, v in p.pieces:
             dst = part.slices(p.core)
             acc[(slice(None), *dst)] += a
@@ -189,8 +208,8 @@ class Stitcher:
         wsum_f = np.maximum(wsum, 1).astype(np.float32)
         # the blend divides every class by the same positive weight sum, so the argmax and
         # the max can be taken on the exact integer sums
-        classes = acc.argmax(0).astype(np.uint8)
-        confidence = acc.max(0).astype(np.float32) / wsum_f
+        classes, best = _argmax_max(acc)
+        confidence = best.astype(np.float32) / wsum_f
         classes[~ok] = NODATA_CLASS
         confidence[~ok] = 0.0
         probs = None
