@@ -88,6 +88,23 @@ def _argmax_max(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return classes, best
 
 
+def _embed(
+    area: Rect, core: Rect, classes: np.ndarray, confidence: np.ndarray, probs: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A core's arrays with ``area``'s in place and nodata around them."""
+    h, w = core.height, core.width
+    dst = area.slices(core)
+    full = np.full((h, w), NODATA_CLASS, np.uint8)
+    full[dst] = classes
+    conf = np.zeros((h, w), np.float32)
+    conf[dst] = confidence
+    if probs is not None:
+        p = np.zeros((probs.shape[0], h, w), np.float32)
+        p[(slice(None), *dst)] = probs
+        probs = p
+    return full, conf, probs
+
+
 def nodata_core(h: int, w: int, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The classes, confidence and (``num_classes`` > 0) probabilities of an ``h`` x ``w`` core
     without a valid pixel, as read-only views of one value each: a mosaic's nodata frame
@@ -190,16 +207,20 @@ class Stitcher:
             self.sink(p.core, *nodata_core(h, w, self.num_classes if self.want_probabilities else 0))
             return
         # the core's own block covers it whole: its piece is the sum the others are added to
-        # (a view of that partial, or a copy of it: no core-sized array of K+1 planes more)
+        # (a view of that partial, or a copy of it: no core-sized array of K+1 planes more);
+        # without it (a mosaic's footprint edge) only the pieces' bounding box is summed
         whole = next((i for i, piece in enumerate(p.pieces) if piece[0] == p.core), None)
         if whole is not None:
-            _, acc, wsum, valid = p.pieces.pop(whole)
+            area, acc, wsum, valid = p.pieces.pop(whole)
         else:
-            acc = np.zeros((self.num_classes, h, w), np.int32)
-            wsum = np.zeros((h, w), np.int32)
-            valid = np.zeros((h, w), bool)
+            r0, c0 = min(q[0].row for q in p.pieces), min(q[0].col for q in p.pieces)
+            r1, c1 = max(q[0].row_end for q in p.pieces), max(q[0].col_end for q in p.pieces)
+            area = Rect(r0, c0, r1 - r0, c1 - c0)
+            acc = np.zeros((self.num_classes, area.height, area.width), np.int32)
+            wsum = np.zeros((area.height, area.width), np.int32)
+            valid = np.zeros((area.height, area.width), bool)
         for part, a, ws, v in p.pieces:
-            dst = part.slices(p.core)
+            dst = part.slices(area)
             acc[(slice(None), *dst)] += a
             wsum[dst] += ws
             valid[dst] |= v
@@ -217,4 +238,6 @@ class Stitcher:
             probs = acc.astype(np.float32) / wsum_f
             probs[:, ~ok] = 0.0
         del acc, wsum, valid
+        if area != p.core:  # the rest of the core had no evidence: nodata
+            classes, confidence, probs = _embed(area, p.core, classes, confidence, probs)
         self.sink(p.core, classes, confidence, probs)
