@@ -54,6 +54,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -866,7 +867,7 @@ class ScenePair:
             regions = [g.window()]
             f = coarse_shape(g.height, g.width, COARSE_MAX)[0]
         pre_ep, post_ep = self._epochs["pre"], self._epochs["post"]
-        reads = [_both(lambda ep, win=win: self._read_coarse(ep, win, f), pre_ep, post_ep) for win in regions]
+        reads = [_both(partial(self._read_coarse, window=win, factor=f), pre_ep, post_ep) for win in regions]
         pre_d, pre_v = _side_by_side([r[0] for r in reads], pre_ep)
         post_d, post_v = _side_by_side([r[1] for r in reads], post_ep)
         joint = pre_v & post_v

@@ -765,7 +765,9 @@ def test_a_sparse_mosaic_is_scanned_only_where_its_sources_are(tmp_path, monkeyp
     read = []
     original = sc.ScenePair._read_coarse
     monkeypatch.setattr(
-        sc.ScenePair, "_read_coarse", lambda self, ep, win, f: read.append(win) or original(self, ep, win, f)
+        sc.ScenePair,
+        "_read_coarse",
+        lambda self, ep, window, factor: read.append(window) or original(self, ep, window, factor),
     )
     with open_pair(vrts["pre"], vrts["post"]) as pair:
         sources = [Window(c, r, 256, 256) for r, c in at]
