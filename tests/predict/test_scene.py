@@ -780,3 +780,26 @@ def test_a_sparse_mosaic_is_scanned_only_where_its_sources_are(tmp_path, monkeyp
         pre, post, valid = pair.read(sources[0])
         with rasterio.open(scene["pre"]) as ds:
             np.testing.assert_array_equal(pre, ds.read().astype(np.float32) * valid)
+
+
+def test_a_warped_mosaic_declares_its_sources_on_the_grid(tmp_path):
+    """Post shifted by half a pixel is warped onto pre's grid: its sources' rectangles are
+    carried onto the grid (a pixel of margin for bilinear), and the frame is still skipped."""
+    from s2m_geo.testing import mosaic_vrt
+
+    scene = write_scene(tmp_path / "s", SceneSpec(size=256, seed=3))
+    pre = mosaic_vrt([(scene["pre"], 3000, 4000)], tmp_path / "pre.vrt", 10000)
+    post = mosaic_vrt([(scene["post"], 3000, 4000)], tmp_path / "post.vrt", 10000)
+    with rasterio.open(post) as ds:
+        t = ds.transform
+    text = post.read_text(encoding="utf-8")
+    shifted = f"{t.c + 0.5 * t.a!r}, {t.a!r}, 0.0, {t.f!r}, 0.0, {t.e!r}"
+    post.write_text(text.replace(", ".join(map(repr, (t.c, t.a, 0.0, t.f, 0.0, t.e))), shifted), encoding="utf-8")
+    with open_pair(pre, post) as pair:
+        assert pair.warped == {"pre": False, "post": True}
+        (region,) = pair.regions()
+        inside = Window(4001, 3000, 255, 256)  # post covers these pre pixels wholly
+        assert region.col_off <= inside.col_off and region.row_off <= inside.row_off
+        assert region.col_off + region.width >= 4256 and region.height <= 256 + 2
+        assert not pair.coverage().may_hold(Window(0, 0, 2000, 2000))
+        assert pair.read_valid(inside).all()
