@@ -95,6 +95,9 @@ OFFSET_TOL = 1e-4  # pixels: an epoch this close to a whole-pixel shift of the g
 _T = TypeVar("_T")
 COVERAGE_MAX = 2048  # long side of the coarse map of where valid pixels may be
 COARSE_MAX = 1024  # long side of the decimated read used for the stretch and the all-nodata check
+#: most windows a scan reads one by one where the files declare their valid regions (beyond,
+#: a whole-grid decimated read is cheaper than many small ones)
+MAX_SCAN_REGIONS = 64
 STRETCH_PCT = (2.0, 98.0)
 DENSIFY = 21
 
@@ -793,6 +796,8 @@ class ScenePair:
         pre, post = (self._grid_rects(ep) for ep in self._epochs.values())
         if pre is None or post is None:
             return pre if post is None else post
+        if len(pre) * len(post) > MAX_SCAN_REGIONS**2:
+            return None  # too many to pair up cheaply: as if unknown
         out = []
         for a in pre:
             for b in post:
@@ -860,7 +865,7 @@ class ScenePair:
         g = self.grid
         regions = self.regions()
         area = sum(w.width * w.height for w in regions) if regions is not None else g.width * g.height
-        if regions is not None and area <= g.width * g.height / 2:
+        if regions is not None and len(regions) <= MAX_SCAN_REGIONS and area <= g.width * g.height / 2:
             self._coverage = Coverage.of_windows(g.height, g.width, regions)
             f = max(1, math.ceil(math.sqrt(area) / COARSE_MAX))  # about COARSE_MAX² samples in all
         else:
