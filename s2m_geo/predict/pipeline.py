@@ -212,7 +212,8 @@ class _Writer:
             if nothing:
                 self.counts[NODATA_CLASS] += classes.size
             else:
-                self.counts += np.bincount(classes.ravel(), minlength=256)
+                for r in range(0, classes.shape[0], 256):  # bincount takes intp: 8 bytes a pixel, in strips
+                    self.counts += np.bincount(classes[r : r + 256].ravel(), minlength=256)
                 self.written += classes.size
             for s in self.extra_sinks:
                 s(core, classes, confidence, probs)
