@@ -7,6 +7,8 @@
   pixel it came from;
 - :func:`difference_onnx` — a two-input ONNX model that costs next to nothing (the absolute
   difference of the epochs), so a run measures the pipeline around the model;
+- :func:`mosaic_vrt` — a large VRT whose rest is nodata around scenes placed in it (a
+  mosaic's footprints in a nodata frame);
 - :func:`changes_from_label` — the ``changes`` and ``scenes`` layers of a label raster, as
   ``predict`` would write them for a perfect model (questions for ``s2m-geo ask``);
 - :func:`run_cli` / :func:`assert_fails_well` — a command run in-process, and the check of
@@ -125,6 +127,42 @@ def difference_onnx(
     model.metadata_props.add(key=META_KEY, value=meta.to_json())
     onnx.save(model, str(path))
     return Path(path)
+
+
+def mosaic_vrt(sources: list[tuple[str | Path, int, int]], dst: str | Path, size: int) -> Path:
+    """Write a ``size`` x ``size`` VRT holding each ``(file, row, col)`` with its top-left
+    pixel at that offset, nodata 0 elsewhere (every band of the first file; same band count
+    and uint8 assumed), georeferenced as the first file shifted to its offset."""
+    from xml.sax.saxutils import escape
+
+    import rasterio
+
+    with rasterio.open(sources[0][0]) as ds:
+        t, crs, count = ds.transform, ds.crs.to_wkt(), ds.count
+    _, r0, c0 = sources[0]
+    gt = ", ".join(map(repr, (t.c - c0 * t.a, t.a, 0.0, t.f - r0 * t.e, 0.0, t.e)))
+    shapes = []
+    for src, _, _ in sources:
+        with rasterio.open(src) as ds:
+            shapes.append((ds.width, ds.height))
+    bands = "".join(
+        f'<VRTRasterBand dataType="Byte" band="{b}"><NoDataValue>0</NoDataValue>'
+        + "".join(
+            f'<SimpleSource><SourceFilename relativeToVRT="0">{escape(str(Path(src).resolve()))}</SourceFilename>'
+            f'<SourceBand>{b}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+            f'<DstRect xOff="{col}" yOff="{row}" xSize="{w}" ySize="{h}"/></SimpleSource>'
+            for (src, row, col), (w, h) in zip(sources, shapes)
+        )
+        + "</VRTRasterBand>"
+        for b in range(1, count + 1)
+    )
+    out = Path(dst)
+    out.write_text(
+        f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>{escape(crs)}</SRS>'
+        f"<GeoTransform>{gt}</GeoTransform>{bands}</VRTDataset>",
+        encoding="utf-8",
+    )
+    return out
 
 
 def changes_from_label(label: str | Path, output: str | Path, table: ClassTable | None = None) -> Path:

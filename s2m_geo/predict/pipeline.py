@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..model.normalization import Normalization
 from ..outputs import check_outputs, claimed, same_file
 from .runners import ChangeModel, load_change_model
-from .stitch import BlockPartial, Stitcher
+from .stitch import BlockPartial, Stitcher, is_nodata_core
 from .style import style_path, write_raster_style
 from .tiling import Block, Rect, TileLayout
 
@@ -105,6 +105,34 @@ def input_warnings(pre: str | Path, post: str | Path) -> list[str]:
     return []
 
 
+#: A class raster of more pixels than this, at most :data:`SPARSE_WRITTEN` of them written (a
+#: mosaic's footprints in a nodata frame), is published as a sparse tiled GeoTIFF instead of
+#: a COG: GDAL's COG copy and its overviews pass over every pixel of the grid (~25 s for a
+#: 100,000² grid holding two 4096² footprints), the GTiff copy skips the blocks never written.
+SPARSE_MIN_PIXELS = 8192 * 8192
+SPARSE_WRITTEN = 0.25
+
+
+def _sparse_tiff(src: Path, dst: Path) -> None:
+    """Copy a sparse tiled GeoTIFF to a deflated one, its never-written blocks left empty (they
+    read as nodata; nodata, colour table and tags come along); no overviews."""
+    from rasterio.shutil import copy as rio_copy
+
+    with rasterio.open(src) as ds:
+        rio_copy(
+            ds,
+            dst,
+            driver="GTiff",
+            tiled=True,
+            blockxsize=512,
+            blockysize=512,
+            compress="DEFLATE",
+            BIGTIFF="IF_SAFER",
+            SPARSE_OK="TRUE",
+            NUM_THREADS="ALL_CPUS",
+        )
+
+
 def _cog(src: Path, dst: Path, resampling: str) -> None:
     """Copy a tiled GeoTIFF to a Cloud Optimized GeoTIFF (overviews down to one block;
     nodata, colour table and tags come along)."""
@@ -169,12 +197,13 @@ class _Writer:
             for c in self.table:
                 self.probs.set_band_description(c.id + 1, c.name)
         self.counts = np.zeros(256, np.int64)
+        self.written = 0  # pixels of the cores written (the others are left sparse)
         self.lock = threading.Lock()
         self.extra_sinks: list[Callable] = []
 
     def sink(self, core: Rect, classes: np.ndarray, confidence: np.ndarray, probs: np.ndarray | None) -> None:
         # a core without a valid pixel is what the sparse files read where nothing is written
-        nothing = classes.flat[0] == NODATA_CLASS and not (classes != NODATA_CLASS).any()
+        nothing = is_nodata_core(classes)
         with self.lock:
             if self.ds is not None and not nothing:
                 self.ds.write(classes, 1, window=_window(core))
@@ -183,7 +212,9 @@ class _Writer:
             if nothing:
                 self.counts[NODATA_CLASS] += classes.size
             else:
-                self.counts += np.bincount(classes.ravel(), minlength=256)
+                for r in range(0, classes.shape[0], 256):  # bincount takes intp: 8 bytes a pixel, in strips
+                    self.counts += np.bincount(classes[r : r + 256].ravel(), minlength=256)
+                self.written += classes.size
             for s in self.extra_sinks:
                 s(core, classes, confidence, probs)
 
@@ -510,7 +541,11 @@ def _predict(
                 assert writer.tmp_raster is not None
                 try:
                     with atomic_path(raster) as final_tmp:
-                        _cog(writer.tmp_raster, final_tmp, "NEAREST")
+                        pixels = grid.width * grid.height
+                        if pixels > SPARSE_MIN_PIXELS and writer.written <= SPARSE_WRITTEN * pixels:
+                            _sparse_tiff(writer.tmp_raster, final_tmp)
+                        else:
+                            _cog(writer.tmp_raster, final_tmp, "NEAREST")
                 finally:
                     discard(writer.tmp_raster)
                 write_raster_style(raster, meta.class_table)

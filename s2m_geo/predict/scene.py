@@ -54,6 +54,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -94,6 +95,9 @@ OFFSET_TOL = 1e-4  # pixels: an epoch this close to a whole-pixel shift of the g
 _T = TypeVar("_T")
 COVERAGE_MAX = 2048  # long side of the coarse map of where valid pixels may be
 COARSE_MAX = 1024  # long side of the decimated read used for the stretch and the all-nodata check
+#: most windows a scan reads one by one where the files declare their valid regions (beyond,
+#: a whole-grid decimated read is cheaper than many small ones)
+MAX_SCAN_REGIONS = 64
 STRETCH_PCT = (2.0, 98.0)
 DENSIFY = 21
 
@@ -297,6 +301,9 @@ class _Epoch:
     #: 1-based alpha band whose 0 must also count as invalid: a source with both an alpha
     #: band and a declared nodata value, whose GDAL masks follow the nodata value only
     alpha: int | None = None
+    #: native-pixel rectangles (col, row, width, height) outside which the file holds no valid
+    #: pixel of the selected bands, as it declares itself (a VRT mosaic's sources); None: unknown
+    regions: tuple[tuple[int, int, int, int], ...] | None = None
 
     def to_model_units(self, data: np.ndarray) -> np.ndarray:
         """Native values (C,h,w) -> float32 0..255 model input units."""
@@ -434,7 +441,67 @@ def _describe_epoch(
         zero_rule=bool(zero_as_nodata and nodata is None),
         scaling=scaling,
         scale=scale,
+        regions=None if has_alpha else _declared_regions(ds, path, bands, bool(zero_as_nodata and nodata is None)),
     )
+
+
+#: the VRT sources whose pixels land only inside their DstRect
+_VRT_SOURCES = {"SimpleSource", "ComplexSource", "AveragedSource", "KernelFilteredSource"}
+
+
+def vrt_source_rects(
+    xml: str, bands: Sequence[int], width: int, height: int, zero_invalid: bool = False
+) -> tuple[tuple[int, int, int, int], ...] | None:
+    """The pixel rectangles ``(col, row, width, height)`` of a VRT's sources for the 1-based
+    ``bands`` (their DstRects, snapped outward and clipped to the raster): outside them each
+    band holds its NoDataValue (or 0, invalid when ``zero_invalid``). None when that cannot be
+    told from the XML alone (a warped or derived VRT, a mask band, a band without NoDataValue
+    whose zeros are valid, a source without DstRect)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    if root.tag != "VRTDataset" or root.get("subClass") or root.find("MaskBand") is not None:
+        return None
+    by_band = {el.get("band"): el for el in root.findall("VRTRasterBand")}
+    rects: set[tuple[int, int, int, int]] = set()
+    for b in bands:
+        band = by_band.get(str(b))
+        if band is None or band.get("subClass") or band.find("MaskBand") is not None:
+            return None
+        if band.find("NoDataValue") is None and not zero_invalid:
+            return None
+        for src in band:
+            if not src.tag.endswith("Source"):
+                continue
+            dst = src.find("DstRect")
+            if src.tag not in _VRT_SOURCES or dst is None:
+                return None
+            try:
+                x, y, w, h = (float(dst.get(k, "")) for k in ("xOff", "yOff", "xSize", "ySize"))
+            except ValueError:
+                return None
+            c0, r0 = max(math.floor(x), 0), max(math.floor(y), 0)
+            c1, r1 = min(math.ceil(x + w), width), min(math.ceil(y + h), height)
+            if c1 > c0 and r1 > r0:
+                rects.add((c0, r0, c1 - c0, r1 - r0))
+    return tuple(sorted(rects))
+
+
+def _declared_regions(
+    ds, path: str, bands: tuple[int, ...], zero_invalid: bool
+) -> tuple[tuple[int, int, int, int], ...] | None:
+    """:attr:`_Epoch.regions` of an open dataset: a local VRT's sources, else None."""
+    if ds.driver != "VRT" or not _is_local(path) or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            xml = f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return vrt_source_rects(xml, bands, ds.width, ds.height, zero_invalid)
 
 
 def _vrt_kwargs(ep: _Epoch, grid: Grid, resampling: Resampling = Resampling.bilinear) -> dict:
@@ -687,17 +754,59 @@ class ScenePair:
         valid[dst] = ok_pre & ok_post
         return valid
 
-    def _read_coarse(self, ep: _Epoch, factor: int, ch: int, cw: int) -> tuple[np.ndarray, np.ndarray]:
-        """A decimated (nearest) read of an epoch over the whole grid: data (C,ch,cw), valid."""
-        whole = self.grid.window()
+    def _read_coarse(self, ep: _Epoch, window: Window, factor: int) -> tuple[np.ndarray, np.ndarray]:
+        """A decimated (nearest, 1 in ``factor``) read of an epoch over a window of the grid:
+        data (C,ch,cw), valid (ch,cw)."""
         if factor == 1:
-            return _read_epoch(ep, self._handles().readers[ep.name], whole)
+            return _read_epoch(ep, self._handles().readers[ep.name], window)
+        h, w = int(window.height), int(window.width)
+        ch, cw = math.ceil(h / factor), math.ceil(w / factor)
         if ep.offset is not None:
-            return _read_epoch(ep, self._handles().readers[ep.name], whole, out_shape=(ch, cw))
+            return _read_epoch(ep, self._handles().readers[ep.name], window, out_shape=(ch, cw))
         g = self.grid
-        coarse = Grid(g.crs, g.transform * Affine.scale(g.width / cw, g.height / ch), cw, ch)
+        coarse = Grid(g.crs, g.window_transform(window) * Affine.scale(w / cw, h / ch), cw, ch)
         with rasterio.open(ep.path) as ds, WarpedVRT(ds, **_vrt_kwargs(ep, coarse, Resampling.nearest)) as vrt:
             return _read_epoch(ep, vrt, coarse.window())
+
+    def _grid_rects(self, ep: _Epoch) -> list[Window] | None:
+        """An epoch's :attr:`_Epoch.regions` as windows of the grid (None: unknown)."""
+        if ep.regions is None:
+            return None
+        g = self.grid
+        out = []
+        for col, row, w, h in ep.regions:
+            if ep.offset is not None:
+                r, c = ep.offset
+                win = Window(col - c, row - r, w, h)
+            else:
+                sub = Grid(ep.native.crs, ep.native.transform * Affine.translation(col, row), w, h)
+                box = footprint_box(sub, g.crs, g.transform)
+                if box is None:
+                    return None
+                c0, r0, c1, r1 = snap_box(box)
+                win = Window(c0 - 1, r0 - 1, c1 - c0 + 2, r1 - r0 + 2)  # bilinear reaches a pixel further
+            clipped = clip_window(win, g.height, g.width)
+            if clipped is not None:
+                out.append(clipped[0])
+        return out
+
+    def regions(self) -> list[Window] | None:
+        """Windows of the grid outside which no pixel is jointly valid, as the files declare it
+        (a VRT mosaic's sources), found without reading a pixel; None when unknown."""
+        pre, post = (self._grid_rects(ep) for ep in self._epochs.values())
+        if pre is None or post is None:
+            return pre if post is None else post
+        if len(pre) * len(post) > MAX_SCAN_REGIONS**2:
+            return None  # too many to pair up cheaply: as if unknown
+        out = []
+        for a in pre:
+            for b in post:
+                c0, r0 = max(a.col_off, b.col_off), max(a.row_off, b.row_off)
+                c1 = min(a.col_off + a.width, b.col_off + b.width)
+                r1 = min(a.row_off + a.height, b.row_off + b.height)
+                if c1 > c0 and r1 > r0:
+                    out.append(Window(c0, r0, c1 - c0, r1 - r0))
+        return out
 
     def coverage(self) -> Coverage:
         """Where both epochs may hold a valid pixel, on a coarse grid (computed once): a tile
@@ -741,23 +850,35 @@ class ScenePair:
                 )
         return np.asarray((avg != nodata).any(axis=0))
 
-    def _any_valid_full(self, rows: int = 512) -> bool:
-        """Full-resolution scan, strip by strip, for any jointly valid pixel."""
-        for r in range(0, self.grid.height, rows):
-            if self.read_valid(Window(0, r, self.grid.width, min(rows, self.grid.height - r))).any():
+    def _any_valid_full(self, window: Window, rows: int = 512) -> bool:
+        """Full-resolution scan of a window, strip by strip, for any jointly valid pixel."""
+        c, r0, w, h = int(window.col_off), int(window.row_off), int(window.width), int(window.height)
+        for r in range(r0, r0 + h, rows):
+            if self.read_valid(Window(c, r, w, min(rows, r0 + h - r))).any():
                 return True
         return False
 
     def _scan(self) -> None:
-        """Refuse an all-nodata overlap and compute the percentile stretches, from decimated reads."""
-        f, ch, cw = coarse_shape(self.grid.height, self.grid.width, COARSE_MAX)
-        (pre_d, pre_v), (post_d, post_v) = _both(
-            lambda ep: self._read_coarse(ep, f, ch, cw), self._epochs["pre"], self._epochs["post"]
-        )
+        """Refuse an all-nodata overlap and compute the percentile stretches, from decimated reads:
+        of the whole grid, or only of the :meth:`regions` the files declare when they cover at
+        most half of it (a mosaic's footprints in a nodata frame: the frame costs nothing)."""
+        g = self.grid
+        regions = self.regions()
+        area = sum(w.width * w.height for w in regions) if regions is not None else g.width * g.height
+        if regions is not None and len(regions) <= MAX_SCAN_REGIONS and area <= g.width * g.height / 2:
+            self._coverage = Coverage.of_windows(g.height, g.width, regions)
+            f = max(1, math.ceil(math.sqrt(area) / COARSE_MAX))  # about COARSE_MAX² samples in all
+        else:
+            regions = [g.window()]
+            f = coarse_shape(g.height, g.width, COARSE_MAX)[0]
+        pre_ep, post_ep = self._epochs["pre"], self._epochs["post"]
+        reads = [_both(partial(self._read_coarse, window=win, factor=f), pre_ep, post_ep) for win in regions]
+        pre_d, pre_v = _side_by_side([r[0] for r in reads], pre_ep)
+        post_d, post_v = _side_by_side([r[1] for r in reads], post_ep)
         joint = pre_v & post_v
-        if joint.all():  # every sample valid: a coverage map would skip nothing, so read none
-            self._coverage = Coverage(self.grid.height, self.grid.width, None)
-        if not joint.any() and (f == 1 or not self._any_valid_full()):
+        if joint.all() and self._coverage is None:  # every sample valid: a coverage map would skip nothing
+            self._coverage = Coverage(g.height, g.width, None)
+        if not joint.any() and (f == 1 or not any(self._any_valid_full(win) for win in regions)):
             if not pre_v.any():
                 bad = self.pre_path
             elif not post_v.any():
@@ -775,6 +896,16 @@ class ScenePair:
                 self._epochs[name] = replace(ep, stretch=percentile_stretch(data, use))
 
 
+def _side_by_side(parts: list[tuple[np.ndarray, np.ndarray]], ep: _Epoch) -> tuple[np.ndarray, np.ndarray]:
+    """Decimated reads of several windows as one row of samples: data (C,1,n), valid (1,n)."""
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return np.zeros((len(ep.bands), 1, 0), ep.dtype), np.zeros((1, 0), bool)
+    data = np.concatenate([d.reshape(d.shape[0], 1, -1) for d, _ in parts], axis=2)
+    return data, np.concatenate([v.reshape(1, -1) for _, v in parts], axis=1)
+
+
 def _both(read: Callable[[_Epoch], _T], pre: _Epoch, post: _Epoch) -> tuple[_T, _T]:
     """``read`` of both epochs at once, one in a thread of its own (whole-scene reads: each
     is mostly GDAL decoding, which runs outside the GIL)."""
@@ -790,6 +921,17 @@ class Coverage:
     height: int
     width: int
     cells: np.ndarray | None
+
+    @classmethod
+    def of_windows(cls, height: int, width: int, windows: Sequence[Window]) -> Coverage:
+        """The coarse map of a grid whose valid pixels all lie inside ``windows``."""
+        _, ch, cw = coarse_shape(height, width, COVERAGE_MAX)
+        cells = np.zeros((ch, cw), bool)
+        for w in windows:
+            r0, c0 = int(w.row_off), int(w.col_off)
+            r1, c1 = r0 + int(w.height), c0 + int(w.width)
+            cells[r0 * ch // height : -(-r1 * ch // height), c0 * cw // width : -(-c1 * cw // width)] = True
+        return cls(height, width, cells)
 
     def may_hold(self, window: Window) -> bool:
         """Whether ``window`` (grid pixels) may hold a valid pixel; False only when certain."""

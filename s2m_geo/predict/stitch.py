@@ -76,6 +76,51 @@ def core_rects(layout: TileLayout, blocks: list[Block], block_tiles: int) -> dic
     }
 
 
+def _argmax_max(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``acc.argmax(0)`` as uint8 and ``acc.max(0)``, plane by plane: numpy's argmax over the
+    first axis copies the whole (K+1, h, w) array first (and returns int64)."""
+    best = acc[0].copy()
+    classes = np.zeros(best.shape, np.uint8)
+    for k in range(1, acc.shape[0]):
+        better = acc[k] > best  # strictly: a tie keeps the first class, as argmax does
+        classes[better] = k
+        np.maximum(best, acc[k], out=best)
+    return classes, best
+
+
+def _embed(
+    area: Rect, core: Rect, classes: np.ndarray, confidence: np.ndarray, probs: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A core's arrays with ``area``'s in place and nodata around them."""
+    h, w = core.height, core.width
+    dst = area.slices(core)
+    full = np.full((h, w), NODATA_CLASS, np.uint8)
+    full[dst] = classes
+    conf = np.zeros((h, w), np.float32)
+    conf[dst] = confidence
+    if probs is not None:
+        p = np.zeros((probs.shape[0], h, w), np.float32)
+        p[(slice(None), *dst)] = probs
+        probs = p
+    return full, conf, probs
+
+
+def nodata_core(h: int, w: int, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The classes, confidence and (``num_classes`` > 0) probabilities of an ``h`` x ``w`` core
+    without a valid pixel, as read-only views of one value each: a mosaic's nodata frame
+    allocates nothing, however many cores it has (:func:`is_nodata_core` tells them apart)."""
+    classes = np.broadcast_to(np.uint8(NODATA_CLASS), (h, w))
+    probs = np.broadcast_to(np.float32(0), (num_classes, h, w)) if num_classes else None
+    return classes, np.broadcast_to(np.float32(0), (h, w)), probs
+
+
+def is_nodata_core(classes: np.ndarray) -> bool:
+    """Whether a core's ``classes`` hold no valid pixel (cheap for :func:`nodata_core`'s)."""
+    if classes.flat[0] != NODATA_CLASS:
+        return False
+    return all(s == 0 for s in classes.strides) or not (classes != NODATA_CLASS).any()
+
+
 @dataclass
 class _Pending:
     """A core waiting for its contributors: copies of the parts of their partials that fall
@@ -130,7 +175,8 @@ class Stitcher:
         return not self._pending
 
     def add(self, partial: BlockPartial) -> None:
-        """Merge one block's partial; finalise every core it completes."""
+        """Merge one block's partial; finalise every core it completes. The partial's arrays
+        are the stitcher's from then on (a core's sum is made in them)."""
         ext = partial.block.extent
         for key in self._touched(ext):
             p = self._pending[key]
@@ -158,14 +204,23 @@ class Stitcher:
         p = self._pending.pop(key)
         h, w = p.core.height, p.core.width
         if not p.pieces:  # no block brought evidence: all nodata, without computing anything
-            empty = np.zeros((self.num_classes, h, w), np.float32) if self.want_probabilities else None
-            self.sink(p.core, np.full((h, w), NODATA_CLASS, np.uint8), np.zeros((h, w), np.float32), empty)
+            self.sink(p.core, *nodata_core(h, w, self.num_classes if self.want_probabilities else 0))
             return
-        acc = np.zeros((self.num_classes, h, w), np.int32)
-        wsum = np.zeros((h, w), np.int32)
-        valid = np.zeros((h, w), bool)
+        # the core's own block covers it whole: its piece is the sum the others are added to
+        # (a view of that partial, or a copy of it: no core-sized array of K+1 planes more);
+        # without it (a mosaic's footprint edge) only the pieces' bounding box is summed
+        whole = next((i for i, piece in enumerate(p.pieces) if piece[0] == p.core), None)
+        if whole is not None:
+            area, acc, wsum, valid = p.pieces.pop(whole)
+        else:
+            r0, c0 = min(q[0].row for q in p.pieces), min(q[0].col for q in p.pieces)
+            r1, c1 = max(q[0].row_end for q in p.pieces), max(q[0].col_end for q in p.pieces)
+            area = Rect(r0, c0, r1 - r0, c1 - c0)
+            acc = np.zeros((self.num_classes, area.height, area.width), np.int32)
+            wsum = np.zeros((area.height, area.width), np.int32)
+            valid = np.zeros((area.height, area.width), bool)
         for part, a, ws, v in p.pieces:
-            dst = part.slices(p.core)
+            dst = part.slices(area)
             acc[(slice(None), *dst)] += a
             wsum[dst] += ws
             valid[dst] |= v
@@ -174,8 +229,8 @@ class Stitcher:
         wsum_f = np.maximum(wsum, 1).astype(np.float32)
         # the blend divides every class by the same positive weight sum, so the argmax and
         # the max can be taken on the exact integer sums
-        classes = acc.argmax(0).astype(np.uint8)
-        confidence = acc.max(0).astype(np.float32) / wsum_f
+        classes, best = _argmax_max(acc)
+        confidence = best.astype(np.float32) / wsum_f
         classes[~ok] = NODATA_CLASS
         confidence[~ok] = 0.0
         probs = None
@@ -183,4 +238,6 @@ class Stitcher:
             probs = acc.astype(np.float32) / wsum_f
             probs[:, ~ok] = 0.0
         del acc, wsum, valid
+        if area != p.core:  # the rest of the core had no evidence: nodata
+            classes, confidence, probs = _embed(area, p.core, classes, confidence, probs)
         self.sink(p.core, classes, confidence, probs)

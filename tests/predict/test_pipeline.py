@@ -5,6 +5,7 @@ import subprocess
 import numpy as np
 import pytest
 import rasterio
+from rasterio.windows import Window
 
 from s2m_geo.classes import NODATA_CLASS
 from s2m_geo.predict.pipeline import PredictOptions, predict
@@ -312,3 +313,51 @@ def test_a_nodata_frame_costs_no_reads_and_changes_nothing(tmp_path, tiny_model,
     assert a.tiles == b.tiles and a.tiles_skipped == b.tiles_skipped
     assert n_fast < len(reads) / 4  # only tiles near the valid area were read
     np.testing.assert_array_equal(_read(tmp_path / "a.tif")[0], _read(tmp_path / "b.tif")[0])
+
+
+def test_an_all_nodata_core_allocates_nothing():
+    """A core no block brought evidence to reaches the sinks as read-only views of one value
+    (no array of its size), and the writer knows it for one without a valid pixel."""
+    from s2m_geo.predict.stitch import BlockPartial, Stitcher, is_nodata_core
+    from s2m_geo.predict.tiling import TileLayout
+
+    layout = TileLayout(3000, 3000, 256, 32)
+    blocks = layout.blocks(2)
+    got = []
+    stitcher = Stitcher(layout, blocks, 2, 7, lambda core, *arrays: got.append(arrays))
+    for b in blocks:
+        stitcher.add(BlockPartial.nothing(b))
+    assert stitcher.done and len(got) == len(blocks)
+    for classes, confidence, probs in got:
+        for a in (classes, confidence, probs):
+            assert all(s == 0 for s in a.strides) and not a.flags.writeable
+        assert is_nodata_core(classes) and classes[0, 0] == NODATA_CLASS and probs.shape[0] == 7
+    dense = np.full((5, 5), NODATA_CLASS, np.uint8)
+    assert is_nodata_core(dense)
+    dense[4, 4] = 1
+    assert not is_nodata_core(dense)
+
+
+def test_a_sparse_mosaic_costs_its_footprints(tmp_path, monkeypatch):
+    """A mosaic VRT mostly nodata: the frame's tiles are skipped unread and counted as progress,
+    its blocks are never written (the raster is a sparse tiled GeoTIFF, not a COG), and the
+    footprint reads as it does predicted alone (a per-pixel model: the tiling cannot matter)."""
+    import s2m_geo.predict.pipeline as pl
+    from s2m_geo.testing import mosaic_vrt
+
+    monkeypatch.setattr(pl, "SPARSE_MIN_PIXELS", 1000 * 1000)
+    scene = write_scene(tmp_path / "s", SceneSpec(size=300, seed=4))
+    vrts = {k: mosaic_vrt([(scene[k], 1500, 2600)], tmp_path / f"{k}.vrt", 4000) for k in ("pre", "post")}
+    model = BrightBandModel()
+    progress = []
+    res = predict(vrts["pre"], vrts["post"], tmp_path / "m.tif", model, progress=lambda *a: progress.append(a))
+    predict(scene["pre"], scene["post"], tmp_path / "alone.tif", model)
+    infer = [p for p in progress if p[0] == "infer"]
+    assert infer[-1][1] == infer[-1][2] == res.tiles + res.tiles_skipped and res.tiles_skipped > 10 * res.tiles
+    assert any(0 < done < total for _, done, total in infer)  # skipped work shows before the end
+    with rasterio.open(tmp_path / "m.tif") as ds, rasterio.open(tmp_path / "alone.tif") as alone:
+        assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") != "COG" and ds.overviews(1) == []
+        assert ds.nodata == NODATA_CLASS and ds.colormap(1)[1][:3] == (0xE3, 0x1A, 0x1C)
+        assert ds.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1) in (None, "", "0")  # never written
+        np.testing.assert_array_equal(ds.read(1, window=Window(2600, 1500, 300, 300)), alone.read(1))
+        assert (ds.read(1, window=Window(0, 0, 2600, 1500)) == NODATA_CLASS).all()

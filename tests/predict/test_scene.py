@@ -723,3 +723,83 @@ def test_coverage_is_everywhere_when_it_cannot_be_known_cheaply(small_scene, tmp
     signed = _framed(tmp_path, "s.tif", data, 600, (0, 0), 0)  # a signed type: averages could hit 0
     with open_pair(signed, signed) as pair:
         assert pair.coverage().cells is None and pair.coverage().may_hold(Window(590, 590, 5, 5))
+
+
+def test_vrt_source_rects_are_the_dst_rects_or_unknown():
+    from s2m_geo.predict.scene import vrt_source_rects
+
+    def vrt(band: str, extra: str = "") -> str:
+        return f'<VRTDataset rasterXSize="100" rasterYSize="80">{extra}{band}</VRTDataset>'
+
+    src = '<SimpleSource><DstRect xOff="{}" yOff="{}" xSize="{}" ySize="{}"/></SimpleSource>'
+    band = (
+        '<VRTRasterBand band="1"><NoDataValue>0</NoDataValue>'
+        + src.format(10.5, 5, 20, 10)
+        + src.format(90, 70, 50, 50)  # clipped to the raster
+        + src.format(200, 0, 5, 5)  # outside it: nothing
+        + "</VRTRasterBand>"
+    )
+    assert vrt_source_rects(vrt(band), [1], 100, 80) == ((10, 5, 21, 10), (90, 70, 10, 10))
+    assert vrt_source_rects(vrt(band), [2], 100, 80) is None  # no such band
+    bare = band.replace("<NoDataValue>0</NoDataValue>", "")
+    assert vrt_source_rects(vrt(bare), [1], 100, 80) is None  # outside the sources reads a valid 0
+    assert vrt_source_rects(vrt(bare), [1], 100, 80, zero_invalid=True) is not None
+    assert vrt_source_rects(vrt(band, "<MaskBand/>"), [1], 100, 80) is None
+    assert vrt_source_rects(vrt(band.replace("SimpleSource", "ThingSource")), [1], 100, 80) is None
+    assert (
+        vrt_source_rects(vrt(band.replace('band="1"', 'band="1" subClass="VRTDerivedRasterBand"')), [1], 100, 80)
+        is None
+    )
+    assert vrt_source_rects("not xml", [1], 100, 80) is None
+
+
+def test_a_sparse_mosaic_is_scanned_only_where_its_sources_are(tmp_path, monkeypatch):
+    """A 20000² VRT holding two 256² scenes: the scan reads near them only, and the coverage
+    map skips the frame, without a pixel of it read."""
+    import s2m_geo.predict.scene as sc
+    from s2m_geo.testing import mosaic_vrt
+
+    scene = write_scene(tmp_path / "s", SceneSpec(size=256, seed=3))
+    at = [(5000, 7000), (15000, 300)]
+    vrts = {k: mosaic_vrt([(scene[k], r, c) for r, c in at], tmp_path / f"{k}.vrt", 20000) for k in ("pre", "post")}
+    read = []
+    original = sc.ScenePair._read_coarse
+    monkeypatch.setattr(
+        sc.ScenePair,
+        "_read_coarse",
+        lambda self, ep, window, factor: read.append(window) or original(self, ep, window, factor),
+    )
+    with open_pair(vrts["pre"], vrts["post"]) as pair:
+        sources = [Window(c, r, 256, 256) for r, c in at]
+        assert sorted(pair.regions(), key=lambda w: w.row_off) == sources
+        assert read and all(w in sources for w in read)
+        cov = pair.coverage()
+        assert all(cov.may_hold(w) for w in sources)
+        assert not cov.may_hold(Window(0, 0, 4000, 4000)) and not cov.may_hold(Window(12000, 12000, 512, 512))
+        # what is read there is what the scenes hold
+        pre, post, valid = pair.read(sources[0])
+        with rasterio.open(scene["pre"]) as ds:
+            np.testing.assert_array_equal(pre, ds.read().astype(np.float32) * valid)
+
+
+def test_a_warped_mosaic_declares_its_sources_on_the_grid(tmp_path):
+    """Post shifted by half a pixel is warped onto pre's grid: its sources' rectangles are
+    carried onto the grid (a pixel of margin for bilinear), and the frame is still skipped."""
+    from s2m_geo.testing import mosaic_vrt
+
+    scene = write_scene(tmp_path / "s", SceneSpec(size=256, seed=3))
+    pre = mosaic_vrt([(scene["pre"], 3000, 4000)], tmp_path / "pre.vrt", 10000)
+    post = mosaic_vrt([(scene["post"], 3000, 4000)], tmp_path / "post.vrt", 10000)
+    with rasterio.open(post) as ds:
+        t = ds.transform
+    text = post.read_text(encoding="utf-8")
+    shifted = f"{t.c + 0.5 * t.a!r}, {t.a!r}, 0.0, {t.f!r}, 0.0, {t.e!r}"
+    post.write_text(text.replace(", ".join(map(repr, (t.c, t.a, 0.0, t.f, 0.0, t.e))), shifted), encoding="utf-8")
+    with open_pair(pre, post) as pair:
+        assert pair.warped == {"pre": False, "post": True}
+        (region,) = pair.regions()
+        inside = Window(4001, 3000, 255, 256)  # post covers these pre pixels wholly
+        assert region.col_off <= inside.col_off and region.row_off <= inside.row_off
+        assert region.col_off + region.width >= 4256 and region.height <= 256 + 2
+        assert not pair.coverage().may_hold(Window(0, 0, 2000, 2000))
+        assert pair.read_valid(inside).all()

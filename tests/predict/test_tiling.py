@@ -125,3 +125,36 @@ def test_stitching_is_identical_for_any_block_split_and_order(layout, block_tile
     assert np.array_equal(one_c, many_c) and np.array_equal(one_p, many_p)
     assert (one_c[:3] == NODATA_CLASS).all() and (one_c[3:] != NODATA_CLASS).all()
     assert np.allclose(one_p[:, 3:].sum(0), 1.0, atol=1e-5)
+
+
+def test_a_block_without_evidence_stitches_as_one_of_zeros():
+    """A mosaic's footprint edge: blocks that saw no valid pixel come as ``nothing`` partials,
+    so a core may get evidence only from its neighbours' spill strips (summed over their
+    bounding box alone); the result is that of zero partials in their place."""
+    layout, k = TileLayout(700, 900, 96, 16), 3
+    blocks = layout.blocks(2)
+    evidence = {b.index for i, b in enumerate(blocks) if i % 3 == 0}
+    outs = []
+    for zeros in (False, True):
+        got: dict = {}
+        st_ = Stitcher(
+            layout, blocks, 2, k, lambda core, *a, got=got: got.__setitem__(core, tuple(x.copy() for x in a))
+        )
+        for b in blocks:
+            if b.index not in evidence and not zeros:
+                st_.add(BlockPartial.nothing(b))
+                continue
+            p = BlockPartial.empty(b, k)
+            if b.index in evidence:
+                for t in b.tiles:
+                    valid = np.random.default_rng([t.row, t.col]).random((t.height, t.width)) < 0.9
+                    p.add_tile(t, _fake_probs(t, k), layout.tile_weights(t), valid)
+            st_.add(p)
+        assert st_.done
+        outs.append(got)
+    assert outs[0].keys() == outs[1].keys()
+    for core, arrays in outs[0].items():
+        assert all(np.array_equal(x, y) for x, y in zip(arrays, outs[1][core]))
+    cores = core_rects(layout, blocks, 2)
+    lent = [i for i, core in cores.items() if i not in evidence and (outs[0][core][0] != NODATA_CLASS).any()]
+    assert lent  # cores whose only evidence is a neighbour's spill
