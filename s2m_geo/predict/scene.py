@@ -98,6 +98,9 @@ COARSE_MAX = 1024  # long side of the decimated read used for the stretch and th
 #: most windows a scan reads one by one where the files declare their valid regions (beyond,
 #: a whole-grid decimated read is cheaper than many small ones)
 MAX_SCAN_REGIONS = 64
+#: samples along the long side of the probe that comes before a whole-grid scan: spaced wider
+#: than a file's blocks, it decodes only the blocks on its rows and columns
+PROBE_SIDE = 16
 STRETCH_PCT = (2.0, 98.0)
 DENSIFY = 21
 
@@ -850,6 +853,14 @@ class ScenePair:
                 )
         return np.asarray((avg != nodata).any(axis=0))
 
+    def _probe_all_valid(self) -> bool:
+        """Whether every sample of a sparse decimated read (:data:`PROBE_SIDE` along the long
+        side) is valid in both epochs."""
+        g = self.grid
+        f = max(1, math.ceil(max(g.height, g.width) / PROBE_SIDE))
+        reads = _both(partial(self._read_coarse, window=g.window(), factor=f), *self._epochs.values())
+        return bool((reads[0][1] & reads[1][1]).all())
+
     def _any_valid_full(self, window: Window, rows: int = 512) -> bool:
         """Full-resolution scan of a window, strip by strip, for any jointly valid pixel."""
         c, r0, w, h = int(window.col_off), int(window.row_off), int(window.width), int(window.height)
@@ -871,6 +882,13 @@ class ScenePair:
         else:
             regions = [g.window()]
             f = coarse_shape(g.height, g.width, COARSE_MAX)[0]
+            if all(ep.scaling != "stretch" for ep in self._epochs.values()) and self._probe_all_valid():
+                # valid samples: not all nodata; no stretch to compute; and a frame of nodata the
+                # probe missed costs only the reads of its tiles (each found empty and skipped).
+                # The whole-grid scan would decode every block of both scenes once more than the
+                # tiles do: a third of the run of a fast model (docs/benchmarks.md)
+                self._coverage = Coverage(g.height, g.width, None)
+                return
         pre_ep, post_ep = self._epochs["pre"], self._epochs["post"]
         reads = [_both(partial(self._read_coarse, window=win, factor=f), pre_ep, post_ep) for win in regions]
         pre_d, pre_v = _side_by_side([r[0] for r in reads], pre_ep)

@@ -803,3 +803,35 @@ def test_a_warped_mosaic_declares_its_sources_on_the_grid(tmp_path):
         assert region.col_off + region.width >= 4256 and region.height <= 256 + 2
         assert not pair.coverage().may_hold(Window(0, 0, 2000, 2000))
         assert pair.read_valid(inside).all()
+
+
+def test_a_pair_valid_wherever_probed_is_not_scanned_whole(tmp_path, monkeypatch):
+    """A uint8 pair whose sparse probe finds every sample valid needs no stretch and is not all
+    nodata: the whole-grid scan (a decimated read that decodes every block of both scenes,
+    once more than the tiles do) is skipped. A frame of nodata the probe missed is then found
+    tile by tile: the same valid pixels, nothing refused."""
+    from s2m_geo.predict import scene as scene_mod
+
+    rng = np.random.default_rng(4)
+    data = rng.integers(1, 250, (3, 600, 600)).astype(np.uint8)
+    data[:, :, -15:] = 0  # a thin frame of nodata beyond the probe's last column (post: its first)
+    pre = _write(tmp_path / "pre.tif", data, nodata=0, tiled=True, blockxsize=64, blockysize=64)
+    post = _write(tmp_path / "post.tif", data[:, :, ::-1].copy(), nodata=0, tiled=True, blockxsize=64, blockysize=64)
+    factors: list[int] = []
+    real = scene_mod.ScenePair._read_coarse
+
+    def spy(self, ep, window, factor):
+        factors.append(factor)
+        return real(self, ep, window, factor)
+
+    monkeypatch.setattr(scene_mod.ScenePair, "_read_coarse", spy)
+    with open_pair(pre, post) as pair:
+        probe = -(-600 // scene_mod.PROBE_SIDE)
+        assert factors == [probe, probe]  # the probe of both epochs, nothing else
+        assert pair.coverage().cells is None
+        valid = pair.read_valid(Window(0, 0, 600, 600))
+        assert not valid[:, :15].any() and not valid[:, -15:].any() and valid[:, 15:-15].all()
+    factors.clear()
+    stretched = _write(tmp_path / "u16.tif", data.astype(np.uint16) * 200, nodata=0)  # needs a stretch: scanned
+    with open_pair(stretched, stretched):
+        assert factors[-2:] == [coarse_shape(600, 600, scene_mod.COARSE_MAX)[0]] * 2
