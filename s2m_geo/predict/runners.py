@@ -91,8 +91,10 @@ class OnnxChangeModelRunner:
 
     def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
         logits = self.onnx((pre - self._mean) / self._std, (post - self._mean) / self._std)
-        # in place: the same values as e = exp(logits - max); e / sum(e), without temporaries
-        e = np.subtract(logits, logits.max(axis=1, keepdims=True), dtype=np.float32)
+        # in place in the session's fresh output: the same values, bit for bit, as
+        # e = exp(logits - max); e / sum(e), without a batch-sized temporary
+        e = np.asarray(logits, dtype=np.float32)
+        np.subtract(e, e.max(axis=1, keepdims=True), out=e)
         np.exp(e, out=e)
         e /= e.sum(axis=1, keepdims=True)
         return e
