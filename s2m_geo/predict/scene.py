@@ -459,7 +459,7 @@ def vrt_source_rects(
     ``bands`` (their DstRects, snapped outward and clipped to the raster): outside them each
     band holds its NoDataValue (or 0, invalid when ``zero_invalid``). None when that cannot be
     told from the XML alone (a warped or derived VRT, a mask band, a band without NoDataValue
-    whose zeros are valid, a source without DstRect)."""
+    or whose NoDataValue is hidden, when its zeros are valid; a source without DstRect)."""
     import xml.etree.ElementTree as ET
 
     try:
@@ -474,7 +474,12 @@ def vrt_source_rects(
         band = by_band.get(str(b))
         if band is None or band.get("subClass") or band.find("MaskBand") is not None:
             return None
-        if band.find("NoDataValue") is None and not zero_invalid:
+        # HideNoDataValue: GDAL then reports no nodata, and the value outside the sources is data
+        declared = band.find("NoDataValue") is not None and (band.findtext("HideNoDataValue") or "0").strip() in (
+            "",
+            "0",
+        )
+        if not declared and not zero_invalid:
             return None
         for src in band:
             if not src.tag.endswith("Source"):
@@ -498,6 +503,8 @@ def _declared_regions(
 ) -> tuple[tuple[int, int, int, int], ...] | None:
     """:attr:`_Epoch.regions` of an open dataset: a local VRT's sources, else None."""
     if ds.driver != "VRT" or not _is_local(path) or not os.path.isfile(path):
+        return None
+    if ds.nodata is None and not zero_invalid:  # GDAL's own reading: outside the sources is data
         return None
     try:
         with open(path, encoding="utf-8") as f:

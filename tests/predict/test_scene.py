@@ -744,6 +744,8 @@ def test_vrt_source_rects_are_the_dst_rects_or_unknown():
     bare = band.replace("<NoDataValue>0</NoDataValue>", "")
     assert vrt_source_rects(vrt(bare), [1], 100, 80) is None  # outside the sources reads a valid 0
     assert vrt_source_rects(vrt(bare), [1], 100, 80, zero_invalid=True) is not None
+    hidden = band.replace("</NoDataValue>", "</NoDataValue><HideNoDataValue>1</HideNoDataValue>")
+    assert vrt_source_rects(vrt(hidden), [1], 100, 80) is None  # GDAL reads no nodata: the 0s are data
     assert vrt_source_rects(vrt(band, "<MaskBand/>"), [1], 100, 80) is None
     assert vrt_source_rects(vrt(band.replace("SimpleSource", "ThingSource")), [1], 100, 80) is None
     assert (
@@ -835,3 +837,21 @@ def test_a_pair_valid_wherever_probed_is_not_scanned_whole(tmp_path, monkeypatch
     stretched = _write(tmp_path / "u16.tif", data.astype(np.uint16) * 200, nodata=0)  # needs a stretch: scanned
     with open_pair(stretched, stretched):
         assert factors[-2:] == [coarse_shape(600, 600, scene_mod.COARSE_MAX)[0]] * 2
+
+
+def test_a_vrt_that_hides_its_nodata_value_is_valid_outside_its_sources(tmp_path):
+    """<HideNoDataValue>: GDAL reports no nodata, so the zeros outside the sources are data,
+    predicted like any other pixel, never skipped as a nodata frame."""
+    from s2m_geo.testing import mosaic_vrt
+
+    data = np.random.default_rng(5).integers(1, 250, (3, 10, 10)).astype(np.uint8)
+    src = _write(tmp_path / "s.tif", data, crs="EPSG:32636", transform=Affine(1, 0, 500000, 0, -1, 3500000))
+    vrt = mosaic_vrt([(src, 0, 0)], tmp_path / "m.vrt", 40)
+    text = vrt.read_text().replace("</NoDataValue>", "</NoDataValue><HideNoDataValue>1</HideNoDataValue>")
+    vrt.write_text(text)
+    with rasterio.open(vrt) as ds:
+        assert ds.nodata is None
+    with open_pair(vrt, vrt) as pair:
+        assert pair.regions() is None
+        assert pair.coverage().may_hold(Window(20, 20, 10, 10))
+        assert pair.read_valid(Window(20, 20, 10, 10)).all()
