@@ -558,6 +558,11 @@ def _bulk_areas(geoms: np.ndarray, planar: np.ndarray, crs: CRS, out: np.ndarray
         )
     _check_finite(det, span, what=f"polygons in {crs.name}")
     exact = (span > BULK_AREA_MAX_SPAN_M) | ~(det > 0)
+    if crs.is_projected and crs.axis_info:
+        # the scale's curvature acts over the span in map units, which a conformal map at high
+        # latitude stretches far beyond the ground span (Mercator at 85°: 11x): bound it too
+        unit = crs.axis_info[0].unit_conversion_factor or 1.0
+        exact |= np.maximum(x1 - x0, y1 - y0) * unit > BULK_AREA_MAX_SPAN_M
     out[idx] = np.where(exact, 0.0, planar * det)
     return exact
 
