@@ -274,7 +274,15 @@ class ChangeCollector:
         geoms = self.geometries
         class_ids = np.concatenate(self._columns["class_id"]) if len(geoms) else np.zeros(0, np.int64)
         areas = np.concatenate(self._areas) if len(geoms) else np.zeros(0, np.float64)
-        sectors = scene_sectors(self.frame, geoms, class_ids, self.table.num_classes, areas=areas)
+        # the rows' areas are those of the outlines before simplifying: with a simplified
+        # outline the sectors measure what they count (as the pieces they cut are measured)
+        sectors = scene_sectors(
+            self.frame,
+            geoms,
+            class_ids,
+            self.table.num_classes,
+            areas=None if self._simplify_tolerance() > 0 else areas,
+        )
         return sector_columns(sectors, self.table)
 
     def scenes_frame(self, pre: str | Path, post: str | Path) -> Any:

@@ -106,3 +106,19 @@ def test_sectors_are_those_of_cutting_every_polygon(kind, monkeypatch):
         assert (got[key].counts == counts).all()
         assert got[key].areas == pytest.approx(areas, rel=1e-6, abs=1e-6)
         assert counts.sum() > len(geoms)  # some polygons are cut
+
+
+def test_simplified_outlines_are_what_the_sectors_measure(monkeypatch):
+    """With --simplify the rows keep the area of the outline before simplifying, and the scene's
+    sectors count and measure the simplified outlines they hold, whole or cut alike."""
+    from s2m_geo.zones.sectors import sector_columns
+
+    crs, t = GRIDS["utm"]
+    classes = speckled()
+    regions = vectorize(classes, np.full(classes.shape, 0.7, np.float32), t)
+    collector = ChangeCollector(GeoFrame.from_grid(crs, t, SIZE, SIZE), TABLE, "s", "m", simplify_m=1.0)
+    for r in regions:
+        collector(r)
+    class_ids = collector.changes_frame().class_id.to_numpy()
+    want = sector_columns(scene_sectors(collector.frame, collector.geometries, class_ids, TABLE.num_classes), TABLE)
+    assert collector.sectors_row() == want
