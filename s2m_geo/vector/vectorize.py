@@ -34,8 +34,8 @@ only), exterior rings counter-clockwise, holes clockwise. Nothing here does file
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -548,7 +548,7 @@ class Vectorizer:
                 self._done.append(region)
 
 
-# --- whole-array convenience and post-processing ------------------------------------------------
+# --- whole-array convenience and simplification -------------------------------------------------
 
 
 def vectorize(
@@ -560,30 +560,6 @@ def vectorize(
     vec = Vectorizer(Affine.identity() if transform is None else transform, h, w, connectivity)
     vec.add(Rect(0, 0, h, w), classes, confidence)
     return vec.finish()
-
-
-def postprocess(
-    regions: Iterable[Region],
-    min_area: float = 0.0,
-    simplify: float = 0.0,
-    area_fn: Callable[[object], float] | None = None,
-) -> list[Region]:
-    """Drop regions smaller than ``min_area`` and simplify the rest.
-
-    The area is ``area_fn(geometry)`` when given (e.g. a geodesic ground area in m²), else
-    the planar area in CRS units squared, taken before simplification. ``simplify`` is a
-    Douglas-Peucker tolerance in CRS units with topology preserved, so polygons stay valid
-    and keep their holes. Returns new :class:`Region` objects; pixel statistics unchanged.
-    """
-    out = []
-    for r in regions:
-        area = area_fn(r.geometry) if area_fn is not None else r.geometry.area
-        if area < min_area:
-            continue
-        if simplify > 0:
-            r = replace(r, geometry=simplified(r.geometry, simplify))
-        out.append(r)
-    return out
 
 
 def simplified(geoms: Any, tolerance: float) -> Any:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from s2m_geo.predict.tiling import Rect
-from s2m_geo.vector.vectorize import Region, Vectorizer, pixel_area, postprocess, vectorize
+from s2m_geo.vector.vectorize import Region, Vectorizer, pixel_area, simplified, vectorize
 
 #: A 0.5 m UTM-like north-up pixel grid.
 T05 = Affine(0.5, 0.0, 733601.0, 0.0, -0.5, 3725139.0)
@@ -404,7 +404,7 @@ def test_polygons_follow_the_affine(transform):
     assert r2.geometry.area == pytest.approx(27 * pixel_area(transform))
 
 
-# --- postprocess -------------------------------------------------------------------------------
+# --- simplification ----------------------------------------------------------------------------
 
 
 def staircase() -> np.ndarray:
@@ -416,28 +416,16 @@ def staircase() -> np.ndarray:
     return a
 
 
-def test_postprocess_min_area():
-    regions = vectorize(staircase(), None, T05)
-    assert sorted(r.pixels for r in regions) == [4, 820 - 50]
-    kept = postprocess(regions, min_area=4 * PX + 0.01)
-    assert [r.pixels for r in kept] == [770]
-    assert len(postprocess(regions, min_area=4 * PX)) == 2  # threshold itself is kept
-    # a caller's area function decides (e.g. a geodesic area in m²)
-    assert postprocess(regions, min_area=100.0, area_fn=lambda g: g.area * 1000) == regions
-    assert postprocess(regions, min_area=1e9) == []
-
-
-def test_postprocess_simplify_keeps_valid_and_holes():
+def test_simplified_keeps_valid_and_holes():
     (big,) = [r for r in vectorize(staircase(), None, T05) if r.class_id == 1]
-    (s,) = postprocess([big], simplify=1.0)
+    s = simplified(big.geometry, 1.0)
     before = len(big.geometry.exterior.coords)
-    after = len(s.geometry.exterior.coords)
+    after = len(s.exterior.coords)
     assert before > 70 and after < 10
-    assert s.geometry.is_valid
-    assert len(s.geometry.interiors) == 1
-    assert s.geometry.area == pytest.approx(big.geometry.area, rel=0.05)
-    assert (s.pixels, s.confidence_sum) == (big.pixels, big.confidence_sum)
-    assert postprocess([big]) == [big]  # defaults change nothing
+    assert s.is_valid
+    assert len(s.interiors) == 1
+    assert s.area == pytest.approx(big.geometry.area, rel=0.05)
+    assert simplified(big.geometry, 0.0).equals(big.geometry)  # no tolerance changes nothing
 
 
 # --- real data ---------------------------------------------------------------------------------
