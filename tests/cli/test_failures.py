@@ -448,6 +448,12 @@ def test_paths_with_spaces_and_non_ascii_work(tmp_path, tiny_model):
 # --- interruptions -----------------------------------------------------------------------------
 
 
+def _default_sigint() -> None:
+    # a shell that runs the tests in the background (no job control) starts them with SIGINT
+    # ignored, and Python keeps an ignored SIGINT ignored: give the command Ctrl-C as a user has it
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_cli(tmp_path, model, sig, stage):
     scene = write_scene(tmp_path / "big", SceneSpec(size=512, seed=8))
     out = tmp_path / "out" / "c.gpkg"
@@ -467,7 +473,7 @@ def _interrupt_cli(tmp_path, model, sig, stage):
         "--progress",
         "json",
     )
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.time() + 120
     for line in proc.stderr:
         if line.startswith("{") and json.loads(line).get("stage") == stage:
