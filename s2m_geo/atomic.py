@@ -214,6 +214,10 @@ def atomic_path(final: str | Path, create: bool = True) -> Iterator[Path]:
     try:
         yield tmp
         publish(tmp, final)
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:  # a full disk on write(): say where
+            raise OSError(exc.errno, exc.strerror or str(exc), str(final)) from exc
+        raise
     finally:
         discard(tmp)  # a no-op once published (or held back for published_together)
 

@@ -154,3 +154,16 @@ def test_stale_temporaries_of_dead_processes_are_swept(tmp_path):
     assert atomic.temp_path(final).name.startswith(f".c.gpkg.{os.getpid()}.")
     assert atomic.sweep_stale(final) == [stale]
     assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_a_full_disk_is_told_with_the_file_it_was_writing(tiny_tmpfs):
+    """write() on a full disk raises an OSError that names no file; the error names the output
+    (the command line then says which file, not 'a file'), and nothing is left."""
+    import errno
+
+    disk = tiny_tmpfs("64k")
+    final = disk / "report.json"
+    with pytest.raises(OSError) as err:
+        atomic.write_bytes(final, b"x" * (1 << 20))
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(final)
+    assert list(disk.iterdir()) == []

@@ -52,6 +52,8 @@ class BatchResult:
     zones: list[dict[str, Any]] | None = None
     #: Why the merged layers could not be written (e.g. the disk is full), else None.
     merge_error: str | None = None
+    #: Why a report could not be written (the disk filled up), else None.
+    report_error: str | None = None
 
     @property
     def failed(self) -> list[SceneOutcome]:
@@ -59,5 +61,6 @@ class BatchResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when every scene is complete and merged, 3 when some failed (or the merge did)."""
-        return ScenesFailed.exit_code if self.failed or self.merge_error else 0
+        """0 when every scene is complete, merged and reported, 3 when some failed (or the
+        merge or a report did)."""
+        return ScenesFailed.exit_code if self.failed or self.merge_error or self.report_error else 0

@@ -117,8 +117,6 @@ def run_batch(
         if todo:
             SceneRunner(settings, cluster, outcomes, len(jobs), progress, say).run(todo)
         ordered = [outcomes[j.scene_id] for j in jobs]
-        from ..report import write_reports
-
         merged, merge_error = _merge(out / MERGED_NAME, [o for o in ordered if o.complete], table)
         result = BatchResult(out, ordered, merged, [], time.perf_counter() - t_start, model_path.name, source)
         result.merge_error = merge_error
@@ -126,7 +124,7 @@ def run_batch(
             from ..zones.io import zone_rows
 
             result.zones = zone_rows(merged, zones, table)
-        result.reports = write_reports(result, table)
+        result.reports, result.report_error = _reports(result, table)
         sweep_partials(out)
     return result
 
@@ -140,6 +138,18 @@ def _merge(path: Path, complete: list[SceneOutcome], table: ClassTable) -> tuple
         return write_merged(path, complete, table), None
     except Exception as exc:  # noqa: BLE001 - disk full, permissions, GDAL: said in the report
         return None, f"{path}: {error_text(exc)}; check the free disk space, then run again"
+
+
+def _reports(result: BatchResult, table: ClassTable) -> tuple[list[Path], str | None]:
+    """The reports written, or why one could not be: the scenes' own files and done markers
+    stand, and the command still says what is complete and what failed."""
+    from ..report import write_reports
+
+    try:
+        return write_reports(result, table), None
+    except Exception as exc:  # noqa: BLE001 - disk full, permissions: told on the command line
+        where = Path(result.out_dir) / "report.*"
+        return [], f"{error_text(exc, where)}; check the free disk space, then run again"
 
 
 def _output_folder(out_dir: str | Path) -> Path:

@@ -291,7 +291,12 @@ def batch(
     )
     for o in result.failed:
         click.echo(f"  failed {o.scene_id}: {o.error}")
+    if result.report_error:
+        click.echo(f"  report not written: {result.report_error}")
     if result.failed:
-        raise ScenesFailed(f"{len(result.failed)} of {len(result.outcomes)} scenes failed; see {report}")
+        where = "above" if result.report_error else report
+        raise ScenesFailed(f"{len(result.failed)} of {len(result.outcomes)} scenes failed; see {where}")
     if result.merge_error:
         raise ScenesFailed(f"every scene is complete but the merged layers are not: {result.merge_error}")
+    if result.report_error:
+        raise ScenesFailed(f"every scene is complete but the report is not: {result.report_error}")

@@ -56,10 +56,14 @@ def test_exit_code_counts_failed_scenes_and_a_failed_merge(failed, tmp_path):
 
 
 @pytest.mark.integration
-def test_a_batch_on_a_disk_that_fills_up(tmp_path, tiny_model, tiny_tmpfs):
-    """Rule 9 on a real full disk (a 1 MiB tmpfs; five 256² scenes need about 1.8 MiB): the
-    scene that no longer fits fails naming where, the merged layers' failure is told in the
-    report, which is still written; exit 3, no traceback, no temporary left behind."""
+@pytest.mark.parametrize("size, fails", [("800k", "merge"), ("1100k", "report")])
+def test_a_batch_on_a_disk_that_fills_up(tmp_path, tiny_model, tiny_tmpfs, size, fails):
+    """Rule 9 on a real full disk (a tmpfs of ``size``; five 256² scenes need about 1.1 MiB
+    with their merged layers and reports): the scene that no longer fits fails naming where;
+    on the smaller disk the merged layers fail too, told in the report, which is still
+    written; on the larger one the report itself no longer fits, which the command says,
+    naming the file. Exit 3, no traceback, no temporary left behind. (The sizes that lead to
+    each case follow the files' sizes.)"""
     import subprocess
 
     from s2m_geo.synthetic import SceneSpec, write_scene
@@ -69,13 +73,17 @@ def test_a_batch_on_a_disk_that_fills_up(tmp_path, tiny_model, tiny_tmpfs):
     manifest = tmp_path / "in" / "scenes.csv"
     manifest.write_text("scene_id,pre,post\n" + "".join(f"s{i},pre.tif,post.tif\n" for i in range(1, 6)))
     assert scene["pre"].parent == manifest.parent
-    out = tiny_tmpfs("1M") / "out"
+    out = tiny_tmpfs(size) / "out"
     cmd = cli_command("batch", manifest, "-o", out, "--model", tiny_model, "--workers", "1", "--progress", "none")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 3, proc.stderr
-    assert "Traceback" not in proc.stderr
-    failed = [line for line in proc.stdout.splitlines() if line.strip().startswith("failed ")]
-    assert failed and all(f"{out}/" in line for line in failed), proc.stdout
-    report = (out / "report.md").read_text()
-    assert "**failed**" in report and "check the free disk space, then run again" in report
+    assert "Traceback" not in proc.stderr and "a file" not in proc.stderr
+    told = [line for line in proc.stdout.splitlines() if line.strip().startswith(("failed ", "report not written"))]
+    assert told and all(f"{out}/" in line for line in told), proc.stdout
+    if fails == "merge":
+        report = (out / "report.md").read_text()
+        assert "**failed**" in report and "check the free disk space, then run again" in report
+    else:
+        assert f"report not written: {out}/report." in proc.stdout, proc.stdout
+        assert "check the free disk space, then run again" in proc.stdout
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
