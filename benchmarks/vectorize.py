@@ -10,9 +10,10 @@ Two modes:
 * ``speckled``: the whole vector side of ``predict -o x.gpkg`` on speckled output — a class
   raster of tens of thousands of small blobs of every change class, as a model emits on
   noise (smoothed seeded noise, thresholded; deterministic) — in a UTM grid at 0.5 m: the
-  Vectorizer fed core by core (vectorize), the ``changes`` rows and the ``scenes`` row with
-  its sectors (describe, :class:`~s2m_geo.vector.output.ChangeCollector`), and the
-  GeoPackage (write, :func:`~s2m_geo.vector.output.write_vectors`); wall seconds per stage,
+  Vectorizer fed core by core (vectorize), the ``changes`` rows described
+  (:class:`~s2m_geo.vector.output.ChangeCollector`) and streamed to the GeoPackage as they
+  are (:class:`~s2m_geo.vector.output.VectorOutput`), then the ``scenes`` row with its
+  sectors, the styles and the publishing (scene + finish); wall seconds per stage,
   and the CPU seconds of the whole (all threads: on a shared machine the fairer rate).
   ``--profile N`` prints the N costliest functions (cProfile, cumulative) of the last size.
 
@@ -126,7 +127,7 @@ def vector_side(classes: np.ndarray, out: Path) -> tuple[int, dict[str, float]]:
     from s2m_geo.classes import load_class_table
     from s2m_geo.describe.geo import GeoFrame
     from s2m_geo.synthetic import SceneSpec
-    from s2m_geo.vector.output import ChangeCollector, write_vectors
+    from s2m_geo.vector.output import ChangeCollector, VectorOutput
     from s2m_geo.vector.vectorize import Vectorizer
 
     size = classes.shape[0]
@@ -146,26 +147,24 @@ def vector_side(classes: np.ndarray, out: Path) -> tuple[int, dict[str, float]]:
 
     t0 = time.perf_counter()
     frame = GeoFrame.from_grid(crs, transform, size, size)
-    collector = ChangeCollector(frame, table, "speckled", "noise")
-    for r in regions:
-        collector(r)
-    changes = collector.changes_frame()
-    t["describe rows"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    scenes = collector.scenes_frame("pre.tif", "post.tif")
-    t["describe scene"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    write_vectors(out, changes, scenes, table)
-    t["write"] = time.perf_counter() - t0
-    return len(changes), t
+    with VectorOutput(out, table, frame.crs) as output:
+        # as in predict: each batch of rows streams to the file as soon as it is described
+        collector = ChangeCollector(frame, table, "speckled", "noise", rows=output.add)
+        for r in regions:
+            collector(r)
+        collector.flush()
+        t["describe + write rows"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        output.finish(collector.scenes_frame("pre.tif", "post.tif"))
+        t["scene + finish"] = time.perf_counter() - t0
+    return len(collector), t
 
 
 def bench_speckled(sizes: list[int], profile: int) -> None:
     from s2m_geo.classes import load_class_table
 
     k = load_class_table().num_classes
-    stages = ["vectorize", "describe rows", "describe scene", "write"]
+    stages = ["vectorize", "describe + write rows", "scene + finish"]
     print(
         f"{'raster':>11} {'polygons':>8} {'seconds':>8} {'polygons/s':>10} {'CPU s':>6} {'polygons/CPU s':>14} "
         + " ".join(f"{s + ' s':>16}" for s in stages),

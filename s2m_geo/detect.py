@@ -16,7 +16,7 @@ from typing import Any
 from .atomic import published_together
 from .outputs import check_outputs, claimed
 from .predict.pipeline import PredictOptions, PredictResult, predict
-from .vector.output import ChangeCollector, scenes_path, vector_driver, write_vectors
+from .vector.output import ChangeCollector, VectorOutput, scenes_path, vector_driver
 
 
 @dataclass
@@ -64,57 +64,77 @@ def detect_changes(
     # all outputs appear together at the end, or none (atomic.published_together)
     with claimed([path for _, path in outputs]), published_together():
         sink = _VectorSink(
+            output,
             scene_id or Path(pre).stem,
             model.name if hasattr(model, "name") else Path(model).name,
             min_area_m2,
             simplify_m,
         )
-        result = predict(
-            pre,
-            post,
-            raster,
-            model,
-            options,
-            probabilities=probabilities,
-            overwrite=overwrite,
-            progress=progress,
-            client=client,
-            sinks=[sink],
-        )
-        if progress:
-            progress("vectorize", 0, 1)
-        collector = sink.finish()
-        files = write_vectors(output, collector.changes_frame(), collector.scenes_frame(pre, post), collector.table)
+        with sink:
+            result = predict(
+                pre,
+                post,
+                raster,
+                model,
+                options,
+                probabilities=probabilities,
+                overwrite=overwrite,
+                progress=progress,
+                client=client,
+                sinks=[sink],
+            )
+            if progress:
+                progress("vectorize", 0, 1)
+            collector, files = sink.finish(pre, post)
     if progress:
         progress("vectorize", 1, 1)
     return DetectResult(files, result.raster, result, len(collector), [s for _, s, _ in collector.scene_quadruples()])
 
 
 class _VectorSink:
-    """The prediction sink that makes the ``changes`` layer: a vectorizer on the target grid
-    whose regions go to a :class:`ChangeCollector` as soon as they are complete."""
+    """The prediction sink that makes the vector output: a vectorizer on the target grid whose
+    regions go to a :class:`ChangeCollector` as soon as they are complete, and its rows to
+    the file (:class:`VectorOutput`) as soon as they are described. A context manager: left
+    without :meth:`finish`, it leaves no file."""
 
-    def __init__(self, scene_id: str, model_name: str, min_area_m2: float, simplify_m: float) -> None:
-        self.scene_id, self.model_name = scene_id, model_name
+    def __init__(self, output: Path, scene_id: str, model_name: str, min_area_m2: float, simplify_m: float) -> None:
+        self.output, self.scene_id, self.model_name = output, scene_id, model_name
         self.min_area_m2, self.simplify_m = min_area_m2, simplify_m
         self.collector: ChangeCollector | None = None
         self.vectorizer: Any = None
+        self.writer: VectorOutput | None = None
+
+    def __enter__(self) -> _VectorSink:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.writer is not None:
+            self.writer.__exit__(*exc)
 
     def start(self, grid: Any, meta: Any) -> None:
         from .describe.geo import GeoFrame
         from .vector.vectorize import Vectorizer
 
         frame = GeoFrame.from_grid(grid.crs, grid.transform, grid.width, grid.height)
+        self.writer = VectorOutput(self.output, meta.class_table, frame.crs)
         self.collector = ChangeCollector(
-            frame, meta.class_table, self.scene_id, self.model_name, self.min_area_m2, self.simplify_m
+            frame,
+            meta.class_table,
+            self.scene_id,
+            self.model_name,
+            self.min_area_m2,
+            self.simplify_m,
+            rows=self.writer.add,
         )
         self.vectorizer = Vectorizer(grid.transform, grid.height, grid.width, on_region=self.collector)
 
     def __call__(self, core: Any, classes: Any, confidence: Any, probabilities: Any) -> None:
         self.vectorizer(core, classes, confidence, probabilities)
 
-    def finish(self) -> ChangeCollector:
-        """Close the last regions; the collector with every row."""
-        assert self.collector is not None, "start() was not called"
+    def finish(self, pre: str | Path, post: str | Path) -> tuple[ChangeCollector, list[Path]]:
+        """Close the last regions, write the ``scenes`` layer and publish: the collector (the
+        scene's sums) and the files made."""
+        assert self.collector is not None and self.writer is not None, "start() was not called"
         self.vectorizer.finish()
-        return self.collector
+        self.collector.flush()
+        return self.collector, self.writer.finish(self.collector.scenes_frame(pre, post))

@@ -183,7 +183,7 @@ def changes_from_label(label: str | Path, output: str | Path, table: ClassTable 
     for region in vectorize(data, np.ones(data.shape, np.float32), transform):
         if region.class_id:
             collector(region)
-    write_vectors(output, collector.changes_frame(), collector.scenes_frame(label, label), table)
+    write_vectors(output, collector, label, label)
     return Path(output)
 
 

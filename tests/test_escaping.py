@@ -65,7 +65,7 @@ def test_qgis_styles_of_a_hostile_class_table_are_valid_xml_and_read_back(tmp_pa
     frame = GeoFrame.from_grid("EPSG:32636", from_origin(637000.0, 3486500.0, 0.5, 0.5), 64, 64)
     col = ChangeCollector(frame, table, HOSTILE, HOSTILE)
     out = tmp_path / "c.gpkg"
-    write_vectors(out, col.changes_frame(), col.scenes_frame(HOSTILE, HOSTILE), table)
+    write_vectors(out, col, HOSTILE, HOSTILE)
     with sqlite3.connect(out) as con:
         styles = dict(con.execute("SELECT f_table_name, styleQML FROM layer_styles").fetchall())
     labels = [c.get("label") for c in ET.fromstring(styles["changes"]).findall(".//category")]

@@ -25,12 +25,15 @@ hold one layer each: ``changes`` in the named file and ``scenes`` beside it as
 from __future__ import annotations
 
 import json
+import pickle
 import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import shapely
 from shapely.geometry import Polygon
 
 from ..atomic import discard, publish, temp_path
@@ -40,7 +43,7 @@ from ..describe.geo import GeoFrame, ground_areas_m2
 from ..describe.rules import quantities_from_areas, quantities_from_pixels
 from ..errors import InputError
 from ..escaping import xml_attr
-from ..zones.sectors import CELLS, COMPASS, scene_sectors, sector_columns
+from ..zones.sectors import CELLS, COMPASS, SectorCounts, scene_sectors, sector_columns
 from .vectorize import Region, pixel_area, simplified
 
 #: The ``changes`` layer's columns, in order, with the alias QGIS shows for each (its style's
@@ -109,6 +112,29 @@ DESCRIBE_BATCH = 8192
 _FLOAT_COLUMNS = ("bearing_deg", "distance_m", "area_m2", "confidence", "lon", "lat")
 
 
+#: A batch of ``changes`` rows: each column of :data:`CHANGE_COLUMNS` (numpy arrays for the
+#: numbers, NaN where image terms leave a value out; lists of str) and ``geometry`` (WKB).
+Rows = dict[str, Any]
+
+
+def changes_schema() -> Any:
+    """The ``changes`` layer as Arrow columns (what GDAL's Arrow writer is given)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [("class_id", pa.int32())]
+        + [(c, pa.float64() if c in _FLOAT_COLUMNS else pa.string()) for c in CHANGE_COLUMNS[1:]]
+        + [("geometry", pa.binary())]
+    )
+
+
+def record_batch(rows: Rows, schema: Any) -> Any:
+    """``rows`` as an Arrow record batch of ``schema`` (NaN numbers become nulls)."""
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_arrays([pa.array(rows[f.name], f.type, from_pandas=True) for f in schema], schema=schema)
+
+
 @dataclass
 class ChangeCollector:
     """Turns regions into attribute rows (the vectorizer's ``on_region``).
@@ -116,7 +142,11 @@ class ChangeCollector:
     Regions are held as they arrive and described :data:`DESCRIBE_BATCH` at a time, all of a
     batch at once: ground areas (:func:`~s2m_geo.describe.geo.ground_areas_m2`), locations
     (:meth:`~s2m_geo.describe.geo.GeoFrame.locations`), quantities and sentences (one per
-    distinct quadruple) over arrays, not one call chain per polygon."""
+    distinct quadruple) over arrays, not one call chain per polygon.
+
+    Each described batch (:data:`Rows`) is handed to ``rows`` (:meth:`VectorOutput.add`: the
+    collector then keeps no rows, only the scene's sums) or, without ``rows``, kept for
+    :meth:`changes_frame`. The scene's sums (per class, per sector) are added batch by batch."""
 
     frame: GeoFrame
     table: ClassTable
@@ -124,21 +154,22 @@ class ChangeCollector:
     model: str
     min_area_m2: float = 0.0
     simplify_m: float = 0.0
+    rows: Callable[[Rows], None] | None = None
     _pending: list[Region] = field(default_factory=list)
-    _columns: dict[str, list[Any]] = field(default_factory=dict)
-    _geometries: list[np.ndarray] = field(default_factory=list)
-    _areas: list[np.ndarray] = field(default_factory=list)  # unrounded, for the sectors
+    _batches: list[Rows] = field(default_factory=list)  # without ``rows``
+    _geometries: list[np.ndarray] = field(default_factory=list)  # without ``rows``
+    _count: int = 0
     _sentences: dict[tuple[int, str, str], str] = field(default_factory=dict)
     # per class id: regions, pixels, row and col index sums (exact integers), ground area
     _class_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
     _class_areas: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    _sectors: dict[str, SectorCounts] | None = None
     _pixel_area: float = 0.0
 
     def __post_init__(self) -> None:
         self._pixel_area = pixel_area(self.frame.transform)
         self._class_counts = np.zeros((self.table.num_classes, 4), np.int64)
         self._class_areas = np.zeros(self.table.num_classes, np.float64)
-        self._columns = {c: [] for c in CHANGE_COLUMNS}
 
     def __call__(self, region: Region) -> None:
         self._pending.append(region)
@@ -148,13 +179,27 @@ class ChangeCollector:
     def __len__(self) -> int:
         """Rows of the ``changes`` layer so far."""
         self._describe()
-        return sum(len(g) for g in self._geometries)
+        return self._count
+
+    def flush(self) -> None:
+        """Describe (and hand to ``rows``) the regions still held."""
+        self._describe()
 
     @property
     def geometries(self) -> np.ndarray:
-        """The ``changes`` polygons, in row order (CRS coordinates)."""
-        self._describe()
+        """The ``changes`` polygons, in row order (CRS coordinates); not kept with ``rows``."""
+        self._kept()
         return np.concatenate(self._geometries) if self._geometries else np.zeros(0, object)
+
+    def batches(self) -> list[Rows]:
+        """The ``changes`` rows, batch by batch; not kept with ``rows``."""
+        self._kept()
+        return list(self._batches)
+
+    def _kept(self) -> None:
+        if self.rows is not None:
+            raise RuntimeError("the changes rows were handed to `rows`, not kept")
+        self._describe()
 
     def areas_m2(self, geoms: np.ndarray, pixels: np.ndarray) -> np.ndarray:
         """True ground areas (pixel area in image units when the raster has no CRS)."""
@@ -191,6 +236,7 @@ class ChangeCollector:
         geoms[:] = [r.geometry for r in regions]
         stats = np.array([(r.class_id, r.pixels, r.row_sum, r.col_sum) for r in regions], np.int64).reshape(-1, 4)
         conf = np.array([r.confidence_sum for r in regions], np.float64)
+        del regions
         areas = self.areas_m2(geoms, stats[:, 1])
         keep = areas >= self.min_area_m2
         if not keep.all():
@@ -201,26 +247,51 @@ class ChangeCollector:
         if tolerance > 0:
             geoms = simplified(geoms, tolerance)
         cid, pixels, row_sum, col_sum = stats.T
+        n = len(geoms)
         loc = self.frame.locations(row_sum / pixels + 0.5, col_sum / pixels + 0.5)
         quantity = self.quantities(areas, pixels)
         cid_l = cid.tolist()
-        col = self._columns
-        col["class_id"].append(cid.astype(np.int32))
-        col["category"].extend(self.table[c].category for c in cid_l)
-        col["change_type"].extend(self.table[c].change_type for c in cid_l)
-        col["quantity"].extend(quantity)
-        col["direction"].extend(loc["direction"])
-        col["bearing_deg"].append(_rounded(loc["bearing_deg"], 3))
-        col["distance_m"].append(_rounded(loc["distance_m"], 3, len(geoms)))
-        col["area_m2"].append(_rounded(areas, 3))
-        col["confidence"].append(_rounded(conf / pixels, 4))
-        col["description"].extend(map(self._sentence, cid_l, quantity, loc["direction"]))
-        col["lon"].append(_rounded(loc["lon"], None, len(geoms)))
-        col["lat"].append(_rounded(loc["lat"], None, len(geoms)))
-        self._geometries.append(geoms)
-        self._areas.append(areas)
+        names = [self.table[c] for c in cid_l]
+
+        batch: Rows = {
+            "class_id": cid.astype(np.int32),
+            "category": [c.category for c in names],
+            "change_type": [c.change_type for c in names],
+            "quantity": quantity,
+            "direction": list(loc["direction"]),
+            "bearing_deg": _rounded(loc["bearing_deg"], 3, n),
+            "distance_m": _rounded(loc["distance_m"], 3, n),
+            "area_m2": _rounded(areas, 3),
+            "confidence": _rounded(conf / pixels, 4),
+            "description": list(map(self._sentence, cid_l, quantity, loc["direction"])),
+            "lon": _rounded(loc["lon"], None, n),
+            "lat": _rounded(loc["lat"], None, n),
+            "scene_id": [self.scene_id] * n,
+            "model": [self.model] * n,
+            "geometry": shapely.to_wkb(geoms),
+        }
+        self._add_sectors(geoms, cid, None if tolerance > 0 else areas)
         np.add.at(self._class_counts, cid, np.column_stack([np.ones_like(cid), pixels, row_sum, col_sum]))
         np.add.at(self._class_areas, cid, areas)
+        self._count += n
+        if self.rows is not None:
+            self.rows(batch)
+        else:
+            self._batches.append(batch)
+            self._geometries.append(geoms)
+
+    def _add_sectors(self, geoms: np.ndarray, class_ids: np.ndarray, areas: np.ndarray | None) -> None:
+        """Add a batch to the scene's counts per 3×3 cell and compass sector. A row's area is
+        that of its outline before simplifying: with a simplified outline the sectors
+        measure what they count (``areas`` None), as they measure the pieces they cut."""
+        sectors = scene_sectors(self.frame, geoms, class_ids, self.table.num_classes, areas=areas)
+        if self._sectors is None:
+            self._sectors = sectors
+            return
+        for key, s in sectors.items():
+            total = self._sectors[key]
+            np.add(total.counts, s.counts, out=total.counts)
+            np.add(total.areas, s.areas, out=total.areas)
 
     def _quantity(self, area_m2: float, pixels: int) -> str:
         return self.quantities(np.array([area_m2]), np.array([pixels]))[0]
@@ -250,39 +321,23 @@ class ChangeCollector:
         return out
 
     def changes_frame(self):
-        """The ``changes`` layer as a GeoDataFrame (schema fixed even when empty)."""
+        """The ``changes`` layer as a GeoDataFrame (schema fixed even when empty); not kept
+        with ``rows``."""
         import geopandas as gpd
         import pandas as pd
 
-        self._describe()
-        data: dict[str, Any] = {}
-        for name, parts in self._columns.items():
-            if name == "class_id":
-                data[name] = np.concatenate(parts) if parts else np.zeros(0, np.int32)
-            elif name in _FLOAT_COLUMNS:
-                data[name] = np.concatenate(parts) if parts else np.zeros(0, np.float64)
-            elif name in ("scene_id", "model"):
-                data[name] = [getattr(self, name)] * len(data["class_id"])
-            else:
-                data[name] = list(parts)
+        batches = self.batches()
+        data = {c: _concat([b[c] for b in batches], c) for c in CHANGE_COLUMNS}
         df = pd.DataFrame(data, columns=CHANGE_COLUMNS)
         geometry = gpd.GeoSeries(self.geometries, crs=self.frame.crs, dtype="geometry")
         return gpd.GeoDataFrame(df, geometry=geometry, crs=self.frame.crs)
 
     def sectors_row(self) -> dict[str, Any]:
         """Counts and areas per 3×3 cell and per compass sector (:mod:`s2m_geo.zones.sectors`)."""
-        geoms = self.geometries
-        class_ids = np.concatenate(self._columns["class_id"]) if len(geoms) else np.zeros(0, np.int64)
-        areas = np.concatenate(self._areas) if len(geoms) else np.zeros(0, np.float64)
-        # the rows' areas are those of the outlines before simplifying: with a simplified
-        # outline the sectors measure what they count (as the pieces they cut are measured)
-        sectors = scene_sectors(
-            self.frame,
-            geoms,
-            class_ids,
-            self.table.num_classes,
-            areas=None if self._simplify_tolerance() > 0 else areas,
-        )
+        self._describe()
+        sectors = self._sectors
+        if sectors is None:  # no change polygon
+            sectors = scene_sectors(self.frame, np.zeros(0, object), np.zeros(0, np.int64), self.table.num_classes)
         return sector_columns(sectors, self.table)
 
     def scenes_frame(self, pre: str | Path, post: str | Path) -> Any:
@@ -323,6 +378,15 @@ class ChangeCollector:
             row[f"area_m2_{c.name}"] = round(float(self._class_areas[c.id]), 3) if n else 0.0
         row.update(self.sectors_row())
         return gpd.GeoDataFrame([row], geometry=[Polygon(corners)], crs=f.crs)
+
+
+def _concat(parts: list[Any], column: str) -> Any:
+    """One column of several batches (typed, even when there are none)."""
+    if column == "class_id":
+        return np.concatenate(parts) if parts else np.zeros(0, np.int32)
+    if column in _FLOAT_COLUMNS:
+        return np.concatenate(parts) if parts else np.zeros(0, np.float64)
+    return [v for p in parts for v in p]
 
 
 def _rounded(values: Any, digits: int | None, n: int = 0) -> np.ndarray:
@@ -453,26 +517,99 @@ def scenes_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}_scenes{path.suffix}")
 
 
-def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[Path]:
-    """Write both layers to ``path`` (format by extension) atomically; return the files made."""
-    path = Path(path)
-    driver = vector_driver(path)
-    made: list[tuple[Path, Path]] = []
-    try:
-        if driver == "GPKG":
-            tmp = temp_path(path, create=False)  # GDAL drivers create the file themselves
-            made.append((tmp, path))
+def gdal_crs(crs: Any) -> str | None:
+    """A CRS as GDAL is given it when a layer is written (``EPSG:n`` where it is one, else
+    WKT1), as GeoPandas gives it: the files are those ``to_file`` writes."""
+    if crs is None:
+        return None
+    from pyproj import CRS
+
+    c = CRS.from_user_input(crs)
+    epsg = c.to_epsg()
+    return f"EPSG:{epsg}" if epsg else c.to_wkt("WKT1_GDAL")
+
+
+class VectorOutput:
+    """A vector output (format by extension) written atomically: the ``changes`` rows as they
+    are described (:meth:`add`), the ``scenes`` layer and QGIS styles at :meth:`finish`, which
+    publishes the files. Without :meth:`finish` (an error, an interrupt) :meth:`discard`
+    leaves nothing; as a context manager it does that on the way out.
+
+    The rows go to a spool beside the output (pickled batches under a temporary name, read
+    back by this process only), so no run holds them all, and become the layer at
+    :meth:`finish` in one pass of GDAL's (pyogrio's) Arrow writer, which builds the
+    GeoPackage's spatial index once. Arrow and pyogrio's GDAL are loaded only then, when the
+    prediction's own buffers are gone: beside rasterio's GDAL they cost ~200 MB of resident
+    memory, which the prediction's peak need not carry. (Parquet is written from the whole
+    table, as GeoPandas writes it.)"""
+
+    def __init__(self, path: str | Path, table: ClassTable, crs: Any) -> None:
+        self.path, self.table, self.crs = Path(path), table, crs
+        self.driver = vector_driver(self.path)
+        self._made: list[tuple[Path, Path]] = []
+        # a temporary name of the output itself: what a killed run leaves is swept with it
+        self._spool = temp_path(self.path)
+        self._file = open(self._spool, "wb")  # noqa: SIM115 - closed by finish or discard
+        self._done = False
+
+    def __enter__(self) -> VectorOutput:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self._done:
+            self.discard()
+
+    def add(self, rows: Rows) -> None:
+        """A batch of rows of the ``changes`` layer, in order."""
+        pickle.dump(rows, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _spooled(self) -> Iterator[Rows]:
+        """The spooled batches, one at a time (the spool is this process's own file)."""
+        self._file.close()
+        with open(self._spool, "rb") as f:
+            while True:
+                try:
+                    yield pickle.load(f)
+                except EOFError:
+                    return
+
+    def _write_changes(self, tmp: Path) -> None:
+        """The spooled rows into the ``changes`` layer at ``tmp``."""
+        import pyarrow as pa
+
+        schema = changes_schema()
+        batches = (record_batch(rows, schema) for rows in self._spooled())
+        if self.driver == "Parquet":
+            import geopandas as gpd
+
+            table = pa.Table.from_batches(list(batches), schema)
+            geometry = gpd.GeoSeries.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False), crs=self.crs)
+            frame = gpd.GeoDataFrame(table.drop_columns(["geometry"]).to_pandas(), geometry=geometry, crs=self.crs)
+            frame.to_parquet(tmp)
+            return
+        from pyogrio.raw import write_arrow
+
+        write_arrow(
+            pa.RecordBatchReader.from_batches(schema, batches),
+            str(tmp),
+            # a one-layer format names its layer after the file (not the temporary name)
+            layer="changes" if self.driver == "GPKG" else self.path.stem,
+            driver=self.driver,
+            geometry_name="geometry",
+            geometry_type="Polygon",
+            crs=gdal_crs(self.crs),
             # GeoPackage 1.2: QGIS 3.22 warns that 1.4 "may only be partially supported"
-            # through Arrow: the same file (schema, rows, GeoPackage metadata), written ~1.6x faster
-            changes.to_file(
-                tmp,
-                layer="changes",
-                driver="GPKG",
-                engine="pyogrio",
-                geometry_type="Polygon",
-                dataset_options={"VERSION": "1.2"},
-                use_arrow=True,
-            )
+            dataset_options={"VERSION": "1.2"} if self.driver == "GPKG" else None,
+        )
+
+    def finish(self, scenes: Any) -> list[Path]:
+        """Write the ``changes`` layer, the ``scenes`` one (a GeoDataFrame) and the styles, and
+        publish; the files made."""
+        tmp = temp_path(self.path, create=False)  # GDAL drivers create the file themselves
+        self._made.append((tmp, self.path))
+        self._write_changes(tmp)
+        discard(self._spool)
+        if self.driver == "GPKG":
             scenes.to_file(
                 tmp,
                 layer="scenes",
@@ -482,21 +619,40 @@ def write_vectors(path: str | Path, changes, scenes, table: ClassTable) -> list[
                 geometry_type="Polygon",
                 use_arrow=True,
             )
-            write_layer_styles(tmp, {"changes": changes_qml(table), "scenes": scenes_qml(table)})
+            write_layer_styles(tmp, {"changes": changes_qml(self.table), "scenes": scenes_qml(self.table)})
         else:
-            for frame, final in ((changes, path), (scenes, scenes_path(path))):
-                tmp = temp_path(final, create=False)
-                made.append((tmp, final))
-                if driver == "Parquet":
-                    frame.to_parquet(tmp)
-                else:
-                    frame.to_file(tmp, driver=driver, engine="pyogrio", geometry_type="Polygon")
-        for tmp, final in made:
+            final = scenes_path(self.path)
+            tmp = temp_path(final, create=False)
+            self._made.append((tmp, final))
+            if self.driver == "Parquet":
+                scenes.to_parquet(tmp)
+            else:
+                scenes.to_file(tmp, layer=final.stem, driver=self.driver, engine="pyogrio", geometry_type="Polygon")
+        for tmp, final in self._made:
             publish(tmp, final)
-    except BaseException:
-        discard(*(tmp for tmp, _ in made))
-        raise
-    return [final for _, final in made]
+        self._done = True
+        return [final for _, final in self._made]
+
+    def discard(self) -> None:
+        """Remove what was written."""
+        try:
+            self._file.close()
+        finally:
+            discard(self._spool)
+            for tmp, _ in self._made:
+                discard(tmp)
+                for extra in tmp.parent.glob(tmp.name + "-*"):  # SQLite journal of an interrupted write
+                    extra.unlink(missing_ok=True)
+            self._done = True
+
+
+def write_vectors(path: str | Path, collector: ChangeCollector, pre: str | Path, post: str | Path) -> list[Path]:
+    """Write the rows a ``collector`` kept and its ``scenes`` row (for ``pre``/``post``) to
+    ``path`` (format by extension) atomically; return the files made."""
+    with VectorOutput(path, collector.table, collector.frame.crs) as out:
+        for rows in collector.batches():
+            out.add(rows)
+        return out.finish(collector.scenes_frame(pre, post))
 
 
 def write_changes(path: str | Path, changes, table: ClassTable) -> Path:
@@ -509,7 +665,9 @@ def write_changes(path: str | Path, changes, table: ClassTable) -> Path:
         if driver == "Parquet":
             changes.to_parquet(tmp)
         else:
-            options = {"dataset_options": {"VERSION": "1.2"}, "layer": "changes"} if driver == "GPKG" else {}
+            options: dict[str, Any] = {"layer": path.stem}  # not the temporary name
+            if driver == "GPKG":
+                options = {"dataset_options": {"VERSION": "1.2"}, "layer": "changes"}
             changes.to_file(tmp, driver=driver, engine="pyogrio", geometry_type="Polygon", **options)
         if driver == "GPKG":
             write_layer_styles(tmp, {"changes": changes_qml(table)})
@@ -530,6 +688,10 @@ __all__ = [
     "changes_qml",
     "scenes_qml",
     "write_vectors",
+    "VectorOutput",
+    "Rows",
+    "changes_schema",
+    "gdal_crs",
     "write_changes",
     "write_layer_styles",
     "vector_driver",

@@ -550,7 +550,7 @@ def test_two_concurrent_runs_to_one_new_output(tmp_path, tiny_model):
     assert pyogrio.read_info(out, layer="scenes")["features"] == 1
 
 
-@pytest.mark.parametrize("where", ["read", "stitch", "write", "vectors"])
+@pytest.mark.parametrize("where", ["read", "stitch", "write", "rows", "vectors"])
 def test_interrupt_during_reading_stitching_writing(tmp_path, pair, tiny_model, monkeypatch, where):
     """Rule 2: whatever stage is interrupted, no output is left under a final name (the
     rasters are published with the vectors, at the very end), and the rerun completes."""
@@ -577,9 +577,12 @@ def test_interrupt_during_reading_stitching_writing(tmp_path, pair, tiny_model, 
     elif where == "write":
         calls["n"] = 1
         monkeypatch.setattr(pl, "_cog", boom(pl._cog))
-    else:  # after both rasters are written, while the polygons are
+    elif where == "rows":  # while the polygons' rows stream to the file
         calls["n"] = 1
-        monkeypatch.setattr(dt, "write_vectors", boom(dt.write_vectors))
+        monkeypatch.setattr(dt.VectorOutput, "add", boom(dt.VectorOutput.add))
+    else:  # after both rasters are written, while the vector layers are finished
+        calls["n"] = 1
+        monkeypatch.setattr(dt.VectorOutput, "finish", boom(dt.VectorOutput.finish))
     out = tmp_path / "c.gpkg"
     extra = ("--raster", tmp_path / "c.tif", "--probabilities", tmp_path / "p.tif", "--block-tiles", "1")
     res = predict(pair["pre"], pair["post"], out, tiny_model, *extra)

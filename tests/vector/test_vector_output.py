@@ -121,6 +121,11 @@ def test_other_formats_write_changes_and_a_scenes_sidecar(tmp_path, ext):
     changes = gpd.read_parquet(out) if ext == ".parquet" else gpd.read_file(out)
     assert len(changes) == 1 and changes.iloc[0].direction == "northeast"
     assert set(CHANGE_COLUMNS) <= set(changes.columns)
+    if ext != ".parquet":  # the layers are named after their files, not their temporary names
+        import pyogrio
+
+        assert [n for n, _ in pyogrio.list_layers(out)] == ["c"]
+        assert [n for n, _ in pyogrio.list_layers(tmp_path / f"c_scenes{ext}")] == ["c_scenes"]
 
 
 def test_geographic_scene_areas_and_directions(tmp_path):

@@ -24,7 +24,7 @@ def label_changes(scene: dict[str, Path], out: Path, scene_id: str = "s0") -> Pa
     collector = ChangeCollector(frame, table, scene_id, "label")
     for region in vectorize(label, transform=transform):
         collector(region)
-    write_vectors(out, collector.changes_frame(), collector.scenes_frame(scene["pre"], scene["post"]), table)
+    write_vectors(out, collector, scene["pre"], scene["post"])
     return out
 
 
