@@ -25,9 +25,8 @@ hold one layer each: ``changes`` in the named file and ``scenes`` beside it as
 from __future__ import annotations
 
 import json
-import pickle
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from ..describe.rules import quantities_from_areas, quantities_from_pixels
 from ..errors import InputError
 from ..escaping import xml_attr
 from ..zones.sectors import CELLS, COMPASS, SectorCounts, scene_sectors, sector_columns
+from .spool import read_batches, write_batch
 from .vectorize import Region, pixel_area, simplified
 
 #: The ``changes`` layer's columns, in order, with the alias QGIS shows for each (its style's
@@ -128,11 +128,10 @@ def changes_schema() -> Any:
     )
 
 
-def record_batch(rows: Rows, schema: Any) -> Any:
-    """``rows`` as an Arrow record batch of ``schema`` (NaN numbers become nulls)."""
-    import pyarrow as pa
-
-    return pa.RecordBatch.from_arrays([pa.array(rows[f.name], f.type, from_pandas=True) for f in schema], schema=schema)
+def _spool_columns(rows: Rows) -> list[tuple[str, Any]]:
+    """A batch of rows as the spool stores it (:func:`~s2m_geo.vector.spool.write_batch`)."""
+    kinds = {"class_id": "number", "geometry": "binary", **dict.fromkeys(_FLOAT_COLUMNS, "number")}
+    return [(kinds.get(c, "text"), rows[c]) for c in [*CHANGE_COLUMNS, "geometry"]]
 
 
 @dataclass
@@ -535,8 +534,8 @@ class VectorOutput:
     publishes the files. Without :meth:`finish` (an error, an interrupt) :meth:`discard`
     leaves nothing; as a context manager it does that on the way out.
 
-    The rows go to a spool beside the output (pickled batches under a temporary name, read
-    back by this process only), so no run holds them all, and become the layer at
+    The rows go to a spool beside the output (:mod:`~s2m_geo.vector.spool`, under a temporary
+    name of the output), so no run holds them all, and become the layer at
     :meth:`finish` in one pass of GDAL's (pyogrio's) Arrow writer, which builds the
     GeoPackage's spatial index once. Arrow and pyogrio's GDAL are loaded only then, when the
     prediction's own buffers are gone: beside rasterio's GDAL they cost ~200 MB of resident
@@ -561,24 +560,15 @@ class VectorOutput:
 
     def add(self, rows: Rows) -> None:
         """A batch of rows of the ``changes`` layer, in order."""
-        pickle.dump(rows, self._file, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def _spooled(self) -> Iterator[Rows]:
-        """The spooled batches, one at a time (the spool is this process's own file)."""
-        self._file.close()
-        with open(self._spool, "rb") as f:
-            while True:
-                try:
-                    yield pickle.load(f)
-                except EOFError:
-                    return
+        write_batch(self._file, _spool_columns(rows))
 
     def _write_changes(self, tmp: Path) -> None:
         """The spooled rows into the ``changes`` layer at ``tmp``."""
         import pyarrow as pa
 
         schema = changes_schema()
-        batches = (record_batch(rows, schema) for rows in self._spooled())
+        self._file.close()
+        batches = read_batches(self._spool, schema)
         if self.driver == "Parquet":
             import geopandas as gpd
 
