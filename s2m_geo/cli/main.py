@@ -7,6 +7,7 @@ Exit codes (docs/design.md §3.7): 0 done; 2 bad usage or bad input; 1 unexpecte
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 
@@ -130,6 +131,12 @@ def cli(ctx: click.Context) -> None:
     """Find and describe change between two georeferenced scenes (S2M, "Masks Can Talk")."""
     import logging
 
+    # rasterio's handler (below) is pushed for this thread only: GDAL's messages from other
+    # threads (read-ahead, stitching), Dask workers and pyogrio's own GDAL went raw onto
+    # stderr through GDAL's default handler ("Warning 1: TIFFReadDirectoryCheckOrder…" before
+    # the one-line error), which writes to CPL_LOG instead when that is set. Failures are
+    # still seen: GDAL reports them to the caller, not through the handler.
+    os.environ.setdefault("CPL_LOG", os.devnull)
     import rasterio
 
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)

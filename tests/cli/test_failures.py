@@ -353,6 +353,38 @@ def test_evaluate_scores_only_what_it_can_and_says_why_not(tmp_path, pair):
     _fails_well(run("evaluate", half, pair["label"]), f"{half}: holds fractional values (e.g. 0.5)")
 
 
+def _unsorted_ifd(src: Path, dst: Path) -> Path:
+    """A copy of a classic little-endian TIFF whose first IFD lists its first two tags in the
+    wrong order: libtiff warns ("tags are not sorted in ascending order") and reads it."""
+    import struct
+
+    b = bytearray(src.read_bytes())
+    assert b[:4] == b"II*\x00"
+    ifd = struct.unpack_from("<I", b, 4)[0]
+    first, second = ifd + 2, ifd + 14
+    b[first:second], b[second : second + 12] = b[second : second + 12], b[first:second]
+    dst.write_bytes(bytes(b))
+    return dst
+
+
+@pytest.mark.integration
+def test_gdal_messages_of_other_threads_stay_off_stderr(tmp_path, pair, tiny_model):
+    """Rule 9: GDAL's own warnings from the read-ahead threads (where rasterio's handler is
+    not installed) went raw onto stderr ("Warning 1: TIFFReadDirectoryCheckOrder: …"); the
+    command's stderr holds only its own lines."""
+    post = _unsorted_ifd(pair["post"], tmp_path / "post.tif")
+    out = tmp_path / "out" / "c.gpkg"
+    out.parent.mkdir()
+    proc = subprocess.run(
+        cli_command("predict", pair["pre"], post, "-o", out, "--model", tiny_model, "--progress", "none"),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning 1" not in proc.stderr and "ERROR 1" not in proc.stderr, proc.stderr
+    assert out.exists()
+
+
 def test_messages_name_the_real_culprit(tmp_path, pair, tiny_model):
     """Rule 9: a tile size alone never blames an --overlap nobody gave; a resolution in the
     wrong unit says so; a file placed by GCPs is not called 'not georeferenced'."""
