@@ -548,7 +548,7 @@ class VectorOutput:
         self._made: list[tuple[Path, Path]] = []
         # a temporary name of the output itself: what a killed run leaves is swept with it
         self._spool = temp_path(self.path)
-        self._file = open(self._spool, "wb")  # noqa: SIM115 - closed by finish or discard
+        self._file = open(self._spool, "wb")  # closed by finish or discard
         self._done = False
 
     def __enter__(self) -> VectorOutput:
