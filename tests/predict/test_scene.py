@@ -807,6 +807,17 @@ def test_a_warped_mosaic_declares_its_sources_on_the_grid(tmp_path):
         assert pair.read_valid(inside).all()
 
 
+def test_the_probe_samples_a_few_blocks_at_most():
+    from s2m_geo.predict.scene import PROBE_SIDE, PROBE_SPACING, probe_factor
+
+    assert probe_factor(600, 600) == 300  # two samples along the side
+    assert probe_factor(4288, 4288) == 1072  # 4 x 4 samples: 16 of 289 blocks of 256²
+    assert probe_factor(100_000, 24_000) == 6250  # PROBE_SIDE along the long side
+    for side in (1, 31, 1000, 2048, 4096, 8192, 16_384, 80_000):
+        samples = -(-side // probe_factor(side, side))
+        assert 1 <= samples <= PROBE_SIDE and (samples <= 2 or side / samples >= PROBE_SPACING)
+
+
 def test_a_pair_valid_wherever_probed_is_not_scanned_whole(tmp_path, monkeypatch):
     """A uint8 pair whose sparse probe finds every sample valid needs no stretch and is not all
     nodata: the whole-grid scan (a decimated read that decodes every block of both scenes,
@@ -828,7 +839,7 @@ def test_a_pair_valid_wherever_probed_is_not_scanned_whole(tmp_path, monkeypatch
 
     monkeypatch.setattr(scene_mod.ScenePair, "_read_coarse", spy)
     with open_pair(pre, post) as pair:
-        probe = -(-600 // scene_mod.PROBE_SIDE)
+        probe = scene_mod.probe_factor(600, 600)
         assert factors == [probe, probe]  # the probe of both epochs, nothing else
         assert pair.coverage().cells is None
         valid = pair.read_valid(Window(0, 0, 600, 600))
