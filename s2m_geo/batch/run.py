@@ -129,27 +129,29 @@ def run_batch(
     return result
 
 
+def _written_or_why(write: Callable[[], Any], where: str | Path) -> tuple[Any, str | None]:
+    """What ``write()`` returns, or None and why it failed (disk full, permissions, GDAL),
+    told where: a full disk must not also cost what the run can still say (the report, the
+    command's own summary of complete and failed scenes)."""
+    try:
+        return write(), None
+    except Exception as exc:  # noqa: BLE001 - said in the report or on the command line
+        return None, f"{error_text(exc, where)}; check the free disk space, then run again"
+
+
 def _merge(path: Path, complete: list[SceneOutcome], table: ClassTable) -> tuple[Path | None, str | None]:
-    """The merged layers, or why they could not be written: a full disk must not also cost
-    the report, which says what is complete and what failed."""
+    """The merged layers, or why they could not be written (said in the report)."""
     from ..report import write_merged
 
-    try:
-        return write_merged(path, complete, table), None
-    except Exception as exc:  # noqa: BLE001 - disk full, permissions, GDAL: said in the report
-        return None, f"{path}: {error_text(exc)}; check the free disk space, then run again"
+    return _written_or_why(lambda: write_merged(path, complete, table), path)
 
 
 def _reports(result: BatchResult, table: ClassTable) -> tuple[list[Path], str | None]:
-    """The reports written, or why one could not be: the scenes' own files and done markers
-    stand, and the command still says what is complete and what failed."""
+    """The reports written, or why one could not be (said on the command line)."""
     from ..report import write_reports
 
-    try:
-        return write_reports(result, table), None
-    except Exception as exc:  # noqa: BLE001 - disk full, permissions: told on the command line
-        where = Path(result.out_dir) / "report.*"
-        return [], f"{error_text(exc, where)}; check the free disk space, then run again"
+    written, why = _written_or_why(lambda: write_reports(result, table), Path(result.out_dir) / "report.*")
+    return written or [], why
 
 
 def _output_folder(out_dir: str | Path) -> Path:

@@ -117,21 +117,22 @@ _FLOAT_COLUMNS = ("bearing_deg", "distance_m", "area_m2", "confidence", "lon", "
 Rows = dict[str, Any]
 
 
+#: How each column of a :data:`Rows` batch is held (the spool's kinds, the Arrow types and the
+#: empty columns follow from it): numbers, text, or WKB.
+COLUMN_KINDS = {
+    **dict.fromkeys(CHANGE_COLUMNS, "text"),
+    "class_id": "number",
+    **dict.fromkeys(_FLOAT_COLUMNS, "number"),
+    "geometry": "binary",
+}
+
+
 def changes_schema() -> Any:
     """The ``changes`` layer as Arrow columns (what GDAL's Arrow writer is given)."""
     import pyarrow as pa
 
-    return pa.schema(
-        [("class_id", pa.int32())]
-        + [(c, pa.float64() if c in _FLOAT_COLUMNS else pa.string()) for c in CHANGE_COLUMNS[1:]]
-        + [("geometry", pa.binary())]
-    )
-
-
-def _spool_columns(rows: Rows) -> list[tuple[str, Any]]:
-    """A batch of rows as the spool stores it (:func:`~s2m_geo.vector.spool.write_batch`)."""
-    kinds = {"class_id": "number", "geometry": "binary", **dict.fromkeys(_FLOAT_COLUMNS, "number")}
-    return [(kinds.get(c, "text"), rows[c]) for c in [*CHANGE_COLUMNS, "geometry"]]
+    types = {"text": pa.string(), "binary": pa.binary(), "number": pa.float64()}
+    return pa.schema([(c, pa.int32() if c == "class_id" else types[k]) for c, k in COLUMN_KINDS.items()])
 
 
 @dataclass
@@ -381,11 +382,9 @@ class ChangeCollector:
 
 def _concat(parts: list[Any], column: str) -> Any:
     """One column of several batches (typed, even when there are none)."""
-    if column == "class_id":
-        return np.concatenate(parts) if parts else np.zeros(0, np.int32)
-    if column in _FLOAT_COLUMNS:
-        return np.concatenate(parts) if parts else np.zeros(0, np.float64)
-    return [v for p in parts for v in p]
+    if COLUMN_KINDS[column] != "number":
+        return [v for p in parts for v in p]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int32 if column == "class_id" else np.float64)
 
 
 def _rounded(values: Any, digits: int | None, n: int = 0) -> np.ndarray:
@@ -560,7 +559,7 @@ class VectorOutput:
 
     def add(self, rows: Rows) -> None:
         """A batch of rows of the ``changes`` layer, in order."""
-        write_batch(self._file, _spool_columns(rows))
+        write_batch(self._file, [(kind, rows[c]) for c, kind in COLUMN_KINDS.items()])
 
     def _write_changes(self, tmp: Path) -> None:
         """The spooled rows into the ``changes`` layer at ``tmp``."""
