@@ -23,6 +23,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,8 @@ class SectorCounts:
 
 #: Points per sector border when it is mapped from the local frame into the CRS.
 BORDER_POINTS = 1024
+#: Consecutive border segments tested against as one box (see :func:`_border_boxes`).
+BORDER_RUN = 16
 
 
 def _to_local(frame: GeoFrame, geoms: np.ndarray) -> np.ndarray:
@@ -83,13 +86,25 @@ def _to_local(frame: GeoFrame, geoms: np.ndarray) -> np.ndarray:
     return np.asarray(shapely.transform(geoms, fn), dtype=object)
 
 
-def _near_borders(frame: GeoFrame, geoms: np.ndarray, zones: list[Any], span: float) -> np.ndarray:
-    """Which geometries (CRS) may come within reach of a border of ``zones`` (local frame).
+@lru_cache(maxsize=8)
+def _zones(frame: GeoFrame) -> tuple[tuple[str, tuple[str, ...], tuple[Any, ...]], ...]:
+    """The frame's two sets of sectors: ``(key, names, polygons in the local frame)``."""
+    e0, e1, n0, n1 = frame.extent
+    radius = 2.0 * max(abs(e0), abs(e1), abs(n0), abs(n1), 1.0)
+    return (("cells", CELLS, tuple(cell_polygons(frame.extent))), ("compass", COMPASS, tuple(compass_polygons(radius))))
+
+
+@lru_cache(maxsize=8)
+def _border_boxes(frame: GeoFrame) -> shapely.STRtree:
+    """The sectors' borders of ``frame`` as boxes in its CRS, in a tree (once per frame: the
+    mapping of ~17,000 border points costs more than testing a batch of polygons against it).
 
     The borders are densified in the local frame and mapped into the CRS, where they are
-    slightly curved: a geometry counts as near when its bounding box meets that of a mapped
-    segment grown by twice the largest gap between the segments and the true border (plus a
-    hair of the scene's size). A superset: a near polygon is only cut exactly."""
+    slightly curved: each mapped segment's bounding box is grown by twice the largest gap
+    between the segments and the true border (plus a hair of the scene's size)."""
+    e0, e1, n0, n1 = frame.extent
+    span = max(e1 - e0, n1 - n0)
+    zones = [z for _, _, polys in _zones(frame) for z in polys]
     lines = shapely.segmentize(shapely.boundary(np.asarray(zones, dtype=object)), span / BORDER_POINTS)
     xy, part = shapely.get_coordinates(lines, return_index=True)
     mid = 0.5 * (xy[1:] + xy[:-1])[part[1:] == part[:-1]]  # segment midpoints, local
@@ -98,11 +113,28 @@ def _near_borders(frame: GeoFrame, geoms: np.ndarray, zones: list[Any], span: fl
     same = np.flatnonzero(part[1:] == part[:-1])
     gap = np.hypot(mx - 0.5 * (x[same] + x[same + 1]), my - 0.5 * (y[same] + y[same + 1]))
     reach = 2.0 * float(gap.max(initial=0.0)) + 1e-9 * float(np.ptp(x) + np.ptp(y))
-    # each mapped segment's bounding box, grown by the reach: a superset of what is near
     x0, x1 = np.minimum(x[same], x[same + 1]) - reach, np.maximum(x[same], x[same + 1]) + reach
     y0, y1 = np.minimum(y[same], y[same + 1]) - reach, np.maximum(y[same], y[same + 1]) + reach
+    # one box per BORDER_RUN segments of a border (their union: a superset still): a box per
+    # segment made ~60,000 polygons, ~35 MB
+    line = part[same]  # ascending: the coordinates come border by border
+    run = (np.arange(same.size) - np.searchsorted(line, line)) // BORDER_RUN
+    runs = np.flatnonzero(np.r_[True, (line[1:] != line[:-1]) | (run[1:] != run[:-1])])
+    return shapely.STRtree(
+        shapely.box(
+            np.minimum.reduceat(x0, runs),
+            np.minimum.reduceat(y0, runs),
+            np.maximum.reduceat(x1, runs),
+            np.maximum.reduceat(y1, runs),
+        )
+    )
+
+
+def _near_borders(frame: GeoFrame, geoms: np.ndarray) -> np.ndarray:
+    """Which geometries (CRS) may come within reach of a sector border: those whose bounding
+    box meets one of :func:`_border_boxes`. A superset: a near polygon is only cut exactly."""
     near = np.zeros(len(geoms), bool)
-    _, idx = shapely.STRtree(geoms).query(shapely.box(x0, y0, x1, y1))
+    idx, _ = _border_boxes(frame).query(geoms)
     near[idx] = True
     return near
 
@@ -128,9 +160,7 @@ def scene_sectors(
     else:
         assert frame.local_proj is not None
         crs, scale = CRS.from_proj4(frame.local_proj), 1.0
-    e0, e1, n0, n1 = frame.extent
-    radius = 2.0 * max(abs(e0), abs(e1), abs(n0), abs(n1), 1.0)
-    sets = (("cells", CELLS, cell_polygons(frame.extent)), ("compass", COMPASS, compass_polygons(radius)))
+    sets = _zones(frame)
     counts = {key: np.zeros((len(names), num_classes), np.int64) for key, names, _ in sets}
     sums = {key: np.zeros((len(names), num_classes), np.float64) for key, names, _ in sets}
     if g.size:
@@ -138,7 +168,7 @@ def scene_sectors(
             whole_area = np.asarray(shapely.area(g), np.float64) if frame.image_terms else ground_areas_m2(g, frame.crs)
         else:
             whole_area = np.asarray(areas, dtype=np.float64)
-        near = _near_borders(frame, g, [z for _, _, polys in sets for z in polys], max(e1 - e0, n1 - n0))
+        near = _near_borders(frame, g)
         inner = np.flatnonzero(~near)
         ce, cn = frame.to_local(*shapely.get_coordinates(shapely.centroid(g[inner])).T)
         local = _to_local(frame, g[near])
