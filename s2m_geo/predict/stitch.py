@@ -22,6 +22,9 @@ import numpy as np
 from ..classes import NODATA_CLASS
 from .tiling import FIXED_ONE, Block, Rect, TileLayout, quantize
 
+#: Rows of a core blended at a time when it is finished (the temporaries' height).
+BLEND_ROWS = 128
+
 
 @dataclass
 class BlockPartial:
@@ -176,29 +179,30 @@ class Stitcher:
 
     def add(self, partial: BlockPartial) -> None:
         """Merge one block's partial; finalise every core it completes. The partial's arrays
-        are the stitcher's from then on (a core's sum is made in them)."""
+        are the stitcher's from then on (a core's sum is made in them; the partial is left
+        without them, so that they are freed as soon as the cores are summed, before the
+        finished cores go to the sink)."""
         ext = partial.block.extent
+        acc, wsum, valid = partial.acc, partial.wsum, partial.valid
+        partial.acc = partial.wsum = partial.valid = None
+        complete = []
         for key in self._touched(ext):
             p = self._pending[key]
             p.arrived += 1
-            if partial.acc is not None:  # a partial without evidence only counts as arrived
-                assert partial.wsum is not None and partial.valid is not None
+            if acc is not None:  # a partial without evidence only counts as arrived
+                assert wsum is not None and valid is not None
                 part = ext.intersect(p.core)
                 assert part is not None
                 src = part.slices(ext)
                 if p.arrived == p.expected:  # summed right away: no copy
-                    p.pieces.append((part, partial.acc[(slice(None), *src)], partial.wsum[src], partial.valid[src]))
+                    p.pieces.append((part, acc[(slice(None), *src)], wsum[src], valid[src]))
                 else:
-                    p.pieces.append(
-                        (
-                            part,
-                            partial.acc[(slice(None), *src)].copy(),
-                            partial.wsum[src].copy(),
-                            partial.valid[src].copy(),
-                        )
-                    )
+                    p.pieces.append((part, acc[(slice(None), *src)].copy(), wsum[src].copy(), valid[src].copy()))
             if p.arrived == p.expected:
-                self._finish(key)
+                complete.append(key)
+        del acc, wsum, valid
+        for key in complete:
+            self._finish(key)
 
     def _finish(self, key: tuple[int, int]) -> None:
         p = self._pending.pop(key)
@@ -225,19 +229,38 @@ class Stitcher:
             wsum[dst] += ws
             valid[dst] |= v
         p.pieces.clear()
-        ok = valid & (wsum > 0)
-        wsum_f = np.maximum(wsum, 1).astype(np.float32)
-        # the blend divides every class by the same positive weight sum, so the argmax and
-        # the max can be taken on the exact integer sums
-        classes, best = _argmax_max(acc)
-        confidence = best.astype(np.float32) / wsum_f
-        classes[~ok] = NODATA_CLASS
-        confidence[~ok] = 0.0
-        probs = None
-        if self.want_probabilities:
-            probs = acc.astype(np.float32) / wsum_f
-            probs[:, ~ok] = 0.0
+        classes, confidence, probs = self._blend(acc, wsum, valid)
         del acc, wsum, valid
         if area != p.core:  # the rest of the core had no evidence: nodata
             classes, confidence, probs = _embed(area, p.core, classes, confidence, probs)
         self.sink(p.core, classes, confidence, probs)
+
+    def _blend(
+        self, acc: np.ndarray, wsum: np.ndarray, valid: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Classes, confidence and (when wanted) probabilities of summed evidence, strip by strip
+        (:data:`BLEND_ROWS` rows), so that the temporaries stay small beside a core's outputs."""
+        h, w = wsum.shape
+        classes = np.empty((h, w), np.uint8)
+        confidence = np.empty((h, w), np.float32)
+        probs = np.empty((acc.shape[0], h, w), np.float32) if self.want_probabilities else None
+        for r in range(0, h, BLEND_ROWS):
+            rows = slice(r, r + BLEND_ROWS)
+            a = acc[:, rows]
+            bad = ~(valid[rows] & (wsum[rows] > 0))
+            wsum_f = np.maximum(wsum[rows], 1).astype(np.float32)
+            # the blend divides every class by the same positive weight sum, so the argmax and
+            # the max can be taken on the exact integer sums
+            cls, best = _argmax_max(a)
+            cls[bad] = NODATA_CLASS
+            classes[rows] = cls
+            conf = confidence[rows]
+            conf[...] = best  # int32 -> float32, as astype
+            conf /= wsum_f
+            conf[bad] = 0.0
+            if probs is not None:
+                pr = probs[:, rows]
+                pr[...] = a
+                pr /= wsum_f
+                pr[:, bad] = 0.0
+        return classes, confidence, probs

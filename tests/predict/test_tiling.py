@@ -158,3 +158,39 @@ def test_a_block_without_evidence_stitches_as_one_of_zeros():
     cores = core_rects(layout, blocks, 2)
     lent = [i for i, core in cores.items() if i not in evidence and (outs[0][core][0] != NODATA_CLASS).any()]
     assert lent  # cores whose only evidence is a neighbour's spill
+
+
+def test_cores_are_blended_strip_by_strip_as_in_one_piece(monkeypatch):
+    """A finished core is blended in strips of rows (small temporaries); the strips give the
+    arrays of blending it in one piece, bit for bit."""
+    import s2m_geo.predict.stitch as stitch
+
+    layout = TileLayout(300, 260, 96, 16)
+    whole = _stitch(layout, block_tiles=2)
+    monkeypatch.setattr(stitch, "BLEND_ROWS", 7)
+    strips = _stitch(layout, block_tiles=2)
+    assert np.array_equal(whole[0], strips[0]) and np.array_equal(whole[1], strips[1])
+
+
+def test_a_blocks_arrays_are_freed_before_its_core_goes_to_the_sink():
+    """The stitcher takes a partial's arrays: once a core is summed they are freed, so the
+    sink's work (writing, vectorizing) does not carry the block's K+1 planes beside it."""
+    import weakref
+
+    layout, k = TileLayout(400, 400, 96, 16), 3
+    blocks = layout.blocks(2)
+    alive = []
+
+    def sink(core, classes, conf, probs):
+        alive.append(ref() is not None)
+
+    st_ = Stitcher(layout, blocks, 2, k, sink)
+    for b in blocks:  # in order: each block completes its own core
+        p = BlockPartial.empty(b, k)
+        for t in b.tiles:
+            p.add_tile(t, _fake_probs(t, k), layout.tile_weights(t), np.ones((t.height, t.width), bool))
+        ref = weakref.ref(p.acc)
+        st_.add(p)
+        assert p.acc is None and p.wsum is None and p.valid is None
+    assert st_.done and len(alive) == len(blocks) and not any(alive)
+
