@@ -39,10 +39,13 @@ from .tiling import Block, Rect, TileLayout
 
 Progress = Callable[[str, int, int], None]
 
-#: GDAL's block cache during a prediction, MB (GDAL's default is 5 % of the RAM, which a large
-#: scene fills with blocks already read and written: memory then grows with the scene). Tiles
-#: are read in order, so a few rows of the inputs' blocks is all the cache has to hold.
+#: GDAL's block cache around a prediction (writing the outputs, copying the COG), MB. GDAL's
+#: default is 5 % of the RAM, which a large scene fills with blocks already read and written:
+#: memory then grows with the scene.
 GDAL_CACHE_MB = 64
+#: The least block cache while tiles are read, MB; above it, what the inputs' block layout
+#: needs (:func:`read_cache`).
+READ_CACHE_MIN_MB = 16
 # Not GDAL_NUM_THREADS=ALL_CPUS beside it: with the read-ahead threads' own handles it gave
 # corrupted reads (a scene paired with itself showed change; tests/predict/test_pipeline.py).
 
@@ -283,6 +286,20 @@ def _tile_stream(pair, tiles: list[tuple[int, Rect]], threads: int, ahead: int) 
                 queue.append((nxt, pool.submit(pair.read, _window(nxt[1]))))
             pre, post, valid = fut.result()
             yield bi, tile, pre, post, valid
+
+
+def read_cache(pair, blocks: list[Block], tile: int, threads: int) -> int:
+    """GDAL's block cache, bytes, while the tiles of ``blocks`` are read: what the inputs' block
+    layout needs to decode no block twice within a block of tiles
+    (:meth:`~s2m_geo.predict.scene.ScenePair.read_cache_bytes`: a few rows of tiled files'
+    blocks, a block's height of strips across the file), at least :data:`READ_CACHE_MIN_MB`
+    and at most GDAL's own default, 5 % of the RAM (beyond it striped files are decoded again)."""
+    import psutil
+
+    ext = max((b.extent for b in blocks), key=lambda e: e.height * e.width)
+    need = pair.read_cache_bytes(tile, (ext.height, ext.width), threads)
+    cap = max(GDAL_CACHE_MB << 20, psutil.virtual_memory().total // 20)
+    return int(min(max(need, READ_CACHE_MIN_MB << 20), cap))
 
 
 def _readable_tiles(pair, tiles: list[tuple[int, Rect]], skip: Callable[[int], None]) -> list[tuple[int, Rect]]:
@@ -532,7 +549,8 @@ def _predict(
                 want_probabilities=probabilities is not None,
             )
             if client is None:
-                done, skipped = run_tiles(pair, runner, layout, blocks, opts, stitcher.add, progress)
+                with rasterio.Env(GDAL_CACHEMAX=read_cache(pair, blocks, tile, opts.read_threads)):
+                    done, skipped = run_tiles(pair, runner, layout, blocks, opts, stitcher.add, progress)
             else:
                 done, skipped = _run_distributed(client, pair, model, layout, blocks, opts, stitcher, progress)
             assert stitcher.done

@@ -70,6 +70,7 @@ from rasterio.warp import transform as warp_points
 from rasterio.windows import Window
 
 from ..errors import InputError
+from .tiling import read_cache_bytes
 
 __all__ = [
     "Grid",
@@ -319,6 +320,10 @@ class _Epoch:
     #: native-pixel rectangles (col, row, width, height) outside which the file holds no valid
     #: pixel of the selected bands, as it declares itself (a VRT mosaic's sources); None: unknown
     regions: tuple[tuple[int, int, int, int], ...] | None = None
+    #: the file's (rows, cols) block shape and the bytes GDAL caches per pixel of a block (every
+    #: band of the file: a pixel-interleaved block decodes them all), for sizing the block cache
+    block_shape: tuple[int, int] = (256, 256)
+    pixel_bytes: int = 3
 
     def to_model_units(self, data: np.ndarray) -> np.ndarray:
         """Native values (C,h,w) -> float32 0..255 model input units."""
@@ -457,6 +462,8 @@ def _describe_epoch(
         scaling=scaling,
         scale=scale,
         regions=None if has_alpha else _declared_regions(ds, path, bands, bool(zero_as_nodata and nodata is None)),
+        block_shape=tuple(ds.block_shapes[bands[0] - 1]),
+        pixel_bytes=sum(np.dtype(d).itemsize for d in ds.dtypes),
     )
 
 
@@ -728,6 +735,25 @@ class ScenePair:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def read_cache_bytes(self, tile: int, extent: tuple[int, int], threads: int) -> int:
+        """GDAL block cache, bytes, that reading blocks of tiles of ``extent`` (rows, cols of the
+        grid) needs from ``threads`` readers (each reads through its own handles, and GDAL
+        caches blocks per handle); see :func:`~s2m_geo.predict.tiling.read_cache_bytes`."""
+        total = 0
+        for ep in self._epochs.values():
+            # a warped epoch is read in its own pixels: more of them where it is finer than the grid
+            s = 1.0
+            if ep.native.crs == self.grid.crs and ep.offset is None:
+                s = min(max(self.grid.res[0] / ep.native.res[0], 0.25), 4.0)
+            total += read_cache_bytes(
+                ep.block_shape,
+                ep.native.width,
+                ep.pixel_bytes,
+                math.ceil(tile * s),
+                (math.ceil(extent[0] * s), math.ceil(extent[1] * s)),
+            )
+        return threads * total
 
     # -- reading --
     def native_grid(self, epoch: str) -> Grid:

@@ -163,3 +163,23 @@ def quantize(weighted: np.ndarray) -> np.ndarray:
     """Weighted probabilities (or weights) in [0, 1] -> int32 fixed point."""
     out: np.ndarray = np.rint(weighted * FIXED_ONE).astype(np.int32)
     return out
+
+
+def read_cache_bytes(
+    block_shape: tuple[int, int], file_width: int, pixel_bytes: int, tile: int, extent: tuple[int, int]
+) -> int:
+    """Bytes of one file's decoded blocks that reading a block of tiles of ``extent`` (rows,
+    cols) keeps coming back to, in the file's pixels: what GDAL's block cache must hold so
+    that no block is decoded twice within a block of tiles (or a row of them).
+
+    Tiles are read row by row within a block of tiles, blocks left to right. File blocks
+    narrower than a block of tiles are reused only along one row of tiles (its height plus a
+    file block, across the block's width plus a file block); wider ones (strips, whole-row
+    blocks) are read again by every block of the row, so the block's whole height must stay."""
+    bh, bw = block_shape
+    eh, ew = extent
+    if bw >= ew:  # strips: every block of the row decodes the same file blocks
+        rows, cols = eh + bh, min(file_width, ew + bw)
+    else:
+        rows, cols = tile + bh, ew + bw
+    return rows * cols * pixel_bytes

@@ -361,3 +361,37 @@ def test_a_sparse_mosaic_costs_its_footprints(tmp_path, monkeypatch):
         assert ds.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1) in (None, "", "0")  # never written
         np.testing.assert_array_equal(ds.read(1, window=Window(2600, 1500, 300, 300)), alone.read(1))
         assert (ds.read(1, window=Window(0, 0, 2600, 1500)) == NODATA_CLASS).all()
+
+
+def test_the_block_cache_while_reading_follows_the_files_layout(tmp_path, monkeypatch):
+    """Tiles are read under a GDAL block cache sized by the inputs: the floor for tiled files,
+    a block's height of strips across the file for striped ones (which every block of a row
+    reads again), and the same raster either way."""
+    from rasterio.shutil import copy as rio_copy
+
+    import s2m_geo.predict.pipeline as pl
+
+    scene = write_scene(tmp_path / "s", SceneSpec(size=200, seed=4))
+    wide = {}
+    for k in ("pre", "post"):
+        with rasterio.open(scene[k]) as ds:
+            data, prof = np.tile(ds.read(), (1, 6, 12)), ds.profile
+        prof.update(width=data.shape[2], height=data.shape[1], tiled=True, blockxsize=256, blockysize=256)
+        wide[k] = tmp_path / f"{k}_tiled.tif"
+        with rasterio.open(wide[k], "w", **prof) as ds:
+            ds.write(data)
+        wide[k + "_striped"] = tmp_path / f"{k}_striped.tif"
+        rio_copy(wide[k], wide[k + "_striped"], driver="GTiff", tiled=False, blockysize=16)
+    seen = []
+    original = pl.run_tiles
+    monkeypatch.setattr(
+        pl, "run_tiles", lambda *a, **kw: seen.append(rasterio.env.getenv()["GDAL_CACHEMAX"]) or original(*a, **kw)
+    )
+    model, opts = BrightBandModel(), PredictOptions(tile_size=128, overlap=16, block_tiles=8)
+    predict(wide["pre"], wide["post"], tmp_path / "a.tif", model, opts)
+    predict(wide["pre_striped"], wide["post_striped"], tmp_path / "b.tif", model, opts)
+    tiled, striped = seen
+    assert tiled == pl.READ_CACHE_MIN_MB << 20
+    # 2 readers x 2 files x (a block's height: 8 tiles of 128 every 112 rows, + a strip) x 2400 columns x 3 bytes
+    assert striped == 2 * 2 * (7 * 112 + 128 + 16) * 2400 * 3
+    np.testing.assert_array_equal(_read(tmp_path / "a.tif")[0], _read(tmp_path / "b.tif")[0])

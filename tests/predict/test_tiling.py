@@ -194,3 +194,13 @@ def test_a_blocks_arrays_are_freed_before_its_core_goes_to_the_sink():
         assert p.acc is None and p.wsum is None and p.valid is None
     assert st_.done and len(alive) == len(blocks) and not any(alive)
 
+
+def test_the_read_cache_holds_a_row_of_tiles_or_a_block_height_of_strips():
+    from s2m_geo.predict.tiling import read_cache_bytes
+
+    # 256-pixel tiles: one row of tiles of the block (tile + a file block) across its width
+    assert read_cache_bytes((256, 256), 8192, 3, 512, (1856, 1856)) == (512 + 256) * (1856 + 256) * 3
+    # 16-row strips: every block of the row reads them again, so its whole height, file-wide
+    assert read_cache_bytes((16, 8192), 8192, 3, 512, (1856, 1856)) == (1856 + 16) * 8192 * 3
+    # tiles wider than a block of tiles behave as strips, over the blocks they span
+    assert read_cache_bytes((512, 4096), 8192, 1, 512, (1856, 1856)) == (1856 + 512) * (1856 + 4096)
