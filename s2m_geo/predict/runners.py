@@ -34,6 +34,13 @@ class ChangeModel(Protocol):
     def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray: ...
 
 
+def normalized(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``(x - mean) / std`` (float32, bit for bit) with one batch-sized array, not two."""
+    out = np.subtract(x, mean)
+    out /= std
+    return out
+
+
 class TorchChangeModel:
     """An S2M model package run with torch."""
 
@@ -54,8 +61,8 @@ class TorchChangeModel:
     def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
         import torch
 
-        a = torch.from_numpy((pre - self._mean) / self._std).to(self.device)
-        b = torch.from_numpy((post - self._mean) / self._std).to(self.device)
+        a = torch.from_numpy(normalized(pre, self._mean, self._std)).to(self.device)
+        b = torch.from_numpy(normalized(post, self._mean, self._std)).to(self.device)
         a = a.contiguous(memory_format=torch.channels_last)
         b = b.contiguous(memory_format=torch.channels_last)
         with (
@@ -90,7 +97,7 @@ class OnnxChangeModelRunner:
         self._mean, self._std = Normalization.from_dict(self.meta.normalization).for_0_255()
 
     def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
-        logits = self.onnx((pre - self._mean) / self._std, (post - self._mean) / self._std)
+        logits = self.onnx(normalized(pre, self._mean, self._std), normalized(post, self._mean, self._std))
         # in place in the session's fresh output: the same values, bit for bit, as
         # e = exp(logits - max); e / sum(e), without a batch-sized temporary
         e = np.asarray(logits, dtype=np.float32)

@@ -58,7 +58,11 @@ class BlockPartial:
         w = weights[src]
         # p * (w * 2**24) is p * w * 2**24 bit for bit (a power of two scales exactly): one pass less
         scaled = probs[(slice(None), *src)] * (w * FIXED_ONE)
-        self.acc[(slice(None), *dst)] += np.rint(scaled, out=scaled).astype(np.int32)
+        np.rint(scaled, out=scaled)
+        # added straight into the int32 sums (exact: integers below 2**31 in float64), without
+        # an int32 copy of the tile's K+1 planes
+        acc = self.acc[(slice(None), *dst)]
+        np.add(acc, scaled, out=acc, casting="unsafe")
         self.wsum[dst] += quantize(w)
         self.valid[dst] |= valid[src]
 
