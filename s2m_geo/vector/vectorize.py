@@ -246,16 +246,18 @@ def _label(classes: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarr
     structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
     present = np.flatnonzero(np.bincount(classes.ravel(), minlength=256))
     labels = np.zeros(classes.shape, np.int32)
+    lab = np.empty(classes.shape, np.int32)  # one class's labels, reused: no arrays per class
+    this = np.empty(classes.shape, bool)
     label_class = [0]
     n = 0
     for k in present:
         if k in (NO_CHANGE_CLASS, NODATA_CLASS):
             continue
-        lab, m = ndimage.label(classes == k, structure)
+        np.equal(classes, k, out=this)
+        m = int(ndimage.label(this, structure, output=lab))
         if m == 0:
             continue
-        mask = lab > 0
-        labels[mask] = lab[mask] + n
+        np.add(lab, n, out=labels, where=this)
         label_class.extend([int(k)] * m)
         n += m
     return labels, np.asarray(label_class, np.int64)
