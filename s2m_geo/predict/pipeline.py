@@ -305,10 +305,11 @@ def read_cache(pair, blocks: list[Block], tile: int, threads: int) -> int:
 def _readable_tiles(pair, tiles: list[tuple[int, Rect]], skip: Callable[[int], None]) -> list[tuple[int, Rect]]:
     """The tiles that may hold a valid pixel (the pair's coverage map); ``skip`` the others,
     without reading them: a mosaic's nodata frame costs next to nothing."""
-    coverage = pair.coverage()
+    rects = np.array([(t.row, t.col, t.height, t.width) for _, t in tiles], np.int64).reshape(-1, 4)
+    may = pair.coverage().may_hold_rects(rects)
     readable = []
-    for bi, tile in tiles:
-        if coverage.may_hold(_window(tile)):
+    for (bi, tile), ok in zip(tiles, may.tolist()):
+        if ok:
             readable.append((bi, tile))
         else:
             skip(bi)

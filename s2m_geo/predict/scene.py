@@ -906,6 +906,16 @@ class ScenePair:
         reads = _both(partial(self._read_coarse, window=g.window(), factor=f), *self._epochs.values())
         return bool((reads[0][1] & reads[1][1]).all())
 
+    def _probe_any_valid(self, windows: list[Window]) -> bool:
+        """Whether a sparse decimated read (:func:`probe_factor`) of any of ``windows`` finds a
+        sample valid in both epochs."""
+        for win in windows:
+            f = probe_factor(int(win.height), int(win.width))
+            reads = _both(partial(self._read_coarse, window=win, factor=f), *self._epochs.values())
+            if (reads[0][1] & reads[1][1]).any():
+                return True
+        return False
+
     def _any_valid_full(self, window: Window, rows: int = 512) -> bool:
         """Full-resolution scan of a window, strip by strip, for any jointly valid pixel."""
         c, r0, w, h = int(window.col_off), int(window.row_off), int(window.width), int(window.height)
@@ -921,13 +931,18 @@ class ScenePair:
         g = self.grid
         regions = self.regions()
         area = sum(w.width * w.height for w in regions) if regions is not None else g.width * g.height
+        stretch = any(ep.scaling == "stretch" for ep in self._epochs.values())
         if regions is not None and len(regions) <= MAX_SCAN_REGIONS and area <= g.width * g.height / 2:
             self._coverage = Coverage.of_windows(g.height, g.width, regions)
+            if not stretch and self._probe_any_valid(regions):
+                # a jointly valid sample: not all nodata, and no stretch to compute; the decimated
+                # scan of the footprints would decode each of them once more than the tiles do
+                return
             f = max(1, math.ceil(math.sqrt(area) / COARSE_MAX))  # about COARSE_MAX² samples in all
         else:
             regions = [g.window()]
             f = coarse_shape(g.height, g.width, COARSE_MAX)[0]
-            if all(ep.scaling != "stretch" for ep in self._epochs.values()) and self._probe_all_valid():
+            if not stretch and self._probe_all_valid():
                 # valid samples: not all nodata; no stretch to compute; and a frame of nodata the
                 # probe missed costs only the reads of its tiles (each found empty and skipped).
                 # The whole-grid scan would decode every block of both scenes once more than the
@@ -998,18 +1013,30 @@ class Coverage:
 
     def may_hold(self, window: Window) -> bool:
         """Whether ``window`` (grid pixels) may hold a valid pixel; False only when certain."""
+        rect = [[int(window.row_off), int(window.col_off), int(window.height), int(window.width)]]
+        return bool(self.may_hold_rects(np.asarray(rect, np.int64))[0])
+
+    def may_hold_rects(self, rects: np.ndarray) -> np.ndarray:
+        """:meth:`may_hold` of many windows at once: ``rects`` (n, 4) int rows of (row, col,
+        height, width) in grid pixels; one bool each (a table of the cells' running sums
+        answers each window in O(1): a mosaic's tens of thousands of tiles cost no loop)."""
+        rects = np.asarray(rects, np.int64).reshape(-1, 4)
+        r0, c0 = np.maximum(rects[:, 0], 0), np.maximum(rects[:, 1], 0)
+        r1 = np.minimum(rects[:, 0] + rects[:, 2], self.height)
+        c1 = np.minimum(rects[:, 1] + rects[:, 3], self.width)
+        inside = (r0 < r1) & (c0 < c1)
         if self.cells is None:
-            return True
+            return inside
         ch, cw = self.cells.shape
-        r0, c0 = max(int(window.row_off), 0), max(int(window.col_off), 0)
-        r1 = min(int(window.row_off + window.height), self.height)
-        c1 = min(int(window.col_off + window.width), self.width)
-        if r0 >= r1 or c0 >= c1:
-            return False
         # the cells the window touches, with a cell of margin for rounding at their edges
-        i0, i1 = max(r0 * ch // self.height - 1, 0), min(-(-r1 * ch // self.height) + 1, ch)
-        j0, j1 = max(c0 * cw // self.width - 1, 0), min(-(-c1 * cw // self.width) + 1, cw)
-        return bool(self.cells[i0:i1, j0:j1].any())
+        i0 = np.clip(r0 * ch // self.height - 1, 0, ch)
+        i1 = np.clip(-(-r1 * ch // self.height) + 1, 0, ch)
+        j0 = np.clip(c0 * cw // self.width - 1, 0, cw)
+        j1 = np.clip(-(-c1 * cw // self.width) + 1, 0, cw)
+        sums = np.zeros((ch + 1, cw + 1), np.int64)
+        sums[1:, 1:] = self.cells.cumsum(0).cumsum(1)
+        count = sums[i1, j1] - sums[i0, j1] - sums[i1, j0] + sums[i0, j0]
+        return inside & (i0 < i1) & (j0 < j1) & (count > 0)
 
 
 def read_scene(

@@ -764,17 +764,21 @@ def test_a_sparse_mosaic_is_scanned_only_where_its_sources_are(tmp_path, monkeyp
     scene = write_scene(tmp_path / "s", SceneSpec(size=256, seed=3))
     at = [(5000, 7000), (15000, 300)]
     vrts = {k: mosaic_vrt([(scene[k], r, c) for r, c in at], tmp_path / f"{k}.vrt", 20000) for k in ("pre", "post")}
-    read = []
+    read, factors = [], []
     original = sc.ScenePair._read_coarse
     monkeypatch.setattr(
         sc.ScenePair,
         "_read_coarse",
-        lambda self, ep, window, factor: read.append(window) or original(self, ep, window, factor),
+        lambda self, ep, window, factor: (
+            read.append(window) or factors.append(factor) or original(self, ep, window, factor)
+        ),
     )
     with open_pair(vrts["pre"], vrts["post"]) as pair:
         sources = [Window(c, r, 256, 256) for r, c in at]
         assert sorted(pair.regions(), key=lambda w: w.row_off) == sources
         assert read and all(w in sources for w in read)
+        # a valid sample of the sparse probe settles it: the footprints are not decoded once more
+        assert factors == [sc.probe_factor(256, 256)] * 2
         cov = pair.coverage()
         assert all(cov.may_hold(w) for w in sources)
         assert not cov.may_hold(Window(0, 0, 4000, 4000)) and not cov.may_hold(Window(12000, 12000, 512, 512))
@@ -782,6 +786,25 @@ def test_a_sparse_mosaic_is_scanned_only_where_its_sources_are(tmp_path, monkeyp
         pre, post, valid = pair.read(sources[0])
         with rasterio.open(scene["pre"]) as ds:
             np.testing.assert_array_equal(pre, ds.read().astype(np.float32) * valid)
+
+
+def test_a_mosaic_whose_probe_misses_its_few_valid_pixels_is_scanned_then_refused_if_empty(tmp_path):
+    """The probe of a mosaic's footprints proves it holds a valid pixel; where it finds none,
+    the footprints are scanned as before: a few valid pixels between the samples are found,
+    and a footprint of nodata alone is refused."""
+    from s2m_geo.testing import mosaic_vrt
+
+    data = np.zeros((3, 256, 256), np.uint8)
+    data[:, 100:110, 100:110] = 77  # between the probe's samples
+    sparse = _write(tmp_path / "few.tif", data, nodata=0, crs="EPSG:32636", transform=Affine(1, 0, 5e5, 0, -1, 3.5e6))
+    empty = _write(
+        tmp_path / "none.tif", data * 0, nodata=0, crs="EPSG:32636", transform=Affine(1, 0, 5e5, 0, -1, 3.5e6)
+    )
+    few = mosaic_vrt([(sparse, 3000, 2000)], tmp_path / "few.vrt", 6000)
+    none = mosaic_vrt([(empty, 3000, 2000)], tmp_path / "none.vrt", 6000)
+    with open_pair(few, few) as pair:
+        assert pair.read_valid(Window(2100, 3100, 10, 10)).all()
+    _assert_input_error(none, none, none, match="no valid pixel where both scenes overlap")
 
 
 def test_a_warped_mosaic_declares_its_sources_on_the_grid(tmp_path):
@@ -866,3 +889,32 @@ def test_a_vrt_that_hides_its_nodata_value_is_valid_outside_its_sources(tmp_path
         assert pair.regions() is None
         assert pair.coverage().may_hold(Window(20, 20, 10, 10))
         assert pair.read_valid(Window(20, 20, 10, 10)).all()
+
+
+def _looked_at(cells, height, width, r, c, h, w):
+    """Whether the cells a window touches (a cell of margin) hold a True: one window's answer."""
+    ch, cw = cells.shape
+    r0, c0, r1, c1 = max(r, 0), max(c, 0), min(r + h, height), min(c + w, width)
+    if r0 >= r1 or c0 >= c1:
+        return False
+    i0, i1 = max(r0 * ch // height - 1, 0), min(-(-r1 * ch // height) + 1, ch)
+    j0, j1 = max(c0 * cw // width - 1, 0), min(-(-c1 * cw // width) + 1, cw)
+    return bool(cells[i0:i1, j0:j1].any())
+
+
+def test_coverage_answers_many_windows_at_once_as_one_by_one():
+    """``may_hold_rects`` (running sums, no loop) says of every window what looking at the
+    cells it touches says, margins at the cells' edges and windows past the grid included."""
+    from s2m_geo.predict.scene import Coverage
+
+    rng = np.random.default_rng(11)
+    for height, width in ((1000, 700), (37, 5000), (4096, 4096)):
+        cells = rng.random(tuple(rng.integers(3, 60, 2))) < 0.05
+        cov = Coverage(height, width, cells)
+        rows, cols = rng.integers(-50, height, 500), rng.integers(-50, width, 500)
+        rects = np.column_stack([rows, cols, rng.integers(1, 300, 500), rng.integers(1, 300, 500)])
+        want = [_looked_at(cells, height, width, *rect) for rect in rects.tolist()]
+        assert cov.may_hold_rects(rects).tolist() == want
+        assert [cov.may_hold(Window(c, r, w, h)) for r, c, h, w in rects.tolist()] == want
+        everywhere = Coverage(height, width, None).may_hold_rects(rects).tolist()
+        assert everywhere == [_looked_at(np.ones((1, 1), bool), height, width, *rect) for rect in rects.tolist()]
