@@ -54,7 +54,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -1033,10 +1033,17 @@ class Coverage:
         i1 = np.clip(-(-r1 * ch // self.height) + 1, 0, ch)
         j0 = np.clip(c0 * cw // self.width - 1, 0, cw)
         j1 = np.clip(-(-c1 * cw // self.width) + 1, 0, cw)
-        sums = np.zeros((ch + 1, cw + 1), np.int64)
-        sums[1:, 1:] = self.cells.cumsum(0).cumsum(1)
+        sums = self._running_sums
         count = sums[i1, j1] - sums[i0, j1] - sums[i1, j0] + sums[i0, j0]
         return inside & (i0 < i1) & (j0 < j1) & (count > 0)
+
+    @cached_property
+    def _running_sums(self) -> np.ndarray:
+        """(ch + 1, cw + 1) int64: the count of True cells above and left of each corner."""
+        assert self.cells is not None
+        sums = np.zeros((self.cells.shape[0] + 1, self.cells.shape[1] + 1), np.int64)
+        sums[1:, 1:] = self.cells.cumsum(0).cumsum(1)
+        return sums
 
 
 def read_scene(
