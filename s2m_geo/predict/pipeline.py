@@ -338,7 +338,7 @@ class _Blender:
         for (bi, tile, valid), p in zip(items, probs if probs is not None else ()):
             if bi not in self.partials:
                 self.partials[bi] = BlockPartial.empty(self.blocks[bi], self.k)
-            self.partials[bi].add_tile(tile, p, self.layout.tile_weights(tile, self.blend), valid)
+            self.partials[bi].add_tile(tile, p, self.layout.fixed_weights(tile, self.blend), valid)
             self._tile_done(bi)
 
 

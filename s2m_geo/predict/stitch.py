@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..classes import NODATA_CLASS
-from .tiling import FIXED_ONE, Block, Rect, TileLayout, quantize
+from .tiling import Block, FixedWeights, Rect, TileLayout
 
 #: Rows of a core blended at a time when it is finished (the temporaries' height).
 BLEND_ROWS = 128
@@ -47,23 +47,23 @@ class BlockPartial:
         """The partial of a block none of whose tiles had a valid pixel."""
         return cls(block, None, None, None)
 
-    def add_tile(self, tile: Rect, probs: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> None:
-        """Add one tile's (K+1, T, T) probabilities with (T, T) weights and its valid mask."""
+    def add_tile(self, tile: Rect, probs: np.ndarray, weights: np.ndarray | FixedWeights, valid: np.ndarray) -> None:
+        """Add one tile's (K+1, T, T) probabilities with its (T, T) weights
+        (:meth:`~s2m_geo.predict.tiling.TileLayout.fixed_weights`, or the plain float weights)
+        and its valid mask."""
         part = tile.intersect(self.block.extent)
         if part is None:
             return
         assert self.acc is not None and self.wsum is not None and self.valid is not None
+        fw = weights if isinstance(weights, FixedWeights) else FixedWeights.of(weights)
         src = part.slices(tile)
         dst = part.slices(self.block.extent)
-        w = weights[src]
-        # p * (w * 2**24) is p * w * 2**24 bit for bit (a power of two scales exactly): one pass less
-        scaled = probs[(slice(None), *src)] * (w * FIXED_ONE)
+        scaled = probs[(slice(None), *src)] * fw.scaled[src]
         np.rint(scaled, out=scaled)
-        # added straight into the int32 sums (exact: integers below 2**31 in float64), without
-        # an int32 copy of the tile's K+1 planes
-        acc = self.acc[(slice(None), *dst)]
-        np.add(acc, scaled, out=acc, casting="unsafe")
-        self.wsum[dst] += quantize(w)
+        # an int32 copy, then an int32 add: twice as fast as adding the floats into the int32
+        # sums (numpy does that in float64) and the same integers
+        self.acc[(slice(None), *dst)] += scaled.astype(np.int32)
+        self.wsum[dst] += fw.fixed[src]
         self.valid[dst] |= valid[src]
 
 

@@ -129,15 +129,47 @@ class TileLayout:
                 out.append(Block((bi, bj), tiles, extent))
         return out
 
+    def _sides(self, tile: Rect) -> tuple[bool, bool, bool, bool]:
+        """Whether ``tile`` has a neighbour above, below, left and right."""
+        return tile.row > 0, tile.row_end < self.height, tile.col > 0, tile.col_end < self.width
+
     def tile_weights(self, tile: Rect, blend: str = "cosine") -> np.ndarray:
-        """(tile, tile) float32 weights of one tile: tapered towards each neighbour only."""
-        top = tile.row > 0
-        left = tile.col > 0
-        bottom = tile.row_end < self.height
-        right = tile.col_end < self.width
-        wr = _ramp(self.tile, self.overlap, top, bottom, blend)
-        wc = _ramp(self.tile, self.overlap, left, right, blend)
-        return np.outer(wr, wc)
+        """(tile, tile) float32 weights of one tile: tapered towards each neighbour only
+        (read-only: one array per kind of tile, shared)."""
+        return _weights(self.tile, self.overlap, *self._sides(tile), blend)
+
+    def fixed_weights(self, tile: Rect, blend: str = "cosine") -> FixedWeights:
+        """:meth:`tile_weights` as the stitcher adds them, made once per kind of tile."""
+        return _fixed_weights(self.tile, self.overlap, *self._sides(tile), blend)
+
+
+@dataclass(frozen=True)
+class FixedWeights:
+    """A tile's weights in fixed point: ``scaled`` = weights × :data:`FIXED_ONE` (float32, exact:
+    a power of two scales exactly; ``p * scaled`` is ``p * w * FIXED_ONE`` bit for bit) and
+    ``fixed`` = :func:`quantize` of the weights (int32, what the weight sums add)."""
+
+    scaled: np.ndarray
+    fixed: np.ndarray
+
+    @classmethod
+    def of(cls, weights: np.ndarray) -> FixedWeights:
+        return cls(weights * np.float32(FIXED_ONE), quantize(weights))
+
+
+@lru_cache(maxsize=64)
+def _weights(n: int, overlap: int, top: bool, bottom: bool, left: bool, right: bool, blend: str) -> np.ndarray:
+    w = np.outer(_ramp(n, overlap, top, bottom, blend), _ramp(n, overlap, left, right, blend))
+    w.setflags(write=False)
+    return w
+
+
+@lru_cache(maxsize=64)
+def _fixed_weights(n: int, overlap: int, top: bool, bottom: bool, left: bool, right: bool, blend: str) -> FixedWeights:
+    fw = FixedWeights.of(_weights(n, overlap, top, bottom, left, right, blend))
+    fw.scaled.setflags(write=False)
+    fw.fixed.setflags(write=False)
+    return fw
 
 
 @lru_cache(maxsize=64)

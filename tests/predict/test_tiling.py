@@ -127,6 +127,32 @@ def test_stitching_is_identical_for_any_block_split_and_order(layout, block_tile
     assert np.allclose(one_p[:, 3:].sum(0), 1.0, atol=1e-5)
 
 
+@settings(max_examples=30, deadline=None)
+@given(layouts(), st.integers(0, 1000))
+def test_tiles_are_added_in_exact_fixed_point_with_shared_weights(layout, seed):
+    """A block's sums are the integers rint(p * w * 2**24) (float32 products, exact scaling by
+    a power of two), whether the weights come as plain floats or made once per kind of tile."""
+    rng = np.random.default_rng(seed)
+    (block,) = layout.blocks(10_000)
+    k = 3
+    plain, shared = BlockPartial.empty(block, k), BlockPartial.empty(block, k)
+    expected = np.zeros((k, block.extent.height, block.extent.width), np.int64)
+    for t in block.tiles:
+        probs = rng.dirichlet(np.ones(k), size=(t.height, t.width)).astype(np.float32).transpose(2, 0, 1)
+        valid = np.ones((t.height, t.width), bool)
+        w = layout.tile_weights(t)
+        assert layout.fixed_weights(t) is layout.fixed_weights(t)  # one per kind of tile
+        plain.add_tile(t, probs, w, valid)
+        shared.add_tile(t, probs, layout.fixed_weights(t), valid)
+        part = t.intersect(block.extent)
+        src = (slice(None), *part.slices(t))
+        fixed = np.rint(probs[src] * (w[src[1:]] * np.float32(2**24)))
+        expected[(slice(None), *part.slices(block.extent))] += fixed.astype(np.int64)
+    np.testing.assert_array_equal(plain.acc, expected)
+    np.testing.assert_array_equal(shared.acc, expected)
+    np.testing.assert_array_equal(shared.wsum, plain.wsum)
+
+
 def test_a_block_without_evidence_stitches_as_one_of_zeros():
     """A mosaic's footprint edge: blocks that saw no valid pixel come as ``nothing`` partials,
     so a core may get evidence only from its neighbours' spill strips (summed over their
