@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from s2m_geo.predict.tiling import Rect
+from s2m_geo.vector import vectorize as vz
 from s2m_geo.vector.vectorize import Region, Vectorizer, pixel_area, simplified, vectorize
 
 #: A 0.5 m UTM-like north-up pixel grid.
@@ -374,6 +375,37 @@ def test_any_cut_any_order_equals_one_core(scene):
         assert r.geometry.area == pytest.approx(r.pixels * PX)
         if conn == 4:
             assert isinstance(r.geometry, shapely.Polygon)
+
+
+@st.composite
+def class_rasters(draw):
+    """Small class rasters whose regions of different classes touch often (blobs of 1-3 px)."""
+    h, w = draw(st.integers(1, 24)), draw(st.integers(1, 24))
+    values = draw(st.lists(st.sampled_from([0, 1, 2, 3, 7, 255]), min_size=h * w, max_size=h * w))
+    classes = np.array(values, np.uint8).reshape(h, w)
+    r = draw(st.integers(1, 3))
+    return np.repeat(np.repeat(classes, r, 0), r, 1)[:h, :w].copy(), draw(st.sampled_from([4, 8]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(class_rasters())
+def test_one_labelling_equals_labelling_each_class(raster):
+    """The labels are those of labelling every class on its own, numbered class by class in
+    the order of their first pixel, though regions of different classes that touch are first
+    labelled as one."""
+    classes, conn = raster
+    structure = ndimage.generate_binary_structure(2, 1 if conn == 4 else 2)
+    expected = np.zeros(classes.shape, np.int32)
+    expected_class = [0]
+    for k in range(1, 255):
+        lab, n = ndimage.label(classes == k, structure)
+        if n == 0:
+            continue
+        expected[lab > 0] = lab[lab > 0] + len(expected_class) - 1
+        expected_class += [k] * n
+    labels, label_class = vz._label(classes, conn)
+    np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_array_equal(label_class, expected_class)
 
 
 # --- georeferencing ----------------------------------------------------------------------------
