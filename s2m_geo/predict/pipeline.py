@@ -32,7 +32,7 @@ from ..classes import NODATA_CLASS
 from ..errors import InputError
 from ..model.normalization import Normalization
 from ..outputs import check_outputs, claimed, same_file
-from .runners import ChangeModel, load_change_model
+from .runners import ChangeModel, load_change_model, read_threads_for
 from .stitch import BlockPartial, Stitcher, is_nodata_core
 from .style import style_path, write_raster_style
 from .tiling import Block, Rect, TileLayout
@@ -66,7 +66,7 @@ class PredictOptions:
     crs: str | None = None
     resolution: float | None = None
     zero_as_nodata: bool = False
-    read_threads: int = 2
+    read_threads: int | None = None  # None: runners.read_threads_for(the model)
 
 
 @dataclass
@@ -390,7 +390,8 @@ def run_tiles(
 
     try:
         readable = _readable_tiles(pair, tiles, skip)
-        for item in _tile_stream(pair, readable, opts.read_threads, ahead=max(2 * opts.batch_size, 4)):
+        threads = opts.read_threads or read_threads_for(model)
+        for item in _tile_stream(pair, readable, threads, ahead=max(2 * opts.batch_size, 4)):
             if not item[4].any():  # nothing valid under this tile: no need to run the model
                 skip(item[0])
                 continue
@@ -550,7 +551,8 @@ def _predict(
                 want_probabilities=probabilities is not None,
             )
             if client is None:
-                with rasterio.Env(GDAL_CACHEMAX=read_cache(pair, blocks, tile, opts.read_threads)):
+                threads = opts.read_threads or read_threads_for(runner)
+                with rasterio.Env(GDAL_CACHEMAX=read_cache(pair, blocks, tile, threads)):
                     done, skipped = run_tiles(pair, runner, layout, blocks, opts, stitcher.add, progress)
             else:
                 done, skipped = _run_distributed(client, pair, model, layout, blocks, opts, stitcher, progress)

@@ -34,6 +34,15 @@ class ChangeModel(Protocol):
     def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray: ...
 
 
+def read_threads_for(model: ChangeModel) -> int:
+    """Reader threads that keep ``model`` fed: one where it runs on the CPU (``on_cpu``), two
+    otherwise. On the CPU the model is far slower than reading (the default model: ~40 ms a
+    256² tile on 2 cores, one reader ~1.6 ms), and a second reader only took CPU time from it:
+    two threads read a scene's tiles in the same time as one, with twice the CPU time
+    (docs/benchmarks.md)."""
+    return 1 if getattr(model, "on_cpu", False) else 2
+
+
 def normalized(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """``(x - mean) / std`` (float32, bit for bit) with one batch-sized array, not two."""
     out = np.subtract(x, mean)
@@ -56,6 +65,7 @@ class TorchChangeModel:
         self.num_classes = self.meta.num_classes
         self.name = Path(path).name
         self.dtype = autocast_dtype(self.device)
+        self.on_cpu = self.device.type == "cpu"
         self._mean, self._std = Normalization.from_dict(self.meta.normalization).for_0_255()
 
     def probabilities(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
@@ -91,6 +101,7 @@ class OnnxChangeModelRunner:
                 params=("device",),
             )
         self.onnx = load_onnx_model(path, providers)
+        self.on_cpu = self.onnx.session.get_providers()[0] == "CPUExecutionProvider"
         self.meta = self.onnx.meta
         self.num_classes = self.meta.num_classes
         self.name = name or Path(path).name

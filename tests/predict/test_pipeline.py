@@ -121,7 +121,7 @@ def test_no_seams_one_block_equals_many_blocks(tmp_path, tiny_model, small_scene
         small_scene["post"],
         many,
         tiny_model,
-        PredictOptions(block_tiles=1, batch_size=2),
+        PredictOptions(block_tiles=1, batch_size=2, read_threads=3),  # and more readers than the default
         probabilities=p2,
     )
     assert np.array_equal(_read(one)[0], _read(many)[0])

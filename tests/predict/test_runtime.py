@@ -17,6 +17,7 @@ from s2m_geo.predict.runners import (
     cached_onnx,
     load_change_model,
     onnx_cache_dir,
+    read_threads_for,
 )
 
 
@@ -30,6 +31,13 @@ def test_auto_on_cpu_is_onnx_exported_once(tiny_model, onnx_cache):
     stamp = files[0].stat().st_mtime_ns
     assert cached_onnx(tiny_model) == files[0] and files[0].stat().st_mtime_ns == stamp  # not exported again
     assert isinstance(load_change_model(tiny_model, "cpu", "torch"), TorchChangeModel)
+
+
+def test_one_reader_feeds_a_model_on_the_cpu(tiny_model, onnx_cache):
+    for runtime in ("torch", "onnx"):
+        runner = load_change_model(tiny_model, "cpu", runtime)
+        assert runner.on_cpu and read_threads_for(runner) == 1
+    assert read_threads_for(object()) == 2  # a model that does not say where it runs
 
 
 def test_torch_and_onnx_give_the_same_raster(tmp_path, tiny_model, small_scene):
