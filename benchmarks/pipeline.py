@@ -25,6 +25,11 @@ cannot go below it.
     python benchmarks/pipeline.py                       # 1024, 2048, 4096
     python benchmarks/pipeline.py --sizes 1024 2048 --backbone resnet18
     python benchmarks/pipeline.py --model default --output gpkg --tiles 361 --modes predict forward
+    python benchmarks/pipeline.py --model default --output gpkg --tiles 361 --modes forward predict --repeat 7
+
+With ``--repeat N`` the modes run in turn N times (one row each) and a last row gives the
+median, least and largest of the per-run ratios: on a shared machine a single pair of runs
+can be off by 10 % either way.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import argparse
 import json
 import math
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -151,6 +157,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx"])
     ap.add_argument("--workdir", default=None, help="keep scenes here and reuse them (default: a temporary folder)")
+    ap.add_argument("--repeat", type=int, default=1, help="run the modes in turn this many times (one row each)")
     args = ap.parse_args()
 
     import torch
@@ -210,40 +217,60 @@ def main() -> None:
             if not (folder / "post.tif").is_file():
                 write_scene(folder, SceneSpec(size=size, seed=7))
             pair = {"pre": str(folder / "pre.tif"), "post": str(folder / "post.tif")}
-            res = {}
-            for mode in args.modes:
-                out = str(tmp / f"{mode}{size}.{args.output if mode == 'predict' else 'tif'}")
-                res[mode] = _child({**common, **pair, "mode": mode, "out": out})
-            p, f, w = res.get("predict"), res.get("forward"), res.get("whole")
-            any_res = p or f or w
-            assert any_res is not None
-            cells = [f"{size:>5}x{size:<5} {any_res['tiles']:>5}"]
-            cells.append(
-                f"{p['seconds']:9.1f} {p['cpu']:6.1f} {p['tiles'] / p['seconds']:7.2f} {p['peak_rss_mib']:7.0f}"
-                if p
-                else f"{'-':>9} {'-':>6} {'-':>7} {'-':>7}"
-            )
-            # the cpu ratio (all threads' CPU seconds) is the pipeline's own work beside the model's:
-            # on a machine whose cores the model fills, the time ratio cannot go below it
-            ratio = (
-                f"{p['seconds'] / f['seconds']:5.2f} {p['cpu'] / f['cpu']:5.2f}" if p and f else f"{'-':>5} {'-':>5}"
-            )
-            cells.append(
-                f"{f['seconds']:9.1f} {f['cpu']:6.1f} {f['tiles'] / f['seconds']:7.2f} {ratio}"
-                if f
-                else f"{'-':>9} {'-':>6} {'-':>7} {ratio}"
-            )
-            cells.append(f"{w['seconds']:7.1f} {w['peak_rss_mib']:7.0f}" if w else f"{'-':>7} {'-':>7}")
-            cells.append(any_res["precision"] + (f", {p['polygons']} polygons" if p and "polygons" in p else ""))
-            print(" | ".join(cells), flush=True)
-            if p and len(sizes) > 1:
-                base = base or p
+            ratios: list[tuple[float, float]] = []
+            for _ in range(args.repeat):
+                base = _row(args, common, pair, size, tmp, base, sizes[0] if len(sizes) > 1 else None, ratios)
+            if len(ratios) > 1:
+                times, cpus = sorted(r[0] for r in ratios), sorted(r[1] for r in ratios)
                 print(
-                    f"{'':>11} time vs first: {p['seconds'] / base['seconds']:.2f}x for "
-                    f"{size * size / sizes[0] ** 2:.0f}x area; RSS vs first: "
-                    f"{p['peak_rss_mib'] / base['peak_rss_mib']:.2f}x",
+                    f"{'':>11} predict / forward over {len(ratios)} runs: time median "
+                    f"{statistics.median(times):.3f} ({times[0]:.3f}-{times[-1]:.3f}), cpu median "
+                    f"{statistics.median(cpus):.3f} ({cpus[0]:.3f}-{cpus[-1]:.3f})",
                     flush=True,
                 )
+
+
+def _row(args, common: dict, pair: dict, size: int, tmp: Path, base: dict | None, first: int | None, ratios: list):
+    """Run the modes once on one scene and print their row. Returns the predict result later
+    sizes are compared with (``base``, or this run's); appends the (time, cpu) ratios of
+    predict to forward to ``ratios``. ``first``: the first size, when there are several."""
+    res = {}
+    for mode in args.modes:
+        out = tmp / f"{mode}{size}.{args.output if mode == 'predict' else 'tif'}"
+        out.unlink(missing_ok=True)  # the last run's: outputs are never overwritten
+        res[mode] = _child({**common, **pair, "mode": mode, "out": str(out)})
+    p, f, w = res.get("predict"), res.get("forward"), res.get("whole")
+    any_res = p or f or w
+    assert any_res is not None
+    cells = [f"{size:>5}x{size:<5} {any_res['tiles']:>5}"]
+    cells.append(
+        f"{p['seconds']:9.1f} {p['cpu']:6.1f} {p['tiles'] / p['seconds']:7.2f} {p['peak_rss_mib']:7.0f}"
+        if p
+        else f"{'-':>9} {'-':>6} {'-':>7} {'-':>7}"
+    )
+    # the cpu ratio (all threads' CPU seconds) is the pipeline's own work beside the model's:
+    # on a machine whose cores the model fills, the time ratio cannot go below it
+    ratio = f"{'-':>5} {'-':>5}"
+    if p and f:
+        ratios.append((p["seconds"] / f["seconds"], p["cpu"] / f["cpu"]))
+        ratio = f"{ratios[-1][0]:5.2f} {ratios[-1][1]:5.2f}"
+    cells.append(
+        f"{f['seconds']:9.1f} {f['cpu']:6.1f} {f['tiles'] / f['seconds']:7.2f} {ratio}"
+        if f
+        else f"{'-':>9} {'-':>6} {'-':>7} {ratio}"
+    )
+    cells.append(f"{w['seconds']:7.1f} {w['peak_rss_mib']:7.0f}" if w else f"{'-':>7} {'-':>7}")
+    cells.append(any_res["precision"] + (f", {p['polygons']} polygons" if p and "polygons" in p else ""))
+    print(" | ".join(cells), flush=True)
+    if p and first is not None:
+        base = base or p
+        print(
+            f"{'':>11} time vs first: {p['seconds'] / base['seconds']:.2f}x for "
+            f"{size * size / first**2:.0f}x area; RSS vs first: "
+            f"{p['peak_rss_mib'] / base['peak_rss_mib']:.2f}x",
+            flush=True,
+        )
+    return base
 
 
 if __name__ == "__main__":
