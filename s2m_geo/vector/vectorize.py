@@ -254,18 +254,58 @@ def _first_pixels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return idx, np.flatnonzero(lab > before)
 
 
+def _label_each_class(classes: np.ndarray, structure: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_label` by labelling every class present over the whole core."""
+    present = np.flatnonzero(np.bincount(classes.ravel(), minlength=256))
+    labels = np.zeros(classes.shape, np.int32)
+    lab = np.empty(classes.shape, np.int32)  # one class's labels, reused: no arrays per class
+    this = np.empty(classes.shape, bool)
+    label_class = [0]
+    for k in present.tolist():
+        if k in (NO_CHANGE_CLASS, NODATA_CLASS):
+            continue
+        np.equal(classes, k, out=this)
+        m = int(ndimage.label(this, structure, output=lab))
+        np.add(lab, len(label_class) - 1, out=labels, where=this)
+        label_class.extend([k] * m)
+    return labels, np.asarray(label_class, np.int64)
+
+
+#: Above this many pixels of another class beside a core's changed pixels (to their right and
+#: below, per changed pixel), :func:`_label` labels every class over the whole core at once
+#: (speckled output, where most regions touch one of another class).
+MIXED_SHARE = 0.05
+
+
+def _touching_share(classes: np.ndarray, changed: np.ndarray) -> float:
+    """Changed pixels beside one of another changed class (right, below), per changed pixel."""
+    count = 0
+    for a, b, ca, cb in (
+        (classes[:, 1:], classes[:, :-1], changed[:, 1:], changed[:, :-1]),
+        (classes[1:], classes[:-1], changed[1:], changed[:-1]),
+    ):
+        diff = np.not_equal(a, b)
+        diff &= ca
+        diff &= cb
+        count += int(np.count_nonzero(diff))
+    return count / max(int(np.count_nonzero(changed)), 1)
+
+
 def _label(classes: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-class connected regions -> (int32 label image, 0 = none; class of each label,
     index 0 unused). Labels are ordered by class, then by first pixel (row-major).
 
     One labelling of all changed pixels, whatever their class: regions of different classes
-    that touch come out joined, and only those are labelled again class by class, inside
-    their bounding box (a pass per class over the core cost ~4x more where a scene has
-    several classes)."""
+    that touch come out joined, and only those are labelled again, class by class inside
+    their bounding box; a pass per class over the whole core cost ~2x more where a scene
+    has several classes. Where classes touch often (:data:`MIXED_SHARE`), every class is
+    labelled over the whole core."""
     structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
-    labels = np.empty(classes.shape, np.int32)
     changed = np.not_equal(classes, NO_CHANGE_CLASS)
     changed &= classes != NODATA_CLASS
+    if _touching_share(classes, changed) > MIXED_SHARE:
+        return _label_each_class(classes, structure)
+    labels = np.empty(classes.shape, np.int32)
     n = int(ndimage.label(changed, structure, output=labels))
     del changed
     if n == 0:
@@ -279,30 +319,31 @@ def _label(classes: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarr
     klass[1:] = cls[first_at]
     mixed = np.unique(lab[cls != klass[lab]])
     del idx, lab, cls
-    if mixed.size:  # split the joined regions of several classes
-        w = classes.shape[1]
-        objects = ndimage.find_objects(labels)
-        extra_first: list[int] = []
-        extra_class: list[int] = []
-        for m in mixed.tolist():
-            box = objects[m - 1]
-            assert box is not None
-            r0, c0 = box[0].start, box[1].start
-            inside = labels[box] == m
-            sub_classes = classes[box]
-            for k in np.unique(sub_classes[inside]).tolist():
-                part = inside & (sub_classes == k)
-                sub, nk = ndimage.label(part, structure)
-                sub_idx, sub_first = _first_pixels(sub)
-                rows, cols = np.divmod(sub_idx[sub_first], sub.shape[1])
-                labels[box][part] = sub[part] + (n + len(extra_first))
-                extra_first.extend(((rows + r0) * w + cols + c0).tolist())
-                extra_class.extend([k] * nk)
+    if mixed.size:  # the joined regions of several classes, labelled again class by class
+        is_mixed = np.zeros(n + 1, bool)
+        is_mixed[mixed] = True
+        inside = is_mixed[labels]
+        rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        inside, sub_classes, sub_labels = inside[box], classes[box], labels[box]
+        r0, c0, w = rows[0], cols[0], classes.shape[1]
+        part = np.empty(inside.shape, bool)
+        sub = np.empty(inside.shape, np.int32)
+        extra_first: list[np.ndarray] = []
+        extra_class: list[np.ndarray] = []
+        for k in np.unique(sub_classes[inside]).tolist():
+            np.equal(sub_classes, k, out=part)
+            part &= inside
+            nk = int(ndimage.label(part, structure, output=sub))
+            sub_idx, sub_first = _first_pixels(sub)
+            rr, cc = np.divmod(sub_idx[sub_first], inside.shape[1])
+            np.add(sub, len(klass) + sum(map(len, extra_first)) - 1, out=sub_labels, where=part)
+            extra_first.append((rr + r0) * w + cc + c0)
+            extra_class.append(np.full(nk, k, np.int64))
         klass[mixed] = 256  # labels no pixel has any more: sorted last, dropped
-        first = np.concatenate([first, extra_first])
-        klass = np.concatenate([klass, extra_class])
-    # renumbered by class, then first pixel (the output's row order does not depend on how
-    # the labelling went)
+        first = np.concatenate([first, *extra_first])
+        klass = np.concatenate([klass, *extra_class])
+    # renumbered by class, then first pixel, as labelling class by class numbers them
     order = np.lexsort((first[1:], klass[1:])) + 1
     kept = order[klass[order] < 256]
     if mixed.size or np.any(np.diff(kept) < 0):

@@ -403,9 +403,14 @@ def test_one_labelling_equals_labelling_each_class(raster):
             continue
         expected[lab > 0] = lab[lab > 0] + len(expected_class) - 1
         expected_class += [k] * n
-    labels, label_class = vz._label(classes, conn)
-    np.testing.assert_array_equal(labels, expected)
-    np.testing.assert_array_equal(label_class, expected_class)
+    share = vz.MIXED_SHARE
+    try:
+        for vz.MIXED_SHARE in (share, 0.0, np.inf):  # as it is, always and never class by class
+            labels, label_class = vz._label(classes, conn)
+            np.testing.assert_array_equal(labels, expected)
+            np.testing.assert_array_equal(label_class, expected_class)
+    finally:
+        vz.MIXED_SHARE = share
 
 
 # --- georeferencing ----------------------------------------------------------------------------
