@@ -118,7 +118,8 @@ def main() -> None:
             io = None
             for mode in [m for m in args.modes for _ in range(args.repeat)]:
                 out = d / (f"{mode}{size}.gpkg" if mode == "gpkg" else f"{mode}{size}.tif")
-                out.unlink(missing_ok=True)
+                for old in (out, out.with_suffix(".qml")):  # the last run's raster and its style
+                    old.unlink(missing_ok=True)
                 r = _child(mode, where / "pre.tif", where / "post.tif", model, out)
                 io = r if mode == "io" else io
                 ratio = f"{r['seconds'] / io['seconds']:6.2f}" if io else f"{'':>6}"
