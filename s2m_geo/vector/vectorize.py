@@ -240,18 +240,41 @@ def _polygonize(labels: np.ndarray, row: int, col: int) -> dict[int, list[Any]]:
     return out
 
 
-def _first_pixels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(flat indices of the labelled pixels, the positions among them of each label's first
-    pixel). :func:`scipy.ndimage.label` numbers regions in the order of their first pixel, so
-    a label's first pixel is where the running maximum of the labels grows."""
-    flat = labels.ravel()
-    idx = np.flatnonzero(flat)
-    lab = flat[idx]
-    before = np.empty_like(lab)
-    if lab.size:
-        before[0] = 0
+#: Rows of a label image scanned at a time for its regions' first pixels (bounds the
+#: temporaries: ~17 bytes per labelled pixel of the strip).
+SCAN_ROWS = 256
+
+
+def _first_pixels(
+    labels: np.ndarray, n: int, classes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat index of each label's first pixel, its class, from ``classes``; index 0 unused),
+    and the labels that hold pixels of another class than their first one (with ``classes``).
+    :func:`scipy.ndimage.label` numbers regions in the order of their first pixel, so a label's
+    first pixel is where the running maximum of the labels grows; scanned strip by strip."""
+    h, w = labels.shape
+    first = np.zeros(n + 1, np.int64)
+    klass = np.zeros(n + 1, np.int64)
+    mixed = np.zeros(n + 1, bool)
+    top = 0  # the largest label seen so far
+    for r in range(0, h, SCAN_ROWS):
+        flat = labels[r : r + SCAN_ROWS].ravel()
+        idx = np.flatnonzero(flat)
+        if not idx.size:
+            continue
+        lab = flat[idx]
+        before = np.empty_like(lab)
+        before[0] = top
         np.maximum.accumulate(lab[:-1], out=before[1:])
-    return idx, np.flatnonzero(lab > before)
+        np.maximum(before, top, out=before)
+        new = np.flatnonzero(lab > before)
+        first[lab[new]] = idx[new] + r * w
+        top = max(top, int(lab.max()))
+        if classes is not None:
+            cls = classes[r : r + SCAN_ROWS].ravel()[idx]
+            klass[lab[new]] = cls[new]
+            mixed[lab[cls != klass[lab]]] = True
+    return first, klass, np.flatnonzero(mixed)
 
 
 def _label_each_class(classes: np.ndarray, structure: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -310,15 +333,7 @@ def _label(classes: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarr
     del changed
     if n == 0:
         return labels, np.zeros(1, np.int64)
-    idx, first_at = _first_pixels(labels)
-    lab = labels.ravel()[idx]
-    cls = classes.ravel()[idx]
-    first = np.zeros(n + 1, np.int64)
-    first[1:] = idx[first_at]
-    klass = np.zeros(n + 1, np.int64)
-    klass[1:] = cls[first_at]
-    mixed = np.unique(lab[cls != klass[lab]])
-    del idx, lab, cls
+    first, klass, mixed = _first_pixels(labels, n, classes)
     if mixed.size:  # the joined regions of several classes, labelled again class by class
         is_mixed = np.zeros(n + 1, bool)
         is_mixed[mixed] = True
@@ -335,8 +350,7 @@ def _label(classes: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarr
             np.equal(sub_classes, k, out=part)
             part &= inside
             nk = int(ndimage.label(part, structure, output=sub))
-            sub_idx, sub_first = _first_pixels(sub)
-            rr, cc = np.divmod(sub_idx[sub_first], inside.shape[1])
+            rr, cc = np.divmod(_first_pixels(sub, nk)[0][1:], inside.shape[1])
             np.add(sub, len(klass) + sum(map(len, extra_first)) - 1, out=sub_labels, where=part)
             extra_first.append((rr + r0) * w + cc + c0)
             extra_class.append(np.full(nk, k, np.int64))

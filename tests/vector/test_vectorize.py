@@ -403,14 +403,15 @@ def test_one_labelling_equals_labelling_each_class(raster):
             continue
         expected[lab > 0] = lab[lab > 0] + len(expected_class) - 1
         expected_class += [k] * n
-    share = vz.MIXED_SHARE
+    share, rows = vz.MIXED_SHARE, vz.SCAN_ROWS
     try:
-        for vz.MIXED_SHARE in (share, 0.0, np.inf):  # as it is, always and never class by class
+        # as it is, always and never class by class; first pixels found in strips of 1 and 3 rows
+        for vz.MIXED_SHARE, vz.SCAN_ROWS in ((share, rows), (0.0, rows), (np.inf, 1), (np.inf, 3)):
             labels, label_class = vz._label(classes, conn)
             np.testing.assert_array_equal(labels, expected)
             np.testing.assert_array_equal(label_class, expected_class)
     finally:
-        vz.MIXED_SHARE = share
+        vz.MIXED_SHARE, vz.SCAN_ROWS = share, rows
 
 
 # --- georeferencing ----------------------------------------------------------------------------
