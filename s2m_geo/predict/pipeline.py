@@ -66,7 +66,7 @@ class PredictOptions:
     crs: str | None = None
     resolution: float | None = None
     zero_as_nodata: bool = False
-    read_threads: int | None = None  # None: runners.read_threads_for(the model)
+    read_threads: int | None = None  # None: what the model needs (runners.read_threads_for)
 
 
 @dataclass
@@ -288,6 +288,12 @@ def _tile_stream(pair, tiles: list[tuple[int, Rect]], threads: int, ahead: int) 
             yield bi, tile, pre, post, valid
 
 
+def _readers(opts: PredictOptions, model: ChangeModel) -> int:
+    """Reader threads of a run: ``opts.read_threads``, else what ``model`` needs
+    (:func:`~s2m_geo.predict.runners.read_threads_for`)."""
+    return opts.read_threads or read_threads_for(model)
+
+
 def read_cache(pair, blocks: list[Block], tile: int, threads: int) -> int:
     """GDAL's block cache, bytes, while the tiles of ``blocks`` are read: what the inputs' block
     layout needs to decode no block twice within a block of tiles
@@ -390,8 +396,7 @@ def run_tiles(
 
     try:
         readable = _readable_tiles(pair, tiles, skip)
-        threads = opts.read_threads or read_threads_for(model)
-        for item in _tile_stream(pair, readable, threads, ahead=max(2 * opts.batch_size, 4)):
+        for item in _tile_stream(pair, readable, _readers(opts, model), ahead=max(2 * opts.batch_size, 4)):
             if not item[4].any():  # nothing valid under this tile: no need to run the model
                 skip(item[0])
                 continue
@@ -551,8 +556,7 @@ def _predict(
                 want_probabilities=probabilities is not None,
             )
             if client is None:
-                threads = opts.read_threads or read_threads_for(runner)
-                with rasterio.Env(GDAL_CACHEMAX=read_cache(pair, blocks, tile, threads)):
+                with rasterio.Env(GDAL_CACHEMAX=read_cache(pair, blocks, tile, _readers(opts, runner))):
                     done, skipped = run_tiles(pair, runner, layout, blocks, opts, stitcher.add, progress)
             else:
                 done, skipped = _run_distributed(client, pair, model, layout, blocks, opts, stitcher, progress)
