@@ -129,10 +129,13 @@ def difference_onnx(
     return Path(path)
 
 
-def mosaic_vrt(sources: list[tuple[str | Path, int, int]], dst: str | Path, size: int) -> Path:
-    """Write a ``size`` x ``size`` VRT holding each ``(file, row, col)`` with its top-left
-    pixel at that offset, nodata 0 elsewhere (every band of the first file; same band count
-    and uint8 assumed), georeferenced as the first file shifted to its offset."""
+def mosaic_vrt(
+    sources: list[tuple[str | Path, int, int]], dst: str | Path, size: int, height: int | None = None
+) -> Path:
+    """Write a ``size`` x ``size`` VRT (``size`` wide and ``height`` tall when given) holding
+    each ``(file, row, col)`` with its top-left pixel at that offset, nodata 0 elsewhere (every
+    band of the first file; same band count and uint8 assumed), georeferenced as the first file
+    shifted to its offset. A file may appear more than once."""
     from xml.sax.saxutils import escape
 
     import rasterio
@@ -158,7 +161,8 @@ def mosaic_vrt(sources: list[tuple[str | Path, int, int]], dst: str | Path, size
     )
     out = Path(dst)
     out.write_text(
-        f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>{escape(crs)}</SRS>'
+        f'<VRTDataset rasterXSize="{size}" rasterYSize="{size if height is None else height}">'
+        f"<SRS>{escape(crs)}</SRS>"
         f"<GeoTransform>{gt}</GeoTransform>{bands}</VRTDataset>",
         encoding="utf-8",
     )

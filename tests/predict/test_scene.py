@@ -788,6 +788,24 @@ def test_a_sparse_mosaic_is_scanned_only_where_its_sources_are(tmp_path, monkeyp
             np.testing.assert_array_equal(pre, ds.read().astype(np.float32) * valid)
 
 
+def test_a_long_mosaic_may_hold_one_scene_twice(tmp_path):
+    """``mosaic_vrt`` with a height: a wide strip (as a Gaza mosaic is) holding the same scene
+    at two places; both read as that scene, the frame as nodata."""
+    from s2m_geo.testing import mosaic_vrt
+
+    scene = write_scene(tmp_path / "s", SceneSpec(size=128, seed=4))
+    at = [(700, 100), (0, 2500)]
+    vrt = mosaic_vrt([(scene["pre"], r, c) for r, c in at], tmp_path / "pre.vrt", 3000, 900)
+    with rasterio.open(vrt) as ds, rasterio.open(scene["pre"]) as one:
+        assert (ds.width, ds.height) == (3000, 900)
+        assert ds.transform * (100, 700) == pytest.approx(one.transform * (0, 0))
+        for r, c in at:
+            np.testing.assert_array_equal(ds.read(window=Window(c, r, 128, 128)), one.read())
+        assert not ds.read(window=Window(1000, 300, 512, 512)).any()
+    with open_pair(vrt, vrt) as pair:
+        assert sorted(pair.regions(), key=lambda w: w.col_off) == [Window(c, r, 128, 128) for r, c in at]
+
+
 def test_a_mosaic_whose_probe_misses_its_few_valid_pixels_is_scanned_then_refused_if_empty(tmp_path):
     """The probe of a mosaic's footprints proves it holds a valid pixel; where it finds none,
     the footprints are scanned as before: a few valid pixels between the samples are found,
