@@ -9,7 +9,9 @@ nodata. Then it runs exactly what an analyst runs,
 
     s2m-geo predict pre.vrt post.vrt -o changes.gpkg --progress json
 
-(the shipped default model unless ``--model``; on the CPU it runs as its ONNX export) in a
+(the shipped default model unless ``--model``: a file, or ``free``, a two-input ONNX absolute
+difference (:func:`s2m_geo.testing.difference_onnx`) that measures the pipeline alone; on the
+CPU the default model runs as its ONNX export; ``--output tif``: the change raster instead) in a
 fresh process, echoing the progress every ``--every`` percent, and once the same command on one
 footprint's own GeoTIFF pair. It prints wall seconds, CPU seconds, tiles run and skipped,
 tiles/s, polygons and peak RSS (the child's own ``wait4`` rusage) of both, and the ratio of
@@ -87,7 +89,7 @@ def _run(pre: Path, post: Path, out: Path, model: str | None, every: float) -> d
         "seconds": seconds,
         "cpu": usage.ru_utime + usage.ru_stime,
         "rss_mib": usage.ru_maxrss / 1024,
-        "polygons": pyogrio.read_info(out, layer="changes")["features"],
+        "polygons": pyogrio.read_info(out, layer="changes")["features"] if out.suffix == ".gpkg" else None,
         "tiles": int(tiles[1]) if tiles else 0,
         "skipped": int(tiles[2]) if tiles else 0,
     }
@@ -100,7 +102,8 @@ def main() -> None:
     ap.add_argument("--footprint", type=int, default=4096, help="side of each synthetic scene (px)")
     ap.add_argument("--stack", type=int, default=3, help="footprints per column")
     ap.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9, 10], help="distinct scenes, used in turn")
-    ap.add_argument("--model", help="a model file (default: the shipped model)")
+    ap.add_argument("--model", help="a model file, or 'free' (the pipeline alone); default: the shipped one")
+    ap.add_argument("--output", choices=["gpkg", "tif"], default="gpkg", help="change polygons, or the change raster")
     ap.add_argument("--scenes", type=Path, help="keep the synthetic scenes in this folder (reused when there)")
     ap.add_argument("--every", type=float, default=10.0, help="echo progress every this many percent")
     args = ap.parse_args()
@@ -127,12 +130,16 @@ def main() -> None:
         for k in ("pre", "post"):
             placed = [(scenes[i % len(scenes)] / f"{k}.tif", r, c) for i, (r, c) in enumerate(at)]
             mosaic_vrt(placed, d / f"{k}.vrt", args.width, args.height)
+        if args.model == "free":
+            from s2m_geo.testing import difference_onnx
+
+            args.model = str(difference_onnx(d / "free.onnx"))
         rows = []
         print(f"one footprint ({scenes[0].name}) alone:", flush=True)
-        one = scenes[0]
-        rows.append(("one footprint alone", _run(one / "pre.tif", one / "post.tif", d / "one.gpkg", args.model, 50)))
+        one, ext = scenes[0], args.output
+        rows.append(("one footprint alone", _run(one / "pre.tif", one / "post.tif", d / f"one.{ext}", args.model, 50)))
         print("the mosaic:", flush=True)
-        rows.append(("the mosaic", _run(d / "pre.vrt", d / "post.vrt", d / "all.gpkg", args.model, args.every)))
+        rows.append(("the mosaic", _run(d / "pre.vrt", d / "post.vrt", d / f"all.{ext}", args.model, args.every)))
     print(
         f"{'input':22} {'seconds':>8} {'cpu s':>8} {'tiles':>7} {'skipped':>8} {'tiles/s':>8} {'polygons':>9} "
         f"{'peak RSS MiB':>13}"
@@ -141,7 +148,7 @@ def main() -> None:
         print(
             f"{name:22} {r['seconds']:>8.1f} {r['cpu']:>8.1f} {r['tiles']:>7} {r['skipped']:>8} "
             f"{r['tiles'] / r['seconds']:>8.1f} "
-            f"{r['polygons']:>9} {r['rss_mib']:>13.0f}"
+            f"{r['polygons'] if r['polygons'] is not None else '-':>9} {r['rss_mib']:>13.0f}"
         )
     one, whole = rows[0][1], rows[1][1]
     print(
