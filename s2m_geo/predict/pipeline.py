@@ -294,6 +294,17 @@ def _readers(opts: PredictOptions, model: ChangeModel) -> int:
     return opts.read_threads or read_threads_for(model)
 
 
+def run_order(pair, layout: TileLayout, block_tiles: int) -> list[Block]:
+    """The blocks in the order they run: column by column on a grid wider than tall, so that
+    one column of cores waits for its neighbours' strips, not one row of the width (an
+    80,000 x 24,000 px mosaic: 3.3x less); row by row otherwise, and over a file stored in
+    strips, which only rows of blocks decode once (:meth:`ScenePair.striped`)."""
+    blocks = layout.blocks(block_tiles)
+    if layout.width <= layout.height or pair.striped(max(b.extent.width for b in blocks)):
+        return blocks
+    return layout.blocks(block_tiles, by_columns=True)
+
+
 def read_cache(pair, blocks: list[Block], tile: int, threads: int) -> int:
     """GDAL's block cache, bytes, while the tiles of ``blocks`` are read: what the inputs' block
     layout needs to decode no block twice within a block of tiles
@@ -541,7 +552,7 @@ def _predict(
         _check_overlap(pair, tile)
         tile, overlap = _fit_tile(tile, overlap, grid, runner)
         layout = TileLayout(grid.height, grid.width, tile, overlap)
-        blocks = layout.blocks(opts.block_tiles)
+        blocks = run_order(pair, layout, opts.block_tiles)
         writer = _Writer(raster, probabilities, grid, runner)
         for sink in sinks:
             sink.start(grid, meta)

@@ -70,7 +70,7 @@ from rasterio.warp import transform as warp_points
 from rasterio.windows import Window
 
 from ..errors import InputError
-from .tiling import read_cache_bytes
+from .tiling import is_strip, read_cache_bytes
 
 __all__ = [
     "Grid",
@@ -742,10 +742,7 @@ class ScenePair:
         caches blocks per handle); see :func:`~s2m_geo.predict.tiling.read_cache_bytes`."""
         total = 0
         for ep in self._epochs.values():
-            # a warped epoch is read in its own pixels: more of them where it is finer than the grid
-            s = 1.0
-            if ep.native.crs == self.grid.crs and ep.offset is None:
-                s = min(max(self.grid.res[0] / ep.native.res[0], 0.25), 4.0)
+            s = self._file_scale(ep)
             total += read_cache_bytes(
                 ep.block_shape,
                 ep.native.width,
@@ -754,6 +751,19 @@ class ScenePair:
                 (math.ceil(extent[0] * s), math.ceil(extent[1] * s)),
             )
         return threads * total
+
+    def striped(self, extent_cols: int) -> bool:
+        """Whether either file is stored in strips for blocks of tiles ``extent_cols`` grid
+        pixels wide (:func:`~s2m_geo.predict.tiling.is_strip`): its blocks must run row by row."""
+        eps = self._epochs.values()
+        return any(is_strip(ep.block_shape, math.ceil(extent_cols * self._file_scale(ep))) for ep in eps)
+
+    def _file_scale(self, ep: _Epoch) -> float:
+        """File pixels per grid pixel: a warped epoch is read in its own pixels, more of them
+        where it is finer than the grid."""
+        if ep.native.crs == self.grid.crs and ep.offset is None:
+            return min(max(self.grid.res[0] / ep.native.res[0], 0.25), 4.0)
+        return 1.0
 
     # -- reading --
     def native_grid(self, epoch: str) -> Grid:

@@ -109,8 +109,14 @@ class TileLayout:
         """All tiles, row-major; a tile may reach past the scene edge (padding)."""
         return [Rect(r, c, self.tile, self.tile) for r in self.row_starts for c in self.col_starts]
 
-    def blocks(self, block_tiles: int = 4) -> list[Block]:
-        """Blocks of ``block_tiles x block_tiles`` tiles, row-major."""
+    def blocks(self, block_tiles: int = 4, by_columns: bool = False) -> list[Block]:
+        """Blocks of ``block_tiles x block_tiles`` tiles (their tiles row-major), in the order
+        they run: row-major, or column-major ``by_columns``.
+
+        A block's cores wait for the blocks right of and below them, holding strips as wide as
+        the overlap (:class:`~s2m_geo.predict.stitch.Stitcher`): row by row, a row of them
+        waits; column by column, a column (on an 80,000 x 24,000 px mosaic, 3.3x less). The
+        result is the same in any order."""
         if block_tiles < 1:
             raise ValueError("block_tiles must be >= 1")
         rs, cs = self.row_starts, self.col_starts
@@ -127,6 +133,8 @@ class TileLayout:
                 extent = Rect(r0, c0, r1 - r0, c1 - c0).intersect(self.scene)
                 assert extent is not None
                 out.append(Block((bi, bj), tiles, extent))
+        if by_columns:
+            out.sort(key=lambda b: (b.index[1], b.index[0]))
         return out
 
     def _sides(self, tile: Rect) -> tuple[bool, bool, bool, bool]:
@@ -197,6 +205,13 @@ def quantize(weighted: np.ndarray) -> np.ndarray:
     return out
 
 
+def is_strip(block_shape: tuple[int, int], extent_cols: int) -> bool:
+    """Whether a file's blocks are at least as wide as a block of tiles (strips, whole-row
+    blocks): every block of a row of blocks decodes them, so blocks must run row by row for
+    the block cache (:func:`read_cache_bytes`) to decode them once."""
+    return block_shape[1] >= extent_cols
+
+
 def read_cache_bytes(
     block_shape: tuple[int, int], file_width: int, pixel_bytes: int, tile: int, extent: tuple[int, int]
 ) -> int:
@@ -210,7 +225,7 @@ def read_cache_bytes(
     blocks) are read again by every block of the row, so the block's whole height must stay."""
     bh, bw = block_shape
     eh, ew = extent
-    if bw >= ew:  # strips: every block of the row decodes the same file blocks
+    if is_strip(block_shape, ew):  # every block of the row decodes the same file blocks
         rows, cols = eh + bh, min(file_width, ew + bw)
     else:
         rows, cols = tile + bh, ew + bw

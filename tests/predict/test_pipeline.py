@@ -366,7 +366,8 @@ def test_a_sparse_mosaic_costs_its_footprints(tmp_path, monkeypatch):
 def test_the_block_cache_while_reading_follows_the_files_layout(tmp_path, monkeypatch):
     """Tiles are read under a GDAL block cache sized by the inputs: the floor for tiled files,
     a block's height of strips across the file for striped ones (which every block of a row
-    reads again), and the same raster either way."""
+    reads again), and the same raster either way. On this grid, wider than tall, the blocks
+    of the tiled files run column by column (fewer cores wait); over strips, row by row."""
     from rasterio.shutil import copy as rio_copy
 
     import s2m_geo.predict.pipeline as pl
@@ -382,11 +383,15 @@ def test_the_block_cache_while_reading_follows_the_files_layout(tmp_path, monkey
             ds.write(data)
         wide[k + "_striped"] = tmp_path / f"{k}_striped.tif"
         rio_copy(wide[k], wide[k + "_striped"], driver="GTiff", tiled=False, blockysize=16)
-    seen = []
+    seen, orders = [], []
     original = pl.run_tiles
-    monkeypatch.setattr(
-        pl, "run_tiles", lambda *a, **kw: seen.append(rasterio.env.getenv()["GDAL_CACHEMAX"]) or original(*a, **kw)
-    )
+
+    def run_tiles(*a, **kw):
+        seen.append(rasterio.env.getenv()["GDAL_CACHEMAX"])
+        orders.append([b.index for b in a[3]])
+        return original(*a, **kw)
+
+    monkeypatch.setattr(pl, "run_tiles", run_tiles)
     model, opts = BrightBandModel(), PredictOptions(tile_size=128, overlap=16, block_tiles=8)
     predict(wide["pre"], wide["post"], tmp_path / "a.tif", model, opts)
     predict(wide["pre_striped"], wide["post_striped"], tmp_path / "b.tif", model, opts)
@@ -395,3 +400,5 @@ def test_the_block_cache_while_reading_follows_the_files_layout(tmp_path, monkey
     # 2 readers x 2 files x (a block's height: 8 tiles of 128 every 112 rows, + a strip) x 2400 columns x 3 bytes
     assert striped == 2 * 2 * (7 * 112 + 128 + 16) * 2400 * 3
     np.testing.assert_array_equal(_read(tmp_path / "a.tif")[0], _read(tmp_path / "b.tif")[0])
+    assert orders[0] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
+    assert orders[1] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]

@@ -82,6 +82,35 @@ def test_blocks_partition_tiles_and_cores_partition_the_scene(layout, block_tile
     assert (cover == 1).all()
 
 
+@settings(max_examples=40, deadline=None)
+@given(layouts(), st.integers(1, 4))
+def test_blocks_by_columns_are_the_same_blocks_column_major(layout, block_tiles):
+    rows, cols = layout.blocks(block_tiles), layout.blocks(block_tiles, by_columns=True)
+    assert sorted(cols, key=lambda b: b.index) == rows
+    assert [b.index for b in cols] == sorted((b.index for b in rows), key=lambda ij: (ij[1], ij[0]))
+
+
+def _waiting_bytes(layout, blocks, block_tiles, k=3):
+    """The most bytes of strips the stitcher holds for waiting cores, blocks added in order."""
+    st_ = Stitcher(layout, blocks, block_tiles, k, lambda *a: None, want_probabilities=False)
+    most = 0
+    for b in blocks:
+        p = BlockPartial.empty(b, k)
+        p.valid[:] = True
+        st_.add(p)
+        most = max(most, sum(sum(x.nbytes for x in piece[1:]) for q in st_._pending.values() for piece in q.pieces))
+    return most
+
+
+def test_column_by_column_a_wide_grid_keeps_a_column_of_strips_waiting():
+    """Blocks run row by row hold a row of spill strips as wide as the grid; column by column,
+    a column as tall as the grid: on a grid 4x wider than tall, about 4x less."""
+    layout = TileLayout(400, 1600, 64, 16)
+    by_rows = _waiting_bytes(layout, layout.blocks(2), 2)
+    by_cols = _waiting_bytes(layout, layout.blocks(2, by_columns=True), 2)
+    assert 3 * by_cols < by_rows
+
+
 def _fake_probs(tile, k, rng_seed=0):
     """Deterministic per-tile probabilities that differ between overlapping tiles."""
     rng = np.random.default_rng([tile.row, tile.col, rng_seed])
