@@ -8,7 +8,8 @@ cores right of and below it. :class:`Stitcher` adds every block partial into the
 touches, in whatever order blocks finish, and finalises a core — argmax class and
 confidence, nodata outside the valid mask — as soon as all its contributors have arrived.
 Memory: the blocks in flight plus the spill strips waiting for their core (copies of the
-strips, not core-sized arrays: a row of waiting cores costs the scene's width times the overlap).
+strips, not core-sized arrays: a row of waiting cores costs the scene's width times the overlap,
+a column its height; blocks run along the shorter side, ``pipeline.run_order``).
 """
 
 from __future__ import annotations
