@@ -35,7 +35,7 @@ from ..outputs import check_outputs, claimed, same_file
 from .runners import ChangeModel, load_change_model, read_threads_for
 from .stitch import BlockPartial, Stitcher, is_nodata_core
 from .style import style_path, write_raster_style
-from .tiling import Block, Rect, TileLayout
+from .tiling import Block, Rect, TileLayout, column_major
 
 Progress = Callable[[str, int, int], None]
 
@@ -302,7 +302,7 @@ def run_order(pair, layout: TileLayout, block_tiles: int) -> list[Block]:
     blocks = layout.blocks(block_tiles)
     if layout.width <= layout.height or pair.striped(max(b.extent.width for b in blocks)):
         return blocks
-    return layout.blocks(block_tiles, by_columns=True)
+    return column_major(blocks)
 
 
 def read_cache(pair, blocks: list[Block], tile: int, threads: int) -> int:

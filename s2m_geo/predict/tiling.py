@@ -133,9 +133,7 @@ class TileLayout:
                 extent = Rect(r0, c0, r1 - r0, c1 - c0).intersect(self.scene)
                 assert extent is not None
                 out.append(Block((bi, bj), tiles, extent))
-        if by_columns:
-            out.sort(key=lambda b: (b.index[1], b.index[0]))
-        return out
+        return column_major(out) if by_columns else out
 
     def _sides(self, tile: Rect) -> tuple[bool, bool, bool, bool]:
         """Whether ``tile`` has a neighbour above, below, left and right."""
@@ -203,6 +201,11 @@ def quantize(weighted: np.ndarray) -> np.ndarray:
     """Weighted probabilities (or weights) in [0, 1] -> int32 fixed point."""
     out: np.ndarray = np.rint(weighted * FIXED_ONE).astype(np.int32)
     return out
+
+
+def column_major(blocks: list[Block]) -> list[Block]:
+    """``blocks`` ordered column by column (top to bottom, then left to right)."""
+    return sorted(blocks, key=lambda b: (b.index[1], b.index[0]))
 
 
 def is_strip(block_shape: tuple[int, int], extent_cols: int) -> bool:
