@@ -109,14 +109,9 @@ class TileLayout:
         """All tiles, row-major; a tile may reach past the scene edge (padding)."""
         return [Rect(r, c, self.tile, self.tile) for r in self.row_starts for c in self.col_starts]
 
-    def blocks(self, block_tiles: int = 4, by_columns: bool = False) -> list[Block]:
-        """Blocks of ``block_tiles x block_tiles`` tiles (their tiles row-major), in the order
-        they run: row-major, or column-major ``by_columns``.
-
-        A block's cores wait for the blocks right of and below them, holding strips as wide as
-        the overlap (:class:`~s2m_geo.predict.stitch.Stitcher`): row by row, a row of them
-        waits; column by column, a column (on an 80,000 x 24,000 px mosaic, 3.3x less). The
-        result is the same in any order."""
+    def blocks(self, block_tiles: int = 4) -> list[Block]:
+        """Blocks of ``block_tiles x block_tiles`` tiles, row-major (their tiles too); see
+        :func:`column_major` for the other order they may run in."""
         if block_tiles < 1:
             raise ValueError("block_tiles must be >= 1")
         rs, cs = self.row_starts, self.col_starts
@@ -133,7 +128,7 @@ class TileLayout:
                 extent = Rect(r0, c0, r1 - r0, c1 - c0).intersect(self.scene)
                 assert extent is not None
                 out.append(Block((bi, bj), tiles, extent))
-        return column_major(out) if by_columns else out
+        return out
 
     def _sides(self, tile: Rect) -> tuple[bool, bool, bool, bool]:
         """Whether ``tile`` has a neighbour above, below, left and right."""
@@ -204,7 +199,12 @@ def quantize(weighted: np.ndarray) -> np.ndarray:
 
 
 def column_major(blocks: list[Block]) -> list[Block]:
-    """``blocks`` ordered column by column (top to bottom, then left to right)."""
+    """``blocks`` ordered column by column (top to bottom, then left to right).
+
+    A block's cores wait for the blocks right of and below them, holding strips as wide as
+    the overlap (:class:`~s2m_geo.predict.stitch.Stitcher`): row by row, a row of them waits;
+    column by column, a column (on an 80,000 x 24,000 px mosaic, 3.3x less). The result is
+    the same in any order."""
     return sorted(blocks, key=lambda b: (b.index[1], b.index[0]))
 
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from s2m_geo.classes import NODATA_CLASS
 from s2m_geo.predict.stitch import BlockPartial, Stitcher, core_rects
-from s2m_geo.predict.tiling import TileLayout, axis_starts
+from s2m_geo.predict.tiling import TileLayout, axis_starts, column_major
 
 dims = st.integers(1, 700)
 tiles = st.sampled_from([16, 32, 64, 96])
@@ -84,8 +84,9 @@ def test_blocks_partition_tiles_and_cores_partition_the_scene(layout, block_tile
 
 @settings(max_examples=40, deadline=None)
 @given(layouts(), st.integers(1, 4))
-def test_blocks_by_columns_are_the_same_blocks_column_major(layout, block_tiles):
-    rows, cols = layout.blocks(block_tiles), layout.blocks(block_tiles, by_columns=True)
+def test_blocks_column_major_are_the_same_blocks_by_columns(layout, block_tiles):
+    rows = layout.blocks(block_tiles)
+    cols = column_major(rows)
     assert sorted(cols, key=lambda b: b.index) == rows
     assert [b.index for b in cols] == sorted((b.index for b in rows), key=lambda ij: (ij[1], ij[0]))
 
@@ -107,7 +108,7 @@ def test_column_by_column_a_wide_grid_keeps_a_column_of_strips_waiting():
     a column as tall as the grid: on a grid 4x wider than tall, about 4x less."""
     layout = TileLayout(400, 1600, 64, 16)
     by_rows = _waiting_bytes(layout, layout.blocks(2), 2)
-    by_cols = _waiting_bytes(layout, layout.blocks(2, by_columns=True), 2)
+    by_cols = _waiting_bytes(layout, column_major(layout.blocks(2)), 2)
     assert 3 * by_cols < by_rows
 
 
