@@ -1049,10 +1049,13 @@ class Coverage:
 
     @cached_property
     def _running_sums(self) -> np.ndarray:
-        """(ch + 1, cw + 1) int64: the count of True cells above and left of each corner."""
+        """(ch + 1, cw + 1) int32 (at most :data:`COVERAGE_MAX` squared cells): the count of True
+        cells above and left of each corner, summed in place (a mosaic's map has a million cells)."""
         assert self.cells is not None
-        sums = np.zeros((self.cells.shape[0] + 1, self.cells.shape[1] + 1), np.int64)
-        sums[1:, 1:] = self.cells.cumsum(0).cumsum(1)
+        sums = np.zeros((self.cells.shape[0] + 1, self.cells.shape[1] + 1), np.int32)
+        inner = sums[1:, 1:]
+        np.cumsum(self.cells, axis=0, dtype=np.int32, out=inner)
+        np.cumsum(inner, axis=1, out=inner)
         return sums
 
 
