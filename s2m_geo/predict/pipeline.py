@@ -294,27 +294,30 @@ def _readers(opts: PredictOptions, model: ChangeModel) -> int:
     return opts.read_threads or read_threads_for(model)
 
 
-def run_order(pair, layout: TileLayout, block_tiles: int) -> list[Block]:
-    """The blocks in the order they run: column by column on a grid wider than tall, so that
-    one column of cores waits for its neighbours' strips, not one row of the width (an
-    80,000 x 24,000 px mosaic: 3.3x less); row by row otherwise, and over a file stored in
-    strips, which only rows of blocks decode once (:meth:`ScenePair.striped`)."""
+def run_order(pair, layout: TileLayout, block_tiles: int) -> tuple[list[Block], bool]:
+    """The blocks in the order they run, and whether that is row by row: column by column on a
+    grid wider than tall, so that one column of cores waits for its neighbours' strips, not one
+    row of the width (an 80,000 x 24,000 px mosaic: 3.3x less); row by row otherwise, and over a
+    file stored in strips as wide as itself, which only rows of blocks decode once
+    (:meth:`ScenePair.striped`; a mosaic's sources are narrower, decoded a few times over)."""
     blocks = layout.blocks(block_tiles)
-    if layout.width <= layout.height or pair.striped(max(b.extent.width for b in blocks)):
-        return blocks
-    return column_major(blocks)
+    if layout.width <= layout.height or pair.striped():
+        return blocks, True
+    return column_major(blocks), False
 
 
-def read_cache(pair, blocks: list[Block], tile: int, threads: int) -> int:
-    """GDAL's block cache, bytes, while the tiles of ``blocks`` are read: what the inputs' block
-    layout needs to decode no block twice within a block of tiles
-    (:meth:`~s2m_geo.predict.scene.ScenePair.read_cache_bytes`: a few rows of tiled files'
-    blocks, a block's height of strips across the file), at least :data:`READ_CACHE_MIN_MB`
-    and at most GDAL's own default, 5 % of the RAM (beyond it striped files are decoded again)."""
+def read_cache(pair, blocks: list[Block], tile: int, threads: int, by_rows: bool = True) -> int:
+    """GDAL's block cache, bytes, while the tiles of ``blocks`` are read (row by row when
+    ``by_rows``): what the inputs' block layout needs to decode no block twice within a block
+    of tiles (:meth:`~s2m_geo.predict.scene.ScenePair.read_cache_bytes`: a few rows of tiled
+    files' blocks; of strips, a block's height row by row, twice a row of tiles' column by
+    column; a VRT's counted in its sources' blocks), at least
+    :data:`READ_CACHE_MIN_MB` and at most GDAL's own default, 5 % of the RAM (beyond it
+    striped files are decoded again)."""
     import psutil
 
     ext = max((b.extent for b in blocks), key=lambda e: e.height * e.width)
-    need = pair.read_cache_bytes(tile, (ext.height, ext.width), threads)
+    need = pair.read_cache_bytes(tile, (ext.height, ext.width), threads, by_rows)
     cap = max(GDAL_CACHE_MB << 20, psutil.virtual_memory().total // 20)
     return int(min(max(need, READ_CACHE_MIN_MB << 20), cap))
 
@@ -552,7 +555,7 @@ def _predict(
         _check_overlap(pair, tile)
         tile, overlap = _fit_tile(tile, overlap, grid, runner)
         layout = TileLayout(grid.height, grid.width, tile, overlap)
-        blocks = run_order(pair, layout, opts.block_tiles)
+        blocks, by_rows = run_order(pair, layout, opts.block_tiles)
         writer = _Writer(raster, probabilities, grid, runner)
         for sink in sinks:
             sink.start(grid, meta)
@@ -567,7 +570,7 @@ def _predict(
                 want_probabilities=probabilities is not None,
             )
             if client is None:
-                with rasterio.Env(GDAL_CACHEMAX=read_cache(pair, blocks, tile, _readers(opts, runner))):
+                with rasterio.Env(GDAL_CACHEMAX=read_cache(pair, blocks, tile, _readers(opts, runner), by_rows)):
                     done, skipped = run_tiles(pair, runner, layout, blocks, opts, stitcher.add, progress)
             else:
                 done, skipped = _run_distributed(client, pair, model, layout, blocks, opts, stitcher, progress)

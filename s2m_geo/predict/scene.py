@@ -70,7 +70,7 @@ from rasterio.warp import transform as warp_points
 from rasterio.windows import Window
 
 from ..errors import InputError
-from .tiling import is_strip, read_cache_bytes
+from .tiling import mosaic_block_shape, read_cache_bytes
 
 __all__ = [
     "Grid",
@@ -462,7 +462,7 @@ def _describe_epoch(
         scaling=scaling,
         scale=scale,
         regions=None if has_alpha else _declared_regions(ds, path, bands, bool(zero_as_nodata and nodata is None)),
-        block_shape=tuple(ds.block_shapes[bands[0] - 1]),
+        block_shape=_sources_block_shape(ds, path) or tuple(ds.block_shapes[bands[0] - 1]),
         pixel_bytes=sum(np.dtype(d).itemsize for d in ds.dtypes),
     )
 
@@ -531,6 +531,34 @@ def _declared_regions(
     except (OSError, UnicodeDecodeError):
         return None
     return vrt_source_rects(xml, bands, ds.width, ds.height, zero_invalid)
+
+
+#: at most this many of a VRT's distinct source files are opened to learn their block layout,
+#: evenly spread over its file list (about a millisecond each)
+VRT_SOURCES_SAMPLED = 64
+
+
+def _sources_block_shape(ds, path: str) -> tuple[int, int] | None:
+    """A local VRT's block shape as it is read: its source files' (:func:`~.tiling.mosaic_block_shape`;
+    a VRT's own 128-px blocks are not what GDAL decodes). None for other files, or when no
+    source opens."""
+    if ds.driver != "VRT" or not _is_local(path):
+        return None
+    # GDAL lists the VRT, then its sources and the VRT's own side files (overviews, masks)
+    side = (".ovr", ".msk", ".aux.xml")
+    files = [f for f in dict.fromkeys(ds.files[1:]) if _is_local(f) and not f.lower().endswith(side)]
+    step = max(1, math.ceil(len(files) / VRT_SOURCES_SAMPLED))
+    sources: list[tuple[tuple[int, int], int]] = []
+    for f in files[::step]:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(f) as src:
+                    (bh, bw), width = src.block_shapes[0], src.width
+            sources.append(((bh, bw), width))
+        except (RasterioError, OSError):
+            continue  # an aux file listed with the sources, or one GDAL will report when read
+    return mosaic_block_shape(sources) if sources else None
 
 
 def _vrt_kwargs(ep: _Epoch, grid: Grid, resampling: Resampling = Resampling.bilinear) -> dict:
@@ -736,10 +764,11 @@ class ScenePair:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def read_cache_bytes(self, tile: int, extent: tuple[int, int], threads: int) -> int:
+    def read_cache_bytes(self, tile: int, extent: tuple[int, int], threads: int, by_rows: bool = True) -> int:
         """GDAL block cache, bytes, that reading blocks of tiles of ``extent`` (rows, cols of the
-        grid) needs from ``threads`` readers (each reads through its own handles, and GDAL
-        caches blocks per handle); see :func:`~s2m_geo.predict.tiling.read_cache_bytes`."""
+        grid), row by row when ``by_rows``, needs from ``threads`` readers (each reads through
+        its own handles, and GDAL caches blocks per handle); see
+        :func:`~s2m_geo.predict.tiling.read_cache_bytes`."""
         total = 0
         for ep in self._epochs.values():
             s = self._file_scale(ep)
@@ -749,14 +778,15 @@ class ScenePair:
                 ep.pixel_bytes,
                 math.ceil(tile * s),
                 (math.ceil(extent[0] * s), math.ceil(extent[1] * s)),
+                by_rows,
             )
         return threads * total
 
-    def striped(self, extent_cols: int) -> bool:
-        """Whether either file is stored in strips for blocks of tiles ``extent_cols`` grid
-        pixels wide (:func:`~s2m_geo.predict.tiling.is_strip`): its blocks must run row by row."""
-        eps = self._epochs.values()
-        return any(is_strip(ep.block_shape, math.ceil(extent_cols * self._file_scale(ep))) for ep in eps)
+    def striped(self) -> bool:
+        """Whether either file is stored in strips as wide as itself: its blocks must run row by
+        row, or every column of blocks decodes the strips again. A mosaic's strips are its
+        sources' (:attr:`_Epoch.block_shape`), narrower than the mosaic: not these."""
+        return any(ep.block_shape[1] >= ep.native.width for ep in self._epochs.values())
 
     def _file_scale(self, ep: _Epoch) -> float:
         """File pixels per grid pixel: a warped epoch is read in its own pixels, more of them

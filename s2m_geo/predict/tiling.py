@@ -210,26 +210,57 @@ def column_major(blocks: list[Block]) -> list[Block]:
 
 def is_strip(block_shape: tuple[int, int], extent_cols: int) -> bool:
     """Whether a file's blocks are at least as wide as a block of tiles (strips, whole-row
-    blocks): every block of a row of blocks decodes them, so blocks must run row by row for
-    the block cache (:func:`read_cache_bytes`) to decode them once."""
+    blocks): every block of a row of blocks decodes them, so a block cache holding a block's
+    height of them (:func:`read_cache_bytes`) decodes them once when blocks run row by row."""
     return block_shape[1] >= extent_cols
 
 
+def mosaic_block_shape(sources: list[tuple[tuple[int, int], int]]) -> tuple[int, int]:
+    """The block shape a mosaic (a VRT) is decoded in, from its sources' ``(block shape, width)``:
+    GDAL reads a VRT's windows from its sources, by their blocks, not by the VRT's own. Over
+    any source stored in strips (blocks as wide as the file), the tallest such strip across
+    the widest such source, so the mosaic counts as striped (:func:`is_strip`); else the
+    largest source block."""
+    if not sources:
+        raise ValueError("a mosaic without sources has no block shape")
+    strips = [(bh, width) for (bh, bw), width in sources if bw >= width]
+    if strips:
+        return max(h for h, _ in strips), max(w for _, w in strips)
+    return max(bh for (bh, _), _ in sources), max(bw for (_, bw), _ in sources)
+
+
 def read_cache_bytes(
-    block_shape: tuple[int, int], file_width: int, pixel_bytes: int, tile: int, extent: tuple[int, int]
+    block_shape: tuple[int, int],
+    file_width: int,
+    pixel_bytes: int,
+    tile: int,
+    extent: tuple[int, int],
+    by_rows: bool = True,
 ) -> int:
     """Bytes of one file's decoded blocks that reading a block of tiles of ``extent`` (rows,
     cols) keeps coming back to, in the file's pixels: what GDAL's block cache must hold so
     that no block is decoded twice within a block of tiles (or a row of them).
 
-    Tiles are read row by row within a block of tiles, blocks left to right. File blocks
-    narrower than a block of tiles are reused only along one row of tiles (its height plus a
-    file block, across the block's width plus a file block); wider ones (strips, whole-row
-    blocks) are read again by every block of the row, so the block's whole height must stay."""
+    Tiles are read row by row within a block of tiles. File blocks narrower than a block of
+    tiles are reused only along one row of tiles (the file blocks its height and the block's
+    width touch); wider ones (strips, whole-row blocks) are read again by
+    the next block of a row, so when blocks run row by row (``by_rows``) the block's whole
+    height of them stays; column by column, twice a row of tiles' worth (GDAL's cache drops
+    the least recently used block: one that just fits thrashes), decoded again by the next
+    column."""
     bh, bw = block_shape
     eh, ew = extent
-    if is_strip(block_shape, ew):  # every block of the row decodes the same file blocks
-        rows, cols = eh + bh, min(file_width, ew + bw)
-    else:
-        rows, cols = tile + bh, ew + bw
+    cols = min(file_width, _blocks_span(ew, bw))
+    if not is_strip(block_shape, ew):
+        rows = _blocks_span(tile, bh)
+    elif by_rows:
+        rows = _blocks_span(eh, bh)
+    else:  # LRU: a cache that just holds what a row of tiles cycles through drops each strip before its reuse
+        rows = 2 * _blocks_span(tile, bh)
     return rows * cols * pixel_bytes
+
+
+def _blocks_span(n: int, block: int) -> int:
+    """Pixels of the file blocks ``n`` consecutive pixels may touch (at most ceil((n-1)/block) + 1
+    blocks, wherever they start)."""
+    return (-(-(n - 1) // block) + 1) * block

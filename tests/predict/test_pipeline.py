@@ -363,26 +363,39 @@ def test_a_sparse_mosaic_costs_its_footprints(tmp_path, monkeypatch):
         assert (ds.read(1, window=Window(0, 0, 2600, 1500)) == NODATA_CLASS).all()
 
 
-def test_the_block_cache_while_reading_follows_the_files_layout(tmp_path, monkeypatch):
-    """Tiles are read under a GDAL block cache sized by the inputs: the floor for tiled files,
-    a block's height of strips across the file for striped ones (which every block of a row
-    reads again), and the same raster either way. On this grid, wider than tall, the blocks
-    of the tiled files run column by column (fewer cores wait); over strips, row by row."""
+def _wide_pairs(tmp_path, halves: bool = False) -> dict:
+    """A 1200 x 2400 pre/post pair, tiled (256 px) and striped (16 rows); with ``halves`` also
+    each as its left and right halves (``pre_tiled_0``, ``pre_tiled_1``, ...)."""
     from rasterio.shutil import copy as rio_copy
 
-    import s2m_geo.predict.pipeline as pl
-
     scene = write_scene(tmp_path / "s", SceneSpec(size=200, seed=4))
-    wide = {}
+    files = {}
     for k in ("pre", "post"):
         with rasterio.open(scene[k]) as ds:
             data, prof = np.tile(ds.read(), (1, 6, 12)), ds.profile
         prof.update(width=data.shape[2], height=data.shape[1], tiled=True, blockxsize=256, blockysize=256)
-        wide[k] = tmp_path / f"{k}_tiled.tif"
-        with rasterio.open(wide[k], "w", **prof) as ds:
+        files[k] = tmp_path / f"{k}_tiled.tif"
+        with rasterio.open(files[k], "w", **prof) as ds:
             ds.write(data)
-        wide[k + "_striped"] = tmp_path / f"{k}_striped.tif"
-        rio_copy(wide[k], wide[k + "_striped"], driver="GTiff", tiled=False, blockysize=16)
+        files[k + "_striped"] = tmp_path / f"{k}_striped.tif"
+        rio_copy(files[k], files[k + "_striped"], driver="GTiff", tiled=False, blockysize=16)
+        if not halves:
+            continue
+        for layout, src in (("tiled", files[k]), ("striped", files[k + "_striped"])):
+            with rasterio.open(src) as ds:
+                for i in (0, 1):
+                    win = Window(1200 * i, 0, 1200, 1200)
+                    half = ds.profile | {"width": 1200, "transform": ds.window_transform(win)}
+                    files[f"{k}_{layout}_{i}"] = out = tmp_path / f"{k}_{layout}_{i}.tif"
+                    with rasterio.open(out, "w", **half) as dst:
+                        dst.write(ds.read(window=win))
+    return files
+
+
+def _cache_and_order(monkeypatch) -> tuple[list, list]:
+    """Record GDAL_CACHEMAX and the block order of every run_tiles call."""
+    import s2m_geo.predict.pipeline as pl
+
     seen, orders = [], []
     original = pl.run_tiles
 
@@ -392,6 +405,18 @@ def test_the_block_cache_while_reading_follows_the_files_layout(tmp_path, monkey
         return original(*a, **kw)
 
     monkeypatch.setattr(pl, "run_tiles", run_tiles)
+    return seen, orders
+
+
+def test_the_block_cache_while_reading_follows_the_files_layout(tmp_path, monkeypatch):
+    """Tiles are read under a GDAL block cache sized by the inputs: the floor for tiled files,
+    a block's height of strips across the file for striped ones (which every block of a row
+    reads again), and the same raster either way. On this grid, wider than tall, the blocks
+    of the tiled files run column by column (fewer cores wait); over strips, row by row."""
+    import s2m_geo.predict.pipeline as pl
+
+    wide = _wide_pairs(tmp_path)
+    seen, orders = _cache_and_order(monkeypatch)
     model, opts = BrightBandModel(), PredictOptions(tile_size=128, overlap=16, block_tiles=8)
     predict(wide["pre"], wide["post"], tmp_path / "a.tif", model, opts)
     predict(wide["pre_striped"], wide["post_striped"], tmp_path / "b.tif", model, opts)
@@ -402,3 +427,40 @@ def test_the_block_cache_while_reading_follows_the_files_layout(tmp_path, monkey
     np.testing.assert_array_equal(_read(tmp_path / "a.tif")[0], _read(tmp_path / "b.tif")[0])
     assert orders[0] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
     assert orders[1] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+
+
+def test_a_mosaic_is_read_by_its_sources_layout(tmp_path, monkeypatch):
+    """A VRT is decoded through its sources' blocks, not its own 128-px ones: the block cache
+    is sized by the sources' strips or tiles. A source's strips are narrower than the mosaic,
+    so on this grid, wider than tall, blocks run column by column over either (row by row
+    only over a file's own strips), the cache then holding a row of tiles of strips; the
+    raster is the files' own."""
+    from s2m_geo.predict.scene import open_pair
+    from s2m_geo.testing import mosaic_vrt
+
+    files = _wide_pairs(tmp_path, halves=True)
+    _, orders = _cache_and_order(monkeypatch)
+    model, opts = BrightBandModel(), PredictOptions(tile_size=128, overlap=16, block_tiles=8)
+    predict(files["pre"], files["post"], tmp_path / "direct.tif", model, opts)
+    ext = (7 * 112 + 128, 7 * 112 + 128)  # a block of 8 tiles of 128 every 112 px: 912
+    # the file blocks a row of tiles (128 rows) and a block (912 columns) may touch:
+    # tiles, 2 x 256 rows and 5 x 256 columns; strips, twice 9 x 16 rows, 2 sources of 1200 columns
+    for layout, rows, cols in (("tiled", 2 * 256, 5 * 256), ("striped", 2 * 9 * 16, 2 * 1200)):
+        vrt = {
+            k: mosaic_vrt(
+                [(files[f"{k}_{layout}_0"], 0, 0), (files[f"{k}_{layout}_1"], 0, 1200)],
+                tmp_path / f"{k}_{layout}.vrt",
+                2400,
+                1200,
+            )
+            for k in ("pre", "post")
+        }
+        with open_pair(vrt["pre"], vrt["post"]) as pair:
+            assert not pair.striped()
+            # 2 readers x 2 mosaics x rows x cols x 3 bytes
+            assert pair.read_cache_bytes(128, ext, 2, by_rows=False) == 2 * 2 * rows * cols * 3
+        predict(vrt["pre"], vrt["post"], tmp_path / f"{layout}.tif", model, opts)
+        np.testing.assert_array_equal(_read(tmp_path / f"{layout}.tif")[0], _read(tmp_path / "direct.tif")[0])
+    with open_pair(files["pre_striped"], files["post_striped"]) as pair:
+        assert pair.striped()
+    assert orders[0] == orders[1] == orders[2] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]

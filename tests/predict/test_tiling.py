@@ -254,9 +254,26 @@ def test_a_blocks_arrays_are_freed_before_its_core_goes_to_the_sink():
 def test_the_read_cache_holds_a_row_of_tiles_or_a_block_height_of_strips():
     from s2m_geo.predict.tiling import read_cache_bytes
 
-    # 256-pixel tiles: one row of tiles of the block (tile + a file block) across its width
-    assert read_cache_bytes((256, 256), 8192, 3, 512, (1856, 1856)) == (512 + 256) * (1856 + 256) * 3
+    # 256-pixel tiles: the file blocks one row of tiles of the block touches (3 x 9 of them)
+    assert read_cache_bytes((256, 256), 8192, 3, 512, (1856, 1856)) == 3 * 256 * 9 * 256 * 3
     # 16-row strips: every block of the row reads them again, so its whole height, file-wide
     assert read_cache_bytes((16, 8192), 8192, 3, 512, (1856, 1856)) == (1856 + 16) * 8192 * 3
-    # tiles wider than a block of tiles behave as strips, over the blocks they span
-    assert read_cache_bytes((512, 4096), 8192, 1, 512, (1856, 1856)) == (1856 + 512) * (1856 + 4096)
+    # tiles wider than a block of tiles behave as strips, over the blocks they span (5 x 2)
+    assert read_cache_bytes((512, 4096), 8192, 1, 512, (1856, 1856)) == 5 * 512 * 2 * 4096
+    # column by column, strips are decoded again by the next column: twice a row of tiles of them
+    assert read_cache_bytes((16, 8192), 8192, 3, 512, (1856, 1856), by_rows=False) == 2 * (512 + 16) * 8192 * 3
+    # a mosaic's one-row strips, 4096 px wide: a block of tiles may cross two sources
+    assert read_cache_bytes((1, 4096), 80000, 3, 512, (1856, 1856), by_rows=False) == 2 * 512 * 2 * 4096 * 3
+
+
+def test_a_mosaic_is_decoded_in_its_sources_blocks():
+    from s2m_geo.predict.tiling import is_strip, mosaic_block_shape
+
+    # tiled sources: the largest of their blocks
+    assert mosaic_block_shape([((256, 256), 4096), ((512, 512), 8192)]) == (512, 512)
+    # one source in strips makes the mosaic striped: the tallest strip across the widest such source
+    shape = mosaic_block_shape([((256, 256), 9000), ((1, 4096), 4096), ((16, 2048), 2048)])
+    assert shape == (16, 4096)
+    assert is_strip(shape, 1856) and not is_strip(shape, 8192)
+    with pytest.raises(ValueError):
+        mosaic_block_shape([])
