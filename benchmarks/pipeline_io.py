@@ -74,17 +74,6 @@ def _child(mode: str, pre: Path, post: Path, model: Path, out: Path) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def _striped(src: Path, dst: Path) -> Path:
-    """``src``'s pre.tif and post.tif copied into 16-row strips in ``dst`` (reused when there)."""
-    from rasterio.shutil import copy as rio_copy
-
-    dst.mkdir(exist_ok=True)
-    for name in ("pre.tif", "post.tif"):
-        if not (dst / name).is_file():
-            rio_copy(src / name, dst / name, driver="GTiff", tiled=False, blockysize=16, compress="deflate")
-    return dst
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[2048, 8192])
@@ -98,6 +87,7 @@ def main() -> None:
     import os
 
     from s2m_geo.synthetic import SceneSpec, write_scene
+    from s2m_geo.testing import striped_copy
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model: absolute difference (ONNX)")
     print(f"{'scene':>11} {'mode':>6} {'wall s':>7} {'cpu s':>7} {'vs io':>6} {'peak RSS MiB':>12}")
@@ -114,7 +104,7 @@ def main() -> None:
             if not (where / "post.tif").is_file():
                 write_scene(where, SceneSpec(size=size, seed=7))
             if args.striped:
-                where = _striped(where, where.with_name(where.name + "-striped"))
+                where = striped_copy(where, where.with_name(where.name + "-striped"))
             io = None
             for mode in [m for m in args.modes for _ in range(args.repeat)]:
                 out = d / (f"{mode}{size}.gpkg" if mode == "gpkg" else f"{mode}{size}.tif")

@@ -169,6 +169,21 @@ def mosaic_vrt(
     return out
 
 
+def striped_copy(src: str | Path, dst: str | Path, rows: int | None = 16) -> Path:
+    """``src``'s ``pre.tif`` and ``post.tif`` copied into ``dst`` as deflated GeoTIFFs stored in
+    strips of ``rows`` rows (None: GDAL's default, what ``gdal_translate`` writes without
+    ``-co TILED=YES``; one row at 4096 px of RGB) instead of tiles; files already there are kept."""
+    from rasterio.shutil import copy as rio_copy
+
+    out = Path(dst)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("pre.tif", "post.tif"):
+        if not (out / name).is_file():
+            opts: dict[str, Any] = {"blockysize": rows} if rows else {}
+            rio_copy(Path(src) / name, out / name, driver="GTiff", tiled=False, compress="deflate", **opts)
+    return out
+
+
 def changes_from_label(label: str | Path, output: str | Path, table: ClassTable | None = None) -> Path:
     """Write the described change polygons of a class raster (e.g. a synthetic scene's
     ``label.tif``) to ``output``, as ``predict`` writes them: one polygon per connected region
