@@ -311,9 +311,8 @@ def read_cache(pair, blocks: list[Block], tile: int, threads: int, by_rows: bool
     ``by_rows``): what the inputs' block layout needs to decode no block twice within a block
     of tiles (:meth:`~s2m_geo.predict.scene.ScenePair.read_cache_bytes`: a few rows of tiled
     files' blocks; of strips, a block's height row by row, twice a row of tiles' column by
-    column; a VRT's counted in its sources' blocks), at least
-    :data:`READ_CACHE_MIN_MB` and at most GDAL's own default, 5 % of the RAM (beyond it
-    striped files are decoded again)."""
+    column; a VRT in its sources' blocks), at least :data:`READ_CACHE_MIN_MB` and at most
+    GDAL's own default, 5 % of the RAM (beyond it striped files are decoded again)."""
     import psutil
 
     ext = max((b.extent for b in blocks), key=lambda e: e.height * e.width)

@@ -557,7 +557,7 @@ def _sources_block_shape(ds, path: str) -> tuple[int, int] | None:
                     (bh, bw), width = src.block_shapes[0], src.width
             sources.append(((bh, bw), width))
         except (RasterioError, OSError):
-            continue  # an aux file listed with the sources, or one GDAL will report when read
+            continue  # a missing or unreadable source: reading the VRT reports it, as ever
     return mosaic_block_shape(sources) if sources else None
 
 
