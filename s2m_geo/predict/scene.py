@@ -426,8 +426,17 @@ def _data_band_count(ds) -> int:
 
 
 def _describe_epoch(
-    ds, path: str, name: str, bands: tuple[int, ...], zero_as_nodata: bool, scale: float | None
+    ds,
+    path: str,
+    name: str,
+    bands: tuple[int, ...],
+    zero_as_nodata: bool,
+    scale: float | None,
+    *,
+    layout: bool = True,
 ) -> _Epoch:
+    """How an epoch is read. ``layout=False`` skips opening a VRT's sources for their block
+    layout (a single whole read, as :func:`read_scene`'s, has no block cache to size)."""
     dtypes = {ds.dtypes[b - 1] for b in bands}
     for dt in dtypes:
         if "complex" in dt:
@@ -462,7 +471,7 @@ def _describe_epoch(
         scaling=scaling,
         scale=scale,
         regions=None if has_alpha else _declared_regions(ds, path, bands, bool(zero_as_nodata and nodata is None)),
-        block_shape=_sources_block_shape(ds, path) or tuple(ds.block_shapes[bands[0] - 1]),
+        block_shape=(_sources_block_shape(ds, path) if layout else None) or tuple(ds.block_shapes[bands[0] - 1]),
         pixel_bytes=sum(np.dtype(d).itemsize for d in ds.dtypes),
     )
 
@@ -1104,7 +1113,7 @@ def read_scene(
     """
     path = os.fspath(path)
     with _open_dataset(path, "scene") as ds:
-        ep = _describe_epoch(ds, path, "scene", tuple(bands), zero_as_nodata, None)
+        ep = _describe_epoch(ds, path, "scene", tuple(bands), zero_as_nodata, None, layout=False)
         if grid.crs is None or ds.crs is None:
             ep = replace(ep, offset=(0, 0))
             return _read_epoch(ep, ds, ep.native.window(), out_shape=grid.shape, resampling=resampling)

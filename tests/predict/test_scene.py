@@ -184,6 +184,22 @@ def test_read_scene_puts_one_scene_on_a_grid_as_the_pair_reads_it(warped_scene, 
     np.testing.assert_array_equal(data[:, ok], _read(uint16_pair["post"])[::-1][:, ok])
 
 
+def test_read_scene_of_a_mosaic_does_not_open_its_sources_for_their_layout(tmp_path, monkeypatch):
+    """One whole read has no block cache to size: the sources' blocks are not looked up."""
+    import s2m_geo.predict.scene as scene
+    from s2m_geo.testing import mosaic_vrt
+
+    paths = write_scene(tmp_path, SceneSpec(size=128, seed=3))
+    vrt = mosaic_vrt([(paths["post"], 0, 0)], tmp_path / "post.vrt", 128)
+    with open_pair(paths["pre"], paths["post"]) as pair:
+        grid = pair.grid
+    monkeypatch.setattr(scene, "_sources_block_shape", lambda *a: pytest.fail("sources opened"))
+    data, ok = read_scene(vrt, grid, (1, 2, 3))
+    direct, direct_ok = read_scene(paths["post"], grid, (1, 2, 3))
+    np.testing.assert_array_equal(ok, direct_ok)
+    np.testing.assert_array_equal(data[:, ok], direct[:, ok])
+
+
 def test_read_scene_without_crs_resamples_the_image_itself(tmp_path):
     img = np.repeat(np.repeat(np.arange(16, dtype=np.uint8).reshape(1, 4, 4) * 10, 8, 1), 8, 2)
     path = _write(tmp_path / "plain.tif", np.concatenate([img, img + 1, img + 2]))
