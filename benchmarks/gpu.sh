@@ -2,8 +2,9 @@
 # GPU figures in one go: pure-model and end-to-end tiles/s (GeoPackage output) for the shipped
 # default model and the DINOv3 ViT-S/16 config (random weights: real DINOv3 weights cannot be
 # had here) at 512-px tiles, bf16 autocast on CUDA, and the pipeline-only rate with a model that
-# costs nothing. Each figure comes from benchmarks/pipeline.py; the whole run prints within
-# about 5 minutes on one H200 (a 8576x8576 synthetic scene, 361 tiles of 512, overlap 64).
+# costs nothing, read ahead by 2, 4 and 8 threads. Each figure comes from benchmarks/pipeline.py;
+# the whole run prints within about 5 minutes on one H200 (a 8576x8576 synthetic scene, 361
+# tiles of 512, overlap 64).
 #
 #   benchmarks/gpu.sh                               # a Python with CUDA torch and the project's deps
 #   S2M_WHEELS=.whl benchmarks/gpu.sh               # no internet: install missing deps from wheels
@@ -37,12 +38,16 @@ site=${S2M_SITE:-$PWD/.gpu-site}
 export PYTHONPATH="$PWD:$site${PYTHONPATH:+:$PYTHONPATH}"
 need='import affine, geopandas, pyogrio, pyproj, rasterio, shapely, safetensors, scipy, timm, torch, yaml, click'
 if [ -n "${S2M_WHEELS:-}" ]; then
-    # only the wheels whose distribution this Python lacks: never shadow what it has
+    # only the wheels whose distribution this Python lacks or has older (timm before DINOv3):
+    # never shadow what it has at that version or newer
     mapfile -t todo < <("$py" - "$S2M_WHEELS" <<'PY'
 import importlib.metadata as md, pathlib, sys
+from packaging.version import Version
 for w in sorted(pathlib.Path(sys.argv[1]).glob("*.whl")):
+    name, version = w.name.split("-")[:2]
     try:
-        md.version(w.name.split("-")[0])
+        if Version(md.version(name)) < Version(version):
+            print(w)
     except md.PackageNotFoundError:
         print(w)
 PY
@@ -72,13 +77,20 @@ else
     args=(--tiles 361 --tile 512 --overlap 64 --batch "${S2M_BATCH:-16}" --device cuda)
 fi
 work=${S2M_WORKDIR:-/tmp/s2m-gpu-bench}
-bench() {
-    PYTHONUNBUFFERED=1 "$py" benchmarks/pipeline.py "${args[@]}" --runtime torch --output gpkg --workdir "$work" "$@"
+failed=0
+bench() {  # one section failing (a missing model, say) must not cost the others their figures
+    PYTHONUNBUFFERED=1 "$py" benchmarks/pipeline.py "${args[@]}" --runtime torch --output gpkg --workdir "$work" "$@" ||
+        { echo "gpu.sh: this section failed (above); going on" >&2; failed=1; }
 }
 [ "$smoke" = 1 ] && echo "SMOKE RUN (tiny sizes, CPU, float32): these figures are not GPU figures"
 echo "== default model (s2m_small_cpu), 512-px tiles"
 bench --model default --modes predict forward
 echo "== DINOv3 ViT-S/16 config, RANDOM weights (real DINOv3 weights are not available here)"
 bench --config s2m_geo/configs/s2m_dinov3_vits16.yaml --modes predict forward
-echo "== pipeline only: a model that costs nothing (an ONNX absolute difference)"
-bench --model free --modes predict
+# the free model runs on the CPU, which alone would get one reader: give it what a model on the GPU
+# gets (two, runners.read_threads_for), then more, to see whether 16 cores want more readers
+for readers in 2 4 8; do
+    echo "== pipeline only: a model that costs nothing (an ONNX absolute difference), $readers read threads"
+    bench --model free --modes predict --read-threads "$readers"
+done
+exit $failed

@@ -3,8 +3,9 @@
 Those machines have Python 3.12 (x86-64) with torch, torchvision, timm, onnxruntime, numpy,
 scipy, pandas, click, pyyaml, safetensors and the like, but not the geo stack. This fetches
 exactly the project's runtime dependencies they lack, with the dependencies of those that
-they lack too, at the versions installed here (the ones tested), as cp312 manylinux wheels
-(``pip download --no-deps``) into ``.whl/`` (git-ignored; never commit wheels):
+they lack too, and timm (theirs may predate DINOv3; ``gpu.sh`` installs a wheel only over a
+missing or older distribution), at the versions installed here (the ones tested), as cp312
+manylinux wheels (``pip download --no-deps``) into ``.whl/`` (git-ignored; never commit wheels):
 
     python benchmarks/gpu_wheels.py            # then: S2M_WHEELS=.whl benchmarks/gpu.sh
 
@@ -29,6 +30,8 @@ from pathlib import Path
 
 #: What ``predict -o x.gpkg`` imports beyond those machines' Python, with their own missing needs.
 NEEDED = ["rasterio", "affine", "cligj", "click-plugins", "pyogrio", "shapely", "pyproj", "geopandas"]
+#: What they have, perhaps too old: timm knows DINOv3 from 1.0.20 (installed only over an older one).
+NEWER = ["timm"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 
 
@@ -39,7 +42,7 @@ def main() -> None:
     ap.add_argument("--budget-mib", type=float, default=36.0, help="largest part (default: 64 MiB less the repo)")
     args = ap.parse_args()
     dest = Path(args.dest)
-    pins = [f"{name}=={md.version(name)}" for name in NEEDED]
+    pins = [f"{name}=={md.version(name)}" for name in NEEDED + NEWER]
     print("wheels:", " ".join(pins))
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
     cmd += ["--python-version", "3.12", "--implementation", "cp", "-d", str(dest)]

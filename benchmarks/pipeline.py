@@ -59,7 +59,7 @@ m.probabilities(warm, warm)  # one warm-up forward in every mode (first calls ar
 if mode == "predict":
     from s2m_geo.predict.pipeline import PredictOptions
     opts = PredictOptions(batch_size=batch, tile_size=tile, overlap=overlap,
-                          device=spec["device"], runtime=spec["runtime"])
+                          device=spec["device"], runtime=spec["runtime"], read_threads=spec["read_threads"])
     t, cpu = time.perf_counter(), time.process_time()
     if spec["out"].endswith(".gpkg"):
         from s2m_geo.detect import detect_changes
@@ -156,6 +156,9 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", choices=modes, default=modes, help="which to run, in this order")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx"])
+    ap.add_argument(
+        "--read-threads", type=int, default=None, help="threads reading ahead (default: what the model needs)"
+    )
     ap.add_argument("--workdir", default=None, help="keep scenes here and reuse them (default: a temporary folder)")
     ap.add_argument("--repeat", type=int, default=1, help="run the modes in turn this many times (one row each)")
     args = ap.parse_args()
@@ -200,7 +203,8 @@ def main() -> None:
         )
         print(
             f"model: {what}; tile {tile}, overlap {overlap}, batch {args.batch}, device {args.device}, "
-            f"runtime {args.runtime}, output {args.output}",
+            f"runtime {args.runtime}, output {args.output}, "
+            f"read threads {args.read_threads or 'the model default'}",
             flush=True,
         )
         print(
@@ -210,7 +214,7 @@ def main() -> None:
             flush=True,
         )
         common = {"model": model, "batch": args.batch, "tile": tile, "overlap": overlap}
-        common.update(device=args.device, runtime=args.runtime)
+        common.update(device=args.device, runtime=args.runtime, read_threads=args.read_threads)
         base = None
         for size in sizes:
             folder = scenes / f"s{size}-seed7"
