@@ -16,9 +16,11 @@ core worked) and peak RSS, from the child's own rusage.
     python benchmarks/pipeline_io.py                     # 2048 and 8192
     python benchmarks/pipeline_io.py --sizes 4096 --modes io raster
     python benchmarks/pipeline_io.py --striped --repeat 3  # scenes stored in 16-row strips
+    python benchmarks/pipeline_io.py --sizes 4096 --modes raster --striped --strip-rows 0 --repeat 5
 
 ``--striped`` copies each scene into a striped GeoTIFF (16-row strips, as many tools write
-them) instead of the synthetic scenes' 256-pixel tiles: every block of tiles then decodes
+them; ``--strip-rows 0``: GDAL's default, what ``gdal_translate`` writes, one row at these
+widths) instead of the synthetic scenes' 256-pixel tiles: every block of tiles then decodes
 the same strips, which GDAL's block cache must hold for the whole row of blocks.
 """
 
@@ -80,7 +82,10 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--model", type=Path, help="an ONNX model to use instead of difference_onnx's")
     ap.add_argument("--scenes", type=Path, help="keep the synthetic scenes in this folder (reused when there)")
-    ap.add_argument("--striped", action="store_true", help="store the scenes in 16-row strips, not tiles")
+    ap.add_argument("--striped", action="store_true", help="store the scenes in strips, not tiles")
+    ap.add_argument(
+        "--strip-rows", type=int, default=16, help="rows a strip with --striped (0: GDAL's default, one row here)"
+    )
     ap.add_argument("--repeat", type=int, default=1, help="run every mode this many times (one row each)")
     args = ap.parse_args()
 
@@ -104,7 +109,8 @@ def main() -> None:
             if not (where / "post.tif").is_file():
                 write_scene(where, SceneSpec(size=size, seed=7))
             if args.striped:
-                where = striped_copy(where, where.with_name(where.name + "-striped"))
+                rows = args.strip_rows or None
+                where = striped_copy(where, where.with_name(f"{where.name}-striped{rows or ''}"), rows)
             io = None
             for mode in [m for m in args.modes for _ in range(args.repeat)]:
                 out = d / (f"{mode}{size}.gpkg" if mode == "gpkg" else f"{mode}{size}.tif")
