@@ -28,6 +28,12 @@ from .package import META_KEY, PackageMeta, load_package
 __all__ = ["export_onnx", "OnnxChangeModel", "load_onnx_model"]
 
 PAD_MULTIPLE = 32
+#: Batches of at least this many pixels an input (N x H x W) run without onnxruntime's memory
+#: pattern on the CPU. The pattern plans one block for all of a shape's intermediate tensors,
+#: which the arena holds beside them: for large batches that is far more memory for the same
+#: speed (MobileNetV3, 4 tiles of 512²: 2858 against 1576 MiB; the default model, 16 of 256²:
+#: 1095 against 832), while for small ones it is a little faster (docs/benchmarks.md).
+MEM_PATTERN_MAX_PIXELS = 1 << 20
 _CHECK_ATOL = 1e-3
 
 _ADD_META_HINT = (
@@ -37,10 +43,11 @@ _ADD_META_HINT = (
 )
 
 
-def _ort_session(path: str, providers: Sequence[str] | None = None) -> Any:
+def _ort_session(path: str, providers: Sequence[str] | None = None, mem_pattern: bool = True) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    opts.enable_mem_pattern = mem_pattern
     opts.log_severity_level = 3
     # onnxruntime's pool threads busy-wait between operators by default. Beside the pipeline's
     # readers and its stitching thread (or any other program on a laptop) the spinning threads
@@ -145,10 +152,14 @@ class OnnxChangeModel:
 
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None) -> None:
         self.path = Path(path)
+        self.providers = list(providers or ["CPUExecutionProvider"])
+        #: whether the session plans memory by pattern (until a batch of
+        #: :data:`MEM_PATTERN_MAX_PIXELS` on the CPU)
+        self.mem_pattern = True
         if not self.path.is_file():
             raise InputError(f"{self.path}: ONNX model not found; check the path")
         try:
-            self.session = _ort_session(str(self.path), providers)
+            self.session = _ort_session(str(self.path), self.providers)
         except Exception as exc:
             raise InputError(
                 f"{self.path}: not a readable ONNX model ({str(exc)[:200]}); export it again (s2m-geo export)"
@@ -221,9 +232,18 @@ class OnnxChangeModel:
             )
         return logits[:, :, :h, :w] if (ph or pw) else logits
 
+    def _on_cpu_only(self) -> bool:
+        return self.session.get_providers() == ["CPUExecutionProvider"]
+
     def _run(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
         """The session on the batch, in chunks of a fixed batch size (the last one padded)."""
         b = self.fixed_batch
+        n, _, h, w = pre.shape
+        if self.mem_pattern and min(n, b or n) * h * w >= MEM_PATTERN_MAX_PIXELS and self._on_cpu_only():
+            # the same model in a session without the pattern; the one it replaces goes with
+            # whatever it held (its weights, a smaller batch's pattern)
+            self.session = _ort_session(str(self.path), self.providers, mem_pattern=False)
+            self.mem_pattern = False
         if b is None or len(pre) == b:
             return self.session.run([self.output_name], {"pre": pre, "post": post})[0]
         parts = []

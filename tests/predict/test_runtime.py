@@ -55,6 +55,26 @@ def test_torch_and_onnx_give_the_same_raster(tmp_path, tiny_model, small_scene):
     assert len(np.unique(ca)) > 1  # the tiny random model does predict several classes here
 
 
+def test_a_large_batch_on_the_cpu_runs_without_the_memory_pattern(tmp_path):
+    """onnxruntime's memory pattern is dropped from the first batch of MEM_PATTERN_MAX_PIXELS
+    pixels an input (far less memory, the same logits); smaller batches keep it."""
+    from s2m_geo.model.export import MEM_PATTERN_MAX_PIXELS, load_onnx_model
+    from s2m_geo.testing import difference_onnx
+
+    model = load_onnx_model(difference_onnx(tmp_path / "d.onnx"))
+    rng = np.random.default_rng(0)
+    small = rng.normal(size=(2, 2, 3, 64, 64)).astype(np.float32)
+    before = model(*small)
+    assert model.mem_pattern
+    side = int(np.sqrt(MEM_PATTERN_MAX_PIXELS // 4))  # 4 tiles of 512^2
+    large = rng.normal(size=(2, 4, 3, side, side)).astype(np.float32)
+    out = model(*large)
+    assert not model.mem_pattern
+    expected = 4.0 * np.abs(large[0] - large[1]).mean(axis=1)
+    np.testing.assert_allclose(out[:, 1], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(model(*small), before)  # the same model after the switch
+
+
 def test_bad_runtime_is_refused(tiny_model):
     with pytest.raises(InputError, match="runtime tensorrt: choose one of") as exc:
         load_change_model(tiny_model, "cpu", "tensorrt")
