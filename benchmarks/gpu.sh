@@ -87,10 +87,11 @@ echo "== default model (s2m_small_cpu), 512-px tiles"
 bench --model default --modes predict forward
 echo "== DINOv3 ViT-S/16 config, RANDOM weights (real DINOv3 weights are not available here)"
 bench --config s2m_geo/configs/s2m_dinov3_vits16.yaml --modes predict forward
-# the free model runs on the CPU, which alone would get one reader: give it what a model on the GPU
-# gets (two, runners.read_threads_for), then more, to see whether 16 cores want more readers
+# the free model runs on the CPU (onnxruntime there has no CUDA provider, and it needs none),
+# which alone would get one reader: give it what a model on the GPU gets (two,
+# runners.read_threads_for), then more, to see whether 16 cores want more readers
 for readers in 2 4 8; do
     echo "== pipeline only: a model that costs nothing (an ONNX absolute difference), $readers read threads"
-    bench --model free --modes predict --read-threads "$readers"
+    bench --model free --modes predict --device cpu --read-threads "$readers"
 done
 exit $failed

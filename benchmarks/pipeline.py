@@ -113,7 +113,9 @@ print(json.dumps(res))
 
 
 def _child(spec: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True)
+    if out.returncode:  # the child's own error, not this script's text
+        raise SystemExit(f"{spec['mode']} failed:\n" + "\n".join(out.stderr.strip().splitlines()[-6:]))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
