@@ -13,7 +13,8 @@
 # Environment: S2M_PYTHON (default: the first of /opt/torch/.venv/bin/python3, python3 whose torch
 # sees CUDA), S2M_WHEELS (folder of wheels, see benchmarks/gpu_wheels.py; S2M_INSTALL_ONLY=1 stops
 # after installing them, for wheels that travel in several parts), S2M_SITE (where they go,
-# default .gpu-site), S2M_BATCH (default 16), S2M_WORKDIR (scenes, default /tmp/s2m-gpu-bench).
+# default .gpu-site/<interpreter tag>), S2M_BATCH (default 16), S2M_WORKDIR (scenes, default
+# /tmp/s2m-gpu-bench).
 # Without S2M_WHEELS and with deps missing, the project is installed into a venv (.gpu-venv) that
 # sees the chosen Python's packages (pip install -e ., needs internet).
 set -euo pipefail
@@ -34,7 +35,8 @@ if [ -z "$py" ]; then
     exit 2
 fi
 
-site=${S2M_SITE:-$PWD/.gpu-site}
+# one folder per interpreter (cpython-312...): wheels built for another Python must not shadow this one's
+site=${S2M_SITE:-$PWD/.gpu-site/$("$py" -c 'import sys; print(sys.implementation.cache_tag)')}
 export PYTHONPATH="$PWD:$site${PYTHONPATH:+:$PYTHONPATH}"
 need='import affine, geopandas, pyogrio, pyproj, rasterio, shapely, safetensors, scipy, timm, torch, yaml, click'
 if [ -n "${S2M_WHEELS:-}" ]; then

@@ -20,7 +20,9 @@ measures the pipeline alone. On CUDA the runner autocasts to bf16 (``s2m_geo.dev
 Each mode prints its wall seconds and its CPU seconds (all threads of the process). The CPU
 ratio of ``predict`` to ``forward`` is the pipeline's own work beside the model's; it is steadier
 than the time ratio on a shared machine, and where the model fills every core the time ratio
-cannot go below it.
+cannot go below it. Under ``predict`` a line splits its CPU seconds by thread (on Linux): the
+main thread (batching, the model's calls), the readers, the stitching thread, and the model's
+and GDAL's own pools; on a machine with cores to spare the busiest thread sets the pace.
 
     python benchmarks/pipeline.py                       # 1024, 2048, 4096
     python benchmarks/pipeline.py --sizes 1024 2048 --backbone resnet18
@@ -45,8 +47,41 @@ import tempfile
 from pathlib import Path
 
 CHILD = r"""
-import json, resource, sys, time
+import collections, json, os, resource, sys, threading, time
 import numpy as np
+
+def task_cpu():  # CPU seconds of each thread of this process (Linux /proc; empty elsewhere)
+    out, tick = {}, os.sysconf("SC_CLK_TCK")
+    for tid in (os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else []):
+        try:
+            f = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+            out[int(tid)] = (int(f[11]) + int(f[12])) / tick
+        except OSError:
+            pass
+    return out
+
+class ThreadCPU:  # CPU seconds by thread name while it runs, sampled every 50 ms
+    def __init__(self):
+        self.start, self.names, self.stop = task_cpu(), {}, threading.Event()
+        self.last = dict(self.start)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+    def sample(self):
+        for th in threading.enumerate():
+            if th.native_id:
+                self.names[th.native_id] = th.name.split("_")[0]  # s2m-read_0, s2m-read_1: s2m-read
+        self.last.update(task_cpu())
+    def run(self):
+        while not self.stop.wait(0.05):
+            self.sample()
+    def result(self):
+        self.stop.set(); self.thread.join(); self.sample()
+        by = collections.Counter()
+        for tid, cpu in self.last.items():
+            if tid != self.thread.native_id:
+                by[self.names.get(tid, "other")] += cpu - self.start.get(tid, 0.0)
+        return {k: round(v, 2) for k, v in by.most_common() if v >= 0.05}
+
 spec = json.loads(sys.argv[1])
 mode, pre, post, batch = spec["mode"], spec["pre"], spec["post"], spec["batch"]
 from s2m_geo.predict.runners import load_change_model
@@ -60,7 +95,7 @@ if mode == "predict":
     from s2m_geo.predict.pipeline import PredictOptions
     opts = PredictOptions(batch_size=batch, tile_size=tile, overlap=overlap,
                           device=spec["device"], runtime=spec["runtime"], read_threads=spec["read_threads"])
-    t, cpu = time.perf_counter(), time.process_time()
+    t, cpu, threads = time.perf_counter(), time.process_time(), ThreadCPU()
     if spec["out"].endswith(".gpkg"):
         from s2m_geo.detect import detect_changes
         d = detect_changes(pre, post, spec["out"], m, opts)
@@ -70,6 +105,7 @@ if mode == "predict":
         from s2m_geo.predict.pipeline import predict
         r = predict(pre, post, spec["out"], m, opts)
     res.update(seconds=time.perf_counter() - t, cpu=time.process_time() - cpu, tiles=r.tiles)
+    res["threads"] = threads.result()
 elif mode == "forward":
     import rasterio
     from rasterio.windows import Window
@@ -268,6 +304,9 @@ def _row(args, common: dict, pair: dict, size: int, tmp: Path, base: dict | None
     cells.append(f"{w['seconds']:7.1f} {w['peak_rss_mib']:7.0f}" if w else f"{'-':>7} {'-':>7}")
     cells.append(any_res["precision"] + (f", {p['polygons']} polygons" if p and "polygons" in p else ""))
     print(" | ".join(cells), flush=True)
+    if p and p.get("threads"):  # which thread would limit a machine with cores to spare
+        by = ", ".join(f"{k} {v:.1f}" for k, v in p["threads"].items())
+        print(f"{'':>11} predict CPU s by thread ('other': the model's and GDAL's own): {by}", flush=True)
     if p and first is not None:
         base = base or p
         print(
