@@ -70,7 +70,7 @@ from rasterio.warp import transform as warp_points
 from rasterio.windows import Window
 
 from ..errors import InputError
-from .tiling import mosaic_block_shape, read_cache_bytes
+from .tiling import is_strip, mosaic_block_shape, read_cache_bytes
 
 __all__ = [
     "Grid",
@@ -795,7 +795,7 @@ class ScenePair:
         """Whether either file is stored in strips as wide as itself: its blocks must run row by
         row, or every column of blocks decodes the strips again. A mosaic's strips are its
         sources' (:attr:`_Epoch.block_shape`), narrower than the mosaic: not these."""
-        return any(ep.block_shape[1] >= ep.native.width for ep in self._epochs.values())
+        return any(is_strip(ep.block_shape, ep.native.width) for ep in self._epochs.values())
 
     def _file_scale(self, ep: _Epoch) -> float:
         """File pixels per grid pixel: a warped epoch is read in its own pixels, more of them

@@ -223,7 +223,7 @@ def mosaic_block_shape(sources: list[tuple[tuple[int, int], int]]) -> tuple[int,
     largest source block."""
     if not sources:
         raise ValueError("a mosaic without sources has no block shape")
-    strips = [(bh, width) for (bh, bw), width in sources if bw >= width]
+    strips = [(block[0], width) for block, width in sources if is_strip(block, width)]
     if strips:
         return max(h for h, _ in strips), max(w for _, w in strips)
     return max(bh for (bh, _), _ in sources), max(bw for (_, bw), _ in sources)
