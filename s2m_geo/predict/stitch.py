@@ -59,11 +59,16 @@ class BlockPartial:
         fw = weights if isinstance(weights, FixedWeights) else FixedWeights.of(weights)
         src = part.slices(tile)
         dst = part.slices(self.block.extent)
-        scaled = probs[(slice(None), *src)] * fw.scaled[src]
-        np.rint(scaled, out=scaled)
-        # an int32 copy, then an int32 add: twice as fast as adding the floats into the int32
-        # sums (numpy does that in float64) and the same integers
-        self.acc[(slice(None), *dst)] += scaled.astype(np.int32)
+        scaled_weights = fw.scaled[src]
+        # plane by plane: a plane's temporaries stay in the CPU's cache (~1.5x faster than the
+        # whole tile's K+1 planes at once; the same integers)
+        for k in range(probs.shape[0]):
+            scaled = probs[(k, *src)] * scaled_weights
+            np.rint(scaled, out=scaled)
+            # an int32 copy, then an int32 add: twice as fast as adding the floats into the
+            # int32 sums (numpy does that in float64) and the same integers
+            plane = self.acc[(k, *dst)]
+            plane += scaled.astype(np.int32)
         self.wsum[dst] += fw.fixed[src]
         self.valid[dst] |= valid[src]
 
