@@ -40,6 +40,22 @@ def test_one_reader_feeds_a_model_on_the_cpu(tiny_model, onnx_cache):
     assert read_threads_for(object()) == 2  # a model that does not say where it runs
 
 
+def test_an_accelerator_normalises_the_batch_on_the_device_bit_for_bit(tiny_model):
+    """On a GPU the torch runner normalises a batch on the device (not in the pipeline's main
+    thread): the same float32 inputs, so the same probabilities. The device path runs on the
+    CPU here."""
+    runner = load_change_model(tiny_model, "cpu", "torch")
+    rng = np.random.default_rng(3)
+    pre, post = (rng.uniform(0, 255, (2, 3, 64, 64)).astype(np.float32) for _ in range(2))
+    keep = pre.copy()
+    on_host = runner.probabilities(pre, post)
+    host_input = runner._input(pre).numpy()
+    runner.on_cpu = False  # as on an accelerator
+    assert np.array_equal(runner._input(pre).numpy(), host_input)
+    assert np.array_equal(pre, keep)  # the caller's batch is left as it was
+    assert np.array_equal(runner.probabilities(pre, post), on_host)
+
+
 def test_torch_and_onnx_give_the_same_raster(tmp_path, tiny_model, small_scene):
     out = {}
     for runtime in ("torch", "onnx"):
