@@ -2,7 +2,8 @@
 # GPU figures in one go: pure-model and end-to-end tiles/s (GeoPackage output) for the shipped
 # default model and the DINOv3 ViT-S/16 config (random weights: real DINOv3 weights cannot be
 # had here) at 512-px tiles, bf16 autocast on CUDA, and the pipeline-only rate with a model that
-# costs nothing, read ahead by 2, 4 and 8 threads. Each figure comes from benchmarks/pipeline.py;
+# costs nothing, read ahead by 2, 4 and 8 threads, and with 2 and its vectorizing in a thread of
+# its own (an experiment). Each figure comes from benchmarks/pipeline.py;
 # the whole run prints within about 5 minutes on one H200 (a 8576x8576 synthetic scene, 361
 # tiles of 512, overlap 64).
 #
@@ -96,4 +97,8 @@ for readers in 2 4 8; do
     echo "== pipeline only: a model that costs nothing (an ONNX absolute difference), $readers read threads"
     bench --model free --modes predict --device cpu --read-threads "$readers"
 done
+# whether vectorizing in a thread of its own raises the GeoPackage rate on many cores, or the
+# GIL holds it (on 2 cores it made no clear difference: docs/benchmarks.md)
+echo "== pipeline only, 2 read threads, vectorizing in a thread of its own (an experiment)"
+bench --model free --modes predict --device cpu --read-threads 2 --vector-thread
 exit $failed

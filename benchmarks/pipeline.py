@@ -23,6 +23,9 @@ than the time ratio on a shared machine, and where the model fills every core th
 cannot go below it. Under ``predict`` a line splits its CPU seconds by thread (on Linux): the
 main thread (batching, the model's calls), the readers, the stitching thread, and the model's
 and GDAL's own pools; on a machine with cores to spare the busiest thread sets the pace.
+``--vector-thread`` is an experiment for such a machine: the GeoPackage's vectorizing and
+describing move from the stitching thread to one of their own (``s2m-vector``), to see whether
+that raises the rate or the GIL holds it (docs/benchmarks.md, "What will limit a GPU run").
 
     python benchmarks/pipeline.py                       # 1024, 2048, 4096
     python benchmarks/pipeline.py --sizes 1024 2048 --backbone resnet18
@@ -91,6 +94,20 @@ overlap = m.meta.default_overlap if overlap is None else overlap
 res = {"precision": str(getattr(m, "dtype", None) or "float32").replace("torch.", "")}
 warm = np.zeros((batch, 3, tile, tile), np.float32)
 m.probabilities(warm, warm)  # one warm-up forward in every mode (first calls are slow)
+if spec.get("vector_thread"):  # the experiment of --vector-thread, not the library's way
+    from s2m_geo import detect
+    from s2m_geo.predict.pipeline import _InOrder
+    call, finish = detect._VectorSink.__call__, detect._VectorSink.finish
+    def queued(self, *core):
+        if getattr(self, "stage", None) is None:
+            self.stage = _InOrder(lambda item: call(self, *item), depth=2)
+            self.stage._thread.name = "s2m-vector"
+        self.stage.put(core)
+    def drained(self, *args):
+        if getattr(self, "stage", None) is not None:
+            self.stage.close()
+        return finish(self, *args)
+    detect._VectorSink.__call__, detect._VectorSink.finish = queued, drained
 if mode == "predict":
     from s2m_geo.predict.pipeline import PredictOptions
     opts = PredictOptions(batch_size=batch, tile_size=tile, overlap=overlap,
@@ -197,6 +214,11 @@ def main() -> None:
     ap.add_argument(
         "--read-threads", type=int, default=None, help="threads reading ahead (default: what the model needs)"
     )
+    ap.add_argument(
+        "--vector-thread",
+        action="store_true",
+        help="experiment (--output gpkg): vectorize and describe in a thread of their own after the stitching thread",
+    )
     ap.add_argument("--workdir", default=None, help="keep scenes here and reuse them (default: a temporary folder)")
     ap.add_argument("--repeat", type=int, default=1, help="run the modes in turn this many times (one row each)")
     args = ap.parse_args()
@@ -242,7 +264,8 @@ def main() -> None:
         print(
             f"model: {what}; tile {tile}, overlap {overlap}, batch {args.batch}, device {args.device}, "
             f"runtime {args.runtime}, output {args.output}, "
-            f"read threads {args.read_threads or 'the model default'}",
+            f"read threads {args.read_threads or 'the model default'}"
+            + (", vectorizing in a thread of its own (experiment)" if args.vector_thread else ""),
             flush=True,
         )
         print(
@@ -253,6 +276,7 @@ def main() -> None:
         )
         common = {"model": model, "batch": args.batch, "tile": tile, "overlap": overlap}
         common.update(device=args.device, runtime=args.runtime, read_threads=args.read_threads)
+        common["vector_thread"] = args.vector_thread
         base = None
         for size in sizes:
             folder = scenes / f"s{size}-seed7"
