@@ -98,11 +98,11 @@ if spec.get("vector_thread"):  # the experiment of --vector-thread, not the libr
     from s2m_geo import detect
     from s2m_geo.predict.pipeline import _InOrder
     call, finish = detect._VectorSink.__call__, detect._VectorSink.finish
-    def queued(self, *core):
+    def queued(self, *finished):  # (core, classes, confidence, probabilities)
         if getattr(self, "stage", None) is None:
             self.stage = _InOrder(lambda item: call(self, *item), depth=2)
             self.stage._thread.name = "s2m-vector"
-        self.stage.put(core)
+        self.stage.put(finished)
     def drained(self, *args):
         if getattr(self, "stage", None) is not None:
             self.stage.close()
