@@ -158,9 +158,11 @@ def class_counts(path: str | Path, table: ClassTable, pixels: int = STRIP_PIXELS
     """Per-class pixel counts per row (K+1, H) and per column (K+1, W) of band 1 of a class
     raster, read in strips of whole rows of at most ``pixels`` pixels (memory does not grow
     with the raster, in either dimension), nodata counted as 0 (no change); and its profile.
-    Unknown ids are an :class:`InputError`."""
+    Of a sparse GeoTIFF only the blocks it stores are read (:func:`written_blocks`): the time
+    follows them, not the raster's size. Unknown ids are an :class:`InputError`."""
     from .describe.rules import class_row_col_counts
     from .predict.pipeline import GDAL_CACHE_MB
+    from .predict.tiling import held_rects
 
     path = Path(path)
     k = table.num_classes
@@ -168,13 +170,47 @@ def class_counts(path: str | Path, table: ClassTable, pixels: int = STRIP_PIXELS
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB << 20), open_raster(path) as ds:
         per_row = np.zeros((k, ds.height), np.int64)
         per_col = np.zeros((k, ds.width), np.int64)
-        rows = max(1, pixels // ds.width)
-        for r0 in range(0, ds.height, rows):
-            window = Window(0, r0, ds.width, min(rows, ds.height - r0))
+        held = written_blocks(ds)
+        if held is None:
+            rows = max(1, pixels // ds.width)
+            windows = [Window(0, r0, ds.width, min(rows, ds.height - r0)) for r0 in range(0, ds.height, rows)]
+        else:
+            # only the blocks the file holds are read; the others read as nodata, which counts
+            # as no change: every pixel starts there and the read ones are moved out of it
+            per_row[0] = ds.width
+            per_col[0] = ds.height
+            bh, bw = ds.block_shapes[0]
+            rects = held_rects(held, (bh, bw), ds.height, ds.width, max(1, pixels // (bh * bw)))
+            windows = [Window(r.col, r.row, r.width, r.height) for r in rects]
+        for window in windows:
+            r0, c0, h, w = window.row_off, window.col_off, window.height, window.width
             mask, valid = _read_classes(ds, window, path)
             mask = np.where(valid, mask, 0)
             _check_values(mask, valid, k, path, table)
             strip_rows, strip_cols = class_row_col_counts(mask, k)
-            per_row[:, r0 : r0 + mask.shape[0]] = strip_rows
-            per_col += strip_cols
+            per_row[:, r0 : r0 + h] += strip_rows
+            per_col[:, c0 : c0 + w] += strip_cols
+            if held is not None:
+                per_row[0, r0 : r0 + h] -= w
+                per_col[0, c0 : c0 + w] -= h
         return per_row, per_col, ds.profile
+
+
+def written_blocks(ds: Any) -> np.ndarray | None:
+    """Which blocks of band 1 a GeoTIFF stores (bool, block rows x block columns), or None
+    when that is not known (another format) or every block is stored. A block never written
+    (a sparse file: ``predict`` leaves a mosaic's nodata frame so) reads as nodata, or 0
+    without one, and is not in the file; GDAL tells by its ``BLOCK_OFFSET_x_y``."""
+    if ds.driver != "GTiff":
+        return None
+    bh, bw = ds.block_shapes[0]
+    item = ds.get_tag_item
+    held = np.array(
+        [
+            [item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=1) is not None for x in range(-(-ds.width // bw))]
+            for y in range(-(-ds.height // bh))
+        ],
+        bool,
+    )
+    # none at all: rather a GDAL that does not say than an empty file (then read whole)
+    return None if held.all() or not held.any() else held

@@ -264,3 +264,27 @@ def _blocks_span(n: int, block: int) -> int:
     """Pixels of the file blocks ``n`` consecutive pixels may touch (at most ceil((n-1)/block) + 1
     blocks, wherever they start)."""
     return (-(-(n - 1) // block) + 1) * block
+
+
+def held_rects(held: np.ndarray, block_shape: tuple[int, int], height: int, width: int, most: int) -> list[Rect]:
+    """Rectangles over the ``True`` blocks of ``held`` (block rows x block columns of a
+    ``height`` x ``width`` raster stored in ``block_shape`` blocks), row by row: each a run of
+    neighbouring blocks in one block row, of at most ``most`` blocks; in a file of strips (one
+    block column), a run of neighbouring strips."""
+    bh, bw = block_shape
+    held = np.asarray(held, bool)
+    if held.shape[1] == 1:  # strips: runs down the one column
+        return [Rect(a * bh, 0, min(b * bh, height) - a * bh, width) for a, b in _runs(held[:, 0], most)]
+    return [
+        Rect(by * bh, a * bw, min(bh, height - by * bh), min(b * bw, width) - a * bw)
+        for by, row in enumerate(held)
+        for a, b in _runs(row, most)
+    ]
+
+
+def _runs(flags: np.ndarray, most: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of the runs of ``True`` in a 1-D array, each cut to at most ``most``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return [
+        (a, min(a + most, x1)) for x0, x1 in zip(edges[::2].tolist(), edges[1::2].tolist()) for a in range(x0, x1, most)
+    ]

@@ -690,3 +690,49 @@ def test_a_raster_is_described_strip_by_strip_exactly_as_whole(tmp_path):
     assert describe_counts_geo(per_row, per_col, t, profile["crs"], table) == describe_mask_geo(
         whole, t, profile["crs"], table
     )
+
+
+@pytest.mark.parametrize("tiled", [True, False])
+def test_a_sparse_raster_is_counted_from_its_stored_blocks_alone(tmp_path, monkeypatch, tiled):
+    """describe of a sparse GeoTIFF (predict's output over a mosaic's nodata frame) reads only
+    the blocks the file stores, tiles or strips; the counts are those of the whole mask, the
+    blocks never written counted as no change. An unknown id in a stored block is still found."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    from s2m_geo import evaluate
+    from s2m_geo.classes import load_class_table
+    from s2m_geo.describe.rules import class_row_col_counts
+    from s2m_geo.errors import InputError
+
+    table = load_class_table()
+    h, w = 150, 130
+    layout = dict(tiled=True, blockxsize=32, blockysize=32) if tiled else dict(tiled=False, blockysize=8)
+    prof = dict(driver="GTiff", width=w, height=h, count=1, dtype="uint8", crs="EPSG:32636", nodata=255)
+    prof.update(transform=from_origin(637000, 3486500, 0.5, 0.5), compress="deflate", sparse_ok=True, **layout)
+    rng = np.random.default_rng(5)
+    mask = np.full((h, w), 255, np.uint8)
+    path = tmp_path / "sparse.tif"
+    with rasterio.open(path, "w", **prof) as ds:
+        for r, c in [(0, 32), (40, 70), (100, 0), (120, 98)]:  # written blocks (or strips)
+            part = rng.integers(0, table.num_classes, (30, 32)).astype(np.uint8)
+            part[:3] = 255
+            mask[r : r + 30, c : c + 32] = part
+            ds.write(part, 1, window=Window(c, r, 32, 30))
+    reads = []
+    read = evaluate._read_classes
+    monkeypatch.setattr(evaluate, "_read_classes", lambda ds, win, p: reads.append(win) or read(ds, win, p))
+    per_row, per_col, _ = evaluate.class_counts(path, table, pixels=64 * 64)
+    ref_row, ref_col = class_row_col_counts(np.where(mask == 255, 0, mask), table.num_classes)
+    np.testing.assert_array_equal(per_row, ref_row)
+    np.testing.assert_array_equal(per_col, ref_col)
+    with rasterio.open(path) as ds:
+        held, (bh, bw) = evaluate.written_blocks(ds), ds.block_shapes[0]
+    assert held is not None and 0 < held.sum() < held.size
+    stored = np.kron(held, np.ones((bh, bw), bool))[:h, :w].sum()
+    assert sum(win.height * win.width for win in reads) == stored < h * w  # the stored blocks alone
+    with rasterio.open(path, "r+") as ds:
+        ds.write(np.full((2, 2), 99, np.uint8), 1, window=Window(71, 45, 2, 2))
+    with pytest.raises(InputError, match="value 99"):
+        evaluate.class_counts(path, table)

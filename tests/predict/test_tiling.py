@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from s2m_geo.classes import NODATA_CLASS
 from s2m_geo.predict.stitch import BlockPartial, Stitcher, core_rects
-from s2m_geo.predict.tiling import TileLayout, axis_starts, column_major
+from s2m_geo.predict.tiling import Rect, TileLayout, axis_starts, column_major, held_rects
 
 dims = st.integers(1, 700)
 tiles = st.sampled_from([16, 32, 64, 96])
@@ -277,3 +277,40 @@ def test_a_mosaic_is_decoded_in_its_sources_blocks():
     assert is_strip(shape, 1856) and not is_strip(shape, 8192)
     with pytest.raises(ValueError):
         mosaic_block_shape([])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 5),
+    st.integers(1, 6),
+    st.integers(1, 4),
+    st.integers(0, 2**30),
+)
+def test_held_rects_cover_exactly_the_held_blocks(nby, nbx, most, seed):
+    """The rectangles a sparse file's stored blocks are read by: disjoint, each at most
+    ``most`` blocks, and together exactly the held blocks' pixels (edge blocks cropped)."""
+    rng = np.random.default_rng(seed)
+    held = rng.random((nby, nbx)) < 0.5
+    bh, bw = 4, 5
+    height, width = nby * bh - int(rng.integers(0, bh)), nbx * bw - int(rng.integers(0, bw))
+    block_shape = (bh, bw) if nbx > 1 else (bh, width)  # one block column: a file of strips
+    want = np.kron(held, np.ones((bh, bw if nbx > 1 else width), bool))[:height, :width]
+    got = np.zeros((height, width), np.int64)
+    for r in held_rects(held, block_shape, height, width, most):
+        assert r.height > 0 and r.width > 0
+        got[r.row : r.row_end, r.col : r.col_end] += 1
+        blocks = (r.height + bh - 1) // bh * ((r.width + bw - 1) // bw if nbx > 1 else 1)
+        assert blocks <= most
+    np.testing.assert_array_equal(got, want.astype(np.int64))
+
+
+def test_held_rects_join_neighbours_of_a_row_and_strips_down_the_file():
+    held = np.array([[0, 1, 1, 1, 0, 1], [0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
+    assert held_rects(held, (10, 8), 25, 45, 3) == [
+        Rect(0, 8, 10, 24),
+        Rect(0, 40, 10, 5),
+        Rect(20, 0, 5, 24),
+        Rect(20, 24, 5, 21),
+    ]
+    strips = np.array([[1], [1], [0], [1]], bool)
+    assert held_rects(strips, (4, 45), 15, 45, 8) == [Rect(0, 0, 8, 45), Rect(12, 0, 3, 45)]
