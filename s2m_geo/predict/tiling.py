@@ -1,4 +1,5 @@
-"""Pure window math for tiled prediction: the tile grid, blocks of tiles, blend weights.
+"""Pure window math for tiled prediction: the tile grid, blocks of tiles, blend weights (and
+the windows over the blocks a sparse file stores, :func:`held_rects`).
 
 One tile grid covers the whole scene: tiles of ``tile`` pixels start every
 ``stride = tile - overlap`` pixels, the last row/column shifted back so it ends on the scene
