@@ -4,8 +4,10 @@
 # had here) at 512-px tiles, bf16 autocast on CUDA, and the pipeline-only rate with a model that
 # costs nothing, read ahead by 2, 4 and 8 threads, and with 2 and its vectorizing in a thread of
 # its own (an experiment). Each figure comes from benchmarks/pipeline.py;
-# the whole run prints within about 5 minutes on one H200 (a 8576x8576 synthetic scene, 361
-# tiles of 512, overlap 64).
+# the whole run is meant to print within 5 minutes on one H200 (a 8576x8576 synthetic scene, 361
+# tiles of 512, overlap 64), not yet seen on one: here, on 2 CPU cores, making the scene and
+# opening the first section took ~45 s. No section may run past S2M_SECTION_S seconds (180), so
+# one that hangs leaves the others their time.
 #
 #   benchmarks/gpu.sh                               # a Python with CUDA torch and the project's deps
 #   S2M_WHEELS=.whl benchmarks/gpu.sh               # no internet: install missing deps from wheels
@@ -15,7 +17,7 @@
 # sees CUDA), S2M_WHEELS (folder of wheels, see benchmarks/gpu_wheels.py; S2M_INSTALL_ONLY=1 stops
 # after installing them, for wheels that travel in several parts), S2M_SITE (where they go,
 # default .gpu-site/<interpreter tag>), S2M_BATCH (default 16), S2M_WORKDIR (scenes, default
-# /tmp/s2m-gpu-bench).
+# /tmp/s2m-gpu-bench), S2M_SECTION_S (each section's limit in seconds, default 180).
 # Without S2M_WHEELS and with deps missing, the project is installed into a venv (.gpu-venv) that
 # sees the chosen Python's packages (pip install -e ., needs internet).
 set -euo pipefail
@@ -81,9 +83,20 @@ else
 fi
 work=${S2M_WORKDIR:-/tmp/s2m-gpu-bench}
 failed=0
-bench() {  # one section failing (a missing model, say) must not cost the others their figures
-    PYTHONUNBUFFERED=1 "$py" benchmarks/pipeline.py "${args[@]}" --runtime torch --output gpkg --workdir "$work" "$@" ||
-        { echo "gpu.sh: this section failed (above); going on" >&2; failed=1; }
+limit=${S2M_SECTION_S:-180}
+stop=(timeout -k 10 "$limit")
+command -v timeout >/dev/null || stop=()
+bench() {  # one section failing or hanging (a missing model, say) must not cost the others their figures
+    local rc=0
+    PYTHONUNBUFFERED=1 "${stop[@]}" "$py" benchmarks/pipeline.py "${args[@]}" --runtime torch --output gpkg \
+        --workdir "$work" "$@" || rc=$?
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "gpu.sh: this section ran past ${limit} s (S2M_SECTION_S) and was stopped; going on" >&2
+        failed=1
+    elif [ "$rc" != 0 ]; then
+        echo "gpu.sh: this section failed (above); going on" >&2
+        failed=1
+    fi
 }
 [ "$smoke" = 1 ] && echo "SMOKE RUN (tiny sizes, CPU, float32): these figures are not GPU figures"
 echo "== default model (s2m_small_cpu), 512-px tiles"
