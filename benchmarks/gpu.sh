@@ -5,9 +5,10 @@
 # costs nothing, read ahead by 2, 4 and 8 threads, and with 2 and its vectorizing in a thread of
 # its own (an experiment). Each figure comes from benchmarks/pipeline.py;
 # the whole run is meant to print within 5 minutes on one H200 (a 8576x8576 synthetic scene, 361
-# tiles of 512, overlap 64), not yet seen on one: here, on 2 CPU cores, making the scene and
-# opening the first section took ~45 s. No section may run past S2M_SECTION_S seconds (180), so
-# one that hangs leaves the others their time.
+# tiles of 512, overlap 64), not yet seen on one. Here, on 2 CPU cores, making that scene took
+# ~45 s (a free-model section from an empty S2M_WORKDIR: 59.5 s, its predict 13.0 s); later
+# sections reuse it. No section may run past S2M_SECTION_S seconds (180), so one that hangs
+# leaves the others their time.
 #
 #   benchmarks/gpu.sh                               # a Python with CUDA torch and the project's deps
 #   S2M_WHEELS=.whl benchmarks/gpu.sh               # no internet: install missing deps from wheels
